@@ -1,0 +1,62 @@
+"""The one place that imports TensorFlow.
+
+TF1 graph code runs on TensorFlow 2.21 through ``tensorflow.compat.v1`` with eager
+execution disabled (``tensorflow-gpu==1.15`` has no wheels for current Pythons).
+Environment defaults that must be in place before TensorFlow loads are set here, only
+when the user has not set them:
+
+- ``TF_USE_LEGACY_KERAS=1``: ``tf.layers.*`` needs Keras 2 (the ``tf-keras`` package);
+  with Keras 3 it fails with ``conv2d is not available with Keras 3``.
+- ``TF_CPP_MIN_LOG_LEVEL=2``: hides TensorFlow's C++ INFO and WARNING logs. TensorFlow
+  2.21 prints a few lines at import before that setting is read (absl logs "before
+  InitializeLog" go straight to stderr), so in that case the import itself runs with
+  file descriptor 2 pointed at /dev/null, and so does the creation of sessions (device
+  probing logs, e.g. ``failed call to cuInit`` on machines without a GPU).
+"""
+
+import contextlib
+import os
+import sys
+
+_QUIET = "TF_CPP_MIN_LOG_LEVEL" not in os.environ and "tensorflow" not in sys.modules
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextlib.contextmanager
+def _stderr_silenced(enabled: bool):
+    """Point file descriptor 2 at /dev/null for the duration (C++ writes there directly)."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+with _stderr_silenced(_QUIET):
+    import tensorflow as _tf2
+    import tensorflow.compat.v1 as tf
+
+tf.disable_eager_execution()
+
+def new_session(graph: "tf.Graph", **session_args) -> "tf.Session":
+    """A ``tf.Session``, created quietly unless the user asked for C++ logs.
+
+    Failures still raise, with their message, as Python exceptions.
+    """
+    with _stderr_silenced(_QUIET):
+        return tf.Session(graph=graph, **session_args)
+
+
+#: Every dataset class (tf.data v1 datasets derive from it), and the spec of a dense tensor.
+DatasetBase = _tf2.data.Dataset
+TensorSpec = _tf2.TensorSpec
+
+__all__ = ["tf", "DatasetBase", "TensorSpec", "new_session"]

@@ -1,0 +1,387 @@
+"""The Elistimator: setup, the train/validate/evaluate loops and prediction."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterator, Mapping, Optional, Union
+
+import numpy as np
+
+from ._tf import new_session, tf
+from .events import EventLog
+from .inputs import Batch, BatchStream, InputFn, batch_size, one_off_batch
+from .model_graph import ModelFn, ModelGraph
+from .progress import metrics_line, progress_bar
+
+PathLike = Union[str, os.PathLike]
+SESSION_ARGS = ("target", "config")
+
+
+class Elistimator:
+    """A TF1 graph model with train/validate/evaluate/predict loops around one session.
+
+    Args:
+        model_fn: ``model_fn(features, is_training, params)`` returning
+            ``(TrainSpec, EvaluationSpec | None, PredictSpec | None)``.
+        model_dir: where checkpoints and TensorBoard events go (``str`` or ``Path``);
+            without one, a temporary directory that lives as long as this object.
+        params: passed to ``model_fn`` as its third argument.
+        session_args: keyword arguments for ``tf.Session`` (``target``, ``config``).
+        verbose: progress bars and the metrics line after ``validate()``.
+        summary_every_n_steps: training loss (and the model's own ``tf.summary`` ops)
+            go to TensorBoard every this many global steps.
+    """
+
+    def __init__(self, model_fn: ModelFn, model_dir: Optional[PathLike] = None, params: Optional[dict] = None,
+                 session_args: Optional[Mapping[str, Any]] = None, *, verbose: bool = True,
+                 summary_every_n_steps: int = 10):
+        if not callable(model_fn):
+            raise TypeError(f"model_fn must be callable as model_fn(features, is_training, params), "
+                            f"got {type(model_fn).__name__}")
+        if params is not None and not isinstance(params, Mapping):
+            raise TypeError(f"params must be a dict or None, got {type(params).__name__}")
+        self._session_args = _checked_session_args(session_args)
+        if isinstance(summary_every_n_steps, bool) or not isinstance(summary_every_n_steps, int) \
+                or summary_every_n_steps < 1:
+            raise ValueError(f"summary_every_n_steps must be a positive int, got {summary_every_n_steps!r}")
+        self._model_fn = model_fn
+        self._params = dict(params or {})
+        self._temporary_dir: Optional[tempfile.TemporaryDirectory] = None
+        self._model_dir = self._prepare_model_dir(model_dir)
+        self.verbose = verbose
+        self.summary_every_n_steps = summary_every_n_steps
+
+        self._model: Optional[ModelGraph] = None
+        self._session: Optional[tf.Session] = None
+        self._train_stream: Optional[BatchStream] = None
+        self._validation_stream: Optional[BatchStream] = None
+        self._train_events: Optional[EventLog] = None
+        self._validation_events: Optional[EventLog] = None
+        self._step = 0
+        self._train_calls = 0
+        self._epoch_position = 0
+        self._lengths: Dict[str, int] = {}
+        self._closed = False
+
+    # -- properties -----------------------------------------------------------------
+
+    @property
+    def model_dir(self) -> Path:
+        return self._model_dir
+
+    @property
+    def graph(self) -> Optional[tf.Graph]:
+        """The model graph (None until ``setup()`` built it)."""
+        return self._model.graph if self._model else None
+
+    @property
+    def session(self) -> Optional[tf.Session]:
+        """The session running the model graph (None until ``setup()``)."""
+        return self._session
+
+    @property
+    def global_step(self) -> int:
+        if self._model is None:
+            return 0
+        return int(self._session.run(self._model.global_step))
+
+    @property
+    def input_signature(self) -> Dict[Any, str]:
+        """``{feature: 'dtype (shape)'}`` as recorded from the training data."""
+        model = self._require_model("input_signature")
+        return {f.key: f"{f.dtype} {f.shape_text()}" for f in model.signature}
+
+    # -- setup ----------------------------------------------------------------------
+
+    def setup(self, train_input_fn: InputFn, validation_input_fn: Optional[InputFn] = None,
+              train_saver_args: Optional[Mapping[str, Any]] = None) -> "Elistimator":
+        """Prepare training (and validation) data; build the graph on the first call.
+
+        Input functions take no argument and return a ``tf.data.Dataset`` of dicts,
+        tuples or single tensors. The first call records the input signature and calls
+        ``model_fn``; later calls swap the data, which must fit that signature.
+        """
+        self._require_open()
+        train = BatchStream(train_input_fn, "training")
+        validation = None
+        try:
+            validation = BatchStream(validation_input_fn, "validation") if validation_input_fn else None
+            if self._model is None:
+                self._build(train, validation)
+            self._check_streams(train, validation)
+            train.restart()
+        except BaseException:
+            train.close()
+            if validation:
+                validation.close()
+            raise
+        self._replace_streams(train, validation)
+        return self
+
+    def _build(self, train: BatchStream, validation: Optional[BatchStream]) -> None:
+        signature = train.signature
+        if validation is not None:
+            signature = signature.relaxed_with(validation.signature, "validation")
+        model = ModelGraph.build(self._model_fn, self._params, signature)
+        session = new_session(model.graph, **self._session_args)
+        session.run(model.init)
+        self._model, self._session = model, session
+        self._step = 0
+
+    def _check_streams(self, train: BatchStream, validation: Optional[BatchStream]) -> None:
+        model = self._model
+        self._require_fits(train, model.train_needs())
+        if validation is not None:
+            if model.evaluation is None:
+                raise ValueError("setup got a validation_input_fn, but model_fn returned no EvaluationSpec "
+                                 "to validate with")
+            self._require_fits(validation, model.evaluation_needs())
+
+    def _require_fits(self, stream: BatchStream, needed) -> None:
+        signature = self._model.signature
+        signature.require_fits(stream.signature, stream.role)
+        missing = [key for key in needed if key not in stream.signature]
+        if missing:
+            raise ValueError(f"the {stream.role} dataset lacks feature(s) {', '.join(map(repr, missing))} that "
+                             f"the model needs for {stream.role}; the signature is {signature.describe()}")
+
+    def _replace_streams(self, train: BatchStream, validation: Optional[BatchStream]) -> None:
+        for old in (self._train_stream, self._validation_stream):
+            if old is not None:
+                old.close()
+        self._train_stream, self._validation_stream = train, validation
+        self._epoch_position = 0
+        self._lengths.pop("training", None)
+        self._lengths.pop("validation", None)
+
+    # -- training -------------------------------------------------------------------
+
+    def train(self, steps: Optional[int] = None) -> "Elistimator":
+        """Train for ``steps`` steps, or to the end of the current epoch; return ``self``.
+
+        Each call continues where the previous one stopped; when the data runs out
+        during a ``steps`` call, a new epoch starts and training goes on.
+        """
+        self._require_open()
+        if self._train_stream is None:
+            raise RuntimeError("train() needs setup(train_input_fn, ...) first")
+        steps = _checked_steps(steps)
+        self._train_calls += 1
+        done = 0
+        with progress_bar(f"Training ({self._train_calls})", self._train_total(steps), self.verbose) as bar:
+            while steps is None or done < steps:
+                batch = self._train_stream.next_batch()
+                if batch is None:
+                    self._start_new_epoch()
+                    if steps is None and done:
+                        break
+                    continue
+                loss = self._train_step(batch, done)
+                self._epoch_position += 1
+                done += 1
+                bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
+                bar.update()
+        self._train_event_log().flush()
+        return self
+
+    def _train_total(self, steps: Optional[int]) -> Optional[int]:
+        if steps is not None:
+            return steps
+        length = self._lengths.get("training")
+        if length is None:
+            return None
+        return (length - self._epoch_position) or length
+
+    def _start_new_epoch(self) -> None:
+        if self._epoch_position == 0:
+            raise ValueError("the training input function yielded no batches")
+        self._lengths["training"] = self._epoch_position
+        self._epoch_position = 0
+        self._train_stream.restart()
+
+    def _train_step(self, batch: Batch, done: int) -> float:
+        model = self._model
+        write_summaries = (self._step + 1) % self.summary_every_n_steps == 0
+        fetches = [model.train_step, model.train.loss]
+        if write_summaries and model.user_summaries is not None:
+            fetches.append(model.user_summaries)
+        values = self._session.run(fetches, feed_dict=model.feed(batch, training=True))
+        self._step, loss = int(values[0]), float(values[1])
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training loss is {loss} at global step {self._step} "
+                                     f"(step {done + 1} of this train() call)")
+        if write_summaries:
+            events = self._train_event_log()
+            events.scalars({"loss": loss}, self._step)
+            if len(values) > 2:
+                events.serialized_summary(values[2], self._step)
+        return loss
+
+    # -- validation and evaluation ----------------------------------------------------
+
+    def validate(self) -> Dict[str, float]:
+        """Run the validation data once: ``{metric: value, ..., 'loss': mean loss per example}``."""
+        self._require_open()
+        if self._validation_stream is None:
+            raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
+        metrics = self._evaluate_stream(self._validation_stream, "Validation")
+        self._validation_event_log().scalars(metrics, self._step)
+        self._validation_event_log().flush()
+        if self.verbose:
+            print(metrics_line(metrics), flush=True)
+        return metrics
+
+    def evaluate(self, input_fn: InputFn) -> Dict[str, float]:
+        """Evaluate on the data of ``input_fn``; metrics start fresh on every call."""
+        model = self._require_model("evaluate()")
+        if model.evaluation is None:
+            raise RuntimeError("evaluate() needs an EvaluationSpec, but model_fn returned None for it")
+        stream = BatchStream(input_fn, "evaluation")
+        try:
+            self._require_fits(stream, model.evaluation_needs())
+            return self._evaluate_stream(stream, "Evaluation")
+        finally:
+            stream.close()
+
+    def _evaluate_stream(self, stream: BatchStream, description: str) -> Dict[str, float]:
+        model = self._model
+        spec = model.evaluation
+        self._session.run(model.reset_metrics)
+        updates = [update for _, update in spec.metric_ops.values()]
+        loss_sum, examples = 0.0, 0
+        with progress_bar(description, self._lengths.get(stream.role), self.verbose) as bar:
+            for batch in stream.epoch():
+                loss, _ = self._session.run([spec.loss, updates], feed_dict=model.feed(batch))
+                size = batch_size(batch)
+                loss_sum += float(loss) * size
+                examples += size
+                bar.update()
+            self._lengths[stream.role] = bar.n
+        if examples == 0:
+            raise ValueError(f"the {stream.role} input function yielded no batches")
+        values = self._session.run({name: value for name, (value, _) in spec.metric_ops.items()})
+        metrics = {name: float(np.asarray(value).reshape(())) for name, value in values.items()}
+        metrics["loss"] = loss_sum / examples
+        return metrics
+
+    # -- prediction -----------------------------------------------------------------
+
+    def predict(self, *inputs: Any, input_fn: Optional[InputFn] = None,
+                **features: Any) -> Union[Dict[str, np.ndarray], Iterator[Dict[str, np.ndarray]]]:
+        """Predict with the PredictSpec's outputs.
+
+        ``predict(input_fn=fn)`` yields one ``{output: array}`` dict per batch.
+        ``predict(images=x)`` or ``predict(x)`` runs one batch of arrays through the
+        input signature and returns one dict; positional arrays fill, in order, the
+        features the outputs need.
+        """
+        model = self._require_model("predict()")
+        if model.predict is None:
+            raise RuntimeError("predict() needs a PredictSpec, but model_fn returned None for it")
+        if input_fn is not None:
+            if inputs or features:
+                raise ValueError("predict takes either input_fn=... or one-off inputs such as "
+                                 "predict(images=x), not both")
+            stream = BatchStream(input_fn, "prediction")
+            try:
+                self._require_fits(stream, model.predict_needs())
+            except BaseException:
+                stream.close()
+                raise
+            return self._predict_batches(stream)
+        if not inputs and not features:
+            raise ValueError("predict needs input_fn=... or one-off inputs such as predict(images=x); "
+                             f"the signature is {model.signature.describe()}")
+        if any(callable(value) for value in inputs):
+            raise TypeError("pass an input function as predict(input_fn=fn), not positionally")
+        batch = one_off_batch(model.signature, model.predict_needs(), inputs, features)
+        return self._run_predict(batch)
+
+    def _predict_batches(self, stream: BatchStream) -> Iterator[Dict[str, np.ndarray]]:
+        try:
+            with progress_bar("Prediction", None, self.verbose) as bar:
+                for batch in stream.epoch():
+                    yield self._run_predict(batch)
+                    bar.update()
+        finally:
+            stream.close()
+
+    def _run_predict(self, batch: Batch) -> Dict[str, np.ndarray]:
+        model = self._model
+        return self._session.run(model.predict.output, feed_dict=model.feed(batch))
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close event files, sessions and data streams. The model directory stays."""
+        if self._closed:
+            return
+        self._closed = True
+        for resource in (self._train_events, self._validation_events, self._train_stream,
+                         self._validation_stream, self._session):
+            if resource is not None:
+                resource.close()
+
+    def __enter__(self) -> "Elistimator":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _prepare_model_dir(self, model_dir: Optional[PathLike]) -> Path:
+        if model_dir is None:
+            self._temporary_dir = tempfile.TemporaryDirectory(prefix="elistimator-")
+            return Path(self._temporary_dir.name)
+        if not isinstance(model_dir, (str, os.PathLike)):
+            raise TypeError(f"model_dir must be a str or pathlib.Path, got {type(model_dir).__name__}")
+        path = Path(model_dir).expanduser().absolute()
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"model_dir {str(path)!r} exists and is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this Elistimator is closed")
+
+    def _require_model(self, what: str) -> ModelGraph:
+        self._require_open()
+        if self._model is None:
+            raise RuntimeError(f"{what} needs a model: call setup(train_input_fn, ...) first")
+        return self._model
+
+    def _train_event_log(self) -> EventLog:
+        if self._train_events is None:
+            self._train_events = EventLog(self._model_dir / "train", graph=self._model.graph)
+        return self._train_events
+
+    def _validation_event_log(self) -> EventLog:
+        if self._validation_events is None:
+            self._validation_events = EventLog(self._model_dir / "validation")
+        return self._validation_events
+
+
+def _checked_session_args(session_args: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    if session_args is None:
+        return {}
+    if not isinstance(session_args, Mapping):
+        raise TypeError(f"session_args must be a dict of tf.Session arguments, got {type(session_args).__name__}")
+    unknown = sorted(set(session_args) - set(SESSION_ARGS))
+    if unknown:
+        raise TypeError(f"session_args has unknown key(s) {unknown}; tf.Session takes {list(SESSION_ARGS)}")
+    return dict(session_args)
+
+
+def _checked_steps(steps: Any) -> Optional[int]:
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+        raise TypeError(f"steps must be a positive int or None, got {type(steps).__name__}")
+    if steps < 1:
+        raise ValueError(f"steps must be a positive int or None, got {steps}")
+    return int(steps)

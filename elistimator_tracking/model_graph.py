@@ -1,0 +1,128 @@
+"""The model graph: built once from the model function, and every handle the loops need.
+
+All ops the Elistimator ever runs are created here, at build time, so training,
+evaluation and prediction never add to the graph afterwards.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Union
+
+from ._tf import tf
+from .inputs import FeatureKey, InputSignature
+from .specs import EvaluationSpec, PredictSpec, TrainSpec, check_model_fn_result
+
+ModelFn = Callable[[Dict[FeatureKey, tf.Tensor], tf.Tensor, dict], Any]
+
+
+@dataclass
+class ModelGraph:
+    graph: tf.Graph
+    signature: InputSignature
+    inputs: Dict[FeatureKey, tf.Tensor]
+    is_training: tf.Tensor
+    global_step: tf.Variable
+    train: TrainSpec
+    evaluation: Optional[EvaluationSpec]
+    predict: Optional[PredictSpec]
+    #: runs one training step and gives the global step after it (fetching the variable
+    #: beside the train op gives a value that is not deterministic); increments the
+    #: global step when the train op does not
+    train_step: tf.Tensor
+    reset_metrics: Optional[tf.Operation]
+    user_summaries: Optional[tf.Tensor]
+    init: tf.Operation
+
+    @classmethod
+    def build(cls, model_fn: ModelFn, params: dict, signature: InputSignature) -> "ModelGraph":
+        """Call ``model_fn`` in a new graph fed by placeholders for ``signature``."""
+        graph = tf.Graph()
+        with graph.as_default():
+            global_step = tf.train.get_or_create_global_step()
+            signature, inputs = signature.with_placeholders(graph)
+            is_training = tf.placeholder_with_default(False, shape=[], name="is_training")
+            local_before = set(_metric_variables(graph))
+            result = model_fn(inputs, is_training, params)
+            train, evaluation, predict = check_model_fn_result(result, graph)
+            user_summaries = tf.summary.merge_all()
+            with tf.name_scope("elistimator"):
+                train_step = _train_step(train.train_op, global_step)
+                new_metric_vars = [v for v in _metric_variables(graph) if v not in local_before]
+                reset_metrics = (tf.variables_initializer(new_metric_vars, name="reset_metrics")
+                                 if evaluation is not None else None)
+                init = tf.group(tf.global_variables_initializer(), tf.local_variables_initializer(),
+                                name="init")
+        return cls(graph=graph, signature=signature, inputs=inputs, is_training=is_training,
+                   global_step=global_step, train=train, evaluation=evaluation, predict=predict,
+                   train_step=train_step,
+                   reset_metrics=reset_metrics, user_summaries=user_summaries, init=init)
+
+    def train_needs(self) -> List[FeatureKey]:
+        return features_needed(self.train.graph_elements(), self.inputs)
+
+    def evaluation_needs(self) -> List[FeatureKey]:
+        return features_needed(self.evaluation.graph_elements(), self.inputs) if self.evaluation else []
+
+    def predict_needs(self) -> List[FeatureKey]:
+        return features_needed(self.predict.graph_elements(), self.inputs) if self.predict else []
+
+    def feed(self, batch: Mapping[FeatureKey, Any], training: bool = False) -> Dict[tf.Tensor, Any]:
+        feed = {self.inputs[key]: value for key, value in batch.items()}
+        if training:
+            feed[self.is_training] = True
+        return feed
+
+
+def _train_step(train_op: tf.Operation, global_step: tf.Variable) -> tf.Tensor:
+    with tf.control_dependencies([train_op]):
+        if _writes_variable(train_op, global_step):
+            return tf.identity(global_step.read_value(), name="train_step")
+        warnings.warn("train_op does not increment the global step (pass global_step="
+                      "tf.train.get_global_step() to optimizer.minimize); the Elistimator "
+                      "increments it after every training step", stacklevel=4)
+        return tf.identity(tf.assign_add(global_step, 1), name="train_step")
+
+
+def upstream_ops(roots: Iterable[Union[tf.Tensor, tf.Operation]]) -> Iterator[tf.Operation]:
+    """Every op that ``roots`` depend on (data and control inputs), each once."""
+    seen = set()
+    stack = [r if isinstance(r, tf.Operation) else r.op for r in roots]
+    while stack:
+        op = stack.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        yield op
+        stack.extend(t.op for t in op.inputs)
+        stack.extend(op.control_inputs)
+
+
+def features_needed(fetches: Iterable[Union[tf.Tensor, tf.Operation]],
+                    inputs: Mapping[FeatureKey, tf.Tensor]) -> List[FeatureKey]:
+    """The feature keys whose placeholders ``fetches`` depend on, in signature order."""
+    placeholders = {tensor.op: key for key, tensor in inputs.items()}
+    found = {placeholders[op] for op in upstream_ops(fetches) if op in placeholders}
+    return [key for key in inputs if key in found]
+
+
+def _writes_variable(op: tf.Operation, variable: tf.Variable) -> bool:
+    """Whether ``op`` or anything it depends on assigns to ``variable``."""
+    return any(current.type in _VARIABLE_WRITES and current.inputs and current.inputs[0].op is variable.op
+               for current in upstream_ops([op]))
+
+
+_VARIABLE_WRITES = {"Assign", "AssignAdd", "AssignSub", "AssignVariableOp", "AssignAddVariableOp",
+                    "AssignSubVariableOp", "ScatterUpdate"}
+
+
+def _metric_variables(graph: tf.Graph) -> List[tf.Variable]:
+    """Variables tf.metrics (and custom metrics) keep their running state in."""
+    seen, found = set(), []
+    for key in (tf.GraphKeys.METRIC_VARIABLES, tf.GraphKeys.LOCAL_VARIABLES):
+        for variable in graph.get_collection(key):
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                found.append(variable)
+    return found
