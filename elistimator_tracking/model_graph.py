@@ -81,7 +81,7 @@ def _train_step(train_op: tf.Operation, global_step: tf.Variable) -> tf.Tensor:
             return tf.identity(global_step.read_value(), name="train_step")
         warnings.warn("train_op does not increment the global step (pass global_step="
                       "tf.train.get_global_step() to optimizer.minimize); the Elistimator "
-                      "increments it after every training step", stacklevel=4)
+                      "increments it after every training step", stacklevel=5)
         return tf.identity(tf.assign_add(global_step, 1), name="train_step")
 
 

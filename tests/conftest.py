@@ -73,3 +73,13 @@ def load_mnist_test_set():
     images = mnist.test_images().reshape(-1, 28 * 28).astype(np.float32)
     labels = mnist.test_labels().astype(np.int32)
     return images, labels
+
+
+def import_example(name: str):
+    """Import a module from examples/ (they are scripts, not part of the package)."""
+    import importlib
+    import sys
+    examples = str(Path(__file__).resolve().parents[1] / "examples")
+    if examples not in sys.path:
+        sys.path.insert(0, examples)
+    return importlib.import_module(name)
