@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from ._tf import new_session, tf
+from .checkpoints import CheckpointIndex, CheckpointRecord, best_step, latest_step
 from .events import EventLog
 from .inputs import Batch, BatchStream, InputFn, batch_size, one_off_batch
+from .model_dir import ModelDirectory, ModelDirectoryError
 from .model_graph import ModelFn, ModelGraph
 from .progress import metrics_line, progress_bar
 
 PathLike = Union[str, os.PathLike]
 SESSION_ARGS = ("target", "config")
+DEFAULT_MAX_TO_KEEP = 5
 
 
 class Elistimator:
@@ -50,21 +54,42 @@ class Elistimator:
         self._model_fn = model_fn
         self._params = dict(params or {})
         self._temporary_dir: Optional[tempfile.TemporaryDirectory] = None
-        self._model_dir = self._prepare_model_dir(model_dir)
+        self._init_state(self._prepare_model_dir(model_dir), verbose, summary_every_n_steps)
+        self._refuse_existing_model()
+
+    def _init_state(self, model_dir: Path, verbose: bool, summary_every_n_steps: int) -> None:
+        self._model_dir = model_dir
+        self._directory = ModelDirectory(model_dir)
         self.verbose = verbose
         self.summary_every_n_steps = summary_every_n_steps
-
         self._model: Optional[ModelGraph] = None
         self._session: Optional[tf.Session] = None
         self._train_stream: Optional[BatchStream] = None
         self._validation_stream: Optional[BatchStream] = None
         self._train_events: Optional[EventLog] = None
         self._validation_events: Optional[EventLog] = None
+        self._index = CheckpointIndex()
+        self._max_to_keep: Optional[int] = DEFAULT_MAX_TO_KEEP
+        self._saver_args: Dict[str, Any] = {}
         self._step = 0
         self._train_calls = 0
         self._epoch_position = 0
         self._lengths: Dict[str, int] = {}
         self._closed = False
+
+    def _refuse_existing_model(self) -> None:
+        """Never overwrite the checkpoint history of another model in the same directory."""
+        if not self._directory.has_metadata():
+            return
+        try:
+            steps = CheckpointIndex.from_json(self._directory.read_metadata()).steps()
+        except ModelDirectoryError as error:
+            raise FileExistsError(f"model_dir {str(self._model_dir)!r} holds an unreadable Elistimator model "
+                                  f"({error}); use another directory") from None
+        if steps:
+            raise FileExistsError(f"model_dir {str(self._model_dir)!r} already holds an Elistimator model with "
+                                  f"checkpoints at steps {steps}; continue it with "
+                                  f"Elistimator.from_disk({str(self._model_dir)!r}) or use an empty directory")
 
     # -- properties -----------------------------------------------------------------
 
@@ -105,12 +130,15 @@ class Elistimator:
         ``model_fn``; later calls swap the data, which must fit that signature.
         """
         self._require_open()
+        max_to_keep, saver_args = _checked_saver_args(train_saver_args, self._max_to_keep, self._saver_args)
         train = BatchStream(train_input_fn, "training")
         validation = None
         try:
             validation = BatchStream(validation_input_fn, "validation") if validation_input_fn else None
             if self._model is None:
-                self._build(train, validation)
+                self._build(train, validation, saver_args)
+            elif saver_args != self._saver_args:
+                self._model.replace_saver(saver_args)
             self._check_streams(train, validation)
             train.restart()
         except BaseException:
@@ -118,14 +146,16 @@ class Elistimator:
             if validation:
                 validation.close()
             raise
+        self._max_to_keep, self._saver_args = max_to_keep, saver_args
         self._replace_streams(train, validation)
+        self._write_metadata()
         return self
 
-    def _build(self, train: BatchStream, validation: Optional[BatchStream]) -> None:
+    def _build(self, train: BatchStream, validation: Optional[BatchStream], saver_args: Dict[str, Any]) -> None:
         signature = train.signature
         if validation is not None:
             signature = signature.relaxed_with(validation.signature, "validation")
-        model = ModelGraph.build(self._model_fn, self._params, signature)
+        model = ModelGraph.build(self._model_fn, self._params, signature, saver_args)
         session = new_session(model.graph, **self._session_args)
         session.run(model.init)
         self._model, self._session = model, session
@@ -228,6 +258,8 @@ class Elistimator:
         if self._validation_stream is None:
             raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
         metrics = self._evaluate_stream(self._validation_stream, "Validation")
+        self._index.record_validation(self._step, metrics)
+        self._write_metadata()
         self._validation_event_log().scalars(metrics, self._step)
         self._validation_event_log().flush()
         if self.verbose:
@@ -313,6 +345,144 @@ class Elistimator:
         model = self._model
         return self._session.run(model.predict.output, feed_dict=model.feed(batch))
 
+    # -- checkpoints ----------------------------------------------------------------
+
+    @property
+    def checkpoints(self) -> Dict[int, Dict[str, Any]]:
+        """``{global_step: {'file': path_prefix, 'metrics': {...}, 'local': bool}}``.
+
+        ``local`` is False once ``max_to_keep`` pruned the files; the entry and its
+        metrics stay.
+        """
+        return {step: {"file": str(self._model_dir / record.prefix), "metrics": self._index.metrics(step),
+                       "local": record.local}
+                for step, record in sorted(self._index.records.items())}
+
+    def save_ckpt(self) -> str:
+        """Save a checkpoint at the current global step; return its path prefix.
+
+        Validation metrics of the same global step attach to it, whichever comes first.
+        Beyond ``max_to_keep`` (``train_saver_args``, default 5) the oldest checkpoints'
+        files are removed; their entries stay in ``checkpoints`` with ``local=False``.
+        """
+        model = self._require_model("save_ckpt()")
+        directory, step = self._directory, self._step
+        prefix = directory.checkpoint_prefix(step)
+        directory.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        model.saver.save(self._session, str(directory.resolve(prefix)), write_state=False)
+        self._index.add(CheckpointRecord(step, prefix, directory.checksums(prefix)))
+        pruned = self._prune()
+        self._write_metadata()  # the commit point: from here on the checkpoint exists
+        for record in pruned:
+            directory.remove_checkpoint(record.prefix)
+        directory.write_checkpoint_state(self._index.records[s].prefix for s in self._index.steps(local_only=True))
+        return str(directory.resolve(prefix))
+
+    def _prune(self) -> List[CheckpointRecord]:
+        local = self._index.steps(local_only=True)
+        if self._max_to_keep is None or len(local) <= self._max_to_keep:
+            return []
+        pruned = [self._index.records[step] for step in local[:-self._max_to_keep]]
+        for record in pruned:
+            record.local = False
+        return pruned
+
+    def restore_ckpt(self, path_prefix: PathLike) -> "Elistimator":
+        """Restore the checkpoint at ``path_prefix`` (absolute, or relative to the model directory)."""
+        model = self._require_model("restore_ckpt()")
+        prefix = Path(path_prefix)
+        if not prefix.is_absolute() and not Path(f"{prefix}.index").is_file():
+            prefix = self._model_dir / prefix
+        if not Path(f"{prefix}.index").is_file():
+            known = [entry["file"] for entry in self.checkpoints.values() if entry["local"]]
+            raise FileNotFoundError(f"no checkpoint at {str(prefix)!r} (no {prefix.name}.index); "
+                                    f"checkpoints on local disk: {known or 'none'}")
+        try:
+            model.saver.restore(self._session, str(prefix))
+        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
+            raise ValueError(f"checkpoint {str(prefix)!r} does not fit this model: "
+                             f"{error.message.splitlines()[0]}") from None
+        self._step = int(self._session.run(model.global_step))
+        return self
+
+    def restore_latest_ckpt(self) -> "Elistimator":
+        """Restore the checkpoint with the greatest global step."""
+        self._require_model("restore_latest_ckpt()")
+        return self._restore_step(latest_step(self._index))
+
+    def restore_best_ckpt(self, metric: str = "loss", mode: str = "min") -> "Elistimator":
+        """Restore the checkpoint whose validation ``metric`` is lowest (``mode='min'``) or highest.
+
+        Checkpoints without that metric never win; ties go to the later step.
+        """
+        self._require_model("restore_best_ckpt()")
+        return self._restore_step(best_step(self._index, metric, mode))
+
+    def _restore_step(self, step: int) -> "Elistimator":
+        record = self._index.records[step]
+        if not record.local:
+            raise FileNotFoundError(f"the checkpoint at step {step} is no longer on local disk (pruned by "
+                                    f"max_to_keep={self._max_to_keep}); keep more with "
+                                    "train_saver_args={'max_to_keep': N}")
+        problems = self._directory.verify(record.prefix, record.files)
+        if problems:
+            raise ModelDirectoryError(f"the checkpoint at step {step} ({record.prefix}) is damaged: "
+                                      + "; ".join(problems))
+        return self.restore_ckpt(self._directory.resolve(record.prefix))
+
+    def _write_metadata(self) -> None:
+        self._directory.write_metadata({
+            "graph": self._model.to_names(), "global_step": self._step, "max_to_keep": self._max_to_keep,
+            "saver_args": self._saver_args, **self._index.to_json()})
+
+    @classmethod
+    def from_disk(cls, model_dir: PathLike, checkpoint: Union[str, int] = "latest",
+                  session_args: Optional[Mapping[str, Any]] = None, *, metric: str = "loss", mode: str = "min",
+                  verbose: bool = True, summary_every_n_steps: int = 10) -> "Elistimator":
+        """Load a model directory without the model function.
+
+        ``checkpoint`` is ``'latest'``, ``'best'`` (by ``metric`` and ``mode``) or a
+        global step. ``predict`` and ``evaluate`` work at once; ``setup(...)`` continues
+        training from the restored global step, keeping the checkpoint history.
+        """
+        if not isinstance(model_dir, (str, os.PathLike)):
+            raise TypeError(f"model_dir must be a str or pathlib.Path, got {type(model_dir).__name__}")
+        directory = ModelDirectory(Path(model_dir).expanduser().absolute())
+        if not directory.path.is_dir():
+            raise FileNotFoundError(f"model directory {str(directory.path)!r} does not exist")
+        metadata = directory.read_metadata()
+        index = CheckpointIndex.from_json(metadata)
+        if not index.steps(local_only=True):
+            raise ModelDirectoryError(f"{str(directory.path)!r} has no checkpoint on local disk: "
+                                      "call save_ckpt() before loading it")
+        step = _select_checkpoint(index, checkpoint, metric, mode)
+        estimator = cls.__new__(cls)
+        estimator._model_fn, estimator._params, estimator._temporary_dir = None, {}, None
+        estimator._session_args = _checked_session_args(session_args)
+        estimator._init_state(directory.path, verbose, summary_every_n_steps)
+        estimator._index = index
+        estimator._max_to_keep = metadata.get("max_to_keep", DEFAULT_MAX_TO_KEEP)
+        estimator._saver_args = dict(metadata.get("saver_args", {}))
+        estimator._load_graph(metadata["graph"], index.records[step])
+        estimator._restore_step(step)
+        return estimator
+
+    def _load_graph(self, names: Mapping[str, Any], record: CheckpointRecord) -> None:
+        meta = self._directory.resolve(record.prefix + ".meta")
+        if not meta.is_file():
+            raise ModelDirectoryError(f"the checkpoint at step {record.step} has no meta graph ({meta.name})")
+        graph = tf.Graph()
+        with graph.as_default():
+            saver = tf.train.import_meta_graph(str(meta), clear_devices=True)
+        try:
+            model = ModelGraph.from_names(graph, names, saver)
+        except (KeyError, ValueError, TypeError) as error:
+            raise ModelDirectoryError(f"{self._directory.metadata_path} does not match the saved graph: "
+                                      f"{error}") from None
+        session = new_session(graph, **self._session_args)
+        session.run(model.init)
+        self._model, self._session = model, session
+
     # -- lifecycle ------------------------------------------------------------------
 
     def close(self) -> None:
@@ -375,6 +545,39 @@ def _checked_session_args(session_args: Optional[Mapping[str, Any]]) -> Dict[str
     if unknown:
         raise TypeError(f"session_args has unknown key(s) {unknown}; tf.Session takes {list(SESSION_ARGS)}")
     return dict(session_args)
+
+
+def _checked_saver_args(args: Optional[Mapping[str, Any]], max_to_keep: Optional[int],
+                        saver_args: Dict[str, Any]) -> Tuple[Optional[int], Dict[str, Any]]:
+    """Split ``train_saver_args`` into our ``max_to_keep`` and the rest for tf.train.Saver."""
+    if args is None:
+        return max_to_keep, saver_args
+    if not isinstance(args, Mapping):
+        raise TypeError(f"train_saver_args must be a dict of tf.train.Saver arguments, got {type(args).__name__}")
+    args = dict(args)
+    max_to_keep = args.pop("max_to_keep", DEFAULT_MAX_TO_KEEP)
+    if max_to_keep is not None and (isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int)
+                                    or max_to_keep < 1):
+        raise ValueError(f"train_saver_args['max_to_keep'] must be a positive int or None (keep all), "
+                         f"got {max_to_keep!r}")
+    unsupported = sorted(set(args) & {"keep_checkpoint_every_n_hours", "saver_def", "builder", "defer_build"})
+    unknown = sorted(set(args) - set(inspect.signature(tf.train.Saver.__init__).parameters) - {"self"})
+    if unsupported or unknown:
+        raise ValueError(f"train_saver_args has unsupported key(s) {unsupported + unknown}; the Elistimator "
+                         "prunes checkpoints by max_to_keep and passes the other tf.train.Saver arguments on")
+    return max_to_keep, args
+
+
+def _select_checkpoint(index: CheckpointIndex, checkpoint: Union[str, int], metric: str, mode: str) -> int:
+    if checkpoint == "latest":
+        return latest_step(index, local_only=True)
+    if checkpoint == "best":
+        return best_step(index, metric, mode)
+    if isinstance(checkpoint, (int, np.integer)) and not isinstance(checkpoint, bool):
+        if int(checkpoint) not in index.records:
+            raise LookupError(f"there is no checkpoint at step {checkpoint}; checkpoints: {index.steps()}")
+        return int(checkpoint)
+    raise ValueError(f"checkpoint must be 'latest', 'best' or a global step, got {checkpoint!r}")
 
 
 def _checked_steps(steps: Any) -> Optional[int]:

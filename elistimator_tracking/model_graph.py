@@ -34,9 +34,11 @@ class ModelGraph:
     reset_metrics: Optional[tf.Operation]
     user_summaries: Optional[tf.Tensor]
     init: tf.Operation
+    saver: tf.train.Saver
 
     @classmethod
-    def build(cls, model_fn: ModelFn, params: dict, signature: InputSignature) -> "ModelGraph":
+    def build(cls, model_fn: ModelFn, params: dict, signature: InputSignature,
+              saver_args: Mapping[str, Any]) -> "ModelGraph":
         """Call ``model_fn`` in a new graph fed by placeholders for ``signature``."""
         graph = tf.Graph()
         with graph.as_default():
@@ -54,10 +56,43 @@ class ModelGraph:
                                  if evaluation is not None else None)
                 init = tf.group(tf.global_variables_initializer(), tf.local_variables_initializer(),
                                 name="init")
+            saver = new_saver(saver_args)
         return cls(graph=graph, signature=signature, inputs=inputs, is_training=is_training,
                    global_step=global_step, train=train, evaluation=evaluation, predict=predict,
-                   train_step=train_step,
-                   reset_metrics=reset_metrics, user_summaries=user_summaries, init=init)
+                   train_step=train_step, reset_metrics=reset_metrics, user_summaries=user_summaries,
+                   init=init, saver=saver)
+
+    def to_names(self) -> Dict[str, Any]:
+        """Everything ``from_names`` needs to find these handles in an imported graph (JSON-ready)."""
+        def name(element):
+            return None if element is None else element.name
+        return {"signature": self.signature.to_json(), "is_training": self.is_training.name,
+                "train": self.train.to_names(),
+                "evaluation": self.evaluation.to_names() if self.evaluation else None,
+                "predict": self.predict.to_names() if self.predict else None,
+                "train_step": self.train_step.name, "reset_metrics": name(self.reset_metrics),
+                "user_summaries": name(self.user_summaries), "init": self.init.name}
+
+    @classmethod
+    def from_names(cls, graph: tf.Graph, names: Mapping[str, Any], saver: tf.train.Saver) -> "ModelGraph":
+        """The handles of a graph imported from a saved meta graph."""
+        def element(key):
+            return None if names.get(key) is None else graph.as_graph_element(names[key])
+        signature = InputSignature.from_json(names["signature"])
+        global_step = tf.train.get_global_step(graph)
+        if global_step is None:
+            raise ValueError("the saved meta graph has no global step variable")
+        return cls(graph=graph, signature=signature, inputs=signature.tensors(graph),
+                   is_training=element("is_training"), global_step=global_step,
+                   train=TrainSpec.from_names(graph, names["train"]),
+                   evaluation=EvaluationSpec.from_names(graph, names["evaluation"]) if names["evaluation"] else None,
+                   predict=PredictSpec.from_names(graph, names["predict"]) if names["predict"] else None,
+                   train_step=element("train_step"), reset_metrics=element("reset_metrics"),
+                   user_summaries=element("user_summaries"), init=element("init"), saver=saver)
+
+    def replace_saver(self, saver_args: Mapping[str, Any]) -> None:
+        with self.graph.as_default():
+            self.saver = new_saver(saver_args)
 
     def train_needs(self) -> List[FeatureKey]:
         return features_needed(self.train.graph_elements(), self.inputs)
@@ -73,6 +108,11 @@ class ModelGraph:
         if training:
             feed[self.is_training] = True
         return feed
+
+
+def new_saver(saver_args: Mapping[str, Any]) -> tf.train.Saver:
+    """A tf.train.Saver that deletes nothing: the Elistimator prunes by its own index."""
+    return tf.train.Saver(**{**saver_args, "max_to_keep": None})
 
 
 def _train_step(train_op: tf.Operation, global_step: tf.Variable) -> tf.Tensor:

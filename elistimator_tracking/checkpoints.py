@@ -1,0 +1,90 @@
+"""The checkpoint index and the one selection policy every caller shares.
+
+The index knows, per global step, the checkpoint's path prefix (relative to the model
+directory), its file checksums, whether its files are still on local disk, and the
+validation metrics recorded at that step. It knows nothing of where files live
+beyond that flag: storage (local disk, run artifacts) resolves a chosen step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+MODES = ("min", "max")
+
+
+@dataclass
+class CheckpointRecord:
+    step: int
+    prefix: str  # relative to the model directory, e.g. "checkpoints/model-143"
+    files: Dict[str, str] = field(default_factory=dict)  # file name -> sha256
+    local: bool = True
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"prefix": self.prefix, "files": self.files, "local": self.local}
+
+    @classmethod
+    def from_json(cls, step: int, data: Mapping[str, Any]) -> "CheckpointRecord":
+        return cls(step=step, prefix=str(data["prefix"]), files=dict(data.get("files", {})),
+                   local=bool(data.get("local", True)))
+
+
+class CheckpointIndex:
+    """Checkpoints by global step, and validation metrics by global step."""
+
+    def __init__(self, records: Iterable[CheckpointRecord] = (),
+                 validations: Optional[Mapping[int, Mapping[str, float]]] = None):
+        self.records: Dict[int, CheckpointRecord] = {r.step: r for r in records}
+        self.validations: Dict[int, Dict[str, float]] = {int(s): dict(m) for s, m in (validations or {}).items()}
+
+    def add(self, record: CheckpointRecord) -> None:
+        self.records[record.step] = record
+
+    def record_validation(self, step: int, metrics: Mapping[str, float]) -> None:
+        self.validations[step] = dict(metrics)
+
+    def metrics(self, step: int) -> Dict[str, float]:
+        return dict(self.validations.get(step, {}))
+
+    def steps(self, local_only: bool = False) -> List[int]:
+        return sorted(s for s, r in self.records.items() if r.local or not local_only)
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"checkpoints": {str(s): r.to_json() for s, r in sorted(self.records.items())},
+                "validations": {str(s): m for s, m in sorted(self.validations.items())}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "CheckpointIndex":
+        records = [CheckpointRecord.from_json(int(step), entry) for step, entry in data.get("checkpoints", {}).items()]
+        validations = {int(step): metrics for step, metrics in data.get("validations", {}).items()}
+        return cls(records, validations)
+
+
+def latest_step(index: CheckpointIndex, local_only: bool = False) -> int:
+    """The greatest global step with a checkpoint."""
+    steps = index.steps(local_only)
+    if not steps:
+        raise LookupError("there is no checkpoint" + (" on local disk" if local_only else "") + ": call save_ckpt()")
+    return steps[-1]
+
+
+def best_step(index: CheckpointIndex, metric: str = "loss", mode: str = "min", local_only: bool = False) -> int:
+    """The checkpoint whose validation ``metric`` is best (``mode`` 'min' or 'max').
+
+    Checkpoints without that metric never win; NaN never wins; ties go to the later step.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    candidates = {}
+    for step in index.steps(local_only):
+        value = index.metrics(step).get(metric)
+        if value is not None and not math.isnan(value):
+            candidates[step] = value
+    if not candidates:
+        recorded = sorted({name for step in index.steps(local_only) for name in index.metrics(step)})
+        raise LookupError(f"no checkpoint has a validation metric {metric!r} to select by; "
+                          f"metrics recorded at checkpoints: {recorded or 'none (validate() at the step you save)'}")
+    sign = 1 if mode == "min" else -1
+    return min(candidates, key=lambda step: (sign * candidates[step], -step))

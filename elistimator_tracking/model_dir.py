@@ -1,0 +1,164 @@
+"""The model directory on local disk: its JSON metadata and its checkpoint files.
+
+``elistimator.json`` holds everything ``from_disk`` needs (input signature, tensor
+names, checkpoint index, validation metrics). It is JSON, never pickle, so loading a
+model directory runs no code; it is written to a temporary file and moved into place
+with ``os.replace``, so a crash leaves the old or the new version, never half of one.
+Paths inside are relative to the model directory, so a moved directory still loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping
+
+METADATA_FILE = "elistimator.json"
+CHECKPOINT_DIR = "checkpoints"
+FORMAT = "elistimator/1"
+
+
+class ModelDirectoryError(ValueError):
+    """A model directory that is missing, incomplete, corrupt or unsafe to load."""
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ModelDirectory:
+    """Paths, metadata and checkpoint files of one model directory."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.path / METADATA_FILE
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINT_DIR
+
+    def has_metadata(self) -> bool:
+        return self.metadata_path.is_file()
+
+    # -- metadata -------------------------------------------------------------------
+
+    def read_metadata(self) -> Dict[str, Any]:
+        """The validated metadata; raise ModelDirectoryError naming what is wrong."""
+        if not self.path.is_dir():
+            raise ModelDirectoryError(f"model directory {str(self.path)!r} does not exist")
+        if not self.has_metadata():
+            raise ModelDirectoryError(f"{str(self.path)!r} is not an Elistimator model directory: "
+                                      f"it has no {METADATA_FILE}")
+        try:
+            data = json.loads(self.metadata_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ModelDirectoryError(f"{self.metadata_path} is corrupt or truncated ({error}); "
+                                      "it is not valid JSON") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ModelDirectoryError(f"{self.metadata_path} is not Elistimator metadata "
+                                      f"(expected \"format\": \"{FORMAT}\")")
+        for key in ("graph", "checkpoints", "validations"):
+            if not isinstance(data.get(key), dict):
+                raise ModelDirectoryError(f"{self.metadata_path} is incomplete: {key!r} is missing or not an object")
+        for step, entry in data["checkpoints"].items():
+            if not str(step).isdigit() or not isinstance(entry, dict) or not isinstance(entry.get("prefix"), str):
+                raise ModelDirectoryError(f"{self.metadata_path} has a malformed checkpoint entry {step!r}")
+            self.resolve(entry["prefix"])
+        return data
+
+    def write_metadata(self, data: Mapping[str, Any]) -> None:
+        write_json_atomic(self.metadata_path, {"format": FORMAT, **data})
+
+    def resolve(self, relative: str) -> Path:
+        """``relative`` inside the model directory; raise if it points outside."""
+        if os.path.isabs(relative):
+            raise ModelDirectoryError(f"{self.metadata_path} holds an absolute path {relative!r}; "
+                                      "paths must be relative to the model directory")
+        root = self.path.resolve()
+        resolved = (root / relative).resolve()
+        if resolved != root and root not in resolved.parents:
+            raise ModelDirectoryError(f"{self.metadata_path} holds a path {relative!r} that points outside "
+                                      "the model directory")
+        return resolved
+
+    # -- checkpoint files -------------------------------------------------------------
+
+    def checkpoint_prefix(self, step: int) -> str:
+        return f"{CHECKPOINT_DIR}/model-{step}"
+
+    def checkpoint_files(self, prefix: str) -> List[Path]:
+        """The files a checkpoint with this relative prefix consists of (index, data shards, meta)."""
+        path = self.resolve(prefix)
+        return sorted(p for p in path.parent.glob(path.name + ".*") if p.is_file())
+
+    def checksums(self, prefix: str) -> Dict[str, str]:
+        files = self.checkpoint_files(prefix)
+        for file in files:
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+        return {file.name: sha256_of(file) for file in files}
+
+    def verify(self, prefix: str, checksums: Mapping[str, str]) -> List[str]:
+        """Problems with the checkpoint's files on disk (missing, changed); empty when intact."""
+        directory = self.resolve(prefix).parent
+        problems = []
+        for name, expected in checksums.items():
+            file = directory / name
+            if not file.is_file():
+                problems.append(f"{name} is missing")
+            elif sha256_of(file) != expected:
+                problems.append(f"{name} does not match its checksum")
+        if not checksums:
+            problems.append("no files were recorded")
+        return problems
+
+    def remove_checkpoint(self, prefix: str) -> None:
+        for file in self.checkpoint_files(prefix):
+            file.unlink(missing_ok=True)
+
+    def write_checkpoint_state(self, prefixes: Iterable[str]) -> None:
+        """The ``checkpoint`` file TensorFlow tools read (``tf.train.latest_checkpoint``)."""
+        names = [Path(p).name for p in prefixes]
+        if not names:
+            (self.checkpoint_dir / "checkpoint").unlink(missing_ok=True)
+            return
+        lines = [f'model_checkpoint_path: "{names[-1]}"'] + [f'all_model_checkpoint_paths: "{n}"' for n in names]
+        write_text_atomic(self.checkpoint_dir / "checkpoint", "\n".join(lines) + "\n")
