@@ -44,6 +44,8 @@ with _stderr_silenced(_QUIET):
     import tensorflow as _tf2
     import tensorflow.compat.v1 as tf
 
+    _tf2.config.list_physical_devices()  # probe devices now, quietly, not inside the first model build
+
 tf.disable_eager_execution()
 
 def new_session(graph: "tf.Graph", **session_args) -> "tf.Session":

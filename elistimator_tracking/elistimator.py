@@ -371,21 +371,19 @@ class Elistimator:
         directory.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         model.saver.save(self._session, str(directory.resolve(prefix)), write_state=False)
         self._index.add(CheckpointRecord(step, prefix, directory.checksums(prefix)))
-        pruned = self._prune()
+        self._prune()
         self._write_metadata()  # the commit point: from here on the checkpoint exists
-        for record in pruned:
-            directory.remove_checkpoint(record.prefix)
-        directory.write_checkpoint_state(self._index.records[s].prefix for s in self._index.steps(local_only=True))
+        local = [self._index.records[s].prefix for s in self._index.steps(local_only=True)]
+        directory.remove_unreferenced(keep=local)
+        directory.write_checkpoint_state(local)
         return str(directory.resolve(prefix))
 
-    def _prune(self) -> List[CheckpointRecord]:
+    def _prune(self) -> None:
+        """Mark all but the newest ``max_to_keep`` checkpoints as no longer on local disk."""
         local = self._index.steps(local_only=True)
-        if self._max_to_keep is None or len(local) <= self._max_to_keep:
-            return []
-        pruned = [self._index.records[step] for step in local[:-self._max_to_keep]]
-        for record in pruned:
-            record.local = False
-        return pruned
+        if self._max_to_keep is not None:
+            for step in local[:-self._max_to_keep]:
+                self._index.records[step].local = False
 
     def restore_ckpt(self, path_prefix: PathLike) -> "Elistimator":
         """Restore the checkpoint at ``path_prefix`` (absolute, or relative to the model directory)."""

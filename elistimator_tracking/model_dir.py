@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping
@@ -150,9 +151,16 @@ class ModelDirectory:
             problems.append("no files were recorded")
         return problems
 
-    def remove_checkpoint(self, prefix: str) -> None:
-        for file in self.checkpoint_files(prefix):
-            file.unlink(missing_ok=True)
+    def remove_unreferenced(self, keep: Iterable[str]) -> None:
+        """Delete checkpoint files no prefix in ``keep`` owns: pruned ones, and those a crash
+        left mid-save (never committed to the metadata); and stale temporary files."""
+        kept = {Path(prefix).name for prefix in keep}
+        for file in self.checkpoint_dir.glob("model-*"):
+            stem = file.name.split(".", 1)[0]
+            if re.fullmatch(r"model-\d+", stem) and stem not in kept and file.is_file():
+                file.unlink(missing_ok=True)
+        for temporary in [*self.path.glob(f".{METADATA_FILE}.*.tmp"), *self.checkpoint_dir.glob(".checkpoint.*.tmp")]:
+            temporary.unlink(missing_ok=True)
 
     def write_checkpoint_state(self, prefixes: Iterable[str]) -> None:
         """The ``checkpoint`` file TensorFlow tools read (``tf.train.latest_checkpoint``)."""

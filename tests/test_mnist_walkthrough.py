@@ -1,5 +1,7 @@
 """The seed README's walkthrough on the real MNIST images in ../shared/data/mnist."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,17 @@ def test_seed_walkthrough_reaches_well_above_chance(tmp_path, capsys):
     assert one["classes"].shape == (1,) and one["classes"][0] == batches[0]["classes"][0]
     np.testing.assert_array_equal(estimator.predict(held_out[0][:56])["classes"], batches[0]["classes"])
     assert estimator.evaluate(validation_input_fn) == pytest.approx(history[-1], rel=1e-6)
+
+    prefix = Path(estimator.save_ckpt())
+    variable_bytes = sum(v.shape.num_elements() * v.dtype.size for v in estimator.graph.get_collection("variables"))
+    checkpoint_bytes = sum(f.stat().st_size for f in prefix.parent.glob(prefix.name + ".*"))
+    print(f"\nvariables {variable_bytes} B, checkpoint {checkpoint_bytes} B "
+          f"(+{checkpoint_bytes - variable_bytes} B: index and meta graph)")
+    assert variable_bytes <= checkpoint_bytes <= variable_bytes + 1_000_000  # no MNIST data in the meta graph
     estimator.close()
+
+    restored = Elistimator.from_disk(tmp_path, verbose=False)
+    np.testing.assert_array_equal(restored.predict(images=held_out[0][:56])["classes"], batches[0]["classes"])
+    restored.close()
     out = capsys.readouterr()
     assert "Training (2): 100%" in out.err and "accuracy=" in out.out

@@ -95,7 +95,8 @@ def test_predict_without_predict_spec(tmp_path, data):
     def model_fn(features, is_training, params):
         logits = tf.layers.dense(features["x"], 2)
         loss = tf.losses.sparse_softmax_cross_entropy(features["y"], logits)
-        return TrainSpec(loss, tf.train.GradientDescentOptimizer(0.1).minimize(loss)), None, None
+        return TrainSpec(loss, tf.train.GradientDescentOptimizer(0.1).minimize(loss, tf.train.get_global_step())), \
+            None, None
 
     est = Elistimator(model_fn, tmp_path, verbose=False).setup(dataset_fn(x, y))
     with pytest.raises(RuntimeError, match=r"predict\(\) needs a PredictSpec"):

@@ -1,0 +1,51 @@
+"""Trains forever, saving a checkpoint every 3 steps; the crash test SIGKILLs it.
+
+Continues the model in ``argv[1]`` when it holds checkpoints, else starts a new one.
+Prints ``ready <step>``, then ``saving <step>`` / ``saved <step>`` around each save.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from elistimator_tracking import Elistimator, TrainSpec, PredictSpec
+from elistimator_tracking.model_dir import ModelDirectory
+import tensorflow.compat.v1 as tf
+
+FEATURES = 256
+
+
+def wide_model_fn(features, is_training, params):
+    """About 1M weights (4 MB a checkpoint), so a save takes long enough to be hit."""
+    hidden = tf.layers.dense(features["x"], 4096, activation=tf.nn.relu)
+    logits = tf.layers.dense(hidden, 2)
+    loss = tf.losses.sparse_softmax_cross_entropy(features["y"], logits)
+    train_op = tf.train.GradientDescentOptimizer(0.01).minimize(loss, tf.train.get_global_step())
+    return TrainSpec(loss, train_op), None, PredictSpec({"logits": logits})
+
+
+def input_fn():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, FEATURES)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    return tf.data.Dataset.from_tensor_slices({"x": x, "y": y}).batch(16)
+
+
+def main() -> None:
+    model_dir = Path(sys.argv[1])
+    directory = ModelDirectory(model_dir)
+    resume = directory.has_metadata() and directory.read_metadata()["checkpoints"]
+    estimator = (Elistimator.from_disk(model_dir, verbose=False) if resume
+                 else Elistimator(wide_model_fn, model_dir, verbose=False))
+    estimator.setup(input_fn, train_saver_args={"max_to_keep": 3})
+    print("ready", estimator.global_step, flush=True)
+    while True:
+        estimator.train(3)
+        print("saving", estimator.global_step, flush=True)
+        estimator.save_ckpt()
+        print("saved", estimator.global_step, flush=True)
+
+
+if __name__ == "__main__":
+    main()

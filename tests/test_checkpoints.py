@@ -1,0 +1,147 @@
+"""save_ckpt, the checkpoint index, pruning, restore_* and the selection policy."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import blobs, dataset_fn, tiny_model_fn
+from elistimator_tracking import Elistimator
+from elistimator_tracking.checkpoints import CheckpointIndex, CheckpointRecord, best_step, latest_step
+from elistimator_tracking.model_dir import METADATA_FILE
+
+
+def metadata(model_dir):
+    return json.loads((model_dir / METADATA_FILE).read_text())
+
+
+def test_save_returns_the_prefix_and_indexes_it(estimator, tmp_path):
+    estimator.train()
+    prefix = estimator.save_ckpt()
+    assert prefix == str(tmp_path / "model" / "checkpoints" / "model-9")
+    assert estimator.checkpoints == {9: {"file": prefix, "metrics": {}, "local": True}}
+    entry = metadata(tmp_path / "model")["checkpoints"]["9"]
+    assert entry["prefix"] == "checkpoints/model-9"  # relative: a moved directory still loads
+    assert set(entry["files"]) == {"model-9.index", "model-9.data-00000-of-00001", "model-9.meta"}
+
+
+def test_metrics_attach_whichever_comes_first_and_reach_disk_at_once(estimator, tmp_path):
+    estimator.train()
+    first = estimator.validate()  # validate, then save
+    assert metadata(tmp_path / "model")["validations"]["9"] == first
+    estimator.save_ckpt()
+    estimator.train()
+    estimator.save_ckpt()  # save, then validate
+    assert estimator.checkpoints[18]["metrics"] == {}
+    second = estimator.validate()
+    assert estimator.checkpoints[9]["metrics"] == first
+    assert estimator.checkpoints[18]["metrics"] == second
+    assert metadata(tmp_path / "model")["validations"]["18"] == second
+
+
+def test_pruning_keeps_history_and_the_tf_checkpoint_state(tmp_path, data):
+    (x, y), (vx, vy) = data
+    est = Elistimator(tiny_model_fn, tmp_path, verbose=False)
+    est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 2})
+    for _ in range(4):
+        est.train().validate()
+        est.save_ckpt()
+    assert [(s, c["local"]) for s, c in est.checkpoints.items()] == [(9, False), (18, False), (27, True), (36, True)]
+    assert all(c["metrics"] for c in est.checkpoints.values())
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["checkpoint", "model-27.data-00000-of-00001", "model-27.index", "model-27.meta",
+                     "model-36.data-00000-of-00001", "model-36.index", "model-36.meta"]
+    from elistimator_tracking._tf import tf
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")) == str(tmp_path / "checkpoints" / "model-36")
+    est.close()
+
+
+def test_restore_best_and_latest(tmp_path, data):
+    (x, y), (vx, vy) = data
+    est = Elistimator(tiny_model_fn, tmp_path, verbose=False, params={"learning_rate": 0.05})
+    est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": None})
+    predictions = {}
+    for _ in range(3):
+        est.train().validate()
+        est.save_ckpt()
+        predictions[est.global_step] = est.predict(vx)["probabilities"]
+    est.train()  # moves on past the last checkpoint
+    losses = {s: c["metrics"]["loss"] for s, c in est.checkpoints.items()}
+    best = min(losses, key=losses.get)
+    assert est.restore_best_ckpt() is est and est.global_step == best
+    np.testing.assert_array_equal(est.predict(vx)["probabilities"], predictions[best])
+    est.restore_latest_ckpt()
+    assert est.global_step == 27
+    worst = max(losses, key=losses.get)
+    assert est.restore_best_ckpt(metric="loss", mode="max").global_step == worst
+    est.restore_ckpt(est.checkpoints[9]["file"])
+    np.testing.assert_array_equal(est.predict(vx)["probabilities"], predictions[9])
+    est.restore_ckpt("checkpoints/model-18")  # relative to the model directory
+    assert est.global_step == 18
+    est.train(2)  # training continues from the restored step
+    assert est.global_step == 20
+    est.close()
+
+
+def test_restore_errors(estimator, tmp_path):
+    with pytest.raises(LookupError, match=r"there is no checkpoint: call save_ckpt\(\)"):
+        estimator.restore_latest_ckpt()
+    estimator.train()
+    estimator.save_ckpt()
+    with pytest.raises(LookupError, match=r"no checkpoint has a validation metric 'loss'.*validate\(\) at the step"):
+        estimator.restore_best_ckpt()
+    estimator.validate()
+    with pytest.raises(LookupError, match=r"no checkpoint has a validation metric 'f1'.*\['accuracy', 'loss'\]"):
+        estimator.restore_best_ckpt(metric="f1")
+    with pytest.raises(ValueError, match="mode must be 'min' or 'max', got 'lowest'"):
+        estimator.restore_best_ckpt(mode="lowest")
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint at .*model-4'.*checkpoints on local disk: \['/"):
+        estimator.restore_ckpt(tmp_path / "model" / "checkpoints" / "model-4")
+    with pytest.raises(ValueError, match="train_saver_args\\['max_to_keep'\\] must be a positive int or None"):
+        estimator.setup(lambda: None, train_saver_args={"max_to_keep": 0})
+    with pytest.raises(ValueError, match=r"unsupported key\(s\) \['keep_checkpoint_every_n_hours'\]"):
+        estimator.setup(lambda: None, train_saver_args={"keep_checkpoint_every_n_hours": 1})
+
+
+def test_restore_of_a_pruned_checkpoint_is_a_clear_error(tmp_path, data):
+    (x, y), (vx, vy) = data
+    est = Elistimator(tiny_model_fn, tmp_path, verbose=False, params={"learning_rate": 0.5})
+    est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
+    for _ in range(2):
+        est.train().validate()
+        est.save_ckpt()
+    est._index.validations[9]["loss"] = -1.0  # make the pruned one the best
+    with pytest.raises(FileNotFoundError, match=r"step 9 is no longer on local disk \(pruned by max_to_keep=1\)"):
+        est.restore_best_ckpt()
+    est.close()
+
+
+def test_a_damaged_checkpoint_is_not_restored(estimator, tmp_path):
+    estimator.train()
+    prefix = estimator.save_ckpt()
+    with open(prefix + ".data-00000-of-00001", "r+b") as handle:
+        handle.write(b"\x00\x01\x02")
+    with pytest.raises(ValueError, match=r"step 9 .* is damaged: model-9.data-00000-of-00001 does not match"):
+        estimator.restore_latest_ckpt()
+
+
+def test_new_model_refuses_a_directory_with_checkpoints(estimator, tmp_path):
+    estimator.train()
+    estimator.save_ckpt()
+    with pytest.raises(FileExistsError, match=r"already holds an Elistimator model with checkpoints at steps \[9\]; "
+                                              r"continue it with Elistimator.from_disk"):
+        Elistimator(tiny_model_fn, tmp_path / "model")
+
+
+def test_selection_policy():
+    index = CheckpointIndex([CheckpointRecord(s, f"checkpoints/model-{s}") for s in (10, 20, 30, 40)],
+                            {10: {"loss": 0.5, "acc": 0.7}, 20: {"loss": 0.2, "acc": 0.9}, 30: {"loss": 0.2},
+                             40: {"loss": float("nan"), "acc": 0.95}, 50: {"loss": 0.01}})
+    assert best_step(index) == 30  # ties go to the later step; 50 has no checkpoint
+    assert best_step(index, "loss", "max") == 10  # NaN never wins
+    assert best_step(index, "acc", "max") == 40
+    assert best_step(index, "acc", "min") == 10  # 30 has no acc: it never wins
+    assert latest_step(index) == 40
+    index.records[40].local = False
+    assert latest_step(index, local_only=True) == 30
+    assert best_step(index, "acc", "max", local_only=True) == 20
