@@ -160,7 +160,9 @@ class BatchStream:
     """An input function's dataset in a graph and session of its own, read one numpy batch at a time.
 
     ``next_batch()`` returns None at the end of an epoch; ``restart()`` begins the next one.
-    The session sees no GPU, so it never competes with the model for device memory.
+    The session sees no GPU, so it never competes with the model for device memory. Its
+    thread counts stay at the defaults: TensorFlow's thread pools are process-wide and
+    sized by the first session, so a one-thread data session would throttle the model.
     """
 
     def __init__(self, input_fn: InputFn, role: str):

@@ -5,9 +5,9 @@ CNN), unchanged but for ``import tensorflow.compat.v1 as tf``.
 """
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 
 from elistimator_tracking import EvaluationSpec, PredictSpec, TrainSpec
+import tensorflow.compat.v1 as tf  # after elistimator_tracking: it sets TensorFlow's environment
 
 
 def load_mnist(data_dir=None):
