@@ -137,9 +137,9 @@ class Elistimator:
             validation = BatchStream(validation_input_fn, "validation") if validation_input_fn else None
             if self._model is None:
                 self._build(train, validation, saver_args)
-            elif saver_args != self._saver_args:
-                self._model.replace_saver(saver_args)
             self._check_streams(train, validation)
+            if saver_args != self._saver_args:
+                self._model.replace_saver(saver_args)
             train.restart()
         except BaseException:
             train.close()
@@ -209,8 +209,8 @@ class Elistimator:
                     if steps is None and done:
                         break
                     continue
+                self._epoch_position += 1  # consumed, even if the step below raises
                 loss = self._train_step(batch, done)
-                self._epoch_position += 1
                 done += 1
                 bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
                 bar.update()
