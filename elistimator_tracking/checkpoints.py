@@ -45,6 +45,15 @@ class CheckpointIndex:
     def record_validation(self, step: int, metrics: Mapping[str, float]) -> None:
         self.validations[step] = dict(metrics)
 
+    def drop_after(self, step: int) -> List[int]:
+        """Forget checkpoints and validations later than ``step``; return the checkpoint steps dropped."""
+        dropped = sorted(s for s in self.records if s > step)
+        for later in dropped:
+            del self.records[later]
+        for later in [s for s in self.validations if s > step]:
+            del self.validations[later]
+        return dropped
+
     def metrics(self, step: int) -> Dict[str, float]:
         return dict(self.validations.get(step, {}))
 

@@ -6,6 +6,7 @@ import inspect
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
@@ -72,6 +73,7 @@ class Elistimator:
         self._max_to_keep: Optional[int] = DEFAULT_MAX_TO_KEEP
         self._saver_args: Dict[str, Any] = {}
         self._step = 0
+        self._restored_step: Optional[int] = None  # set by a restore until training moves on
         self._train_calls = 0
         self._epoch_position = 0
         self._lengths: Dict[str, int] = {}
@@ -132,19 +134,22 @@ class Elistimator:
         self._require_open()
         max_to_keep, saver_args = _checked_saver_args(train_saver_args, self._max_to_keep, self._saver_args)
         train = BatchStream(train_input_fn, "training")
-        validation = None
+        validation, built_now = None, self._model is None
         try:
             validation = BatchStream(validation_input_fn, "validation") if validation_input_fn else None
-            if self._model is None:
+            if built_now:
                 self._build(train, validation, saver_args)
             self._check_streams(train, validation)
-            if saver_args != self._saver_args:
+            if not built_now and saver_args != self._saver_args:
                 self._model.replace_saver(saver_args)
             train.restart()
         except BaseException:
             train.close()
             if validation:
                 validation.close()
+            if built_now and self._session is not None:  # leave nothing half-built behind
+                self._session.close()
+                self._model, self._session = None, None
             raise
         self._max_to_keep, self._saver_args = max_to_keep, saver_args
         self._replace_streams(train, validation)
@@ -199,6 +204,8 @@ class Elistimator:
         if self._train_stream is None:
             raise RuntimeError("train() needs setup(train_input_fn, ...) first")
         steps = _checked_steps(steps)
+        if self._restored_step is not None:
+            self._drop_abandoned_history()
         self._train_calls += 1
         done = 0
         with progress_bar(f"Training ({self._train_calls})", self._train_total(steps), self.verbose) as bar:
@@ -216,6 +223,17 @@ class Elistimator:
                 bar.update()
         self._train_event_log().flush()
         return self
+
+    def _drop_abandoned_history(self) -> None:
+        """Training on from a restored step starts a new branch: later entries no longer apply."""
+        step, self._restored_step = self._restored_step, None
+        dropped = self._index.drop_after(step)
+        self._write_metadata()
+        self._directory.remove_unreferenced(keep=[self._index.records[s].prefix
+                                                  for s in self._index.steps(local_only=True)])
+        if dropped:
+            warnings.warn(f"training continues from the restored step {step}: the later checkpoints {dropped} "
+                          "and validations of the abandoned run are dropped", stacklevel=3)
 
     def _train_total(self, steps: Optional[int]) -> Optional[int]:
         if steps is not None:
@@ -258,6 +276,7 @@ class Elistimator:
         if self._validation_stream is None:
             raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
         metrics = self._evaluate_stream(self._validation_stream, "Validation")
+        self._step = self.global_step
         self._index.record_validation(self._step, metrics)
         self._write_metadata()
         self._validation_event_log().scalars(metrics, self._step)
@@ -284,14 +303,17 @@ class Elistimator:
         self._session.run(model.reset_metrics)
         updates = [update for _, update in spec.metric_ops.values()]
         loss_sum, examples = 0.0, 0
+        batches = 0
         with progress_bar(description, self._lengths.get(stream.role), self.verbose) as bar:
             for batch in stream.epoch():
                 loss, _ = self._session.run([spec.loss, updates], feed_dict=model.feed(batch))
                 size = batch_size(batch)
                 loss_sum += float(loss) * size
                 examples += size
+                batches += 1
                 bar.update()
-            self._lengths[stream.role] = bar.n
+        if stream is self._validation_stream:
+            self._lengths[stream.role] = batches
         if examples == 0:
             raise ValueError(f"the {stream.role} input function yielded no batches")
         values = self._session.run({name: value for name, (value, _) in spec.metric_ops.items()})
@@ -366,9 +388,12 @@ class Elistimator:
         files are removed; their entries stay in ``checkpoints`` with ``local=False``.
         """
         model = self._require_model("save_ckpt()")
-        directory, step = self._directory, self._step
+        directory = self._directory
+        step = self._step = self.global_step
         prefix = directory.checkpoint_prefix(step)
         directory.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        if self._index.records.pop(step, None) is not None:
+            self._write_metadata()  # its files are about to be overwritten: uncommit them first
         model.saver.save(self._session, str(directory.resolve(prefix)), write_state=False)
         self._index.add(CheckpointRecord(step, prefix, directory.checksums(prefix)))
         self._prune()
@@ -389,19 +414,29 @@ class Elistimator:
         """Restore the checkpoint at ``path_prefix`` (absolute, or relative to the model directory)."""
         model = self._require_model("restore_ckpt()")
         prefix = Path(path_prefix)
-        if not prefix.is_absolute() and not Path(f"{prefix}.index").is_file():
+        if not prefix.is_absolute() and Path(self._model_dir / f"{prefix}.index").is_file():
             prefix = self._model_dir / prefix
+        prefix = prefix.absolute()
         if not Path(f"{prefix}.index").is_file():
             known = [entry["file"] for entry in self.checkpoints.values() if entry["local"]]
             raise FileNotFoundError(f"no checkpoint at {str(prefix)!r} (no {prefix.name}.index); "
                                     f"checkpoints on local disk: {known or 'none'}")
+        self._verify_if_indexed(prefix)
         try:
             model.saver.restore(self._session, str(prefix))
         except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
             raise ValueError(f"checkpoint {str(prefix)!r} does not fit this model: "
                              f"{error.message.splitlines()[0]}") from None
-        self._step = int(self._session.run(model.global_step))
+        self._step = self._restored_step = int(self._session.run(model.global_step))
         return self
+
+    def _verify_if_indexed(self, prefix: Path) -> None:
+        for record in self._index.records.values():
+            if record.local and self._directory.resolve(record.prefix) == prefix.resolve():
+                problems = self._directory.verify(record.prefix, record.files)
+                if problems:
+                    raise ModelDirectoryError(f"the checkpoint at step {record.step} ({record.prefix}) is "
+                                              "damaged: " + "; ".join(problems))
 
     def restore_latest_ckpt(self) -> "Elistimator":
         """Restore the checkpoint with the greatest global step."""
@@ -417,16 +452,8 @@ class Elistimator:
         return self._restore_step(best_step(self._index, metric, mode))
 
     def _restore_step(self, step: int) -> "Elistimator":
-        record = self._index.records[step]
-        if not record.local:
-            raise FileNotFoundError(f"the checkpoint at step {step} is no longer on local disk (pruned by "
-                                    f"max_to_keep={self._max_to_keep}); keep more with "
-                                    "train_saver_args={'max_to_keep': N}")
-        problems = self._directory.verify(record.prefix, record.files)
-        if problems:
-            raise ModelDirectoryError(f"the checkpoint at step {step} ({record.prefix}) is damaged: "
-                                      + "; ".join(problems))
-        return self.restore_ckpt(self._directory.resolve(record.prefix))
+        _require_local(self._index.records[step], self._max_to_keep)
+        return self.restore_ckpt(self._directory.resolve(self._index.records[step].prefix))
 
     def _write_metadata(self) -> None:
         self._directory.write_metadata({
@@ -454,6 +481,7 @@ class Elistimator:
             raise ModelDirectoryError(f"{str(directory.path)!r} has no checkpoint on local disk: "
                                       "call save_ckpt() before loading it")
         step = _select_checkpoint(index, checkpoint, metric, mode)
+        _require_local(index.records[step], metadata.get("max_to_keep"))
         estimator = cls.__new__(cls)
         estimator._model_fn, estimator._params, estimator._temporary_dir = None, {}, None
         estimator._session_args = _checked_session_args(session_args)
@@ -462,7 +490,12 @@ class Elistimator:
         estimator._max_to_keep = metadata.get("max_to_keep", DEFAULT_MAX_TO_KEEP)
         estimator._saver_args = dict(metadata.get("saver_args", {}))
         estimator._load_graph(metadata["graph"], index.records[step])
-        estimator._restore_step(step)
+        try:
+            estimator._restore_step(step)
+        except BaseException:
+            estimator.close()
+            raise
+        estimator._restored_step = None  # loading is not a branch point: its history is the newest
         return estimator
 
     def _load_graph(self, names: Mapping[str, Any], record: CheckpointRecord) -> None:
@@ -474,7 +507,7 @@ class Elistimator:
             saver = tf.train.import_meta_graph(str(meta), clear_devices=True)
         try:
             model = ModelGraph.from_names(graph, names, saver)
-        except (KeyError, ValueError, TypeError) as error:
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise ModelDirectoryError(f"{self._directory.metadata_path} does not match the saved graph: "
                                       f"{error}") from None
         session = new_session(graph, **self._session_args)
@@ -553,7 +586,7 @@ def _checked_saver_args(args: Optional[Mapping[str, Any]], max_to_keep: Optional
     if not isinstance(args, Mapping):
         raise TypeError(f"train_saver_args must be a dict of tf.train.Saver arguments, got {type(args).__name__}")
     args = dict(args)
-    max_to_keep = args.pop("max_to_keep", DEFAULT_MAX_TO_KEEP)
+    max_to_keep = args.pop("max_to_keep", max_to_keep)
     if max_to_keep is not None and (isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int)
                                     or max_to_keep < 1):
         raise ValueError(f"train_saver_args['max_to_keep'] must be a positive int or None (keep all), "
@@ -564,6 +597,12 @@ def _checked_saver_args(args: Optional[Mapping[str, Any]], max_to_keep: Optional
         raise ValueError(f"train_saver_args has unsupported key(s) {unsupported + unknown}; the Elistimator "
                          "prunes checkpoints by max_to_keep and passes the other tf.train.Saver arguments on")
     return max_to_keep, args
+
+
+def _require_local(record: CheckpointRecord, max_to_keep: Optional[int]) -> None:
+    if not record.local:
+        raise FileNotFoundError(f"the checkpoint at step {record.step} is no longer on local disk (pruned by "
+                                f"max_to_keep={max_to_keep}); keep more with train_saver_args={{'max_to_keep': N}}")
 
 
 def _select_checkpoint(index: CheckpointIndex, checkpoint: Union[str, int], metric: str, mode: str) -> int:

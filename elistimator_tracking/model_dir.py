@@ -103,6 +103,17 @@ class ModelDirectory:
             if not str(step).isdigit() or not isinstance(entry, dict) or not isinstance(entry.get("prefix"), str):
                 raise ModelDirectoryError(f"{self.metadata_path} has a malformed checkpoint entry {step!r}")
             self.resolve(entry["prefix"])
+            stem = Path(entry["prefix"]).name + "."
+            for name in entry.get("files", {}):
+                if not isinstance(name, str) or Path(name).name != name or not name.startswith(stem):
+                    raise ModelDirectoryError(f"{self.metadata_path} lists a file {name!r} for checkpoint {step} "
+                                              f"that is not one of its own ({stem}*)")
+        for step, metrics in data["validations"].items():
+            if not isinstance(metrics, dict) or not all(isinstance(v, (int, float)) for v in metrics.values()):
+                raise ModelDirectoryError(f"{self.metadata_path} has malformed validation metrics at step {step!r}")
+        max_to_keep = data.get("max_to_keep")
+        if max_to_keep is not None and (not isinstance(max_to_keep, int) or max_to_keep < 1):
+            raise ModelDirectoryError(f"{self.metadata_path} has an invalid max_to_keep {max_to_keep!r}")
         return data
 
     def write_metadata(self, data: Mapping[str, Any]) -> None:

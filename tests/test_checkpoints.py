@@ -78,8 +78,69 @@ def test_restore_best_and_latest(tmp_path, data):
     np.testing.assert_array_equal(est.predict(vx)["probabilities"], predictions[9])
     est.restore_ckpt("checkpoints/model-18")  # relative to the model directory
     assert est.global_step == 18
-    est.train(2)  # training continues from the restored step
+    with pytest.warns(UserWarning, match=r"restored step 18: the later checkpoints \[27\] .* are dropped"):
+        est.train(2)  # training continues from the restored step: a new branch
     assert est.global_step == 20
+    assert sorted(est.checkpoints) == [9, 18] and 27 not in est._index.validations
+    est.save_ckpt()
+    assert est.checkpoints[20]["metrics"] == {}  # no stale metrics of the abandoned run
+    assert est.restore_latest_ckpt().global_step == 20
+    est.close()
+
+
+def test_resaving_a_step_uncommits_its_files_first(estimator, tmp_path, monkeypatch):
+    """A crash while a committed step is re-saved leaves the older checkpoints loadable."""
+    estimator.train()
+    estimator.save_ckpt()
+    estimator.train()
+    estimator.save_ckpt()
+    from elistimator_tracking.model_dir import ModelDirectory
+
+    def crash(self, prefix):
+        raise SystemExit("killed after saver.save, before the metadata")
+    monkeypatch.setattr(ModelDirectory, "checksums", crash)
+    with pytest.raises(SystemExit):
+        estimator.save_ckpt()  # same step 18 again
+    monkeypatch.undo()
+    loaded = Elistimator.from_disk(tmp_path / "model", verbose=False)
+    assert loaded.global_step == 9 and sorted(loaded.checkpoints) == [9]
+    loaded.close()
+
+
+def test_restore_ckpt_by_path_verifies_indexed_checkpoints(estimator, tmp_path):
+    estimator.train()
+    nine = estimator.save_ckpt()
+    estimator.train()
+    eighteen = estimator.save_ckpt()
+    for suffix in (".index", ".data-00000-of-00001"):
+        (tmp_path / "model" / "checkpoints" / f"model-18{suffix}").write_bytes(open(nine + suffix, "rb").read())
+    with pytest.raises(ValueError, match="step 18 .* is damaged"):
+        estimator.restore_ckpt(eighteen)
+
+
+def test_max_to_keep_carries_over_when_other_saver_args_change(tmp_path, data):
+    (x, y), _ = data
+    est = Elistimator(tiny_model_fn, tmp_path, verbose=False)
+    est.setup(dataset_fn(x, y), train_saver_args={"max_to_keep": None})
+    saver_ops = len(est.graph.get_operations())
+    est.setup(dataset_fn(x, y), train_saver_args={"save_relative_paths": True})
+    assert est._max_to_keep is None
+    assert len(est.graph.get_operations()) > saver_ops  # a new saver for the new arguments
+    for _ in range(7):
+        est.train()
+        est.save_ckpt()
+    assert all(c["local"] for c in est.checkpoints.values()) and len(est.checkpoints) == 7
+    est.close()
+
+
+def test_first_setup_failing_after_the_build_leaves_nothing_built(tmp_path, data):
+    (x, y), _ = data
+    est = Elistimator(tiny_model_fn, tmp_path, verbose=False)
+    with pytest.raises(ValueError, match="validation dataset lacks feature"):
+        est.setup(dataset_fn(x, y), lambda: dataset_fn(x, y)().map(lambda d: {"x": d["x"]}))
+    assert est.graph is None and est.session is None
+    est.setup(dataset_fn(x[:, :1], y)).train()  # a retry with other shapes builds afresh
+    assert est.input_signature["x"] == "float32 (?, 1)"
     est.close()
 
 
@@ -114,6 +175,8 @@ def test_restore_of_a_pruned_checkpoint_is_a_clear_error(tmp_path, data):
     with pytest.raises(FileNotFoundError, match=r"step 9 is no longer on local disk \(pruned by max_to_keep=1\)"):
         est.restore_best_ckpt()
     est.close()
+    with pytest.raises(FileNotFoundError, match=r"step 9 is no longer on local disk \(pruned by max_to_keep=1\)"):
+        Elistimator.from_disk(tmp_path, checkpoint=9)
 
 
 def test_a_damaged_checkpoint_is_not_restored(estimator, tmp_path):

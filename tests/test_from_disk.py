@@ -114,11 +114,14 @@ def test_bad_directories_are_clear_errors_and_change_nothing(trained_dir, tmp_pa
         "outside": good.replace('"checkpoints/model-27"', '"../../etc/model-27"'),
         "absolute": good.replace('"checkpoints/model-27"', '"/etc/model-27"'),
         "no checkpoints": json.dumps({**json.loads(good), "checkpoints": {}}),
+        "foreign file": good.replace('"model-27.index"', '"../../../../etc/hostname"'),
+        "bad metrics": good.replace('"validations": {', '"validations": {"1": {"loss": "oops"}, ', 1),
     }
     messages = {
         "truncated": "is corrupt or truncated", "not json": "is corrupt or truncated",
         "not elistimator": "is not Elistimator metadata", "outside": "points outside the model directory",
         "absolute": "holds an absolute path", "no checkpoints": "has no checkpoint on local disk",
+        "foreign file": "that is not one of its own", "bad metrics": "malformed validation metrics",
     }
     for case, text in cases.items():
         metadata_path.write_text(text)
