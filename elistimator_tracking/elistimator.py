@@ -8,7 +8,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -229,8 +229,7 @@ class Elistimator:
         step, self._restored_step = self._restored_step, None
         dropped = self._index.drop_after(step)
         self._write_metadata()
-        self._directory.remove_unreferenced(keep=[self._index.records[s].prefix
-                                                  for s in self._index.steps(local_only=True)])
+        self._sync_checkpoint_files()
         if dropped:
             warnings.warn(f"training continues from the restored step {step}: the later checkpoints {dropped} "
                           "and validations of the abandoned run are dropped", stacklevel=3)
@@ -398,10 +397,15 @@ class Elistimator:
         self._index.add(CheckpointRecord(step, prefix, directory.checksums(prefix)))
         self._prune()
         self._write_metadata()  # the commit point: from here on the checkpoint exists
-        local = [self._index.records[s].prefix for s in self._index.steps(local_only=True)]
-        directory.remove_unreferenced(keep=local)
-        directory.write_checkpoint_state(local)
+        self._sync_checkpoint_files()
         return str(directory.resolve(prefix))
+
+    def _sync_checkpoint_files(self) -> None:
+        """Make the checkpoint directory match the committed index: delete files no local
+        entry owns, and list the local ones in TensorFlow's ``checkpoint`` file."""
+        local = [self._index.records[s].prefix for s in self._index.steps(local_only=True)]
+        self._directory.remove_unreferenced(keep=local)
+        self._directory.write_checkpoint_state(local)
 
     def _prune(self) -> None:
         """Mark all but the newest ``max_to_keep`` checkpoints as no longer on local disk."""

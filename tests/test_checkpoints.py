@@ -82,6 +82,9 @@ def test_restore_best_and_latest(tmp_path, data):
         est.train(2)  # training continues from the restored step: a new branch
     assert est.global_step == 20
     assert sorted(est.checkpoints) == [9, 18] and 27 not in est._index.validations
+    from elistimator_tracking._tf import tf
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")) == str(tmp_path / "checkpoints" / "model-18")
+    assert not list((tmp_path / "checkpoints").glob("model-27.*"))
     est.save_ckpt()
     assert est.checkpoints[20]["metrics"] == {}  # no stale metrics of the abandoned run
     assert est.restore_latest_ckpt().global_step == 20
