@@ -6,6 +6,7 @@ import inspect
 import math
 import os
 import tempfile
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
@@ -16,9 +17,12 @@ from ._tf import new_session, tf
 from .checkpoints import CheckpointIndex, CheckpointRecord, best_step, latest_step
 from .events import EventLog
 from .inputs import Batch, BatchStream, InputFn, batch_size, one_off_batch
-from .model_dir import ModelDirectory, ModelDirectoryError
+from .model_dir import ModelDirectory, ModelDirectoryError, link_or_copy
 from .model_graph import ModelFn, ModelGraph
 from .progress import metrics_line, progress_bar
+from .tracking.base import NullTracker, Tracker, TrackingWarning, make_tracker
+from .tracking.run_info import flatten_params, provenance_tags
+from .tracking.spool import SPOOL_DIR
 
 PathLike = Union[str, os.PathLike]
 SESSION_ARGS = ("target", "config")
@@ -37,12 +41,18 @@ class Elistimator:
         session_args: keyword arguments for ``tf.Session`` (``target``, ``config``).
         verbose: progress bars and the metrics line after ``validate()``.
         summary_every_n_steps: training loss (and the model's own ``tf.summary`` ops)
-            go to TensorBoard every this many global steps.
+            go to TensorBoard, and ``train/loss`` to the MLflow run, every this many global steps.
+        tracking: ``True`` (MLflow at ``MLFLOW_TRACKING_URI``, else MLflow's default
+            ``sqlite:///mlflow.db``), a tracking URI, a ``Tracker`` object, or ``False``.
+        experiment: the MLflow experiment (default: the model function's name).
+        run_name, tags: the MLflow run's name and extra tags.
     """
 
     def __init__(self, model_fn: ModelFn, model_dir: Optional[PathLike] = None, params: Optional[dict] = None,
                  session_args: Optional[Mapping[str, Any]] = None, *, verbose: bool = True,
-                 summary_every_n_steps: int = 10):
+                 summary_every_n_steps: int = 10, tracking: Union[bool, str, Tracker] = True,
+                 experiment: Optional[str] = None, run_name: Optional[str] = None,
+                 tags: Optional[Mapping[str, str]] = None):
         if not callable(model_fn):
             raise TypeError(f"model_fn must be callable as model_fn(features, is_training, params), "
                             f"got {type(model_fn).__name__}")
@@ -55,8 +65,11 @@ class Elistimator:
         self._model_fn = model_fn
         self._params = dict(params or {})
         self._temporary_dir: Optional[tempfile.TemporaryDirectory] = None
+        tracking_args = _checked_tracking_args(experiment, run_name, tags)
         self._init_state(self._prepare_model_dir(model_dir), verbose, summary_every_n_steps)
         self._refuse_existing_model()
+        self._configure_tracking(tracking, experiment or getattr(model_fn, "__name__", "model_fn"),
+                                 *tracking_args[1:], recorded=None)
 
     def _init_state(self, model_dir: Path, verbose: bool, summary_every_n_steps: int) -> None:
         self._model_dir = model_dir
@@ -78,6 +91,17 @@ class Elistimator:
         self._epoch_position = 0
         self._lengths: Dict[str, int] = {}
         self._closed = False
+        self._tracker: Tracker = NullTracker()
+        self._tracking_started = False
+        self._tracking_failed = False
+        self._batch_size_logged = False
+
+    def _configure_tracking(self, tracking: Union[bool, str, Tracker], experiment: str, run_name: Optional[str],
+                            tags: Dict[str, str], recorded: Optional[Mapping[str, Any]]) -> None:
+        """Choose the tracker; ``recorded`` is the run a model directory names (to resume it)."""
+        self._tracker = make_tracker(tracking, recorded.get("tracking_uri") if recorded else None)
+        self._experiment, self._run_name, self._run_tags = experiment, run_name, tags
+        self._tracking_resume = dict(recorded) if recorded else None
 
     def _refuse_existing_model(self) -> None:
         """Never overwrite the checkpoint history of another model in the same directory."""
@@ -114,6 +138,17 @@ class Elistimator:
         if self._model is None:
             return 0
         return int(self._session.run(self._model.global_step))
+
+    @property
+    def run_id(self) -> Optional[str]:
+        """The MLflow run this Elistimator tracks to (None before ``setup()``, without tracking,
+        or while the store has not answered yet)."""
+        record = self._tracker.describe() or self._tracking_resume or {}
+        return record.get("run_id")
+
+    @property
+    def tracker(self) -> Tracker:
+        return self._tracker
 
     @property
     def input_signature(self) -> Dict[Any, str]:
@@ -154,7 +189,79 @@ class Elistimator:
         self._max_to_keep, self._saver_args = max_to_keep, saver_args
         self._replace_streams(train, validation)
         self._write_metadata()
+        if not self._tracking_started:
+            self._track(self._start_tracking)
+            self._write_metadata()
         return self
+
+    # -- tracking -------------------------------------------------------------------
+
+    def _start_tracking(self) -> None:
+        """Open the MLflow run (or resume the one the model directory names) at the first setup."""
+        self._tracking_started = True
+        if not self._tracker.active:
+            return
+        resuming = self._tracking_resume is not None
+        tags = {} if resuming else provenance_tags(self._model_fn)
+        self._tracker.start(self._model_dir / SPOOL_DIR, self._experiment, self._run_name,
+                            {**tags, **self._run_tags}, resume=self._tracking_resume)
+        if resuming:
+            self._tracker.set_tags(self._run_tags)
+        else:
+            saver = {"max_to_keep": self._max_to_keep, **self._saver_args}
+            self._tracker.log_params({**flatten_params(self._params), **flatten_params(saver, prefix="saver.")})
+
+    def _track(self, call, *args) -> None:
+        """Run a tracking call; tracking never breaks training, so failures become one warning."""
+        if not self._tracker.active or self._tracking_failed:
+            return
+        try:
+            call(*args)
+        except Exception as error:  # noqa: BLE001
+            self._tracking_failed = True
+            warnings.warn(f"tracking stopped for this Elistimator ({type(error).__name__}: {error}); training "
+                          f"goes on, and what was journaled before is kept in {self._model_dir / SPOOL_DIR}",
+                          TrackingWarning, stacklevel=3)
+
+    def _log_metrics(self, prefix: str, metrics: Mapping[str, float]) -> None:
+        if self._tracking_started:
+            self._track(self._tracker.log_metrics, {f"{prefix}/{k}": v for k, v in metrics.items()}, self._step)
+
+    def _log_checkpoint(self, step: int, with_files: bool = True) -> None:
+        """Send ``checkpoints/step-<N>/`` (files, meta graph, JSON with checksums and metrics) to the run."""
+        if not self._tracking_started or not self._tracker.active:
+            return
+        record = self._index.records[step]
+        outbox = self._tracker.outbox(f"step-{step}")
+        metadata = self._metadata({step: record}, {step: self._index.metrics(step)} if step in self._index.validations
+                                  else {}, step)
+        if with_files:
+            self._directory.export_checkpoint(record.prefix, record.files, metadata, outbox)
+        else:  # new metrics for a checkpoint already sent: only its JSON changes
+            ModelDirectory(outbox).write_metadata(metadata)
+        self._tracker.log_artifacts(outbox, f"checkpoints/step-{step}")
+        self._tracker.set_tags(self._selection_tags())
+
+    def _selection_tags(self) -> Dict[str, str]:
+        tags = {"elistimator.latest_step": str(latest_step(self._index))}
+        try:
+            tags["elistimator.best_step"] = str(best_step(self._index, "loss", "min"))
+            tags["elistimator.best_metric"] = "validation/loss (min)"
+        except LookupError:
+            pass
+        return tags
+
+    def _log_events(self) -> None:
+        """Send the TensorBoard event directories to the run under ``tensorboard/``."""
+        logdirs = [d for d in (self._model_dir / "train", self._model_dir / "validation") if d.is_dir()]
+        if not logdirs or not self._tracking_started or not self._tracker.active:
+            return
+        outbox = self._tracker.outbox("tensorboard")
+        for logdir in logdirs:
+            for file in logdir.rglob("*"):
+                if file.is_file():
+                    link_or_copy(file, outbox / logdir.name / file.relative_to(logdir))
+        self._tracker.log_artifacts(outbox, "tensorboard")
 
     def _build(self, train: BatchStream, validation: Optional[BatchStream], saver_args: Dict[str, Any]) -> None:
         signature = train.signature
@@ -217,6 +324,8 @@ class Elistimator:
                         break
                     continue
                 self._epoch_position += 1  # consumed, even if the step below raises
+                if not self._batch_size_logged:
+                    self._log_batch_size(batch)
                 loss = self._train_step(batch, done)
                 done += 1
                 bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
@@ -265,7 +374,14 @@ class Elistimator:
             events.scalars({"loss": loss}, self._step)
             if len(values) > 2:
                 events.serialized_summary(values[2], self._step)
+            self._log_metrics("train", {"loss": loss})
         return loss
+
+    def _log_batch_size(self, batch: Batch) -> None:
+        """The first batch's size is the run's ``batch_size`` param (a resumed run has it already)."""
+        self._batch_size_logged = True
+        if self._tracking_started and self._tracking_resume is None:
+            self._track(self._tracker.log_params, {"batch_size": str(batch_size(batch))})
 
     # -- validation and evaluation ----------------------------------------------------
 
@@ -280,6 +396,9 @@ class Elistimator:
         self._write_metadata()
         self._validation_event_log().scalars(metrics, self._step)
         self._validation_event_log().flush()
+        self._log_metrics("validation", metrics)
+        if self._step in self._index.records:
+            self._track(self._log_checkpoint, self._step, False)
         if self.verbose:
             print(metrics_line(metrics), flush=True)
         return metrics
@@ -292,9 +411,12 @@ class Elistimator:
         stream = BatchStream(input_fn, "evaluation")
         try:
             self._require_fits(stream, model.evaluation_needs())
-            return self._evaluate_stream(stream, "Evaluation")
+            metrics = self._evaluate_stream(stream, "Evaluation")
         finally:
             stream.close()
+        self._step = self.global_step
+        self._log_metrics("evaluation", metrics)
+        return metrics
 
     def _evaluate_stream(self, stream: BatchStream, description: str) -> Dict[str, float]:
         model = self._model
@@ -397,6 +519,7 @@ class Elistimator:
         self._index.add(CheckpointRecord(step, prefix, directory.checksums(prefix)))
         self._prune()
         self._write_metadata()  # the commit point: from here on the checkpoint exists
+        self._track(self._log_checkpoint, step)  # hard links: staged before pruning deletes files
         self._sync_checkpoint_files()
         return str(directory.resolve(prefix))
 
@@ -460,20 +583,29 @@ class Elistimator:
         return self.restore_ckpt(self._directory.resolve(self._index.records[step].prefix))
 
     def _write_metadata(self) -> None:
-        self._directory.write_metadata({
-            "graph": self._model.to_names(), "global_step": self._step, "max_to_keep": self._max_to_keep,
-            "saver_args": self._saver_args, **self._index.to_json()})
+        self._directory.write_metadata(self._metadata(self._index.records, self._index.validations, self._step))
+
+    def _metadata(self, records: Mapping[int, CheckpointRecord], validations: Mapping[int, Mapping[str, float]],
+                  step: int) -> Dict[str, Any]:
+        return {"graph": self._model.to_names(), "global_step": step, "max_to_keep": self._max_to_keep,
+                "saver_args": self._saver_args, **CheckpointIndex(records.values(), validations).to_json(),
+                "tracking": self._tracker.describe() or self._tracking_resume}
 
     @classmethod
     def from_disk(cls, model_dir: PathLike, checkpoint: Union[str, int] = "latest",
                   session_args: Optional[Mapping[str, Any]] = None, *, metric: str = "loss", mode: str = "min",
-                  verbose: bool = True, summary_every_n_steps: int = 10) -> "Elistimator":
+                  verbose: bool = True, summary_every_n_steps: int = 10, tracking: Union[bool, str, Tracker] = True,
+                  experiment: Optional[str] = None, run_name: Optional[str] = None,
+                  tags: Optional[Mapping[str, str]] = None) -> "Elistimator":
         """Load a model directory without the model function.
 
         ``checkpoint`` is ``'latest'``, ``'best'`` (by ``metric`` and ``mode``) or a
         global step. ``predict`` and ``evaluate`` work at once; ``setup(...)`` continues
-        training from the restored global step, keeping the checkpoint history.
+        training from the restored global step, keeping the checkpoint history, and
+        resumes the MLflow run the directory names (with ``tracking=True``, in the store
+        it was tracked to).
         """
+        _checked_tracking_args(experiment, run_name, tags)
         if not isinstance(model_dir, (str, os.PathLike)):
             raise TypeError(f"model_dir must be a str or pathlib.Path, got {type(model_dir).__name__}")
         directory = ModelDirectory(Path(model_dir).expanduser().absolute())
@@ -490,6 +622,9 @@ class Elistimator:
         estimator._model_fn, estimator._params, estimator._temporary_dir = None, {}, None
         estimator._session_args = _checked_session_args(session_args)
         estimator._init_state(directory.path, verbose, summary_every_n_steps)
+        recorded = metadata.get("tracking")
+        estimator._configure_tracking(tracking, experiment or (recorded or {}).get("experiment") or "from_disk",
+                                      run_name, dict(tags or {}), recorded)
         estimator._index = index
         estimator._max_to_keep = metadata.get("max_to_keep", DEFAULT_MAX_TO_KEEP)
         estimator._saver_args = dict(metadata.get("saver_args", {}))
@@ -521,20 +656,40 @@ class Elistimator:
     # -- lifecycle ------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close event files, sessions and data streams. The model directory stays."""
+        """End the MLflow run as FINISHED; close event files, sessions and data streams.
+
+        The model directory stays. Delivery of what tracking still holds is awaited while
+        the store answers (bounded); the rest stays spooled in the model directory.
+        """
+        self._close("FINISHED")
+
+    def _close(self, status: str, error: Optional[str] = None) -> None:
         if self._closed:
             return
         self._closed = True
-        for resource in (self._train_events, self._validation_events, self._train_stream,
-                         self._validation_stream, self._session):
+        for events in (self._train_events, self._validation_events):
+            if events is not None:
+                events.close()
+        self._track(self._log_events)
+        if self._tracking_started:
+            self._track(self._tracker.finish, status, error)
+            if self._model is not None:
+                self._write_metadata()  # the run id, if the store answered only after setup()
+        for resource in (self._train_stream, self._validation_stream, self._session):
             if resource is not None:
                 resource.close()
 
     def __enter__(self) -> "Elistimator":
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Leaving the block ends the run: FINISHED, KILLED on Ctrl-C, FAILED (with the error) otherwise."""
+        if exc_type is None:
+            self._close("FINISHED")
+        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+            self._close("KILLED", exc_type.__name__)
+        else:
+            self._close("FAILED", "".join(traceback.format_exception_only(exc_type, exc)).strip())
 
     # -- helpers --------------------------------------------------------------------
 
@@ -569,6 +724,17 @@ class Elistimator:
         if self._validation_events is None:
             self._validation_events = EventLog(self._model_dir / "validation")
         return self._validation_events
+
+
+def _checked_tracking_args(experiment: Optional[str], run_name: Optional[str],
+                           tags: Optional[Mapping[str, str]]) -> Tuple[Optional[str], Optional[str], Dict[str, str]]:
+    for name, value in (("experiment", experiment), ("run_name", run_name)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ValueError(f"{name} must be a non-empty string or None, got {value!r}")
+    if tags is not None and (not isinstance(tags, Mapping)
+                             or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())):
+        raise TypeError(f"tags must be a dict of str to str, got {tags!r}")
+    return experiment, run_name, dict(tags or {})
 
 
 def _checked_session_args(session_args: Optional[Mapping[str, Any]]) -> Dict[str, Any]:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping
@@ -44,6 +45,14 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+
+
+def link_or_copy(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -111,6 +120,8 @@ class ModelDirectory:
         for step, metrics in data["validations"].items():
             if not isinstance(metrics, dict) or not all(isinstance(v, (int, float)) for v in metrics.values()):
                 raise ModelDirectoryError(f"{self.metadata_path} has malformed validation metrics at step {step!r}")
+        if data.get("tracking") is not None and not isinstance(data["tracking"], dict):
+            raise ModelDirectoryError(f"{self.metadata_path} has a malformed 'tracking' record")
         max_to_keep = data.get("max_to_keep")
         if max_to_keep is not None and (not isinstance(max_to_keep, int) or max_to_keep < 1):
             raise ModelDirectoryError(f"{self.metadata_path} has an invalid max_to_keep {max_to_keep!r}")
@@ -172,6 +183,21 @@ class ModelDirectory:
                 file.unlink(missing_ok=True)
         for temporary in [*self.path.glob(f".{METADATA_FILE}.*.tmp"), *self.checkpoint_dir.glob(".checkpoint.*.tmp")]:
             temporary.unlink(missing_ok=True)
+
+    def export_checkpoint(self, prefix: str, files: Iterable[str], metadata: Mapping[str, Any],
+                          destination: Path) -> None:
+        """Make ``destination`` a model directory holding just this checkpoint, enough to restore.
+
+        Files are hard-linked (no copy, and they outlive pruning of the originals), copied
+        where the file system has no hard links.
+        """
+        target = ModelDirectory(destination)
+        target.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        source = self.resolve(prefix).parent
+        for name in files:
+            link_or_copy(source / name, target.checkpoint_dir / name)
+        target.write_checkpoint_state([prefix])
+        target.write_metadata(metadata)
 
     def write_checkpoint_state(self, prefixes: Iterable[str]) -> None:
         """The ``checkpoint`` file TensorFlow tools read (``tf.train.latest_checkpoint``)."""

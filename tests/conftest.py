@@ -43,6 +43,25 @@ def tiny_model_fn(features, is_training, params):
             PredictSpec(output={"classes": classes, "probabilities": tf.nn.softmax(logits)}))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tracking_store(tmp_path_factory):
+    """Every test tracks to one SQLite store in a temporary directory (artifacts in its ./mlruns).
+
+    The working directory moves there too, so MLflow's relative defaults never touch the
+    repository. Tests that need their own store pass ``tracking=`` explicitly.
+    """
+    home = tmp_path_factory.mktemp("tracking")
+    previous_cwd, previous_uri = os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI")
+    os.chdir(home)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
+    yield os.environ["MLFLOW_TRACKING_URI"]
+    os.chdir(previous_cwd)
+    if previous_uri is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous_uri
+
+
 @pytest.fixture
 def data():
     return blobs(70, seed=0), blobs(30, seed=1)

@@ -1,0 +1,144 @@
+"""The durable record of tracking work for one store, kept in the model directory.
+
+Every tracking operation is appended to ``journal.jsonl`` (with a sequence number)
+before it is delivered; ``delivered`` holds the highest sequence number the store has
+acknowledged. After a crash, a dead server or a closed process, the operations after
+that number are replayed in order. Replays are harmless: metrics carry their original
+timestamps (MLflow drops exact duplicates), artifacts overwrite the same paths, and a
+run is found again by its ``elistimator.run_key`` tag instead of being created twice.
+
+Layout: ``<model_dir>/tracking/<store-id>/{store.json, journal.jsonl, delivered,
+runs.json, outbox/}``, one folder per tracking URI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+from ..model_dir import write_json_atomic, write_text_atomic
+
+SPOOL_DIR = "tracking"
+
+
+def spool_path(spool_root: Path, tracking_uri: str) -> Path:
+    digest = hashlib.sha256(tracking_uri.encode("utf-8")).hexdigest()[:12]
+    return spool_root / f"store-{digest}"
+
+
+def spools_in(spool_root: Path) -> Iterator["Spool"]:
+    """Every spool under ``spool_root`` (one per tracking URI ever used there)."""
+    for store in sorted(spool_root.glob("store-*/store.json")):
+        uri = json.loads(store.read_text(encoding="utf-8"))["tracking_uri"]
+        yield Spool(spool_root, uri)
+
+
+class Spool:
+    """Journal, delivery mark, run ids and outbox of one tracking URI."""
+
+    def __init__(self, spool_root: Path, tracking_uri: str):
+        self.tracking_uri = tracking_uri
+        self.path = spool_path(spool_root, tracking_uri)
+        self._lock = threading.Lock()
+        self.path.mkdir(parents=True, exist_ok=True)
+        store = self.path / "store.json"
+        if not store.is_file():
+            write_json_atomic(store, {"tracking_uri": tracking_uri})
+        self._journal = self.path / "journal.jsonl"
+        self._repair_torn_tail()
+        entries = self._read_journal()
+        self._delivered = self._read_delivered()
+        self._next_seq = max([self._delivered] + [op["seq"] for op in entries]) + 1
+        self._runs: Dict[str, Optional[str]] = self._read_runs()
+
+    # -- the journal ------------------------------------------------------------------
+
+    def append(self, op: Dict[str, Any]) -> Dict[str, Any]:
+        """Give ``op`` the next sequence number and write it to the journal (flushed)."""
+        with self._lock:
+            op = {"seq": self._next_seq, **op}
+            self._next_seq += 1
+            with open(self._journal, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(op, separators=(",", ":")) + "\n")
+        return op
+
+    def pending(self) -> List[Dict[str, Any]]:
+        """The operations not yet acknowledged by the store, oldest first."""
+        return [op for op in self._read_journal() if op["seq"] > self._delivered]
+
+    def mark_delivered(self, seq: int) -> None:
+        with self._lock:
+            if seq > self._delivered:
+                self._delivered = seq
+                write_text_atomic(self.path / "delivered", f"{seq}\n")
+
+    def compact(self) -> None:
+        """Drop the journal once everything in it was delivered."""
+        with self._lock:
+            if self._delivered >= self._next_seq - 1 and self._journal.exists():
+                self._journal.unlink()
+
+    def _read_journal(self) -> List[Dict[str, Any]]:
+        if not self._journal.exists():
+            return []
+        entries = []
+        for line in self._journal.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                entries.append(json.loads(line))
+        return entries
+
+    def _repair_torn_tail(self) -> None:
+        """A crash mid-append can leave a partial last line: cut it off (it was never acted on)."""
+        if not self._journal.exists():
+            return
+        data = self._journal.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(self._journal, "r+b") as handle:
+                handle.truncate(data.rfind(b"\n") + 1)
+
+    def _read_delivered(self) -> int:
+        path = self.path / "delivered"
+        return int(path.read_text().strip()) if path.is_file() else 0
+
+    # -- runs -------------------------------------------------------------------------
+
+    def run_id(self, key: str) -> Optional[str]:
+        return self._runs.get(key)
+
+    def set_run(self, key: str, run_id: str) -> None:
+        with self._lock:
+            self._runs[key] = run_id
+            write_json_atomic(self.path / "runs.json", self._runs)
+
+    def _read_runs(self) -> Dict[str, Optional[str]]:
+        path = self.path / "runs.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    # -- the outbox: files waiting for upload -------------------------------------------
+
+    def outbox(self, name: str) -> Path:
+        """A new empty directory ``outbox/<name>-<random>``, unique even when ``name`` repeats."""
+        directory = self.path / "outbox" / f"{name}-{uuid.uuid4().hex[:12]}"
+        directory.mkdir(parents=True)
+        return directory
+
+    def outbox_path(self, relative: str) -> Path:
+        return self.path / relative
+
+    def relative(self, directory: Path) -> str:
+        return directory.relative_to(self.path).as_posix()
+
+    def remove_outbox(self, relative: str) -> None:
+        shutil.rmtree(self.path / relative, ignore_errors=True)
+
+    def sweep_outbox(self) -> None:
+        """Remove outbox directories no pending operation refers to (left by a crash mid-staging)."""
+        referenced = {op.get("directory") for op in self.pending()}
+        for directory in (self.path / "outbox").glob("*"):
+            if self.relative(directory) not in referenced:
+                shutil.rmtree(directory, ignore_errors=True)
