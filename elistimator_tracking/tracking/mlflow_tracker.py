@@ -137,6 +137,13 @@ class MlflowTracker(Tracker):
         """The MLflow run id, once the store created (or found) the run."""
         return self._spool.run_id(self._key) if self._spool else None
 
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait (at most ``timeout`` seconds, and only while the store answers) until everything
+        journaled so far is delivered; True when it is."""
+        with self._cond:
+            last = self._queue[-1]["seq"] if self._queue else 0
+        return self._wait_delivered(last, timeout, retry_now=True)
+
     @property
     def pending(self) -> int:
         """Operations journaled but not yet delivered."""

@@ -1,0 +1,93 @@
+"""Tracking through a real ``mlflow server`` on 127.0.0.1, killed and restarted mid-training."""
+
+from __future__ import annotations
+
+import signal
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from conftest import dataset_fn, tiny_model_fn
+from elistimator_tracking import Elistimator
+from elistimator_tracking.tracking import TrackingWarning, sync
+from elistimator_tracking.tracking.mlflow_tracker import MlflowTracker
+from mlflow_server import MlflowServer
+from test_tracking import artifact_steps, history
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def server(tmp_path):
+    server = MlflowServer(tmp_path / "server")
+    yield server
+    server.stop()
+
+
+def epoch(est):
+    est.train()
+    est.validate()
+    est.save_ckpt()
+
+
+def test_a_run_through_the_server_holds_everything_and_restores(tmp_path, server, data):
+    (x, y), (vx, vy) = data
+    server.start()
+    with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=server.uri) as est:
+        est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+        for _ in range(2):
+            epoch(est)
+        expected = est.predict(x=vx)["classes"]
+        run_id = est.run_id
+    client = MlflowClient(server.uri)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert [s for s, _ in history(client, run_id, "validation/accuracy")] == [9, 18]
+    assert artifact_steps(client, run_id) == [9, 18]
+    local = client.download_artifacts(run_id, "checkpoints/step-18", str(tmp_path / "download"))
+    with Elistimator.from_disk(local, tracking=False, verbose=False) as restored:
+        np.testing.assert_array_equal(restored.predict(x=vx)["classes"], expected)
+
+
+def test_killing_the_server_mid_training_loses_and_duplicates_nothing(tmp_path, server, data):
+    (x, y), (vx, vy) = data
+    server.start()
+    tracker = MlflowTracker(server.uri, start_timeout=30, close_timeout=60, max_backoff=1)
+    with pytest.warns(TrackingWarning, match="is behind"):
+        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker) as est:
+            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+            for _ in range(2):
+                epoch(est)
+            server.stop(signal.SIGKILL)  # whatever is in flight is cut off
+            for _ in range(3):  # the store is gone: training goes on, tracking keeps it all
+                epoch(est)
+            assert tracker.pending > 0
+            server.start()
+            for _ in range(2):
+                epoch(est)
+            run_id = est.run_id
+    client = MlflowClient(server.uri)
+    steps = [9 * (i + 1) for i in range(7)]
+    assert client.get_run(run_id).info.status == "FINISHED"
+    for key in ("validation/loss", "validation/accuracy"):
+        assert [s for s, _ in history(client, run_id, key)] == steps
+    assert [s for s, _ in history(client, run_id, "train/loss")] == list(range(10, 63, 10))
+    assert artifact_steps(client, run_id) == steps
+    assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
+
+
+def test_work_done_while_the_server_was_down_is_delivered_by_sync(tmp_path, server, data):
+    (x, y), (vx, vy) = data
+    tracker = MlflowTracker(server.uri, start_timeout=2, close_timeout=2)
+    with pytest.warns(TrackingWarning, match="could not be delivered"):
+        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker) as est:
+            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+            for _ in range(2):
+                epoch(est)
+    server.start()
+    assert sync(tmp_path / "model") == {server.uri: 0}
+    client = MlflowClient(server.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("tiny_model_fn").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.params["batch_size"] == "8"
+    assert [s for s, _ in history(client, run.info.run_id, "validation/loss")] == [9, 18]
+    assert artifact_steps(client, run.info.run_id) == [9, 18]
