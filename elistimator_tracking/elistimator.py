@@ -20,8 +20,9 @@ from .inputs import Batch, BatchStream, InputFn, batch_size, one_off_batch
 from .model_dir import ModelDirectory, ModelDirectoryError, link_or_copy
 from .model_graph import ModelFn, ModelGraph
 from .progress import metrics_line, progress_bar
+from . import tracking as tracking_store
 from .tracking.base import NullTracker, Tracker, TrackingWarning, make_tracker
-from .tracking.run_info import flatten_params, provenance_tags
+from .tracking.run_info import flatten_params, provenance_tags, version_tags
 from .tracking.spool import SPOOL_DIR
 
 PathLike = Union[str, os.PathLike]
@@ -95,6 +96,7 @@ class Elistimator:
         self._tracking_started = False
         self._tracking_failed = False
         self._batch_size_logged = False
+        self._cache_dir: Optional[PathLike] = None
 
     def _configure_tracking(self, tracking: Union[bool, str, Tracker], experiment: str, run_name: Optional[str],
                             tags: Dict[str, str], recorded: Optional[Mapping[str, Any]]) -> None:
@@ -145,6 +147,12 @@ class Elistimator:
         or while the store has not answered yet)."""
         record = self._tracker.describe() or self._tracking_resume or {}
         return record.get("run_id")
+
+    @property
+    def tracking_uri(self) -> Optional[str]:
+        """Where this Elistimator's run is tracked (None without tracking)."""
+        record = self._tracker.describe() or self._tracking_resume or {}
+        return record.get("tracking_uri") or getattr(self._tracker, "tracking_uri", None)
 
     @property
     def tracker(self) -> Tracker:
@@ -234,7 +242,7 @@ class Elistimator:
         record = self._index.records[step]
         outbox = self._tracker.outbox(f"step-{step}")
         metadata = self._metadata({step: record}, {step: self._index.metrics(step)} if step in self._index.validations
-                                  else {}, step)
+                                  else {}, step, export=True)
         if with_files:
             self._directory.export_checkpoint(record.prefix, record.files, metadata, outbox)
         else:  # new metrics for a checkpoint already sent: only its JSON changes
@@ -579,33 +587,86 @@ class Elistimator:
         return self._restore_step(best_step(self._index, metric, mode))
 
     def _restore_step(self, step: int) -> "Elistimator":
-        _require_local(self._index.records[step], self._max_to_keep)
-        return self.restore_ckpt(self._directory.resolve(self._index.records[step].prefix))
+        record = self._index.records[step]
+        return self.restore_ckpt(self._checkpoint_holder(record) / record.prefix)
+
+    def _checkpoint_holder(self, record: CheckpointRecord) -> Path:
+        """The model directory when the checkpoint is on local disk, else a verified download of it
+        from the run that logged it (checked against the checksums this directory recorded)."""
+        if record.local:
+            return self._model_dir
+        run = self._tracker.describe() or self._tracking_resume or {}
+        if not run.get("run_id"):
+            raise FileNotFoundError(f"the checkpoint at step {record.step} is no longer on local disk (pruned by "
+                                    f"max_to_keep={self._max_to_keep}) and no MLflow run holds it (this model was "
+                                    "not tracked); keep more with train_saver_args={'max_to_keep': N}")
+        fetched = tracking_store.fetch_run_checkpoint(run["tracking_uri"], run["run_id"], record.step, self._cache_dir)
+        downloaded = CheckpointIndex.from_json(ModelDirectory(fetched).read_metadata()).records.get(record.step)
+        if downloaded is None or (record.files and downloaded.files != record.files):
+            raise ModelDirectoryError(f"the checkpoint at step {record.step} in run {run['run_id']} is not the one "
+                                      f"this model directory recorded (its files or checksums differ)")
+        return fetched
+
+    def register_best(self, name: str, metric: str = "loss", mode: str = "min",
+                      alias: Optional[str] = "champion") -> str:
+        """Register the best checkpoint (by validation ``metric`` and ``mode``) in the MLflow Model
+        Registry as a new version of ``name``, tagged with its step and metrics, and point
+        ``alias`` at it. The version is an MLflow Model too (``mlflow.pyfunc.load_model``,
+        ``mlflow models serve``). Returns the version number.
+        """
+        self._require_model("register_best()")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        if alias is not None and (not isinstance(alias, str) or not alias.strip()):
+            raise ValueError(f"alias must be a non-empty string or None, got {alias!r}")
+        step = best_step(self._index, metric, mode)
+        record = self._index.records[step]
+        holder = ModelDirectory(self._checkpoint_holder(record))
+        metrics = self._index.metrics(step)
+        with tempfile.TemporaryDirectory(prefix="elistimator-register-") as work:
+            export = Path(work) / "model_dir"
+            holder.export_checkpoint(record.prefix, record.files, self._metadata({step: record},
+                                              {step: metrics}, step, export=True), export)
+            return self._tracker.register(step, export, name, alias, version_tags(step, metrics, metric, mode),
+                                          run_id=self.run_id)
 
     def _write_metadata(self) -> None:
         self._directory.write_metadata(self._metadata(self._index.records, self._index.validations, self._step))
 
     def _metadata(self, records: Mapping[int, CheckpointRecord], validations: Mapping[int, Mapping[str, float]],
-                  step: int) -> Dict[str, Any]:
-        return {"graph": self._model.to_names(), "global_step": step, "max_to_keep": self._max_to_keep,
-                "saver_args": self._saver_args, **CheckpointIndex(records.values(), validations).to_json(),
-                "tracking": self._tracker.describe() or self._tracking_resume}
+                  step: int, export: bool = False) -> Dict[str, Any]:
+        """The metadata of this model directory, or (``export``) of a one-checkpoint copy sent
+        elsewhere: a copy names the run it came from but does not resume it."""
+        run = self._tracker.describe() or self._tracking_resume
+        metadata = {"graph": self._model.to_names(), "global_step": step, "max_to_keep": self._max_to_keep,
+                    "saver_args": self._saver_args, **CheckpointIndex(records.values(), validations).to_json(),
+                    "tracking": None if export else run}
+        if export and run:
+            metadata["source"] = {"tracking_uri": run["tracking_uri"], "run_id": run["run_id"], "step": step}
+        return metadata
 
     @classmethod
     def from_disk(cls, model_dir: PathLike, checkpoint: Union[str, int] = "latest",
                   session_args: Optional[Mapping[str, Any]] = None, *, metric: str = "loss", mode: str = "min",
                   verbose: bool = True, summary_every_n_steps: int = 10, tracking: Union[bool, str, Tracker] = True,
                   experiment: Optional[str] = None, run_name: Optional[str] = None,
-                  tags: Optional[Mapping[str, str]] = None) -> "Elistimator":
-        """Load a model directory without the model function.
+                  tags: Optional[Mapping[str, str]] = None, cache_dir: Optional[PathLike] = None) -> "Elistimator":
+        """Load a model without the model function.
 
+        ``model_dir`` is a local model directory, ``runs:/<run_id>`` (any checkpoint the
+        run logged), ``models:/<name>/<version>`` or ``models:/<name>@<alias>``; remote
+        checkpoints are downloaded to ``cache_dir`` (default ``$ELISTIMATOR_CACHE_DIR`` or
+        ``~/.cache/elistimator_tracking/downloads``), verified, and reused next time.
         ``checkpoint`` is ``'latest'``, ``'best'`` (by ``metric`` and ``mode``) or a
         global step. ``predict`` and ``evaluate`` work at once; ``setup(...)`` continues
         training from the restored global step, keeping the checkpoint history, and
-        resumes the MLflow run the directory names (with ``tracking=True``, in the store
-        it was tracked to).
+        resumes the MLflow run a local directory names (with ``tracking=True``, in the
+        store it was tracked to).
         """
         _checked_tracking_args(experiment, run_name, tags)
+        if tracking_store.is_remote_source(model_dir):
+            store = tracking if isinstance(tracking, str) else None
+            model_dir, checkpoint = tracking_store.resolve_source(model_dir, checkpoint, metric, mode, cache_dir, store)
         if not isinstance(model_dir, (str, os.PathLike)):
             raise TypeError(f"model_dir must be a str or pathlib.Path, got {type(model_dir).__name__}")
         directory = ModelDirectory(Path(model_dir).expanduser().absolute())
@@ -613,22 +674,23 @@ class Elistimator:
             raise FileNotFoundError(f"model directory {str(directory.path)!r} does not exist")
         metadata = directory.read_metadata()
         index = CheckpointIndex.from_json(metadata)
-        if not index.steps(local_only=True):
-            raise ModelDirectoryError(f"{str(directory.path)!r} has no checkpoint on local disk: "
-                                      "call save_ckpt() before loading it")
+        if not index.steps():
+            raise ModelDirectoryError(f"{str(directory.path)!r} has no checkpoint: call save_ckpt() before loading it")
         step = _select_checkpoint(index, checkpoint, metric, mode)
-        _require_local(index.records[step], metadata.get("max_to_keep"))
         estimator = cls.__new__(cls)
         estimator._model_fn, estimator._params, estimator._temporary_dir = None, {}, None
         estimator._session_args = _checked_session_args(session_args)
         estimator._init_state(directory.path, verbose, summary_every_n_steps)
+        estimator._cache_dir = cache_dir
         recorded = metadata.get("tracking")
-        estimator._configure_tracking(tracking, experiment or (recorded or {}).get("experiment") or "from_disk",
+        estimator._configure_tracking(tracking, experiment or (recorded or {}).get("experiment") or directory.path.name,
                                       run_name, dict(tags or {}), recorded)
         estimator._index = index
         estimator._max_to_keep = metadata.get("max_to_keep", DEFAULT_MAX_TO_KEEP)
         estimator._saver_args = dict(metadata.get("saver_args", {}))
-        estimator._load_graph(metadata["graph"], index.records[step])
+        record = index.records[step]
+        holder = estimator._checkpoint_holder(record)
+        estimator._load_graph(metadata["graph"], record, holder)
         try:
             estimator._restore_step(step)
         except BaseException:
@@ -637,8 +699,9 @@ class Elistimator:
         estimator._restored_step = None  # loading is not a branch point: its history is the newest
         return estimator
 
-    def _load_graph(self, names: Mapping[str, Any], record: CheckpointRecord) -> None:
-        meta = self._directory.resolve(record.prefix + ".meta")
+    def _load_graph(self, names: Mapping[str, Any], record: CheckpointRecord, holder: Path) -> None:
+        """Import the checkpoint's meta graph from ``holder`` (the model directory, or a download)."""
+        meta = ModelDirectory(holder).resolve(record.prefix + ".meta")
         if not meta.is_file():
             raise ModelDirectoryError(f"the checkpoint at step {record.step} has no meta graph ({meta.name})")
         graph = tf.Graph()
@@ -684,7 +747,7 @@ class Elistimator:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         """Leaving the block ends the run: FINISHED, KILLED on Ctrl-C, FAILED (with the error) otherwise."""
-        if exc_type is None:
+        if exc_type is None or (issubclass(exc_type, SystemExit) and exc.code in (0, None)):
             self._close("FINISHED")
         elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
             self._close("KILLED", exc_type.__name__)
@@ -769,15 +832,9 @@ def _checked_saver_args(args: Optional[Mapping[str, Any]], max_to_keep: Optional
     return max_to_keep, args
 
 
-def _require_local(record: CheckpointRecord, max_to_keep: Optional[int]) -> None:
-    if not record.local:
-        raise FileNotFoundError(f"the checkpoint at step {record.step} is no longer on local disk (pruned by "
-                                f"max_to_keep={max_to_keep}); keep more with train_saver_args={{'max_to_keep': N}}")
-
-
 def _select_checkpoint(index: CheckpointIndex, checkpoint: Union[str, int], metric: str, mode: str) -> int:
     if checkpoint == "latest":
-        return latest_step(index, local_only=True)
+        return latest_step(index)
     if checkpoint == "best":
         return best_step(index, metric, mode)
     if isinstance(checkpoint, (int, np.integer)) and not isinstance(checkpoint, bool):

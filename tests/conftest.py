@@ -95,10 +95,11 @@ def load_mnist_test_set():
 
 
 def import_example(name: str):
-    """Import a module from examples/ (they are scripts, not part of the package)."""
+    """Import a script from examples/ as its own folder sees it: ``'quickstart'``, ``'german_numbers/parity'``."""
     import importlib
     import sys
-    examples = str(Path(__file__).resolve().parents[1] / "examples")
+    folder, _, module = name.rpartition("/")
+    examples = str(Path(__file__).resolve().parents[1] / "examples" / folder)
     if examples not in sys.path:
         sys.path.insert(0, examples)
-    return importlib.import_module(name)
+    return importlib.import_module(module)

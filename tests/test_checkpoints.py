@@ -169,16 +169,17 @@ def test_restore_errors(estimator, tmp_path):
 
 def test_restore_of_a_pruned_checkpoint_is_a_clear_error(tmp_path, data):
     (x, y), (vx, vy) = data
-    est = Elistimator(tiny_model_fn, tmp_path, verbose=False, params={"learning_rate": 0.5})
+    est = Elistimator(tiny_model_fn, tmp_path, verbose=False, params={"learning_rate": 0.5}, tracking=False)
     est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
     for _ in range(2):
         est.train().validate()
         est.save_ckpt()
     est._index.validations[9]["loss"] = -1.0  # make the pruned one the best
-    with pytest.raises(FileNotFoundError, match=r"step 9 is no longer on local disk \(pruned by max_to_keep=1\)"):
+    pruned = r"step 9 is no longer on local disk \(pruned by max_to_keep=1\) and no MLflow run holds it"
+    with pytest.raises(FileNotFoundError, match=pruned):
         est.restore_best_ckpt()
     est.close()
-    with pytest.raises(FileNotFoundError, match=r"step 9 is no longer on local disk \(pruned by max_to_keep=1\)"):
+    with pytest.raises(FileNotFoundError, match=pruned):
         Elistimator.from_disk(tmp_path, checkpoint=9)
 
 

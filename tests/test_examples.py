@@ -1,14 +1,51 @@
-"""Smoke tests of the examples: a few steps each, through their real entry points."""
+"""Smoke tests of the examples: a few steps each, through their real entry points, tracked."""
 
-import sys
+from __future__ import annotations
 
-from conftest import import_example
+import pytest
+from mlflow import MlflowClient
+
+from conftest import SHARED_MNIST, import_example
 
 
-def test_quickstart_runs(tmp_path, monkeypatch, capsys):
-    quickstart = import_example("quickstart")
-    monkeypatch.setattr(sys, "argv", ["quickstart.py", "--epochs", "2", "--model-dir", str(tmp_path / "qs")])
-    quickstart.main()
+def test_parity_example_trains_tests_and_registers(tmp_path, capsys):
+    parity = import_example("german_numbers/parity")
+    result = parity.main(["--epochs", "2", "--steps-per-epoch", "4", "--train-size", "300", "--quiet",
+                          "--model-dir", str(tmp_path / "parity"), "--register-as", "parity-smoke"])
     out = capsys.readouterr().out
-    assert "evaluation: {'accuracy':" in out and f"tensorboard --logdir {tmp_path / 'qs'}" in out
-    assert (tmp_path / "qs" / "train").is_dir() and (tmp_path / "qs" / "validation").is_dir()
+    assert 0.0 <= result["test"]["accuracy"] <= 1.0 and result["best_step"] in (4, 8)
+    champion = MlflowClient().get_model_version_by_alias("parity-smoke", "champion")
+    assert str(champion.version) == result["version"] and champion.run_id == result["run_id"]
+    assert "einundzwanzig: " in out and "mlflow ui --backend-store-uri sqlite:///" in out
+    assert f"tensorboard --logdir {tmp_path / 'parity'}" in out
+
+
+def test_value_example_reports_inside_and_beyond_the_training_range(tmp_path, capsys):
+    value = import_example("german_numbers/value")
+    assert value.tokenize("einhundertdreiundzwanzigtausendsechzehn") == [
+        "ein", "hundert", "drei", "und", "zwanzig", "tausend", "sech", "zehn"]
+    assert max(len(value.tokenize(value.german(n))) for n in range(0, 1_000_000, 7)) == value.MAX_TOKENS
+    result = value.main(["--epochs", "1", "--steps-per-epoch", "5", "--train-size", "300", "--quiet",
+                         "--model-dir", str(tmp_path / "value"), "--register-as", "value-smoke"])
+    out = capsys.readouterr().out
+    assert set(result["inside"]) == set(result["outside"]) == {"mean_absolute_error", "relative_error", "exact",
+                                                               "loss"}
+    assert "beyond it (20,000..999,999)" in out and "neunhundertneunundneunzigtausend" in out
+
+
+@pytest.mark.slow
+def test_mnist_example_runs_the_seed_walkthrough(tmp_path, capsys):
+    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real MNIST images not found in {SHARED_MNIST}")
+    example = import_example("mnist_example")
+    result = example.main(["--data-dir", str(SHARED_MNIST), "--epochs", "2", "--steps-per-epoch", "10",
+                           "--model-dir", str(tmp_path / "mnist"), "--register-as", "mnist-smoke"])
+    assert result["predicted"] == 2000 and result["best_step"] in (10, 20)
+    assert str(MlflowClient().get_model_version_by_alias("mnist-smoke", "champion").version) == result["version"]
+
+
+def test_mnist_example_without_data_stops_at_once_and_says_how_to_get_it(tmp_path):
+    example = import_example("mnist_example")
+    with pytest.raises(SystemExit, match="(?s)MNIST was not found in .*--data-dir data/mnist"):
+        example.main(["--data-dir", str(tmp_path / "nothing")])
+    assert not (tmp_path / "runs").exists()

@@ -120,7 +120,7 @@ def test_bad_directories_are_clear_errors_and_change_nothing(trained_dir, tmp_pa
     messages = {
         "truncated": "is corrupt or truncated", "not json": "is corrupt or truncated",
         "not elistimator": "is not Elistimator metadata", "outside": "points outside the model directory",
-        "absolute": "holds an absolute path", "no checkpoints": "has no checkpoint on local disk",
+        "absolute": "holds an absolute path", "no checkpoints": "has no checkpoint: call save_ckpt",
         "foreign file": "that is not one of its own", "bad metrics": "malformed validation metrics",
     }
     for case, text in cases.items():

@@ -9,7 +9,32 @@ from typing import Dict, Optional, Union
 from .base import NullTracker, Tracker, TrackingWarning, make_tracker
 from .spool import SPOOL_DIR, spools_in
 
-__all__ = ["Tracker", "NullTracker", "TrackingWarning", "make_tracker", "sync"]
+__all__ = ["Tracker", "NullTracker", "TrackingWarning", "make_tracker", "sync", "ui_hint", "is_remote_source",
+           "resolve_source", "fetch_run_checkpoint"]
+
+
+def is_remote_source(source: object) -> bool:
+    """``runs:/...`` or ``models:/...`` rather than a local model directory."""
+    return isinstance(source, str) and source.startswith(("runs:/", "models:/"))
+
+
+def resolve_source(source: str, checkpoint, metric: str, mode: str, cache_dir=None, tracking_uri=None):
+    """A ``runs:/`` or ``models:/`` source as ``(local model directory, checkpoint to load)``."""
+    from .resolve import resolve_source as resolve
+    return resolve(source, checkpoint, metric, mode, cache_dir, tracking_uri)
+
+
+def fetch_run_checkpoint(tracking_uri: str, run_id: str, step: int, cache_dir=None) -> Path:
+    """The checkpoint a run logged at ``step``, downloaded (cached) and verified."""
+    from .resolve import RunCheckpoints
+    return RunCheckpoints(run_id, tracking_uri).download(step, cache_dir)
+
+
+def ui_hint(tracking_uri: str) -> str:
+    """The command (or address) that opens the MLflow UI on ``tracking_uri``."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri} in a browser"
+    return f"mlflow ui --backend-store-uri {tracking_uri}   (then open http://127.0.0.1:5000)"
 
 
 def sync(model_dir: Union[str, os.PathLike], tracking_uri: Optional[str] = None,

@@ -62,6 +62,16 @@ class Tracker:
         """What the model directory records to resume this run later (None when not tracking)."""
         raise NotImplementedError
 
+    def register(self, step: int, model_dir: Path, name: str, alias: Optional[str],
+                 tags: Mapping[str, str], run_id: Optional[str] = None) -> str:
+        """Register ``model_dir`` (one checkpoint) as a new version of model ``name``; return the version.
+
+        The version belongs to this tracker's run, or to ``run_id`` when no run was started
+        (a model loaded with ``from_disk`` names its run). Unlike the logging calls this one
+        is synchronous and raises: the caller asked for it.
+        """
+        raise NotImplementedError
+
 
 class NullTracker(Tracker):
     """Tracking off: every call does nothing."""
@@ -91,6 +101,10 @@ class NullTracker(Tracker):
 
     def describe(self) -> None:
         return None
+
+    def register(self, step, model_dir, name, alias, tags, run_id=None) -> str:
+        raise RuntimeError("registering a model needs tracking: create the Elistimator with tracking=True "
+                           "(or a tracking URI)")
 
 
 def make_tracker(tracking: Union[bool, str, Tracker], recorded_uri: Optional[str] = None) -> Tracker:

@@ -150,6 +150,17 @@ class MlflowTracker(Tracker):
         with self._cond:
             return len(self._queue)
 
+    def register(self, step: int, model_dir: Path, name: str, alias: Optional[str],
+                 tags: Mapping[str, str], run_id: Optional[str] = None) -> str:
+        from .registry import register_model_dir
+        if self._spool is not None:
+            self.flush(self.close_timeout)
+            run_id = self.run_id
+        if run_id is None:
+            raise RuntimeError(f"cannot register {name!r}: the run does not exist yet in {self.tracking_uri} "
+                               f"({self._last_error or 'the store has not answered'}); try again when it answers")
+        return register_model_dir(MlflowClient(self.tracking_uri), run_id, step, model_dir, name, alias, tags)
+
     # -- replay of a spool without a training run (``sync``) -------------------------------
 
     def deliver_spool(self, spool: Spool, timeout: float) -> int:

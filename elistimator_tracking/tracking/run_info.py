@@ -63,3 +63,9 @@ def _source_dir(model_fn: Optional[Callable]) -> Path:
     if code is not None and os.path.isfile(code.co_filename):
         return Path(code.co_filename).resolve().parent
     return Path.cwd()
+
+
+def version_tags(step: int, metrics: Mapping[str, float], metric: str, mode: str) -> Dict[str, str]:
+    """Tags of a registered version: its global step, how it was chosen, its validation metrics."""
+    return {"elistimator.step": str(step), "elistimator.selected_by": f"validation/{metric} ({mode})",
+            **{f"validation/{k}": repr(float(v)) for k, v in metrics.items()}}

@@ -1,0 +1,198 @@
+"""The ``elistimator`` command: compare runs, find the best checkpoint, register, download, sync.
+
+Every command takes ``--tracking-uri`` (default: ``MLFLOW_TRACKING_URI``, else MLflow's
+default ``sqlite:///mlflow.db``). Failures print one line to stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "command"):
+        parser.print_help()
+        return 1
+    from mlflow.exceptions import MlflowException
+    try:
+        return args.command(args) or 0
+    except (LookupError, ValueError, FileNotFoundError, FileExistsError, RuntimeError, MlflowException) as error:
+        message = error.message if isinstance(error, MlflowException) else str(error)
+        print(f"elistimator {args.command_name}: error: {message.splitlines()[0] if message else type(error).__name__}",
+              file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="elistimator", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(title="commands")
+
+    def command(name: str, function, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI "
+                                                              "or sqlite:///mlflow.db)")
+        sub.set_defaults(command=function, command_name=name)
+        return sub
+
+    runs = command("runs", _runs, "A table comparing the runs of an experiment: key params, best and last metrics.")
+    runs.add_argument("experiment", help="experiment name")
+    runs.add_argument("--sort-by", default="loss", help="validation metric to sort by (default: loss)")
+    runs.add_argument("--mode", choices=("min", "max"), default="min", help="min: lower is better (default)")
+    runs.add_argument("--max-runs", type=int, default=50)
+
+    best = command("best", _best, "The best run and checkpoint of an experiment for a validation metric.")
+    best.add_argument("experiment", help="experiment name")
+    best.add_argument("--metric", default="loss")
+    best.add_argument("--mode", choices=("min", "max"), default="min")
+
+    register = command("register", _register, "Register a run's best checkpoint in the Model Registry.")
+    register.add_argument("run_id")
+    register.add_argument("name", help="registered model name")
+    register.add_argument("--metric", default="loss")
+    register.add_argument("--mode", choices=("min", "max"), default="min")
+    register.add_argument("--alias", default="champion")
+
+    download = command("download", _download, "Download a checkpoint (runs:/<id> or models:/<name>/<version> or "
+                                              "models:/<name>@<alias>) into a new model directory.")
+    download.add_argument("source")
+    download.add_argument("destination", type=Path, help="a directory that does not exist yet")
+    download.add_argument("--checkpoint", default="best", help="best, latest or a global step (runs only)")
+    download.add_argument("--metric", default="loss")
+    download.add_argument("--mode", choices=("min", "max"), default="min")
+
+    sync = command("sync", _sync, "Deliver the tracking work a model directory kept while its store was away.")
+    sync.add_argument("model_dir", type=Path)
+    sync.add_argument("--timeout", type=float, default=120.0, help="seconds to keep trying (default 120)")
+    return parser
+
+
+def _experiment_runs(client, name: str, max_runs: int):
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        known = [e.name for e in client.search_experiments(max_results=50)]
+        raise LookupError(f"no experiment {name!r} in {client.tracking_uri}; experiments: {known or 'none'}")
+    return client.search_runs([experiment.experiment_id], max_results=max_runs)
+
+
+def _client(args):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    return MlflowClient(args.tracking_uri or mlflow.get_tracking_uri())
+
+
+def _runs(args) -> int:
+    client = _client(args)
+    runs = _experiment_runs(client, args.experiment, args.max_runs)
+    if not runs:
+        print(f"experiment {args.experiment!r} has no runs")
+        return 0
+    key = f"validation/{args.sort_by}"
+    metric_names = sorted({k for r in runs for k in r.data.metrics if k.startswith("validation/")})
+    if key not in metric_names:
+        raise LookupError(f"no run of {args.experiment!r} logged {key}; metrics: {metric_names or 'none'}")
+    params = _differing_params(runs)
+    rows = []
+    for run in runs:
+        history = {name: [m.value for m in client.get_metric_history(run.info.run_id, name)] for name in metric_names}
+        row = {"run": run.info.run_name or "", "id": run.info.run_id[:8], "status": run.info.status,
+               **{p: run.data.params.get(p, "") for p in params}}
+        for name in metric_names:
+            values = [v for v in history[name] if not math.isnan(v)]
+            better = min if _direction(name, key, args.mode) == "min" else max
+            short = name[len("validation/"):]
+            row[f"best {short}"] = _number(better(values)) if values else ""
+            row[f"last {short}"] = _number(values[-1]) if values else ""
+        values = [v for v in history[key] if not math.isnan(v)]
+        sign = 1 if args.mode == "min" else -1
+        row["_sort"] = sign * (min(values) if sign == 1 else max(values)) if values else math.inf
+        rows.append(row)
+    rows.sort(key=lambda r: r["_sort"])
+    _print_table(rows, [c for c in rows[0] if c != "_sort"])
+    return 0
+
+
+def _direction(name: str, sort_key: str, mode: str) -> str:
+    """The sort metric goes by ``--mode``; others: losses and errors are minimized, the rest maximized."""
+    if name == sort_key:
+        return mode
+    return "min" if any(word in name for word in ("loss", "error")) else "max"
+
+
+def _differing_params(runs) -> List[str]:
+    """The params whose values differ between the runs (all of them when there is one run), at most 6."""
+    names = sorted({p for r in runs for p in r.data.params})
+    differing = [p for p in names if len({r.data.params.get(p) for r in runs}) > 1]
+    return (differing or names)[:6]
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _print_table(rows: List[Dict[str, str]], columns: List[str]) -> None:
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    print("  ".join("-" * widths[c] for c in columns))
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+
+
+def _best(args) -> int:
+    from .checkpoints import best_step
+    from .tracking.resolve import RunCheckpoints
+    client = _client(args)
+    candidates = []
+    for run in _experiment_runs(client, args.experiment, 1000):
+        try:
+            index = RunCheckpoints(run.info.run_id, client.tracking_uri).index()
+            step = best_step(index, args.metric, args.mode)
+        except LookupError:
+            continue  # a run without checkpoints or without that metric
+        candidates.append((index.metrics(step)[args.metric], step, run))
+    if not candidates:
+        raise LookupError(f"no run of {args.experiment!r} has a checkpoint with validation metric {args.metric!r}")
+    sign = 1 if args.mode == "min" else -1
+    value, step, run = min(candidates, key=lambda c: (sign * c[0], -c[1]))
+    print(f"best run: {run.info.run_name} ({run.info.run_id})")
+    print(f"checkpoint: step {step}, validation {args.metric} = {value:.6g} ({args.mode})")
+    print(f"source: runs:/{run.info.run_id}  (Elistimator.from_disk('runs:/{run.info.run_id}', checkpoint={step}))")
+    return 0
+
+
+def _register(args) -> int:
+    from .tracking.registry import register_best
+    version = register_best(args.run_id, args.name, args.metric, args.mode, args.alias or None, args.tracking_uri)
+    alias = f" (@{args.alias})" if args.alias else ""
+    print(f"registered models:/{args.name}/{version}{alias} from run {args.run_id}")
+    return 0
+
+
+def _download(args) -> int:
+    from .tracking.resolve import resolve_source
+    if args.destination.exists():
+        raise FileExistsError(f"{args.destination} exists; give a new directory")
+    checkpoint = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
+    path, _ = resolve_source(args.source, checkpoint, args.metric, args.mode, None, args.tracking_uri)
+    shutil.copytree(path, args.destination)
+    print(f"downloaded {args.source} to {args.destination} (load it with Elistimator.from_disk)")
+    return 0
+
+
+def _sync(args) -> int:
+    from .tracking import sync
+    left = sync(args.model_dir, args.tracking_uri, args.timeout)
+    for uri, pending in left.items():
+        print(f"{uri}: {'all delivered' if pending == 0 else f'{pending} operation(s) still pending'}")
+    return 0 if not any(left.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

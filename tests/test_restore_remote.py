@@ -1,0 +1,151 @@
+"""Restoring beyond the local disk: pruned checkpoints, runs:/ and models:/ sources, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from conftest import dataset_fn, tiny_model_fn
+from elistimator_tracking import Elistimator
+from elistimator_tracking.model_dir import ModelDirectoryError
+
+
+@pytest.fixture
+def run(tmp_path, data):
+    """A finished run with checkpoints at steps 9, 18, 27 (only 27 kept locally) and the
+    predictions each checkpoint made."""
+    (x, y), (vx, vy) = data
+    predictions = {}
+    with Elistimator(tiny_model_fn, tmp_path / "model", params={"learning_rate": 0.05}, verbose=False) as est:
+        est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
+        for _ in range(3):
+            est.train().validate()
+            est.save_ckpt()
+            predictions[est.global_step] = est.predict(x=vx)["probabilities"]
+        run_id = est.run_id
+    return {"run_id": run_id, "model_dir": tmp_path / "model", "predictions": predictions, "vx": vx,
+            "cache": tmp_path / "cache"}
+
+
+def worst_step(model_dir: Path) -> int:
+    validations = json.loads((model_dir / "elistimator.json").read_text())["validations"]
+    return max((int(s) for s in validations), key=lambda s: (validations[str(s)]["loss"], s))
+
+
+def test_a_checkpoint_pruned_locally_is_fetched_from_the_run(run):
+    step = worst_step(run["model_dir"])
+    assert step != 27  # pruned: only 27 is on local disk
+    with Elistimator.from_disk(run["model_dir"], verbose=False, cache_dir=run["cache"]) as est:
+        assert not est.checkpoints[step]["local"]
+        est.restore_best_ckpt(metric="loss", mode="max")
+        assert est.global_step == step
+        np.testing.assert_allclose(est.predict(x=run["vx"])["probabilities"], run["predictions"][step], rtol=1e-6)
+    with Elistimator.from_disk(run["model_dir"], checkpoint=9, verbose=False, cache_dir=run["cache"]) as est:
+        np.testing.assert_allclose(est.predict(x=run["vx"])["probabilities"], run["predictions"][9], rtol=1e-6)
+
+
+def test_a_fresh_process_restores_the_best_checkpoint_from_the_run_alone(run, tmp_path):
+    import shutil
+    shutil.rmtree(run["model_dir"])  # the model directory is lost; the tracking URI is all we have
+    script = f"""
+import numpy as np
+from elistimator_tracking import Elistimator
+est = Elistimator.from_disk("runs:/{run['run_id']}", checkpoint="best", cache_dir={str(run['cache'])!r}, verbose=False)
+np.save({str(tmp_path / 'answer.npy')!r}, est.predict(x=np.load({str(tmp_path / 'vx.npy')!r}))["probabilities"])
+print(est.global_step)
+"""
+    np.save(tmp_path / "vx.npy", run["vx"])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    step = int(done.stdout.strip().splitlines()[-1])
+    client = MlflowClient()
+    losses = {m.step: m.value for m in client.get_metric_history(run["run_id"], "validation/loss")}
+    assert step == min(losses, key=lambda s: (losses[s], -s))
+    np.testing.assert_allclose(np.load(tmp_path / "answer.npy"), run["predictions"][step], rtol=1e-6)
+
+
+def test_models_sources_restore_the_registered_version_and_reuse_the_cache(run, request):
+    name = request.node.name
+    with Elistimator.from_disk(run["model_dir"], verbose=False) as est:
+        version = est.register_best(name)
+    for source in (f"models:/{name}@champion", f"models:/{name}/{version}"):
+        with Elistimator.from_disk(source, cache_dir=run["cache"], verbose=False) as est:
+            step = est.global_step
+            np.testing.assert_allclose(est.predict(x=run["vx"])["probabilities"], run["predictions"][step], rtol=1e-6)
+    (cached,) = run["cache"].glob(f"*/models/{name}/version-{version}")
+    inode = (cached / "elistimator.json").stat().st_ino
+    Elistimator.from_disk(f"models:/{name}@champion", cache_dir=run["cache"], verbose=False).close()
+    assert (cached / "elistimator.json").stat().st_ino == inode  # reused, not downloaded again
+
+
+@pytest.mark.parametrize("source, error, message", [
+    ("runs:/0123456789abcdef0123456789abcdef", LookupError, "there is no run '0123456789abcdef"),
+    ("models:/no-such-model@champion", LookupError, "is not in the Model Registry"),
+    ("models:/no-such-model/3", LookupError, "is not in the Model Registry"),
+    ("models:/", ValueError, "is not a model source"),
+])
+def test_unknown_sources_are_clear_errors(source, error, message, tmp_path):
+    with pytest.raises(error, match=message):
+        Elistimator.from_disk(source, cache_dir=tmp_path / "cache")
+    assert leftovers(tmp_path / "cache") == []
+
+
+def test_an_unknown_alias_and_a_metric_no_checkpoint_recorded(run, request):
+    name = request.node.name
+    with Elistimator.from_disk(run["model_dir"], verbose=False) as est:
+        est.register_best(name, alias="champion")
+    with pytest.raises(LookupError, match="is not in the Model Registry"):
+        Elistimator.from_disk(f"models:/{name}@challenger", cache_dir=run["cache"])
+    with pytest.raises(LookupError, match="no checkpoint has a validation metric 'f1'"):
+        Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint="best", metric="f1", cache_dir=run["cache"])
+    with pytest.raises(LookupError, match=r"logged no checkpoint at step 5; it logged \[9, 18, 27\]"):
+        Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint=5, cache_dir=run["cache"])
+
+
+def artifact_dir(run_id: str, path: str) -> Path:
+    uri = MlflowClient().get_run(run_id).info.artifact_uri
+    assert uri.startswith("/") or uri.startswith("file:"), uri
+    return Path(uri.removeprefix("file://")) / path
+
+
+def leftovers(cache: Path) -> list:
+    return [p for p in cache.rglob("*") if p.is_file()] if cache.exists() else []
+
+
+def test_a_checksum_mismatch_in_the_run_is_refused_and_nothing_stays(run):
+    data = next(artifact_dir(run["run_id"], "checkpoints/step-18/checkpoints").glob("model-18.data-*"))
+    data.write_bytes(data.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(ModelDirectoryError, match="model-18.data-00000-of-00001 does not match its checksum"):
+        Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint=18, cache_dir=run["cache"])
+    assert leftovers(run["cache"]) == []
+
+
+def test_a_path_that_leaves_the_download_directory_is_refused(run):
+    metadata_file = artifact_dir(run["run_id"], "checkpoints/step-9/elistimator.json")
+    metadata = json.loads(metadata_file.read_text())
+    metadata["checkpoints"]["9"]["prefix"] = "../../../../outside/model-9"
+    metadata_file.write_text(json.dumps(metadata))
+    with pytest.raises(ModelDirectoryError, match="points outside the model directory"):
+        Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint=9, cache_dir=run["cache"])
+    assert leftovers(run["cache"]) == []
+
+
+def test_a_version_without_an_elistimator_checkpoint_is_refused(tmp_path, request):
+    client = MlflowClient()
+    name = request.node.name
+    junk = client.create_run(client.create_experiment(name)).info.run_id
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("not a model")
+    client.log_artifacts(junk, str(tmp_path / "junk"), "junk")
+    client.create_registered_model(name)
+    client.create_model_version(name, source=f"{client.get_run(junk).info.artifact_uri}/junk", run_id=junk)
+    with pytest.raises(ModelDirectoryError, match="holds no Elistimator checkpoint"):
+        Elistimator.from_disk(f"models:/{name}/1", cache_dir=tmp_path / "cache")
+    assert leftovers(tmp_path / "cache") == []
