@@ -3,7 +3,7 @@
 An epoch is ``train()`` over 8,000 real MNIST images (batch 56, 143 steps), ``validate()``
 on 2,000 more and ``save_ckpt()`` (13 MB, uploaded as a run artifact when tracking).
 Each mode trains a warm-up epoch first (graph build, run creation), then the timed
-epochs; modes alternate within each repeat so drift hits them alike. The plain session
+epochs; modes take turns (the order rotates every repeat) so drift hits them alike. The plain session
 loop (a hand-written ``session.run(train_op)`` over the same data) is the reference.
 ``close()`` (which waits for the last uploads) is timed on its own. Epoch times vary
 by several percent between runs on a 2-core machine, more than tracking costs, so the
@@ -85,9 +85,12 @@ def main() -> None:
         in_tracking = {mode: [] for mode in modes}
         plain = []
         try:
+            order = list(modes)
             for _ in range(args.repeats):
                 plain.append(143 / plain_loop_steps_per_second(train_input_fn, 143))
-                for mode, tracking in modes.items():
+                order = order[1:] + order[:1]  # rotate, so no mode always runs first or last
+                for mode in order:
+                    tracking = modes[mode]
                     times, tracked, close_time = epoch_seconds(tracking, train_input_fn, validation_input_fn,
                                                                args.epochs, work)
                     epochs[mode] += times

@@ -95,7 +95,7 @@ def load_mnist_test_set():
 
 
 def import_example(name: str):
-    """Import a script from examples/ as its own folder sees it: ``'quickstart'``, ``'german_numbers/parity'``."""
+    """Import a script from examples/ as its own folder sees it: ``'mnist_example'``, ``'german_numbers/parity'``."""
     import importlib
     import sys
     folder, _, module = name.rpartition("/")

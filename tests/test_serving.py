@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,9 +33,10 @@ def test_mlflow_models_serve_answers_with_the_predict_spec_outputs(tmp_path, dat
     port = free_port()
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}@champion",
                "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
+    # the scoring server runs `uvicorn` from PATH: as with an activated virtual environment
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     with open(tmp_path / "serve.log", "wb") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ,
-                                  start_new_session=True)
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         answer = None
         deadline = time.monotonic() + 180
@@ -53,5 +55,6 @@ def test_mlflow_models_serve_answers_with_the_predict_spec_outputs(tmp_path, dat
         np.testing.assert_array_equal(predictions["classes"], expected["classes"])
         np.testing.assert_allclose(predictions["probabilities"], expected["probabilities"], rtol=1e-5)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
