@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -24,7 +26,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mlflow.exceptions import MlflowException
     try:
         return args.command(args) or 0
-    except (LookupError, ValueError, FileNotFoundError, FileExistsError, RuntimeError, MlflowException) as error:
+    except (LookupError, ValueError, OSError, RuntimeError, MlflowException) as error:
         message = error.message if isinstance(error, MlflowException) else str(error)
         print(f"elistimator {args.command_name}: error: {message.splitlines()[0] if message else type(error).__name__}",
               file=sys.stderr)
@@ -181,7 +183,14 @@ def _download(args) -> int:
         raise FileExistsError(f"{args.destination} exists; give a new directory")
     checkpoint = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
     path, _ = resolve_source(args.source, checkpoint, args.metric, args.mode, None, args.tracking_uri)
-    shutil.copytree(path, args.destination)
+    destination = args.destination.absolute()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
+    try:  # a whole copy appears at the destination, or nothing
+        shutil.copytree(path, partial / "model")
+        os.replace(partial / "model", destination)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     print(f"downloaded {args.source} to {args.destination} (load it with Elistimator.from_disk)")
     return 0
 

@@ -17,12 +17,12 @@ from ._tf import new_session, tf
 from .checkpoints import CheckpointIndex, CheckpointRecord, best_step, latest_step
 from .events import EventLog
 from .inputs import Batch, BatchStream, InputFn, batch_size, one_off_batch
-from .model_dir import ModelDirectory, ModelDirectoryError, link_or_copy
+from .model_dir import ModelDirectory, ModelDirectoryError, link_tree
 from .model_graph import ModelFn, ModelGraph
 from .progress import metrics_line, progress_bar
 from . import tracking as tracking_store
 from .tracking.base import NullTracker, Tracker, TrackingWarning, make_tracker
-from .tracking.run_info import flatten_params, provenance_tags, version_tags
+from .tracking.run_info import flatten_params, mlflow_name, provenance_tags, version_tags
 from .tracking.spool import SPOOL_DIR
 
 PathLike = Union[str, os.PathLike]
@@ -95,6 +95,7 @@ class Elistimator:
         self._tracker: Tracker = NullTracker()
         self._tracking_started = False
         self._tracking_failed = False
+        self._tracking_warned: set = set()
         self._batch_size_logged = False
         self._cache_dir: Optional[PathLike] = None
 
@@ -220,20 +221,30 @@ class Elistimator:
             self._tracker.log_params({**flatten_params(self._params), **flatten_params(saver, prefix="saver.")})
 
     def _track(self, call, *args) -> None:
-        """Run a tracking call; tracking never breaks training, so failures become one warning."""
+        """Run a tracking call; tracking never breaks training, so a failure becomes a warning.
+
+        A failed start turns tracking off (there is no run); any other failure loses only
+        that call, and later calls (``finish`` above all) are still tried.
+        """
         if not self._tracker.active or self._tracking_failed:
             return
         try:
             call(*args)
         except Exception as error:  # noqa: BLE001
-            self._tracking_failed = True
-            warnings.warn(f"tracking stopped for this Elistimator ({type(error).__name__}: {error}); training "
-                          f"goes on, and what was journaled before is kept in {self._model_dir / SPOOL_DIR}",
-                          TrackingWarning, stacklevel=3)
+            starting = call == self._start_tracking
+            self._tracking_failed = starting
+            kind = (starting, type(error))
+            if kind not in self._tracking_warned:
+                self._tracking_warned.add(kind)
+                effect = "tracking is off for this Elistimator" if starting else \
+                    "that tracking call is lost (later ones are still tried)"
+                warnings.warn(f"{effect}: {type(error).__name__}: {error}. Training goes on; what was journaled "
+                              f"is kept in {self._model_dir / SPOOL_DIR}", TrackingWarning, stacklevel=3)
 
     def _log_metrics(self, prefix: str, metrics: Mapping[str, float]) -> None:
         if self._tracking_started:
-            self._track(self._tracker.log_metrics, {f"{prefix}/{k}": v for k, v in metrics.items()}, self._step)
+            self._track(self._tracker.log_metrics, {mlflow_name(f"{prefix}/{k}"): v for k, v in metrics.items()},
+                        self._step)
 
     def _log_checkpoint(self, step: int, with_files: bool = True) -> None:
         """Send ``checkpoints/step-<N>/`` (files, meta graph, JSON with checksums and metrics) to the run."""
@@ -266,9 +277,7 @@ class Elistimator:
             return
         outbox = self._tracker.outbox("tensorboard")
         for logdir in logdirs:
-            for file in logdir.rglob("*"):
-                if file.is_file():
-                    link_or_copy(file, outbox / logdir.name / file.relative_to(logdir))
+            link_tree(logdir, outbox / logdir.name)
         self._tracker.log_artifacts(outbox, "tensorboard")
 
     def _build(self, train: BatchStream, validation: Optional[BatchStream], saver_args: Dict[str, Any]) -> None:
@@ -664,9 +673,13 @@ class Elistimator:
         store it was tracked to).
         """
         _checked_tracking_args(experiment, run_name, tags)
+        temporary = None
         if tracking_store.is_remote_source(model_dir):
             store = tracking if isinstance(tracking, str) else None
-            model_dir, checkpoint = tracking_store.resolve_source(model_dir, checkpoint, metric, mode, cache_dir, store)
+            cached, checkpoint = tracking_store.resolve_source(model_dir, checkpoint, metric, mode, cache_dir, store)
+            temporary = tempfile.TemporaryDirectory(prefix="elistimator-")  # train on a copy, never the cache
+            link_tree(cached, Path(temporary.name))
+            model_dir = temporary.name
         if not isinstance(model_dir, (str, os.PathLike)):
             raise TypeError(f"model_dir must be a str or pathlib.Path, got {type(model_dir).__name__}")
         directory = ModelDirectory(Path(model_dir).expanduser().absolute())
@@ -678,7 +691,7 @@ class Elistimator:
             raise ModelDirectoryError(f"{str(directory.path)!r} has no checkpoint: call save_ckpt() before loading it")
         step = _select_checkpoint(index, checkpoint, metric, mode)
         estimator = cls.__new__(cls)
-        estimator._model_fn, estimator._params, estimator._temporary_dir = None, {}, None
+        estimator._model_fn, estimator._params, estimator._temporary_dir = None, {}, temporary
         estimator._session_args = _checked_session_args(session_args)
         estimator._init_state(directory.path, verbose, summary_every_n_steps)
         estimator._cache_dir = cache_dir

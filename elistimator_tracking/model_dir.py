@@ -55,6 +55,13 @@ def link_or_copy(source: Path, destination: Path) -> None:
         shutil.copy2(source, destination)
 
 
+def link_tree(source: Path, destination: Path) -> None:
+    """Mirror the files under ``source`` into ``destination`` with ``link_or_copy``."""
+    for file in source.rglob("*"):
+        if file.is_file():
+            link_or_copy(file, destination / file.relative_to(source))
+
+
 def _fsync_directory(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:

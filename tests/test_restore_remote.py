@@ -149,3 +149,19 @@ def test_a_version_without_an_elistimator_checkpoint_is_refused(tmp_path, reques
     with pytest.raises(ModelDirectoryError, match="holds no Elistimator checkpoint"):
         Elistimator.from_disk(f"models:/{name}/1", cache_dir=tmp_path / "cache")
     assert leftovers(tmp_path / "cache") == []
+
+
+def test_training_on_a_remote_checkpoint_leaves_the_cache_alone(run, data):
+    (x, y), (vx, vy) = data
+    est = Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint=9, cache_dir=run["cache"], verbose=False,
+                                tracking=False)
+    cached = {p: p.stat().st_size for p in run["cache"].rglob("*") if p.is_file()}
+    assert est.model_dir not in [p.parent for p in cached] and run["cache"] not in est.model_dir.parents
+    est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
+    for _ in range(2):
+        est.train()
+        est.save_ckpt()
+    est.close()
+    assert {p: p.stat().st_size for p in run["cache"].rglob("*") if p.is_file()} == cached
+    with Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint=9, cache_dir=run["cache"], verbose=False) as again:
+        assert again.global_step == 9

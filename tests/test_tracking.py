@@ -228,7 +228,87 @@ def test_a_torn_journal_line_from_a_crash_is_cut_off(tmp_path):
     spool.append({"op": "metrics", "metrics": {"a": 1.0}, "step": 1, "timestamp": 1})
     with open(spool.path / "journal.jsonl", "a") as handle:
         handle.write('{"seq": 2, "op": "metr')
+    spool.close()
     reopened = Spool(tmp_path, "sqlite:///x.db")
     assert [op["seq"] for op in reopened.pending()] == [1]
     assert reopened.append({"op": "tags", "tags": {}})["seq"] == 2
+    reopened.close()
     assert [op["seq"] for op in Spool(tmp_path, "sqlite:///x.db").pending()] == [1, 2]
+
+
+def test_a_spool_serves_one_user_at_a_time(tmp_path):
+    from elistimator_tracking.tracking.spool import Spool, SpoolBusy
+    first = Spool(tmp_path, "sqlite:///x.db")
+    with pytest.raises(SpoolBusy, match="is in use by another Elistimator or sync"):
+        Spool(tmp_path, "sqlite:///x.db")
+    first.close()
+    Spool(tmp_path, "sqlite:///x.db").close()
+
+
+class DiskFullOnce(MlflowTracker):
+    """A real MLflow tracker whose outbox fails once, as on a full disk."""
+
+    def outbox(self, name):
+        if name == "step-9":
+            raise OSError(28, "No space left on device")
+        return super().outbox(name)
+
+
+def test_one_failed_tracking_call_loses_only_itself(tmp_path, store, data):
+    (x, y), (vx, vy) = data
+    with pytest.warns(TrackingWarning, match="that tracking call is lost .*No space left on device"):
+        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=DiskFullOnce(store)) as est:
+            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+            train_epochs(est, 2)
+            run_id = est.run_id
+    client = MlflowClient(store)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert artifact_steps(client, run_id) == [18]
+    assert [s for s, _ in history(client, run_id, "validation/loss")] == [9, 18]
+
+
+def test_metric_names_mlflow_refuses_are_made_acceptable(tmp_path, store, data):
+    (x, y), (vx, vy) = data
+
+    def model_fn(features, is_training, params):
+        train, evaluation, predict = tiny_model_fn(features, is_training, params)
+        evaluation.metric_ops["acc@top(1)"] = evaluation.metric_ops.pop("accuracy")
+        return train, evaluation, predict
+
+    with Elistimator(model_fn, tmp_path / "model", verbose=False, tracking=store, params={"lr@start": 0.5}) as est:
+        est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+        assert "acc@top(1)" in est.train().validate()
+        run_id = est.run_id
+    run = MlflowClient(store).get_run(run_id)
+    assert "validation/acc_top_1_" in run.data.metrics and run.data.params["lr_start"] == "0.5"
+
+
+def test_a_run_deleted_mid_training_does_not_block_tracking(tmp_path, store, data):
+    (x, y), (vx, vy) = data
+    client = MlflowClient(store)
+    with pytest.warns(TrackingWarning, match="refused a .* operation and it is dropped"):
+        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=store) as est:
+            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+            train_epochs(est, 1)
+            assert est.tracker.flush(timeout=30)
+            client.delete_run(est.run_id)
+            train_epochs(est, 1)
+    (spool,) = (tmp_path / "model" / "tracking").glob("store-*")
+    assert not (spool / "journal.jsonl").exists()  # refused work is dropped, nothing waits behind it
+
+
+def test_sync_to_another_store_moves_the_model_directory_there(tmp_path, store, data):
+    (x, y), (vx, vy) = data
+    tracker = MlflowTracker("notascheme://typo", start_timeout=2, close_timeout=2)
+    with pytest.warns(TrackingWarning):
+        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker) as est:
+            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+            train_epochs(est, 1)
+    assert sync(tmp_path / "model", tracking_uri=store) == {store: 0}
+    recorded = json.loads((tmp_path / "model" / "elistimator.json").read_text())["tracking"]
+    assert recorded["tracking_uri"] == store and recorded["run_id"]
+    with Elistimator.from_disk(tmp_path / "model", verbose=False) as resumed:
+        resumed.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+        train_epochs(resumed, 1)
+        assert resumed.run_id == recorded["run_id"]
+    assert [s for s, _ in history(MlflowClient(store), recorded["run_id"], "validation/loss")] == [9, 18]

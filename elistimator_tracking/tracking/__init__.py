@@ -43,14 +43,38 @@ def sync(model_dir: Union[str, os.PathLike], tracking_uri: Optional[str] = None,
 
     Returns ``{tracking_uri: operations still pending}`` (all zeros when everything
     arrived). ``tracking_uri`` sends the work to another store than the one recorded,
-    for example after a typo in the URI.
+    for example after a typo in the URI (only work that never reached any store can
+    move); the model directory then records the new store and run.
     """
     from .mlflow_tracker import MlflowTracker
     root = Path(model_dir).expanduser() / SPOOL_DIR
     if not root.is_dir():
         raise FileNotFoundError(f"{str(Path(model_dir))!r} has no tracking spool ({SPOOL_DIR}/): nothing to sync")
-    left = {}
+    left: Dict[str, int] = {}
     for spool in spools_in(root):
-        tracker = MlflowTracker(tracking_uri or spool.tracking_uri)
-        left[tracker.tracking_uri] = tracker.deliver_spool(spool, timeout)
+        try:
+            target = MlflowTracker(tracking_uri or spool.tracking_uri)
+            if target.tracking_uri != spool.tracking_uri:
+                if spool.delivered:
+                    raise ValueError(f"part of the work in {spool.path} already reached {spool.tracking_uri}; "
+                                     "sync it there (without tracking_uri)")
+                spool.forget_runs()
+            left[target.tracking_uri] = left.get(target.tracking_uri, 0) + target.deliver_spool(spool, timeout)
+            _record_run(Path(model_dir).expanduser(), spool, target.tracking_uri)
+        finally:
+            spool.close()
     return left
+
+
+def _record_run(model_dir: Path, spool, tracking_uri: str) -> None:
+    """Point the model directory at the run its journal now lives in (so resuming finds it)."""
+    from ..model_dir import ModelDirectory
+    directory = ModelDirectory(model_dir)
+    if not directory.has_metadata():
+        return
+    metadata = directory.read_metadata()
+    record = metadata.get("tracking") or {}
+    run_id = spool.run_id(record.get("run_key", ""))
+    if run_id and (record.get("run_id"), record.get("tracking_uri")) != (run_id, tracking_uri):
+        metadata["tracking"] = {**record, "tracking_uri": tracking_uri, "run_id": run_id}
+        directory.write_metadata({k: v for k, v in metadata.items() if k != "format"})

@@ -10,6 +10,7 @@ answering, and never longer than ``close_timeout``.
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import threading
 import time
@@ -30,7 +31,10 @@ MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limits
 MAX_PARAMS_PER_BATCH = 100
 RUN_KEY_TAG = "elistimator.run_key"
 ERROR_TAG = "elistimator.error"
-PERMANENT_ERRORS = ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS")
+# Answers that retrying cannot change: a param logged again with another value, an invalid
+# name, a run deleted in the UI. Connection failures and server errors are not among them.
+PERMANENT_ERRORS = ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST",
+                    "INVALID_STATE")
 
 
 class ExperimentDeleted(RuntimeError):
@@ -68,6 +72,7 @@ class MlflowTracker(Tracker):
         self._failures = 0  # failed delivery attempts, ever
         self._delivered_seq = 0
         self._warned_behind = False
+        self._single_until = 0  # after a refused batch, ops up to this seq go one by one
         self._last_error: Optional[str] = None
 
     # -- the Tracker interface ----------------------------------------------------------
@@ -80,8 +85,11 @@ class MlflowTracker(Tracker):
         self._spool.sweep_outbox()
         same_store = bool(resume) and resume.get("tracking_uri") == self.tracking_uri
         self._key = resume["run_key"] if same_store else uuid.uuid4().hex
-        self._experiment = resume.get("experiment", experiment) if same_store else experiment
-        self._queue.extend(self._spool.pending())  # earlier sessions' undelivered work goes first
+        self._experiment = experiment
+        for op in self._spool.pending():  # earlier sessions' undelivered work goes first
+            if op["op"] == "start" and op["run"] == self._key:
+                op["experiment"] = experiment  # e.g. another name after the first one was deleted
+            self._queue.append(op)
         start = self._append({"op": "start", "experiment": self._experiment, "run_name": run_name,
                               "tags": dict(tags), "run_id": resume.get("run_id") if same_store else None})
         self._worker = threading.Thread(target=self._work, name="elistimator-tracking", daemon=True)
@@ -119,7 +127,8 @@ class MlflowTracker(Tracker):
             self._cond.notify_all()
         if delivered:
             self._spool.compact()
-        else:
+        self._spool.close()
+        if not delivered:
             left = len(self._spool.pending())
             warnings.warn(f"{left} tracking operation(s) could not be delivered to {self.tracking_uri} "
                           f"({self._last_error or 'the store did not answer in time'}); they are kept in "
@@ -224,9 +233,11 @@ class MlflowTracker(Tracker):
             try:
                 self._deliver(batch)
             except Exception as error:  # noqa: BLE001 -- nothing may escape into training
+                if _is_permanent(error, batch[0]) and len(batch) > 1:
+                    self._single_until = batch[-1]["seq"]  # find the one refused: retry op by op
+                    continue
                 if _is_permanent(error, batch[0]):
                     self._reject(batch[0], error)
-                    batch = batch[:1]
                 else:
                     self._fell_behind(error)
                     self._pause(backoff)
@@ -247,9 +258,9 @@ class MlflowTracker(Tracker):
         """The head of the queue; consecutive metric points of one run travel together."""
         head = self._queue[0]
         batch, count = [head], len(head.get("metrics", ()))
-        if head["op"] != "metrics":
+        if head["op"] != "metrics" or head["seq"] <= self._single_until:
             return batch
-        for op in list(self._queue)[1:]:
+        for op in itertools.islice(self._queue, 1, None):
             if op["op"] != "metrics" or op["run"] != head["run"] or count + len(op["metrics"]) > MAX_METRICS_PER_BATCH:
                 break
             batch.append(op)
@@ -378,9 +389,8 @@ def _absolute_uri(uri: str) -> str:
 
 
 def _is_permanent(error: Exception, op: Mapping[str, Any]) -> bool:
-    """Errors that retrying cannot fix (for example a param logged again with another value)."""
-    code = getattr(error, "error_code", None)
-    return op["op"] in ("params", "tags", "metrics") and code in PERMANENT_ERRORS
+    """Errors that retrying cannot fix; a start is always retried (the run must exist first)."""
+    return op["op"] != "start" and getattr(error, "error_code", None) in PERMANENT_ERRORS
 
 
 def _summary(error: Exception) -> str:

@@ -152,7 +152,9 @@ def _cached(target: Path, fetch, label: str) -> Path:
         downloaded = Path(fetch(work))
         _require_inside(work, downloaded)
         verify_model_dir(downloaded)
-        if not target.exists():  # another process may have completed the same download meanwhile
+        if target.exists():  # left over, or another process completed the same download meanwhile
+            verify_model_dir(target)
+        else:
             os.replace(downloaded, target)
         return target
     finally:
@@ -171,7 +173,10 @@ def verify_model_dir(path: Path) -> Dict[str, object]:
     """A one-or-more-checkpoint model directory whose local files all match their checksums."""
     directory = ModelDirectory(path)
     metadata = directory.read_metadata()
-    index = CheckpointIndex.from_json(metadata)
+    try:
+        index = CheckpointIndex.from_json(metadata)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ModelDirectoryError(f"{directory.metadata_path} has a malformed checkpoint index: {error}") from None
     for step in index.steps(local_only=True):
         record = index.records[step]
         problems = directory.verify(record.prefix, record.files)

@@ -13,6 +13,12 @@ MAX_PARAM_KEY = 250  # MLflow's limits
 MAX_PARAM_VALUE = 6000
 SECRET_KEY = re.compile(r"pass(word|wd)?|token|secret|api[_\-.]?key|credential|private[_\-.]?key", re.IGNORECASE)
 REDACTED = "<redacted>"
+INVALID_NAME_CHARACTERS = re.compile(r"[^/\w.\- :]")  # what MLflow refuses in param and metric names
+
+
+def mlflow_name(name: str) -> str:
+    """``name`` as MLflow accepts it: other characters become ``_``, at most 250 characters."""
+    return INVALID_NAME_CHARACTERS.sub("_", name)[:MAX_PARAM_KEY]
 
 
 def flatten_params(params: Mapping[Any, Any], prefix: str = "") -> Dict[str, str]:
@@ -26,7 +32,7 @@ def flatten_params(params: Mapping[Any, Any], prefix: str = "") -> Dict[str, str
         text = REDACTED if SECRET_KEY.search(str(key)) else str(value)
         if len(text) > MAX_PARAM_VALUE:
             text = text[:MAX_PARAM_VALUE - 3] + "..."
-        flat[name[:MAX_PARAM_KEY]] = text
+        flat[mlflow_name(name)] = text
     return flat
 
 

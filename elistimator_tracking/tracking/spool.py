@@ -16,12 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import fcntl
 import threading
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 from ..model_dir import write_json_atomic, write_text_atomic
+from .base import TrackingWarning
 
 SPOOL_DIR = "tracking"
 
@@ -38,14 +41,30 @@ def spools_in(spool_root: Path) -> Iterator["Spool"]:
         yield Spool(spool_root, uri)
 
 
+class SpoolBusy(RuntimeError):
+    """Another tracker (in this or another process) is using the spool."""
+
+
 class Spool:
-    """Journal, delivery mark, run ids and outbox of one tracking URI."""
+    """Journal, delivery mark, run ids and outbox of one tracking URI.
+
+    One user at a time: the spool holds an exclusive lock on its ``lock`` file until
+    ``close()`` (or the end of the process), so a ``sync`` cannot replay a journal a
+    running training is still writing.
+    """
 
     def __init__(self, spool_root: Path, tracking_uri: str):
         self.tracking_uri = tracking_uri
         self.path = spool_path(spool_root, tracking_uri)
         self._lock = threading.Lock()
         self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.path / "lock", "a")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            raise SpoolBusy(f"the tracking spool {self.path} is in use by another Elistimator or sync "
+                            "(in this or another process); close it first") from None
         store = self.path / "store.json"
         if not store.is_file():
             write_json_atomic(store, {"tracking_uri": tracking_uri})
@@ -55,6 +74,11 @@ class Spool:
         self._delivered = self._read_delivered()
         self._next_seq = max([self._delivered] + [op["seq"] for op in entries]) + 1
         self._runs: Dict[str, Optional[str]] = self._read_runs()
+
+    def close(self) -> None:
+        """Release the spool for the next user."""
+        if not self._lock_file.closed:
+            self._lock_file.close()
 
     # -- the journal ------------------------------------------------------------------
 
@@ -70,6 +94,11 @@ class Spool:
     def pending(self) -> List[Dict[str, Any]]:
         """The operations not yet acknowledged by the store, oldest first."""
         return [op for op in self._read_journal() if op["seq"] > self._delivered]
+
+    @property
+    def delivered(self) -> int:
+        """The highest sequence number the store acknowledged (0: nothing yet)."""
+        return self._delivered
 
     def mark_delivered(self, seq: int) -> None:
         with self._lock:
@@ -87,9 +116,14 @@ class Spool:
         if not self._journal.exists():
             return []
         entries = []
-        for line in self._journal.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                entries.append(json.loads(line))
+        for number, line in enumerate(self._journal.read_text(encoding="utf-8").splitlines(), 1):
+            try:
+                entry = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                entry = None
+                warnings.warn(f"{self._journal} line {number} is damaged and skipped", TrackingWarning)
+            if isinstance(entry, dict) and isinstance(entry.get("seq"), int):
+                entries.append(entry)
         return entries
 
     def _repair_torn_tail(self) -> None:
@@ -106,6 +140,12 @@ class Spool:
         return int(path.read_text().strip()) if path.is_file() else 0
 
     # -- runs -------------------------------------------------------------------------
+
+    def forget_runs(self) -> None:
+        """Drop the run ids: they belong to another store than the one the journal goes to now."""
+        with self._lock:
+            self._runs = {}
+            write_json_atomic(self.path / "runs.json", self._runs)
 
     def run_id(self, key: str) -> Optional[str]:
         return self._runs.get(key)
