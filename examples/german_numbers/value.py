@@ -5,7 +5,9 @@ an LSTM reads them, a ReLU layer widens its last state, and a Neural Arithmetic 
 Unit (Trask et al., 2018: a gated mix of an additive path ``W x`` and a multiplicative
 path ``exp(W log|x|)``, with ``W = tanh(W_hat) * sigmoid(M_hat)`` pushed towards -1, 0
 and 1) maps it to the number. Gradients are clipped (norm 1): the multiplicative path
-makes NALU training jumpy, and the best checkpoint by validation error is kept. It
+makes NALU training jumpy, and the best checkpoint by validation error is kept. The
+loss is the squared error relative to the number (``(y - t) / (t + 100)``), so
+``einundzwanzig`` matters as much as ``neunzehntausend``. It
 trains on numbers below 20,000 (a share held out) and is tested inside that range
 and on 20,000..999,999, larger than anything it saw.
 
@@ -31,7 +33,8 @@ MORPHEMES = ["null", "eins", "ein", "zwei", "drei", "vier", "fünf", "sechs", "s
 TOKEN_IDS = {m: i + 1 for i, m in enumerate(MORPHEMES)}  # 0 pads
 MAX_TOKENS = 11  # the most parts a word has, e.g. german(121_121): ein|hundert|ein|und|zwanzig|tausend|...
 TRAIN_BELOW = 20_000
-SCALE = 1000.0  # the loss compares values in thousands, so large numbers do not swamp it
+SCALE = 1000.0  # the NALU outputs thousands: its inputs and weights stay near 1
+RELATIVE_FLOOR = 100.0  # the loss weighs errors relative to the number (plus this), so small numbers count too
 PARAMS = {"embedding_size": 32, "lstm_units": 64, "hidden_units": 64, "learning_rate": 0.003, "clip_norm": 1.0,
           "batch_size": 64}
 
@@ -81,7 +84,7 @@ def value_model_fn(features, is_training, params):
     thousands = tf.squeeze(nalu(hidden, 1), axis=1)
     value = thousands * SCALE
     target = features["value"]
-    loss = tf.losses.mean_squared_error(target / SCALE, thousands)
+    loss = tf.reduce_mean(tf.square((value - target) / (target + RELATIVE_FLOOR)))
     optimizer = tf.train.AdamOptimizer(params["learning_rate"])
     gradients, variables = zip(*optimizer.compute_gradients(loss))
     gradients, _ = tf.clip_by_global_norm(gradients, params["clip_norm"])
