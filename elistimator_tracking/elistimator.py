@@ -561,6 +561,9 @@ class Elistimator:
         if not prefix.is_absolute() and Path(self._model_dir / f"{prefix}.index").is_file():
             prefix = self._model_dir / prefix
         prefix = prefix.absolute()
+        pruned = self._pruned_step_at(prefix)
+        if pruned is not None:  # a checkpoint max_to_keep removed locally: the run still has it
+            return self._restore_step(pruned)
         if not Path(f"{prefix}.index").is_file():
             known = [entry["file"] for entry in self.checkpoints.values() if entry["local"]]
             raise FileNotFoundError(f"no checkpoint at {str(prefix)!r} (no {prefix.name}.index); "
@@ -573,6 +576,12 @@ class Elistimator:
                              f"{error.message.splitlines()[0]}") from None
         self._step = self._restored_step = int(self._session.run(model.global_step))
         return self
+
+    def _pruned_step_at(self, prefix: Path) -> Optional[int]:
+        for record in self._index.records.values():
+            if not record.local and self._directory.resolve(record.prefix) == prefix.resolve():
+                return record.step
+        return None
 
     def _verify_if_indexed(self, prefix: Path) -> None:
         for record in self._index.records.values():

@@ -49,6 +49,9 @@ def test_a_checkpoint_pruned_locally_is_fetched_from_the_run(run):
         np.testing.assert_allclose(est.predict(x=run["vx"])["probabilities"], run["predictions"][step], rtol=1e-6)
     with Elistimator.from_disk(run["model_dir"], checkpoint=9, verbose=False, cache_dir=run["cache"]) as est:
         np.testing.assert_allclose(est.predict(x=run["vx"])["probabilities"], run["predictions"][9], rtol=1e-6)
+        est.restore_ckpt(est.checkpoints[18]["file"])  # a pruned prefix, by path
+        assert est.global_step == 18
+        np.testing.assert_allclose(est.predict(x=run["vx"])["probabilities"], run["predictions"][18], rtol=1e-6)
 
 
 def test_a_fresh_process_restores_the_best_checkpoint_from_the_run_alone(run, tmp_path):

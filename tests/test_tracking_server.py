@@ -91,3 +91,30 @@ def test_work_done_while_the_server_was_down_is_delivered_by_sync(tmp_path, serv
     assert run.info.status == "FINISHED" and run.data.params["batch_size"] == "8"
     assert [s for s, _ in history(client, run.info.run_id, "validation/loss")] == [9, 18]
     assert artifact_steps(client, run.info.run_id) == [9, 18]
+
+
+def test_restore_and_registry_through_the_server(tmp_path, server, data, monkeypatch):
+    (x, y), (vx, vy) = data
+    server.start()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)  # models:/ and runs:/ resolve in this store
+    with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, params={"learning_rate": 0.05}) as est:
+        est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
+        predictions = {}
+        for _ in range(2):
+            epoch(est)
+            predictions[est.global_step] = est.predict(x=vx)["probabilities"]
+        version = est.register_best("served-model")
+        run_id = est.run_id
+    import shutil
+    shutil.rmtree(tmp_path / "model")
+    cache = tmp_path / "cache"
+    for source in (f"runs:/{run_id}", "models:/served-model@champion", f"models:/served-model/{version}"):
+        with Elistimator.from_disk(source, checkpoint="best", cache_dir=cache, verbose=False) as restored:
+            np.testing.assert_allclose(restored.predict(x=vx)["probabilities"],
+                                       predictions[restored.global_step], rtol=1e-6)
+    with Elistimator.from_disk(f"runs:/{run_id}", checkpoint=9, cache_dir=cache, verbose=False) as first:
+        np.testing.assert_allclose(first.predict(x=vx)["probabilities"], predictions[9], rtol=1e-6)
+    with pytest.raises(LookupError, match="there is no run"):
+        Elistimator.from_disk("runs:/0123456789abcdef0123456789abcdef", cache_dir=cache)
+    with pytest.raises(LookupError, match="is not in the Model Registry"):
+        Elistimator.from_disk("models:/served-model@challenger", cache_dir=cache)
