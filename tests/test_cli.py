@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from conftest import dataset_fn, tiny_model_fn
 from elistimator_tracking import Elistimator
@@ -37,9 +38,13 @@ def test_runs_compares_the_runs_sorted_by_a_metric(experiment, capsys):
     lines = capsys.readouterr().out.splitlines()
     header = lines[0].split()
     assert header[:4] == ["run", "id", "status", "learning_rate"] and "best" in header and "last" in header
-    assert lines[2].startswith("lr-0.5") and lines[3].startswith("lr-0.01")  # the faster learner has less loss
+    client = MlflowClient()
+    best_loss = {rate: min(m.value for m in client.get_metric_history(run_id, "validation/loss"))
+                 for rate, run_id in run_ids.items()}
+    lowest, highest = sorted(best_loss, key=best_loss.get)
+    assert lines[2].startswith(f"lr-{lowest}") and lines[3].startswith(f"lr-{highest}")
     assert main(["runs", name, "--sort-by", "loss", "--mode", "max"]) == 0
-    assert capsys.readouterr().out.splitlines()[2].startswith("lr-0.01")
+    assert capsys.readouterr().out.splitlines()[2].startswith(f"lr-{highest}")
 
 
 def test_best_register_and_download(experiment, tmp_path, capsys):

@@ -70,7 +70,8 @@ def nalu(x, units: int, name: str = "nalu", epsilon: float = 1e-7):
         gate = tf.get_variable("gate", [size, units], initializer=tf.glorot_uniform_initializer())
         w = tf.tanh(w_hat) * tf.sigmoid(m_hat)
         additive = tf.matmul(x, w)
-        multiplicative = tf.exp(tf.clip_by_value(tf.matmul(tf.log(tf.abs(x) + epsilon), w), -30.0, 30.0))
+        # exp(15) thousands is far beyond 999,999: the clip only stops overflow early in training
+        multiplicative = tf.exp(tf.clip_by_value(tf.matmul(tf.log(tf.abs(x) + epsilon), w), -15.0, 15.0))
         g = tf.sigmoid(tf.matmul(x, gate))
         return g * additive + (1.0 - g) * multiplicative
 
