@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from elistimator_tracking import Elistimator
-from elistimator_tracking.tracking import ui_hint
+from elistimator_tracking.tracking import command, ui_hint
 
 from mnist_cnn import PARAMS, cnn_model_fn, input_fns, load_mnist
 
@@ -78,7 +78,7 @@ def main(argv=None) -> dict:
           f"{summary['seconds']:.0f} s")
     print(f"registered models:/{args.register_as}/{version} (@champion) from run {summary['run_id']}")
     print(f"MLflow UI:   {ui_hint(tracking_uri)}")
-    print(f"TensorBoard: tensorboard --logdir {args.model_dir}")
+    print(f"TensorBoard: {command('tensorboard')} --logdir {args.model_dir}")
     return summary
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Dict, Optional, Union
 
@@ -10,7 +12,7 @@ from .base import NullTracker, Tracker, TrackingWarning, make_tracker
 from .spool import SPOOL_DIR, spools_in
 
 __all__ = ["Tracker", "NullTracker", "TrackingWarning", "make_tracker", "sync", "ui_hint", "is_remote_source",
-           "resolve_source", "fetch_run_checkpoint"]
+           "resolve_source", "fetch_run_checkpoint", "command"]
 
 
 def is_remote_source(source: object) -> bool:
@@ -34,7 +36,15 @@ def ui_hint(tracking_uri: str) -> str:
     """The command (or address) that opens the MLflow UI on ``tracking_uri``."""
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {tracking_uri} in a browser"
-    return f"mlflow ui --backend-store-uri {tracking_uri}   (then open http://127.0.0.1:5000)"
+    return f"{command('mlflow')} ui --backend-store-uri {tracking_uri}   (then open http://127.0.0.1:5000)"
+
+
+def command(name: str) -> str:
+    """``name`` if it is on PATH, else its path next to this Python (a venv that is not activated)."""
+    beside = Path(sys.executable).parent / name
+    if shutil.which(name) or not beside.exists():
+        return name
+    return os.path.relpath(beside) if not os.path.relpath(beside).startswith("..") else str(beside)
 
 
 def sync(model_dir: Union[str, os.PathLike], tracking_uri: Optional[str] = None,

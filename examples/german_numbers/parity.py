@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
-from elistimator_tracking.tracking import ui_hint
+from elistimator_tracking.tracking import command, ui_hint
 import tensorflow.compat.v1 as tf
 
 from data import VOCABULARY, encode, examples, input_fn, sample_numbers
@@ -88,7 +88,7 @@ def main(argv=None) -> dict:
     print(f"\nMLflow run {run_id} (experiment {args.experiment!r}); registered "
           f"models:/{args.register_as}/{version} with alias @champion")
     print(f"Compare runs in the MLflow UI:  {ui_hint(tracking_uri)}")
-    print(f"TensorBoard:                   tensorboard --logdir {Path(args.model_dir)}")
+    print(f"TensorBoard:                   {command('tensorboard')} --logdir {Path(args.model_dir)}")
     return {"test": tested, "best_step": best_step, "run_id": run_id, "version": version, "seconds": elapsed}
 
 
