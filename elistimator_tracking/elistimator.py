@@ -66,11 +66,11 @@ class Elistimator:
         self._model_fn = model_fn
         self._params = dict(params or {})
         self._temporary_dir: Optional[tempfile.TemporaryDirectory] = None
-        tracking_args = _checked_tracking_args(experiment, run_name, tags)
+        _, run_name, tags = _checked_tracking_args(experiment, run_name, tags)
         self._init_state(self._prepare_model_dir(model_dir), verbose, summary_every_n_steps)
         self._refuse_existing_model()
-        self._configure_tracking(tracking, experiment or getattr(model_fn, "__name__", "model_fn"),
-                                 *tracking_args[1:], recorded=None)
+        self._configure_tracking(tracking, experiment or getattr(model_fn, "__name__", "model_fn"), run_name, tags,
+                                 recorded=None)
 
     def _init_state(self, model_dir: Path, verbose: bool, summary_every_n_steps: int) -> None:
         self._model_dir = model_dir
@@ -146,18 +146,20 @@ class Elistimator:
     def run_id(self) -> Optional[str]:
         """The MLflow run this Elistimator tracks to (None before ``setup()``, without tracking,
         or while the store has not answered yet)."""
-        record = self._tracker.describe() or self._tracking_resume or {}
-        return record.get("run_id")
+        return self._run_record().get("run_id")
 
     @property
     def tracking_uri(self) -> Optional[str]:
         """Where this Elistimator's run is tracked (None without tracking)."""
-        record = self._tracker.describe() or self._tracking_resume or {}
-        return record.get("tracking_uri") or getattr(self._tracker, "tracking_uri", None)
+        return self._run_record().get("tracking_uri") or getattr(self._tracker, "tracking_uri", None)
 
     @property
     def tracker(self) -> Tracker:
         return self._tracker
+
+    def _run_record(self) -> Dict[str, Any]:
+        """The run this Elistimator tracks to: the started tracker's, else the one the model directory names."""
+        return dict(self._tracker.describe() or self._tracking_resume or {})
 
     @property
     def input_signature(self) -> Dict[Any, str]:
@@ -208,8 +210,6 @@ class Elistimator:
     def _start_tracking(self) -> None:
         """Open the MLflow run (or resume the one the model directory names) at the first setup."""
         self._tracking_started = True
-        if not self._tracker.active:
-            return
         resuming = self._tracking_resume is not None
         tags = {} if resuming else provenance_tags(self._model_fn)
         self._tracker.start(self._model_dir / SPOOL_DIR, self._experiment, self._run_name,
@@ -248,7 +248,7 @@ class Elistimator:
 
     def _log_checkpoint(self, step: int, with_files: bool = True) -> None:
         """Send ``checkpoints/step-<N>/`` (files, meta graph, JSON with checksums and metrics) to the run."""
-        if not self._tracking_started or not self._tracker.active:
+        if not self._tracking_started:
             return
         record = self._index.records[step]
         outbox = self._tracker.outbox(f"step-{step}")
@@ -273,7 +273,7 @@ class Elistimator:
     def _log_events(self) -> None:
         """Send the TensorBoard event directories to the run under ``tensorboard/``."""
         logdirs = [d for d in (self._model_dir / "train", self._model_dir / "validation") if d.is_dir()]
-        if not logdirs or not self._tracking_started or not self._tracker.active:
+        if not logdirs or not self._tracking_started:
             return
         outbox = self._tracker.outbox("tensorboard")
         for logdir in logdirs:
@@ -561,14 +561,15 @@ class Elistimator:
         if not prefix.is_absolute() and Path(self._model_dir / f"{prefix}.index").is_file():
             prefix = self._model_dir / prefix
         prefix = prefix.absolute()
-        pruned = self._pruned_step_at(prefix)
-        if pruned is not None:  # a checkpoint max_to_keep removed locally: the run still has it
-            return self._restore_step(pruned)
+        indexed = self._record_at(prefix)
+        if indexed is not None and not indexed.local:  # removed locally by max_to_keep: the run still has it
+            return self._restore_step(indexed.step)
         if not Path(f"{prefix}.index").is_file():
             known = [entry["file"] for entry in self.checkpoints.values() if entry["local"]]
             raise FileNotFoundError(f"no checkpoint at {str(prefix)!r} (no {prefix.name}.index); "
                                     f"checkpoints on local disk: {known or 'none'}")
-        self._verify_if_indexed(prefix)
+        if indexed is not None:
+            self._verify(indexed)
         try:
             model.saver.restore(self._session, str(prefix))
         except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
@@ -577,19 +578,18 @@ class Elistimator:
         self._step = self._restored_step = int(self._session.run(model.global_step))
         return self
 
-    def _pruned_step_at(self, prefix: Path) -> Optional[int]:
+    def _record_at(self, prefix: Path) -> Optional[CheckpointRecord]:
+        """The indexed checkpoint whose files in the model directory have this path prefix."""
         for record in self._index.records.values():
-            if not record.local and self._directory.resolve(record.prefix) == prefix.resolve():
-                return record.step
+            if self._directory.resolve(record.prefix) == prefix.resolve():
+                return record
         return None
 
-    def _verify_if_indexed(self, prefix: Path) -> None:
-        for record in self._index.records.values():
-            if record.local and self._directory.resolve(record.prefix) == prefix.resolve():
-                problems = self._directory.verify(record.prefix, record.files)
-                if problems:
-                    raise ModelDirectoryError(f"the checkpoint at step {record.step} ({record.prefix}) is "
-                                              "damaged: " + "; ".join(problems))
+    def _verify(self, record: CheckpointRecord) -> None:
+        problems = self._directory.verify(record.prefix, record.files)
+        if problems:
+            raise ModelDirectoryError(f"the checkpoint at step {record.step} ({record.prefix}) is "
+                                      "damaged: " + "; ".join(problems))
 
     def restore_latest_ckpt(self) -> "Elistimator":
         """Restore the checkpoint with the greatest global step."""
@@ -613,7 +613,7 @@ class Elistimator:
         from the run that logged it (checked against the checksums this directory recorded)."""
         if record.local:
             return self._model_dir
-        run = self._tracker.describe() or self._tracking_resume or {}
+        run = self._run_record()
         if not run.get("run_id"):
             raise FileNotFoundError(f"the checkpoint at step {record.step} is no longer on local disk (pruned by "
                                     f"max_to_keep={self._max_to_keep}) and no MLflow run holds it (this model was "
@@ -655,7 +655,7 @@ class Elistimator:
                   step: int, export: bool = False) -> Dict[str, Any]:
         """The metadata of this model directory, or (``export``) of a one-checkpoint copy sent
         elsewhere: a copy names the run it came from but does not resume it."""
-        run = self._tracker.describe() or self._tracking_resume
+        run = self._run_record() or None
         metadata = {"graph": self._model.to_names(), "global_step": step, "max_to_keep": self._max_to_keep,
                     "saver_args": self._saver_args, **CheckpointIndex(records.values(), validations).to_json(),
                     "tracking": None if export else run}
@@ -714,7 +714,7 @@ class Elistimator:
         holder = estimator._checkpoint_holder(record)
         estimator._load_graph(metadata["graph"], record, holder)
         try:
-            estimator._restore_step(step)
+            estimator.restore_ckpt(holder / record.prefix)  # the holder is fetched once, not again
         except BaseException:
             estimator.close()
             raise

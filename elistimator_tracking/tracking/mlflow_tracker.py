@@ -92,8 +92,7 @@ class MlflowTracker(Tracker):
             self._queue.append(op)
         start = self._append({"op": "start", "experiment": self._experiment, "run_name": run_name,
                               "tags": dict(tags), "run_id": resume.get("run_id") if same_store else None})
-        self._worker = threading.Thread(target=self._work, name="elistimator-tracking", daemon=True)
-        self._worker.start()
+        self._start_worker("elistimator-tracking")
         self._wait_delivered(start["seq"], self.start_timeout)
 
     def log_params(self, params: Mapping[str, str]) -> None:
@@ -121,12 +120,7 @@ class MlflowTracker(Tracker):
         if self._spool is None:
             return
         last = self._append({"op": "finish", "status": status, "error": error})
-        delivered = self._wait_delivered(last["seq"], self.close_timeout, retry_now=True)
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if delivered:
-            self._spool.compact()
+        delivered = self._drain(last["seq"], self.close_timeout)
         self._spool.close()
         if not delivered:
             left = len(self._spool.pending())
@@ -179,15 +173,8 @@ class MlflowTracker(Tracker):
         if not self._queue:
             spool.compact()
             return 0
-        last = self._queue[-1]["seq"]
-        self._worker = threading.Thread(target=self._work, name="elistimator-sync", daemon=True)
-        self._worker.start()
-        delivered = self._wait_delivered(last, timeout, retry_now=True)
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if delivered:
-            spool.compact()
+        self._start_worker("elistimator-sync")
+        self._drain(self._queue[-1]["seq"], timeout)
         return len(spool.pending())
 
     # -- journal and waiting ----------------------------------------------------------
@@ -203,6 +190,21 @@ class MlflowTracker(Tracker):
             self._queue.append(op)
             self._cond.notify_all()
         return op
+
+    def _start_worker(self, name: str) -> None:
+        self._worker = threading.Thread(target=self._work, name=name, daemon=True)
+        self._worker.start()
+
+    def _drain(self, last_seq: int, timeout: float) -> bool:
+        """Wait (bounded) for delivery up to ``last_seq``, stop the worker, and drop the journal
+        when all of it arrived; True when it did."""
+        delivered = self._wait_delivered(last_seq, timeout, retry_now=True)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if delivered:
+            self._spool.compact()
+        return delivered
 
     def _wait_delivered(self, seq: int, timeout: float, retry_now: bool = False) -> bool:
         """Wait until ``seq`` is delivered; give up at ``timeout`` or when an attempt fails."""

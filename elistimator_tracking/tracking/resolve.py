@@ -49,6 +49,7 @@ class RunCheckpoints:
         self.tracking_uri = tracking_uri or mlflow.get_tracking_uri()
         self.client = MlflowClient(self.tracking_uri)
         self.run_id = run_id
+        self._steps: Optional[List[int]] = None
         try:
             self.run = self.client.get_run(run_id)
         except MlflowException as error:
@@ -57,12 +58,15 @@ class RunCheckpoints:
             raise
 
     def steps(self) -> List[int]:
-        steps = []
-        for info in self.client.list_artifacts(self.run_id, "checkpoints"):
-            match = STEP_DIR.fullmatch(Path(info.path).name)
-            if info.is_dir and match:
-                steps.append(int(match.group(1)))
-        return sorted(steps)
+        """The logged checkpoint steps (listed once per instance)."""
+        if self._steps is None:
+            steps = []
+            for info in self.client.list_artifacts(self.run_id, "checkpoints"):
+                match = STEP_DIR.fullmatch(Path(info.path).name)
+                if info.is_dir and match:
+                    steps.append(int(match.group(1)))
+            self._steps = sorted(steps)
+        return self._steps
 
     def index(self) -> CheckpointIndex:
         """Every logged checkpoint step, with the validation metrics the run holds at that step
