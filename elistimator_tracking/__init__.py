@@ -1,8 +1,9 @@
 """elistimator_tracking: a training object for TF1-style graph models, tracked in MLflow."""
 
+from ._version import __version__
 from .elistimator import Elistimator
+from .errors import CheckpointNotFoundError, ElistimatorError, ModelDirectoryError, TrackingError
 from .specs import EvaluationSpec, PredictSpec, TrainSpec
 
-__version__ = "0.1.0"
-
-__all__ = ["Elistimator", "TrainSpec", "EvaluationSpec", "PredictSpec", "__version__"]
+__all__ = ["Elistimator", "TrainSpec", "EvaluationSpec", "PredictSpec", "ElistimatorError",
+           "CheckpointNotFoundError", "ModelDirectoryError", "TrackingError", "__version__"]

@@ -9,10 +9,14 @@ beyond that flag: storage (local disk, run artifacts) resolves a chosen step.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+
+from .errors import CheckpointNotFoundError
 
 MODES = ("min", "max")
+Selection = Union[str, int]  # 'latest', 'best' or a global step
 
 
 @dataclass
@@ -71,29 +75,57 @@ class CheckpointIndex:
         return cls(records, validations)
 
 
-def latest_step(index: CheckpointIndex, local_only: bool = False) -> int:
+def checked_selection(checkpoint: Any) -> Selection:
+    """``checkpoint`` as ``from_disk`` takes it: ``'latest'``, ``'best'`` or a global step (an int)."""
+    if checkpoint in ("latest", "best") and isinstance(checkpoint, str):
+        return checkpoint
+    if isinstance(checkpoint, numbers.Integral) and not isinstance(checkpoint, bool) and checkpoint >= 0:
+        return int(checkpoint)
+    raise ValueError(f"checkpoint must be 'latest', 'best' or a global step, got {checkpoint!r} "
+                     "(a step is an int >= 0)")
+
+
+def checked_mode(mode: Any) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    return mode
+
+
+def select_step(index: CheckpointIndex, checkpoint: Selection, metric: str = "loss", mode: str = "min") -> int:
+    """The step ``checkpoint`` ('latest', 'best' by ``metric``/``mode``, or a step) names in ``index``."""
+    checkpoint = checked_selection(checkpoint)
+    if checkpoint == "latest":
+        return latest_step(index)
+    if checkpoint == "best":
+        return best_step(index, metric, mode)
+    if checkpoint not in index.records:
+        raise CheckpointNotFoundError(f"there is no checkpoint at step {checkpoint}; checkpoints: {index.steps()}")
+    return checkpoint
+
+
+def latest_step(index: CheckpointIndex) -> int:
     """The greatest global step with a checkpoint."""
-    steps = index.steps(local_only)
+    steps = index.steps()
     if not steps:
-        raise LookupError("there is no checkpoint" + (" on local disk" if local_only else "") + ": call save_ckpt()")
+        raise CheckpointNotFoundError("there is no checkpoint: call save_ckpt()")
     return steps[-1]
 
 
-def best_step(index: CheckpointIndex, metric: str = "loss", mode: str = "min", local_only: bool = False) -> int:
+def best_step(index: CheckpointIndex, metric: str = "loss", mode: str = "min") -> int:
     """The checkpoint whose validation ``metric`` is best (``mode`` 'min' or 'max').
 
     Checkpoints without that metric never win; NaN never wins; ties go to the later step.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    checked_mode(mode)
     candidates = {}
-    for step in index.steps(local_only):
+    for step in index.steps():
         value = index.metrics(step).get(metric)
         if value is not None and not math.isnan(value):
             candidates[step] = value
     if not candidates:
-        recorded = sorted({name for step in index.steps(local_only) for name in index.metrics(step)})
-        raise LookupError(f"no checkpoint has a validation metric {metric!r} to select by; "
-                          f"metrics recorded at checkpoints: {recorded or 'none (validate() at the step you save)'}")
+        recorded = sorted({name for step in index.steps() for name in index.metrics(step)})
+        raise CheckpointNotFoundError(
+            f"no checkpoint has a validation metric {metric!r} to select by; metrics recorded at checkpoints: "
+            f"{recorded or 'none (validate() at the step you save)'}")
     sign = 1 if mode == "min" else -1
     return min(candidates, key=lambda step: (sign * candidates[step], -step))

@@ -24,9 +24,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 1
     from mlflow.exceptions import MlflowException
+    from .tracking.http_limits import bounded
     try:
-        return args.command(args) or 0
-    except (LookupError, ValueError, OSError, RuntimeError, MlflowException) as error:
+        with bounded():  # an unreachable store is an error within seconds, not minutes of retries
+            return args.command(args) or 0
+    except (LookupError, ValueError, TypeError, OSError, RuntimeError, MlflowException) as error:
         message = error.message if isinstance(error, MlflowException) else str(error)
         print(f"elistimator {args.command_name}: error: {message.splitlines()[0] if message else type(error).__name__}",
               file=sys.stderr)
@@ -182,7 +184,7 @@ def _download(args) -> int:
     if args.destination.exists():
         raise FileExistsError(f"{args.destination} exists; give a new directory")
     checkpoint = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
-    path, _ = resolve_source(args.source, checkpoint, args.metric, args.mode, None, args.tracking_uri)
+    path = resolve_source(args.source, checkpoint, args.metric, args.mode, None, args.tracking_uri)
     destination = args.destination.absolute()
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))

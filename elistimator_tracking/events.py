@@ -1,4 +1,4 @@
-"""TensorBoard event files: scalars written from Python at a global step."""
+"""TensorBoard event files, written by a listener: ``model_dir/train`` and ``model_dir/validation``."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from ._tf import tf
+from .listeners import Listener, RunContext, SavedCheckpoint
+
+TRAIN_DIR = "train"
+VALIDATION_DIR = "validation"
 
 
 class EventLog:
-    """One TensorBoard run directory (``model_dir/train``, ``model_dir/validation``)."""
+    """One TensorBoard run directory: scalars written from Python at a global step."""
 
     def __init__(self, logdir: Path, graph: Optional[tf.Graph] = None):
-        self.logdir = logdir
         self._writer = tf.summary.FileWriter(str(logdir), graph=graph)
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:
@@ -28,3 +31,42 @@ class EventLog:
 
     def close(self) -> None:
         self._writer.close()
+
+
+class TensorBoardListener(Listener):
+    """The training loss (and the model's ``tf.summary`` ops) and every validation metric at the
+    global step; the train directory also gets the graph. Files are opened when first needed."""
+
+    name = "TensorBoard"
+
+    def __init__(self) -> None:
+        self._context: Optional[RunContext] = None
+        self._train: Optional[EventLog] = None
+        self._validation: Optional[EventLog] = None
+
+    def on_setup(self, context: RunContext) -> None:
+        self._context = context
+
+    def on_train_summary(self, step: int, metrics: Mapping[str, float], summary: Optional[bytes]) -> None:
+        self._train_log().scalars(metrics, step)
+        if summary is not None:
+            self._train_log().serialized_summary(summary, step)
+
+    def on_train_end(self, step: int) -> None:
+        self._train_log().flush()
+
+    def _train_log(self) -> EventLog:
+        if self._train is None:
+            self._train = EventLog(self._context.model_dir / TRAIN_DIR, graph=self._context.graph)
+        return self._train
+
+    def on_validation(self, step: int, metrics: Mapping[str, float], checkpoint: Optional[SavedCheckpoint]) -> None:
+        if self._validation is None:
+            self._validation = EventLog(self._context.model_dir / VALIDATION_DIR)
+        self._validation.scalars(metrics, step)
+        self._validation.flush()
+
+    def on_close(self, status: str, error: Optional[str]) -> None:
+        for log in (self._train, self._validation):
+            if log is not None:
+                log.close()

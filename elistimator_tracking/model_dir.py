@@ -1,10 +1,7 @@
-"""The model directory on local disk: its JSON metadata and its checkpoint files.
+"""The model directory's files on local disk: checkpoint files, checksums, atomic writes.
 
-``elistimator.json`` holds everything ``from_disk`` needs (input signature, tensor
-names, checkpoint index, validation metrics). It is JSON, never pickle, so loading a
-model directory runs no code; it is written to a temporary file and moved into place
-with ``os.replace``, so a crash leaves the old or the new version, never half of one.
-Paths inside are relative to the model directory, so a moved directory still loads.
+What the files mean (``elistimator.json``) is ``metadata.py``'s business; this module
+only knows where files are, writes them atomically and checks them against checksums.
 """
 
 from __future__ import annotations
@@ -18,13 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping
 
-METADATA_FILE = "elistimator.json"
+from .errors import ModelDirectoryError
+
 CHECKPOINT_DIR = "checkpoints"
-FORMAT = "elistimator/1"
-
-
-class ModelDirectoryError(ValueError):
-    """A model directory that is missing, incomplete, corrupt or unsafe to load."""
+METADATA_TEMPORARY = ".elistimator.json.*.tmp"  # what a crash inside write_json_atomic can leave
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -85,67 +79,18 @@ class ModelDirectory:
         self.path = path
 
     @property
-    def metadata_path(self) -> Path:
-        return self.path / METADATA_FILE
-
-    @property
     def checkpoint_dir(self) -> Path:
         return self.path / CHECKPOINT_DIR
-
-    def has_metadata(self) -> bool:
-        return self.metadata_path.is_file()
-
-    # -- metadata -------------------------------------------------------------------
-
-    def read_metadata(self) -> Dict[str, Any]:
-        """The validated metadata; raise ModelDirectoryError naming what is wrong."""
-        if not self.path.is_dir():
-            raise ModelDirectoryError(f"model directory {str(self.path)!r} does not exist")
-        if not self.has_metadata():
-            raise ModelDirectoryError(f"{str(self.path)!r} is not an Elistimator model directory: "
-                                      f"it has no {METADATA_FILE}")
-        try:
-            data = json.loads(self.metadata_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ModelDirectoryError(f"{self.metadata_path} is corrupt or truncated ({error}); "
-                                      "it is not valid JSON") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ModelDirectoryError(f"{self.metadata_path} is not Elistimator metadata "
-                                      f"(expected \"format\": \"{FORMAT}\")")
-        for key in ("graph", "checkpoints", "validations"):
-            if not isinstance(data.get(key), dict):
-                raise ModelDirectoryError(f"{self.metadata_path} is incomplete: {key!r} is missing or not an object")
-        for step, entry in data["checkpoints"].items():
-            if not str(step).isdigit() or not isinstance(entry, dict) or not isinstance(entry.get("prefix"), str):
-                raise ModelDirectoryError(f"{self.metadata_path} has a malformed checkpoint entry {step!r}")
-            self.resolve(entry["prefix"])
-            stem = Path(entry["prefix"]).name + "."
-            for name in entry.get("files", {}):
-                if not isinstance(name, str) or Path(name).name != name or not name.startswith(stem):
-                    raise ModelDirectoryError(f"{self.metadata_path} lists a file {name!r} for checkpoint {step} "
-                                              f"that is not one of its own ({stem}*)")
-        for step, metrics in data["validations"].items():
-            if not isinstance(metrics, dict) or not all(isinstance(v, (int, float)) for v in metrics.values()):
-                raise ModelDirectoryError(f"{self.metadata_path} has malformed validation metrics at step {step!r}")
-        if data.get("tracking") is not None and not isinstance(data["tracking"], dict):
-            raise ModelDirectoryError(f"{self.metadata_path} has a malformed 'tracking' record")
-        max_to_keep = data.get("max_to_keep")
-        if max_to_keep is not None and (not isinstance(max_to_keep, int) or max_to_keep < 1):
-            raise ModelDirectoryError(f"{self.metadata_path} has an invalid max_to_keep {max_to_keep!r}")
-        return data
-
-    def write_metadata(self, data: Mapping[str, Any]) -> None:
-        write_json_atomic(self.metadata_path, {"format": FORMAT, **data})
 
     def resolve(self, relative: str) -> Path:
         """``relative`` inside the model directory; raise if it points outside."""
         if os.path.isabs(relative):
-            raise ModelDirectoryError(f"{self.metadata_path} holds an absolute path {relative!r}; "
+            raise ModelDirectoryError(f"{self.path} holds an absolute path {relative!r}; "
                                       "paths must be relative to the model directory")
         root = self.path.resolve()
         resolved = (root / relative).resolve()
         if resolved != root and root not in resolved.parents:
-            raise ModelDirectoryError(f"{self.metadata_path} holds a path {relative!r} that points outside "
+            raise ModelDirectoryError(f"{self.path} holds a path {relative!r} that points outside "
                                       "the model directory")
         return resolved
 
@@ -188,12 +133,12 @@ class ModelDirectory:
             stem = file.name.split(".", 1)[0]
             if re.fullmatch(r"model-\d+", stem) and stem not in kept and file.is_file():
                 file.unlink(missing_ok=True)
-        for temporary in [*self.path.glob(f".{METADATA_FILE}.*.tmp"), *self.checkpoint_dir.glob(".checkpoint.*.tmp")]:
+        for temporary in [*self.path.glob(METADATA_TEMPORARY), *self.checkpoint_dir.glob(".checkpoint.*.tmp")]:
             temporary.unlink(missing_ok=True)
 
-    def export_checkpoint(self, prefix: str, files: Iterable[str], metadata: Mapping[str, Any],
-                          destination: Path) -> None:
-        """Make ``destination`` a model directory holding just this checkpoint, enough to restore.
+    def export_checkpoint(self, prefix: str, files: Iterable[str], destination: Path) -> None:
+        """Put this checkpoint's files (and TensorFlow's ``checkpoint`` file) into the model directory
+        ``destination``; its metadata is the caller's to write.
 
         Files are hard-linked (no copy, and they outlive pruning of the originals), copied
         where the file system has no hard links.
@@ -204,7 +149,6 @@ class ModelDirectory:
         for name in files:
             link_or_copy(source / name, target.checkpoint_dir / name)
         target.write_checkpoint_state([prefix])
-        target.write_metadata(metadata)
 
     def write_checkpoint_state(self, prefixes: Iterable[str]) -> None:
         """The ``checkpoint`` file TensorFlow tools read (``tf.train.latest_checkpoint``)."""

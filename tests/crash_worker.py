@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from elistimator_tracking import Elistimator, TrainSpec, PredictSpec
+from elistimator_tracking import metadata
 from elistimator_tracking.model_dir import ModelDirectory
 import tensorflow.compat.v1 as tf
 
@@ -35,7 +36,7 @@ def input_fn():
 def main() -> None:
     model_dir = Path(sys.argv[1])
     directory = ModelDirectory(model_dir)
-    resume = directory.has_metadata() and directory.read_metadata()["checkpoints"]
+    resume = metadata.exists(directory) and metadata.read(directory).index.steps()
     estimator = (Elistimator.from_disk(model_dir, verbose=False) if resume
                  else Elistimator(wide_model_fn, model_dir, verbose=False))
     estimator.setup(input_fn, train_saver_args={"max_to_keep": 3})

@@ -7,8 +7,9 @@ import pytest
 
 from conftest import blobs, dataset_fn, tiny_model_fn
 from elistimator_tracking import Elistimator
-from elistimator_tracking.checkpoints import CheckpointIndex, CheckpointRecord, best_step, latest_step
-from elistimator_tracking.model_dir import METADATA_FILE
+from elistimator_tracking.checkpoints import CheckpointIndex, CheckpointRecord, best_step, latest_step, select_step
+from elistimator_tracking import CheckpointNotFoundError, ModelDirectoryError
+from elistimator_tracking.metadata import METADATA_FILE
 
 
 def metadata(model_dir):
@@ -81,7 +82,7 @@ def test_restore_best_and_latest(tmp_path, data):
     with pytest.warns(UserWarning, match=r"restored step 18: the later checkpoints \[27\] .* are dropped"):
         est.train(2)  # training continues from the restored step: a new branch
     assert est.global_step == 20
-    assert sorted(est.checkpoints) == [9, 18] and 27 not in est._index.validations
+    assert sorted(est.checkpoints) == [9, 18] and '27' not in metadata(tmp_path)["validations"]
     from elistimator_tracking._tf import tf
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")) == str(tmp_path / "checkpoints" / "model-18")
     assert not list((tmp_path / "checkpoints").glob("model-27.*"))
@@ -127,7 +128,6 @@ def test_max_to_keep_carries_over_when_other_saver_args_change(tmp_path, data):
     est.setup(dataset_fn(x, y), train_saver_args={"max_to_keep": None})
     saver_ops = len(est.graph.get_operations())
     est.setup(dataset_fn(x, y), train_saver_args={"save_relative_paths": True})
-    assert est._max_to_keep is None
     assert len(est.graph.get_operations()) > saver_ops  # a new saver for the new arguments
     for _ in range(7):
         est.train()
@@ -159,7 +159,7 @@ def test_restore_errors(estimator, tmp_path):
         estimator.restore_best_ckpt(metric="f1")
     with pytest.raises(ValueError, match="mode must be 'min' or 'max', got 'lowest'"):
         estimator.restore_best_ckpt(mode="lowest")
-    with pytest.raises(FileNotFoundError, match=r"no checkpoint at .*model-4'.*checkpoints on local disk: \['/"):
+    with pytest.raises(CheckpointNotFoundError, match=r"no checkpoint at .*model-4'.*checkpoints on local disk: \['/"):
         estimator.restore_ckpt(tmp_path / "model" / "checkpoints" / "model-4")
     with pytest.raises(ValueError, match="train_saver_args\\['max_to_keep'\\] must be a positive int or None"):
         estimator.setup(lambda: None, train_saver_args={"max_to_keep": 0})
@@ -174,12 +174,11 @@ def test_restore_of_a_pruned_checkpoint_is_a_clear_error(tmp_path, data):
     for _ in range(2):
         est.train().validate()
         est.save_ckpt()
-    est._index.validations[9]["loss"] = -1.0  # make the pruned one the best
     pruned = r"step 9 is no longer on local disk \(pruned by max_to_keep=1\) and no MLflow run holds it"
-    with pytest.raises(FileNotFoundError, match=pruned):
-        est.restore_best_ckpt()
+    with pytest.raises(CheckpointNotFoundError, match=pruned):
+        est.restore_ckpt(est.checkpoints[9]["file"])
     est.close()
-    with pytest.raises(FileNotFoundError, match=pruned):
+    with pytest.raises(CheckpointNotFoundError, match=pruned):
         Elistimator.from_disk(tmp_path, checkpoint=9)
 
 
@@ -195,7 +194,7 @@ def test_a_damaged_checkpoint_is_not_restored(estimator, tmp_path):
 def test_new_model_refuses_a_directory_with_checkpoints(estimator, tmp_path):
     estimator.train()
     estimator.save_ckpt()
-    with pytest.raises(FileExistsError, match=r"already holds an Elistimator model with checkpoints at steps \[9\]; "
+    with pytest.raises(ModelDirectoryError, match=r"already holds an Elistimator model with checkpoints at steps \[9\]; "
                                               r"continue it with Elistimator.from_disk"):
         Elistimator(tiny_model_fn, tmp_path / "model")
 
@@ -209,6 +208,9 @@ def test_selection_policy():
     assert best_step(index, "acc", "max") == 40
     assert best_step(index, "acc", "min") == 10  # 30 has no acc: it never wins
     assert latest_step(index) == 40
-    index.records[40].local = False
-    assert latest_step(index, local_only=True) == 30
-    assert best_step(index, "acc", "max", local_only=True) == 20
+    assert select_step(index, "best", "acc", "max") == 40 and select_step(index, 20) == 20
+    with pytest.raises(CheckpointNotFoundError, match=r"no checkpoint at step 25; checkpoints: \[10, 20, 30, 40\]"):
+        select_step(index, 25)
+    for bad in (True, "newest", -1, 2.0):
+        with pytest.raises(ValueError, match="checkpoint must be 'latest', 'best' or a global step"):
+            select_step(index, bad)

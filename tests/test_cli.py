@@ -67,7 +67,7 @@ def test_best_register_and_download(experiment, tmp_path, capsys):
     (["register", "0123456789abcdef0123456789abcdef", "m"], "there is no run"),
     (["download", "models:/nothing@champion", "out"], "is not in the Model Registry"),
     (["download", "nonsense", "out"], "is not a model source"),
-    (["sync", "no-such-dir"], "has no tracking spool"),
+    (["sync", "no-such-dir"], "does not exist"),
 ])
 def test_failures_exit_1_with_one_clear_line(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import dataset_fn, tiny_model_fn
 from elistimator_tracking import Elistimator
-from elistimator_tracking.model_dir import METADATA_FILE, ModelDirectoryError
+from elistimator_tracking import CheckpointNotFoundError, ModelDirectoryError
+from elistimator_tracking.metadata import METADATA_FILE
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_saver_args_survive_and_prune_across_processes(trained_dir, data):
 
 def test_bad_directories_are_clear_errors_and_change_nothing(trained_dir, tmp_path):
     directory, _, _ = trained_dir
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ModelDirectoryError, match="does not exist"):
         Elistimator.from_disk(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelDirectoryError, match="is not an Elistimator model directory: it has no elistimator.json"):
@@ -113,14 +114,13 @@ def test_bad_directories_are_clear_errors_and_change_nothing(trained_dir, tmp_pa
         "not elistimator": json.dumps({"hello": 1}),
         "outside": good.replace('"checkpoints/model-27"', '"../../etc/model-27"'),
         "absolute": good.replace('"checkpoints/model-27"', '"/etc/model-27"'),
-        "no checkpoints": json.dumps({**json.loads(good), "checkpoints": {}}),
         "foreign file": good.replace('"model-27.index"', '"../../../../etc/hostname"'),
         "bad metrics": good.replace('"validations": {', '"validations": {"1": {"loss": "oops"}, ', 1),
     }
     messages = {
         "truncated": "is corrupt or truncated", "not json": "is corrupt or truncated",
         "not elistimator": "is not Elistimator metadata", "outside": "points outside the model directory",
-        "absolute": "holds an absolute path", "no checkpoints": "has no checkpoint: call save_ckpt",
+        "absolute": "holds an absolute path",
         "foreign file": "that is not one of its own", "bad metrics": "malformed validation metrics",
     }
     for case, text in cases.items():
@@ -129,6 +129,9 @@ def test_bad_directories_are_clear_errors_and_change_nothing(trained_dir, tmp_pa
         with pytest.raises(ModelDirectoryError, match=messages[case]):
             Elistimator.from_disk(directory)
         assert snapshot(directory) == before, case
+    metadata_path.write_text(json.dumps({**json.loads(good), "checkpoints": {}}))
+    with pytest.raises(CheckpointNotFoundError, match="has no checkpoint: call save_ckpt"):
+        Elistimator.from_disk(directory)
     metadata_path.write_text(good)
 
     before = snapshot(directory)

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from conftest import tiny_model_fn
-from elistimator_tracking import Elistimator
+from elistimator_tracking import Elistimator, ModelDirectoryError
 
 
 def test_path_and_str_are_accepted(tmp_path, monkeypatch):
@@ -19,7 +19,7 @@ def test_path_and_str_are_accepted(tmp_path, monkeypatch):
 
 def test_model_dir_that_is_a_file(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(NotADirectoryError, match="exists and is not a directory"):
+    with pytest.raises(ModelDirectoryError, match="exists and is not a directory"):
         Elistimator(tiny_model_fn, tmp_path / "file")
 
 

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from conftest import dataset_fn, tiny_model_fn
 from elistimator_tracking import Elistimator
-from elistimator_tracking.model_dir import ModelDirectoryError
+from elistimator_tracking import ModelDirectoryError
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_an_unknown_alias_and_a_metric_no_checkpoint_recorded(run, request):
         Elistimator.from_disk(f"models:/{name}@challenger", cache_dir=run["cache"])
     with pytest.raises(LookupError, match="no checkpoint has a validation metric 'f1'"):
         Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint="best", metric="f1", cache_dir=run["cache"])
-    with pytest.raises(LookupError, match=r"logged no checkpoint at step 5; it logged \[9, 18, 27\]"):
+    with pytest.raises(LookupError, match=r"no checkpoint at step 5; checkpoints: \[9, 18, 27\]"):
         Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint=5, cache_dir=run["cache"])
 
 

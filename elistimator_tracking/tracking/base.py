@@ -1,15 +1,16 @@
-"""The tracker interface the core talks to, and its null implementation.
+"""The tracker interface and its null implementation: the bottom of ``tracking/``.
 
-The core (``elistimator.py``) never imports mlflow: it calls these few methods. The
-MLflow implementation (``tracking/mlflow_tracker.py``) is imported only when tracking
-is on, so ``tracking=False`` works without touching mlflow at all.
+It imports nothing of the package but its exceptions. The MLflow implementation
+(``tracking/mlflow_tracker.py``) is imported only when tracking is on, so
+``tracking=False`` works without importing mlflow at all.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional
+
+from ..errors import TrackingError
 
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
@@ -19,10 +20,11 @@ class TrackingWarning(UserWarning):
 
 
 class Tracker:
-    """What the Elistimator tells a tracking backend. Every method returns at once.
+    """What the Elistimator tells a tracking backend (through ``TrackingListener``).
 
-    A tracker never raises into the training loop: what it cannot deliver now it keeps
-    and delivers later. ``start`` opens (or resumes) a run; the others log to it.
+    The logging calls (params, tags, metrics, artifacts) return at once: what a tracker
+    cannot deliver now it keeps and delivers later. ``start`` may wait, bounded, for the
+    run to exist; ``finish`` waits, bounded, for delivery; ``register`` is synchronous.
     """
 
     #: False for the null tracker: the Elistimator then skips preparing artifacts.
@@ -32,7 +34,9 @@ class Tracker:
               resume: Optional[Mapping[str, Any]] = None) -> None:
         """Open a run, or resume the run ``resume`` describes (a record from ``describe()``).
 
-        ``spool_root`` is where undelivered work is kept (inside the model directory).
+        ``spool_root`` is where undelivered work is kept (inside the model directory). It may
+        wait, bounded, for the store to create the run; a store that does not answer in that
+        time gets the run created later, in the background.
         """
         raise NotImplementedError
 
@@ -103,27 +107,6 @@ class NullTracker(Tracker):
         return None
 
     def register(self, step, model_dir, name, alias, tags, run_id=None) -> str:
-        raise RuntimeError("registering a model needs tracking: create the Elistimator with tracking=True "
+        raise TrackingError("registering a model needs tracking: create the Elistimator with tracking=True "
                            "(or a tracking URI)")
 
-
-def make_tracker(tracking: Union[bool, str, Tracker], recorded_uri: Optional[str] = None) -> Tracker:
-    """The tracker for ``Elistimator(tracking=...)``.
-
-    ``True``: MLflow at the URI the model directory recorded (when resuming), else
-    ``MLFLOW_TRACKING_URI``, else MLflow's default local store. A string: that URI.
-    A ``Tracker``: itself. ``False``: no tracking.
-    """
-    if isinstance(tracking, Tracker):
-        return tracking
-    if tracking is False:
-        return NullTracker()
-    if tracking is True:
-        uri = recorded_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
-    elif isinstance(tracking, (str, os.PathLike)) and str(tracking).strip():
-        uri = os.fspath(tracking)
-    else:
-        raise TypeError(f"tracking must be True, False, a tracking URI string or a Tracker object, "
-                        f"got {tracking!r}")
-    from .mlflow_tracker import MlflowTracker  # the one place mlflow gets imported
-    return MlflowTracker(uri)

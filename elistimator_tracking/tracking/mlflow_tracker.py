@@ -24,11 +24,14 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from ..errors import TrackingError
 from .base import RUN_STATUSES, Tracker, TrackingWarning
+from .http_limits import bounded
 from .spool import Spool
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limits
 MAX_PARAMS_PER_BATCH = 100
+DELIVERY_TIMEOUT = 30.0  # seconds one HTTP request of the worker waits for an answer
 RUN_KEY_TAG = "elistimator.run_key"
 ERROR_TAG = "elistimator.error"
 # Answers that retrying cannot change: a param logged again with another value, an invalid
@@ -37,7 +40,7 @@ PERMANENT_ERRORS = ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_
                     "INVALID_STATE")
 
 
-class ExperimentDeleted(RuntimeError):
+class ExperimentDeleted(TrackingError):
     """The experiment to log to is deleted in the store; runs can't be created in it."""
 
 
@@ -55,10 +58,6 @@ class MlflowTracker(Tracker):
     def __init__(self, tracking_uri: Optional[str] = None, *, start_timeout: float = 10.0,
                  close_timeout: float = 60.0, max_backoff: float = 30.0):
         self.tracking_uri = _absolute_uri(tracking_uri or mlflow.get_tracking_uri())
-        if self.tracking_uri.startswith(("http://", "https://")):
-            # The worker retries on its own terms; MLflow's default retries block for minutes.
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         self.start_timeout, self.close_timeout, self.max_backoff = start_timeout, close_timeout, max_backoff
         self._spool: Optional[Spool] = None
         self._key: Optional[str] = None
@@ -80,7 +79,7 @@ class MlflowTracker(Tracker):
     def start(self, spool_root: Path, experiment: str, run_name: Optional[str], tags: Mapping[str, str],
               resume: Optional[Mapping[str, Any]] = None) -> None:
         if self._spool is not None:
-            raise RuntimeError("this tracker already started a run; a tracker serves one Elistimator")
+            raise TrackingError("this tracker already started a run; a tracker serves one Elistimator")
         self._spool = Spool(spool_root, self.tracking_uri)
         self._spool.sweep_outbox()
         same_store = bool(resume) and resume.get("tracking_uri") == self.tracking_uri
@@ -147,12 +146,6 @@ class MlflowTracker(Tracker):
             last = self._queue[-1]["seq"] if self._queue else 0
         return self._wait_delivered(last, timeout, retry_now=True)
 
-    @property
-    def pending(self) -> int:
-        """Operations journaled but not yet delivered."""
-        with self._cond:
-            return len(self._queue)
-
     def register(self, step: int, model_dir: Path, name: str, alias: Optional[str],
                  tags: Mapping[str, str], run_id: Optional[str] = None) -> str:
         from .registry import register_model_dir
@@ -160,9 +153,10 @@ class MlflowTracker(Tracker):
             self.flush(self.close_timeout)
             run_id = self.run_id
         if run_id is None:
-            raise RuntimeError(f"cannot register {name!r}: the run does not exist yet in {self.tracking_uri} "
+            raise TrackingError(f"cannot register {name!r}: the run does not exist yet in {self.tracking_uri} "
                                f"({self._last_error or 'the store has not answered'}); try again when it answers")
-        return register_model_dir(MlflowClient(self.tracking_uri), run_id, step, model_dir, name, alias, tags)
+        with bounded():
+            return register_model_dir(MlflowClient(self.tracking_uri), run_id, step, model_dir, name, alias, tags)
 
     # -- replay of a spool without a training run (``sync``) -------------------------------
 
@@ -181,7 +175,7 @@ class MlflowTracker(Tracker):
 
     def _require_started(self) -> Spool:
         if self._spool is None:
-            raise RuntimeError("the tracker has not started a run: Elistimator.setup() starts it")
+            raise TrackingError("the tracker has not started a run: Elistimator.setup() starts it")
         return self._spool
 
     def _append(self, op: Dict[str, Any]) -> Dict[str, Any]:
@@ -233,7 +227,8 @@ class MlflowTracker(Tracker):
                     return
                 batch = self._next_batch()
             try:
-                self._deliver(batch)
+                with bounded(DELIVERY_TIMEOUT):  # the worker retries on its own terms, not MLflow's
+                    self._deliver(batch)
             except Exception as error:  # noqa: BLE001 -- nothing may escape into training
                 if _is_permanent(error, batch[0]) and len(batch) > 1:
                     self._single_until = batch[-1]["seq"]  # find the one refused: retry op by op
@@ -330,7 +325,7 @@ class MlflowTracker(Tracker):
     def _run_id_of(self, op: Mapping[str, Any]) -> str:
         run_id = self._spool.run_id(op["run"])
         if run_id is None:
-            raise RuntimeError(f"the run {op['run']} was never created in {self.tracking_uri}")
+            raise TrackingError(f"the run {op['run']} was never created in {self.tracking_uri}")
         return run_id
 
     def _deliver_start(self, op: Mapping[str, Any]) -> None:

@@ -18,12 +18,14 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from .._version import __version__
+from ..checkpoints import best_step
+from .http_limits import bounded
+from .layout import MODEL_DIR_ARTIFACT, model_artifact_path
+from .resolve import RunCheckpoints
+from .run_info import version_tags
+
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
-MODEL_DIR_ARTIFACT = "model_dir"
-
-
-def model_artifact_path(step: int) -> str:
-    return f"models/step-{step}"
 
 
 def register_model_dir(client: MlflowClient, run_id: str, step: int, model_dir: Path, name: str,
@@ -51,7 +53,6 @@ def register_model_dir(client: MlflowClient, run_id: str, step: int, model_dir: 
 
 
 def _requirements() -> list:
-    from .. import __version__
     from .._tf import tf
     return [f"elistimator_tracking=={__version__}", f"tensorflow=={tf.__version__}",
             f"tf-keras=={tf.__version__}", f"mlflow=={mlflow.__version__}"]
@@ -61,12 +62,10 @@ def register_best(run_id: str, name: str, metric: str = "loss", mode: str = "min
                   tracking_uri: Optional[str] = None, cache_dir: Optional[Path] = None) -> str:
     """Register the best checkpoint a run logged (by validation ``metric`` and ``mode``) as a new
     version of ``name``, pointing ``alias`` at it; for runs whose model directory is elsewhere."""
-    from ..checkpoints import best_step
-    from .resolve import RunCheckpoints
-    from .run_info import version_tags
-    run = RunCheckpoints(run_id, tracking_uri)
+    run = RunCheckpoints(run_id, tracking_uri, cache_dir)
     index = run.index()
     step = best_step(index, metric, mode)
-    model_dir = run.download(step, cache_dir)
-    return register_model_dir(run.client, run_id, step, model_dir, name, alias,
-                              version_tags(step, index.metrics(step), metric, mode))
+    model_dir = run.fetch(step)
+    with bounded():
+        return register_model_dir(run.client, run_id, step, model_dir, name, alias,
+                                  version_tags(step, index.metrics(step), metric, mode))

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from .._version import __version__
+
 MAX_PARAM_KEY = 250  # MLflow's limits
 MAX_PARAM_VALUE = 6000
 SECRET_KEY = re.compile(r"pass(word|wd)?|token|secret|api[_\-.]?key|credential|private[_\-.]?key", re.IGNORECASE)
@@ -38,7 +40,6 @@ def flatten_params(params: Mapping[Any, Any], prefix: str = "") -> Dict[str, str
 
 def provenance_tags(model_fn: Optional[Callable]) -> Dict[str, str]:
     """Package versions, the model function's qualified name, and git commit/dirty when in a repository."""
-    from .. import __version__
     from .._tf import tf
     import mlflow
     tags = {"elistimator.version": __version__, "tensorflow.version": tf.__version__,

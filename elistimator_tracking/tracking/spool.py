@@ -23,10 +23,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
+from ..errors import TrackingError
 from ..model_dir import write_json_atomic, write_text_atomic
 from .base import TrackingWarning
 
-SPOOL_DIR = "tracking"
+SPOOL_DIR = "tracking"  # inside the model directory
 
 
 def spool_path(spool_root: Path, tracking_uri: str) -> Path:
@@ -41,7 +42,7 @@ def spools_in(spool_root: Path) -> Iterator["Spool"]:
         yield Spool(spool_root, uri)
 
 
-class SpoolBusy(RuntimeError):
+class SpoolBusy(TrackingError):
     """Another tracker (in this or another process) is using the spool."""
 
 

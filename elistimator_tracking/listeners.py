@@ -1,0 +1,103 @@
+"""What the Elistimator tells whoever watches a run, at a few named moments.
+
+In the spirit of ``tf.train.CheckpointSaverListener`` and Lightning's ``Logger``: the
+loops never know who listens. TensorBoard event files (``events.py``) and the MLflow
+run (``tracking/listener.py``) are listeners. A listener that fails loses that one
+call, with one warning per kind of failure; training goes on.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Set, Tuple, Type
+
+from .checkpoints import CheckpointIndex
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a listener learns at ``setup()``: the model directory, the model and its settings."""
+
+    model_dir: Path
+    params: Mapping[str, Any]
+    saver: Mapping[str, Any]  # max_to_keep and the tf.train.Saver arguments
+    model_fn: Optional[Callable]  # None for a model loaded with from_disk
+    graph: Any  # the tf.Graph
+
+
+@dataclass(frozen=True)
+class SavedCheckpoint:
+    """A committed checkpoint: its step, its validation metrics, the index it belongs to, and
+    ``write(destination, files=True)``, which makes ``destination`` a self-contained model
+    directory of just this checkpoint (hard-linked files; ``files=False``: the JSON only)."""
+
+    step: int
+    metrics: Mapping[str, float]
+    index: CheckpointIndex
+    write: Callable[..., None]
+
+
+class Listener:
+    """Override the moments you care about; each is called on the training thread."""
+
+    #: what a failure warning calls this listener, and what it adds (e.g. where work is kept)
+    name = "listener"
+    warning_category: Type[Warning] = UserWarning
+
+    def failure_note(self) -> str:
+        return "Training goes on."
+
+    def on_setup(self, context: RunContext) -> None:
+        """Every ``setup()`` (the first one starts a run)."""
+
+    def on_params(self, params: Mapping[str, Any]) -> None:
+        """Params learned while running (the first training batch's size)."""
+
+    def on_train_summary(self, step: int, metrics: Mapping[str, float], summary: Optional[bytes]) -> None:
+        """Every ``summary_every_n_steps`` global steps: the training loss, and the serialized
+        ``tf.summary`` ops of the model function when it has any."""
+
+    def on_train_end(self, step: int) -> None:
+        """The end of a ``train()`` call."""
+
+    def on_validation(self, step: int, metrics: Mapping[str, float], checkpoint: Optional[SavedCheckpoint]) -> None:
+        """A ``validate()`` result; ``checkpoint`` is the one saved at the same step, if any
+        (its metrics just changed)."""
+
+    def on_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
+        """An ``evaluate(input_fn)`` result."""
+
+    def on_checkpoint(self, checkpoint: SavedCheckpoint) -> None:
+        """A checkpoint was committed. Its files may be pruned right after: link them now."""
+
+    def on_close(self, status: str, error: Optional[str]) -> None:
+        """The end: ``status`` is FINISHED, FAILED or KILLED (``error`` says why)."""
+
+
+class Listeners:
+    """The listeners of one Elistimator, called in order; a failing call becomes a warning."""
+
+    def __init__(self, listeners: Iterable[Listener]):
+        self.listeners: List[Listener] = list(listeners)
+        self._warned: Set[Tuple[int, str, type]] = set()
+
+    def notify(self, moment: str, *args: Any) -> None:
+        """Call ``moment`` (a ``Listener`` method name, e.g. ``'on_validation'``) on every listener."""
+        if not moment.startswith("on_") or not hasattr(Listener, moment):
+            raise AttributeError(f"Listener has no moment {moment!r}")
+        for listener in self.listeners:
+            try:
+                getattr(listener, moment)(*args)
+            except Exception as error:  # noqa: BLE001 -- a listener never breaks training
+                self._warn(listener, moment, error)
+
+    def _warn(self, listener: Listener, moment: str, error: Exception) -> None:
+        kind = (id(listener), moment, type(error))
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        warnings.warn(f"that {listener.name} call is lost (later ones are still tried): {type(error).__name__}: "
+                      f"{error}. {listener.failure_note()}", listener.warning_category, stacklevel=4)
+

@@ -1,0 +1,121 @@
+"""Where an Elistimator's model directory and graph come from.
+
+A model function gets a new (or empty) model directory and builds its graph at the first
+``setup()``. ``from_disk`` gets a ``SavedModel``: a model directory (local, or a
+verified download of ``runs:/...`` / ``models:/...``), its metadata and the checkpoint
+to restore, whose saved meta graph is imported instead of calling a model function.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Tuple, Union
+
+from . import metadata as metadata_file
+from ._tf import tf
+from .checkpoints import Selection, checked_mode, checked_selection, select_step
+from .errors import CheckpointNotFoundError, ModelDirectoryError
+from .metadata import Metadata
+from .model_dir import ModelDirectory, link_tree
+from .model_graph import ModelGraph
+from .settings import PathLike, Settings
+from .tracking.layout import is_remote_source
+
+
+def new_model_dir(model_dir: Optional[PathLike]) -> Tuple[Path, Optional[tempfile.TemporaryDirectory]]:
+    """The model directory of a new model (created when missing), and the temporary directory
+    that backs it when none was given. A directory that holds another model's checkpoints is
+    refused: it would mix two histories."""
+    if model_dir is None:
+        temporary = tempfile.TemporaryDirectory(prefix="elistimator-")
+        return Path(temporary.name), temporary
+    path = _checked_path(model_dir, "model_dir")
+    if path.exists() and not path.is_dir():
+        raise ModelDirectoryError(f"model_dir {str(path)!r} exists and is not a directory")
+    directory = ModelDirectory(path)
+    if metadata_file.exists(directory):
+        try:
+            steps = metadata_file.read(directory).index.steps()
+        except ModelDirectoryError as error:
+            raise ModelDirectoryError(f"model_dir {str(path)!r} holds an unreadable Elistimator model ({error}); "
+                                      "use another directory") from None
+        if steps:
+            raise ModelDirectoryError(f"model_dir {str(path)!r} already holds an Elistimator model with "
+                                      f"checkpoints at steps {steps}; continue it with "
+                                      f"Elistimator.from_disk({str(path)!r}) or use an empty directory")
+    path.mkdir(parents=True, exist_ok=True)
+    return path, None
+
+
+def _not_a_uri(source: Any) -> Any:
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*):/", source) if isinstance(source, str) else None
+    if scheme and len(scheme.group(1)) > 1:  # not a Windows drive letter
+        raise ValueError(f"{source!r}: from_disk does not read {scheme.group(1)}:/ sources; it takes a local model "
+                         "directory, runs:/<run_id>, models:/<name>/<version> or models:/<name>@<alias>")
+    return source
+
+
+def _checked_path(value: Any, name: str) -> Path:
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or pathlib.Path, got {type(value).__name__}")
+    return Path(value).expanduser().absolute()
+
+
+@dataclass
+class SavedModel:
+    """A saved model to construct an Elistimator from (``Elistimator(saved)``), as ``from_disk`` does."""
+
+    directory: ModelDirectory
+    metadata: Metadata
+    step: int  # the checkpoint to restore
+    settings: Settings
+    temporary: Optional[tempfile.TemporaryDirectory] = None  # a working copy of a download
+
+    def import_graph(self, holder: Path) -> ModelGraph:
+        """Import the meta graph of the checkpoint at ``step`` from ``holder`` (the model
+        directory, or a download of a pruned checkpoint)."""
+        record = self.metadata.index.records[self.step]
+        meta = ModelDirectory(holder).resolve(record.prefix + ".meta")
+        if not meta.is_file():
+            raise ModelDirectoryError(f"the checkpoint at step {record.step} has no meta graph ({meta.name})")
+        graph = tf.Graph()
+        with graph.as_default():
+            saver = tf.train.import_meta_graph(str(meta), clear_devices=True)
+        try:
+            return ModelGraph.from_names(graph, self.metadata.graph, saver)
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
+            raise ModelDirectoryError(f"the metadata of {self.directory.path} does not match the saved graph: "
+                                      f"{error}") from None
+
+
+def load(source: Union[PathLike, str], checkpoint: Selection, metric: str, mode: str,
+         settings: Settings) -> SavedModel:
+    """Find the model ``source`` names and the checkpoint to restore (see ``Elistimator.from_disk``)."""
+    checkpoint, mode = checked_selection(checkpoint), checked_mode(mode)
+    temporary = None
+    if is_remote_source(source):
+        from .tracking.resolve import resolve_source  # imports mlflow: only for remote sources
+        store = settings.tracking if isinstance(settings.tracking, str) else None
+        cached = resolve_source(source, checkpoint, metric, mode, settings.cache_dir, store)
+        temporary = tempfile.TemporaryDirectory(prefix="elistimator-")  # train on a copy, never the cache
+        link_tree(cached, Path(temporary.name))
+        path, checkpoint = Path(temporary.name), "latest"
+    else:
+        path = _checked_path(_not_a_uri(source), "model_dir")
+    try:
+        directory = ModelDirectory(path)
+        metadata = metadata_file.read(directory)
+        if temporary is not None:
+            metadata.tracking = None  # a download never says where to track: the caller does
+        if not metadata.index.steps():
+            raise CheckpointNotFoundError(f"{str(path)!r} has no checkpoint: call save_ckpt() before loading it")
+        step = select_step(metadata.index, checkpoint, metric, mode)
+    except BaseException:
+        if temporary is not None:
+            temporary.cleanup()
+        raise
+    return SavedModel(directory, metadata, step, settings, temporary)

@@ -1,0 +1,94 @@
+"""The Elistimator's options, checked once: what the constructor and ``from_disk`` take, and
+the saver settings ``setup`` takes. Every check names the argument and what it expects."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Union
+
+from ._tf import tf
+from .metadata import DEFAULT_MAX_TO_KEEP
+
+PathLike = Union[str, os.PathLike]
+SESSION_ARGS = ("target", "config")
+UNSUPPORTED_SAVER_ARGS = ("keep_checkpoint_every_n_hours", "saver_def", "builder", "defer_build")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How an Elistimator runs and where it tracks (see ``Elistimator`` for each option)."""
+
+    session_args: Dict[str, Any] = field(default_factory=dict)
+    verbose: bool = True
+    summary_every_n_steps: int = 10
+    tracking: Any = True  # True, False, a tracking URI or a Tracker
+    experiment: Optional[str] = None
+    run_name: Optional[str] = None
+    tags: Dict[str, str] = field(default_factory=dict)
+    cache_dir: Optional[Path] = None
+
+    @classmethod
+    def checked(cls, session_args: Optional[Mapping[str, Any]] = None, *, verbose: bool = True,
+                summary_every_n_steps: int = 10, tracking: Any = True, experiment: Optional[str] = None,
+                run_name: Optional[str] = None, tags: Optional[Mapping[str, str]] = None,
+                cache_dir: Optional[PathLike] = None) -> "Settings":
+        if isinstance(summary_every_n_steps, bool) or not isinstance(summary_every_n_steps, int) \
+                or summary_every_n_steps < 1:
+            raise ValueError(f"summary_every_n_steps must be a positive int, got {summary_every_n_steps!r}")
+        for name, value in (("experiment", experiment), ("run_name", run_name)):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{name} must be a non-empty string or None, got {value!r}")
+        if tags is not None and (not isinstance(tags, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in tags.items())):
+            raise TypeError(f"tags must be a dict of str to str, got {tags!r}")
+        if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+            raise TypeError(f"cache_dir must be a str or pathlib.Path, got {type(cache_dir).__name__}")
+        return cls(session_args=_checked_session_args(session_args), verbose=bool(verbose),
+                   summary_every_n_steps=summary_every_n_steps, tracking=tracking, experiment=experiment,
+                   run_name=run_name, tags=dict(tags or {}),
+                   cache_dir=Path(cache_dir).expanduser() if cache_dir is not None else None)
+
+
+def _checked_session_args(session_args: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    if session_args is None:
+        return {}
+    if not isinstance(session_args, Mapping):
+        raise TypeError(f"session_args must be a dict of tf.Session arguments, got {type(session_args).__name__}")
+    unknown = sorted(set(session_args) - set(SESSION_ARGS))
+    if unknown:
+        raise TypeError(f"session_args has unknown key(s) {unknown}; tf.Session takes {list(SESSION_ARGS)}")
+    return dict(session_args)
+
+
+@dataclass(frozen=True)
+class SaverSettings:
+    """``max_to_keep`` (our pruning) and the other ``tf.train.Saver`` arguments."""
+
+    max_to_keep: Optional[int] = DEFAULT_MAX_TO_KEEP
+    args: Dict[str, Any] = field(default_factory=dict)
+
+    def updated(self, train_saver_args: Optional[Mapping[str, Any]]) -> "SaverSettings":
+        """These settings changed by ``setup(train_saver_args=...)``; unnamed ones carry over."""
+        if train_saver_args is None:
+            return self
+        if not isinstance(train_saver_args, Mapping):
+            raise TypeError(f"train_saver_args must be a dict of tf.train.Saver arguments, "
+                            f"got {type(train_saver_args).__name__}")
+        args = dict(train_saver_args)
+        max_to_keep = args.pop("max_to_keep", self.max_to_keep)
+        if max_to_keep is not None and (isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int)
+                                        or max_to_keep < 1):
+            raise ValueError(f"train_saver_args['max_to_keep'] must be a positive int or None (keep all), "
+                             f"got {max_to_keep!r}")
+        unsupported = sorted(set(args) & set(UNSUPPORTED_SAVER_ARGS))
+        unknown = sorted(set(args) - set(inspect.signature(tf.train.Saver.__init__).parameters) - {"self"})
+        if unsupported or unknown:
+            raise ValueError(f"train_saver_args has unsupported key(s) {unsupported + unknown}; the Elistimator "
+                             "prunes checkpoints by max_to_keep and passes the other tf.train.Saver arguments on")
+        return replace(self, max_to_keep=max_to_keep, args=args)
+
+    def as_params(self) -> Dict[str, Any]:
+        return {"max_to_keep": self.max_to_keep, **self.args}

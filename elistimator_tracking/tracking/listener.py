@@ -1,0 +1,187 @@
+"""The MLflow run of an Elistimator, as a listener: what each moment of training sends to it.
+
+The core notifies; this listener turns moments into tracker calls (params, metrics,
+checkpoint directories, selection tags, TensorBoard events, the run's end). When the
+run cannot be started it says so once and a ``NullTracker`` takes over: nothing else
+checks whether tracking works.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+from ..checkpoints import CheckpointIndex, best_step, latest_step
+from ..events import TRAIN_DIR, VALIDATION_DIR
+from ..listeners import Listener, RunContext, SavedCheckpoint
+from ..model_dir import link_tree
+from .base import NullTracker, Tracker, TrackingWarning
+from .run_info import flatten_params, mlflow_name, provenance_tags, version_tags
+from .spool import SPOOL_DIR
+
+
+def make_tracker(tracking: Union[bool, str, os.PathLike, Tracker], recorded_uri: Optional[str] = None) -> Tracker:
+    """The tracker for ``Elistimator(tracking=...)``.
+
+    ``True``: MLflow at the URI the model directory recorded (when resuming), else
+    ``MLFLOW_TRACKING_URI``, else MLflow's default local store. A string: that URI.
+    A ``Tracker``: itself. ``False``: no tracking.
+    """
+    if isinstance(tracking, Tracker):
+        return tracking
+    if tracking is False:
+        return NullTracker()
+    if tracking is True:
+        uri = recorded_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+    elif isinstance(tracking, (str, os.PathLike)) and str(tracking).strip():
+        uri = os.fspath(tracking)
+    else:
+        raise TypeError(f"tracking must be True, False, a tracking URI string or a Tracker object, "
+                        f"got {tracking!r}")
+    from .mlflow_tracker import MlflowTracker  # the one place the training side imports mlflow
+    return MlflowTracker(uri)
+
+
+def selection_tags(index: CheckpointIndex) -> Dict[str, str]:
+    """The run's ``elistimator.latest_step`` and ``elistimator.best_step`` (by validation loss) tags."""
+    tags = {"elistimator.latest_step": str(latest_step(index))}
+    try:
+        tags["elistimator.best_step"] = str(best_step(index, "loss", "min"))
+        tags["elistimator.best_metric"] = "validation/loss (min)"
+    except LookupError:
+        pass
+    return tags
+
+
+class TrackingListener(Listener):
+    """Tracks one Elistimator's run; ``recorded`` is the run its model directory names (to resume)."""
+
+    name = "tracking"
+    warning_category = TrackingWarning
+
+    def __init__(self, tracker: Tracker, experiment: str, run_name: Optional[str], tags: Mapping[str, str],
+                 recorded: Optional[Mapping[str, Any]] = None, cache_dir: Optional[Path] = None):
+        self.tracker = tracker
+        self._experiment, self._run_name, self._tags = experiment, run_name, dict(tags)
+        self._recorded = dict(recorded) if recorded else None
+        self._cache_dir = cache_dir
+        self._context: Optional[RunContext] = None
+        self._stores: Dict[Tuple[str, str], Any] = {}
+
+    def run_record(self) -> Dict[str, Any]:
+        """The run: the started tracker's, else the one the model directory names ({} for none)."""
+        return dict(self.tracker.describe() or self._recorded or {})
+
+    def failure_note(self) -> str:
+        where = f" is kept in {self._context.model_dir / SPOOL_DIR}" if self._context else " is kept"
+        return f"Training goes on; what was journaled{where}"
+
+    @property
+    def _tracking(self) -> bool:
+        return self._context is not None and self.tracker.active
+
+    # -- the moments ----------------------------------------------------------------------
+
+    def on_setup(self, context: RunContext) -> None:
+        if self._context is not None:
+            return  # the run started at the first setup()
+        self._context = context
+        if not self.tracker.active:
+            return
+        resuming = self._recorded is not None
+        tags = {} if resuming else provenance_tags(context.model_fn)
+        try:
+            self.tracker.start(context.model_dir / SPOOL_DIR, self._experiment, self._run_name,
+                               {**tags, **self._tags}, resume=self._recorded)
+        except Exception as error:  # noqa: BLE001 -- no run: tracking is off, training goes on
+            warnings.warn(f"tracking is off for this Elistimator: {type(error).__name__}: {error}. "
+                          f"{self.failure_note()}", TrackingWarning, stacklevel=4)
+            self.tracker = NullTracker()
+            return
+        if resuming:
+            self.tracker.set_tags(self._tags)
+        else:
+            self.tracker.log_params({**flatten_params(context.params),
+                                     **flatten_params(context.saver, prefix="saver.")})
+
+    def on_params(self, params: Mapping[str, Any]) -> None:
+        if self._tracking and self._recorded is None:  # a resumed run has them already
+            self.tracker.log_params({mlflow_name(k): str(v) for k, v in params.items()})
+
+    def on_train_summary(self, step: int, metrics: Mapping[str, float], summary: Optional[bytes]) -> None:
+        self._log_metrics("train", step, metrics)
+
+    def on_validation(self, step: int, metrics: Mapping[str, float], checkpoint: Optional[SavedCheckpoint]) -> None:
+        self._log_metrics("validation", step, metrics)
+        if checkpoint is not None:
+            self._send(checkpoint, files=False)  # a checkpoint already sent: only its metrics changed
+
+    def on_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
+        self._log_metrics("evaluation", step, metrics)
+
+    def on_checkpoint(self, checkpoint: SavedCheckpoint) -> None:
+        self._send(checkpoint, files=True)
+
+    def on_close(self, status: str, error: Optional[str]) -> None:
+        if not self._tracking:
+            return
+        try:
+            self._send_events()
+        finally:
+            self.tracker.finish(status, error)
+
+    # -- what is sent ---------------------------------------------------------------------
+
+    def _log_metrics(self, prefix: str, step: int, metrics: Mapping[str, float]) -> None:
+        if self._tracking:
+            self.tracker.log_metrics({mlflow_name(f"{prefix}/{k}"): v for k, v in metrics.items()}, step)
+
+    def _send(self, checkpoint: SavedCheckpoint, files: bool) -> None:
+        """``checkpoints/step-<N>/``: files, meta graph, JSON with checksums and metrics."""
+        if not self._tracking:
+            return
+        outbox = self.tracker.outbox(f"step-{checkpoint.step}")
+        checkpoint.write(outbox, files=files)
+        self.tracker.log_artifacts(outbox, f"checkpoints/step-{checkpoint.step}")
+        self.tracker.set_tags(selection_tags(checkpoint.index))
+
+    def _send_events(self) -> None:
+        """The TensorBoard event directories, under ``tensorboard/``."""
+        model_dir = self._context.model_dir
+        logdirs = [d for d in (model_dir / TRAIN_DIR, model_dir / VALIDATION_DIR) if d.is_dir()]
+        if not logdirs:
+            return
+        outbox = self.tracker.outbox("tensorboard")
+        for logdir in logdirs:
+            link_tree(logdir, outbox / logdir.name)
+        self.tracker.log_artifacts(outbox, "tensorboard")
+
+    # -- beyond the moments: what the Elistimator asks of its run -------------------------------
+
+    def checkpoint_store(self):
+        """Where this model directory's pruned checkpoints can be fetched (its run), or None."""
+        run = self.run_record()
+        if not run.get("run_id") or not run.get("tracking_uri"):
+            return None
+        key = (run["tracking_uri"], run["run_id"])
+        if key not in self._stores:
+            from .resolve import RunCheckpoints
+            self._stores[key] = RunCheckpoints(run["run_id"], run["tracking_uri"], self._cache_dir)
+        return self._stores[key]
+
+    def register(self, checkpoint: SavedCheckpoint, name: str, alias: Optional[str], metric: str,
+                 mode: str) -> str:
+        """Register ``checkpoint`` as a new version of ``name`` (see ``Elistimator.register_best``)."""
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        if alias is not None and (not isinstance(alias, str) or not alias.strip()):
+            raise ValueError(f"alias must be a non-empty string or None, got {alias!r}")
+        with tempfile.TemporaryDirectory(prefix="elistimator-register-") as work:
+            export = Path(work) / "model_dir"
+            checkpoint.write(export)
+            return self.tracker.register(checkpoint.step, export, name, alias,
+                                         version_tags(checkpoint.step, checkpoint.metrics, metric, mode),
+                                         run_id=self.run_record().get("run_id"))
