@@ -8,28 +8,25 @@ core notifies (``events.py`` for TensorBoard, ``tracking/listener.py`` for MLflo
 
 from __future__ import annotations
 
-import numbers
-import tempfile
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Union
+from typing import Any, Dict, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
 from ._tf import tf
 from .checkpoint_manager import CheckpointManager
-from .checkpoints import CheckpointIndex, Selection
+from .checkpoints import Selection
 from .events import TensorBoardListener
-from .inputs import BatchStream, InputFn, one_off_batch
+from .inputs import BatchStream, InputFn
 from .listeners import Listeners, RunContext
-from .loading import SavedModel, load, new_model_dir
+from .loading import ModelOrigin, load, new_model
 from .loops import Loops
 from . import metadata as metadata_file
 from .metadata import Metadata
-from .model_dir import ModelDirectory
-from .model_graph import ModelFn, ModelGraph
+from .model_graph import ModelFn
 from .progress import metrics_line
-from .settings import PathLike, SaverSettings, Settings
+from .settings import PathLike, Settings, checked_steps
 from .tracking.base import Tracker
 from .tracking.listener import TrackingListener, make_tracker
 
@@ -39,7 +36,7 @@ class Elistimator:
 
     Args:
         model_fn: ``model_fn(features, is_training, params)`` returning
-            ``(TrainSpec, EvaluationSpec | None, PredictSpec | None)``; or a ``SavedModel``
+            ``(TrainSpec, EvaluationSpec | None, PredictSpec | None)``; or a ``ModelOrigin``
             (what ``from_disk`` loads, with its own settings).
         model_dir: where checkpoints and TensorBoard events go (``str`` or ``Path``);
             without one, a temporary directory that lives as long as this object.
@@ -54,54 +51,37 @@ class Elistimator:
         run_name, tags: the MLflow run's name and extra tags.
     """
 
-    def __init__(self, model_fn: Union[ModelFn, SavedModel], model_dir: Optional[PathLike] = None,
+    def __init__(self, model_fn: Union[ModelFn, ModelOrigin], model_dir: Optional[PathLike] = None,
                  params: Optional[dict] = None, session_args: Optional[Mapping[str, Any]] = None, *,
                  verbose: bool = True, summary_every_n_steps: int = 10, tracking: Union[bool, str, Tracker] = True,
                  experiment: Optional[str] = None, run_name: Optional[str] = None,
                  tags: Optional[Mapping[str, str]] = None):
-        saved = model_fn if isinstance(model_fn, SavedModel) else None
-        if saved is None:
-            if not callable(model_fn):
-                raise TypeError(f"model_fn must be callable as model_fn(features, is_training, params), "
-                                f"got {type(model_fn).__name__}")
-            if params is not None and not isinstance(params, Mapping):
-                raise TypeError(f"params must be a dict or None, got {type(params).__name__}")
-            settings = Settings.checked(session_args, verbose=verbose, summary_every_n_steps=summary_every_n_steps,
-                                        tracking=tracking, experiment=experiment, run_name=run_name, tags=tags)
-        else:
-            settings = saved.settings
-        recorded = saved.metadata.tracking if saved else None
-        tracker = make_tracker(settings.tracking, (recorded or {}).get("tracking_uri"))  # checked before any mkdir
-        if saved is None:
-            path, self._temporary_dir = new_model_dir(model_dir)
-            experiment_name = settings.experiment or getattr(model_fn, "__name__", "model_fn")
-        else:
-            path, self._temporary_dir = saved.directory.path, saved.temporary
-            experiment_name = settings.experiment or (recorded or {}).get("experiment") or path.name
-        self._model_fn, self._params = (None, {}) if saved else (model_fn, dict(params or {}))
-        self._settings, self.verbose, self._closed = settings, settings.verbose, False
-        self._directory = ModelDirectory(path)
-        self._run = TrackingListener(tracker, experiment_name, settings.run_name, settings.tags, recorded,
-                                     settings.cache_dir)
+        origin = model_fn if isinstance(model_fn, ModelOrigin) else new_model(model_fn, model_dir, params, Settings.checked(
+            session_args, verbose=verbose, summary_every_n_steps=summary_every_n_steps, tracking=tracking,
+            experiment=experiment, run_name=run_name, tags=tags))
+        settings = origin.settings
+        self._origin, self._settings, self.verbose, self._closed = origin, settings, settings.verbose, False
+        self._model_fn, self._params, self._directory, self._saver = (origin.model_fn, origin.params,
+                                                                      origin.directory, origin.saver)
+        self._run = TrackingListener(make_tracker(settings.tracking, (origin.recorded_run or {}).get("tracking_uri")),
+                                     settings.experiment or origin.experiment, settings.run_name, settings.tags,
+                                     origin.recorded_run, settings.cache_dir)
         self._listeners = Listeners([TensorBoardListener(), self._run])
-        index = saved.metadata.index if saved else CheckpointIndex()
-        self._saver = SaverSettings(saved.metadata.max_to_keep, dict(saved.metadata.saver_args)) if saved \
-            else SaverSettings()
-        self._checkpoints = CheckpointManager(self._directory, index, self._saver.max_to_keep,
+        self._checkpoints = CheckpointManager(self._directory, origin.index, self._saver.max_to_keep,
                                               self._run.checkpoint_store)
         self._loops: Optional[Loops] = None
-        if saved is not None:
-            self._restore_saved(saved)
+        if origin.step is not None:
+            self._restore_saved(origin)
 
-    def _restore_saved(self, saved: SavedModel) -> None:
+    def _restore_saved(self, origin: ModelOrigin) -> None:
         """Import the saved graph and restore its checkpoint, verified before anything is imported."""
-        record = saved.metadata.index.records[saved.step]
+        record = origin.index.records[origin.step]
         try:
             holder = self._checkpoints.holder(record)  # fetched from the run when pruned locally
             if record.local:
                 self._checkpoints.verify(record)
-            self._loops = self._new_loops(saved.import_graph(holder))
-            self._checkpoints.restore_step(self._loops, saved.step, verified=True)
+            self._loops = Loops(origin.import_graph(holder), self._settings)
+            self._checkpoints.restore_step(self._loops, origin.step, verified=True)
         except BaseException:
             self.close()
             raise
@@ -173,7 +153,7 @@ class Elistimator:
         try:
             validation = BatchStream(validation_input_fn, "validation") if validation_input_fn else None
             if built_now:
-                self._loops = self._build(train, validation, saver)
+                self._loops = Loops.built(self._model_fn, self._params, train, validation, saver.args, self._settings)
             self._loops.check_streams(train, validation)
             if not built_now and saver.args != self._saver.args:
                 self._loops.model.replace_saver(saver.args)
@@ -194,15 +174,6 @@ class Elistimator:
         self._write_metadata()  # the run it tracks to
         return self
 
-    def _build(self, train: BatchStream, validation: Optional[BatchStream], saver: SaverSettings) -> Loops:
-        signature = train.signature
-        if validation is not None:
-            signature = signature.relaxed_with(validation.signature, "validation")
-        return self._new_loops(ModelGraph.build(self._model_fn, self._params, signature, saver.args))
-
-    def _new_loops(self, model: ModelGraph) -> Loops:
-        return Loops(model, self._settings.session_args, self._settings.summary_every_n_steps)
-
     def train(self, steps: Optional[int] = None) -> "Elistimator":
         """Train for ``steps`` steps, or to the end of the current epoch; return ``self``.
 
@@ -212,7 +183,7 @@ class Elistimator:
         self._require_open()
         if self._loops is None or self._loops.train_stream is None:
             raise RuntimeError("train() needs setup(train_input_fn, ...) first")
-        steps = _checked_steps(steps)
+        steps = checked_steps(steps)
         self._checkpoints.start_branch(self._write_metadata)
         self._loops.train(steps, self.verbose, self._listeners)
         return self
@@ -220,9 +191,9 @@ class Elistimator:
     def validate(self) -> Dict[str, float]:
         """Run the validation data once: ``{metric: value, ..., 'loss': mean loss per example}``."""
         self._require_open()
-        if self._loops is None or self._loops.validation_stream is None:
+        if self._loops is None:
             raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
-        metrics = self._loops.evaluate(self._loops.validation_stream, "Validation", self.verbose)
+        metrics = self._loops.validate(self.verbose)
         step = self.global_step
         self._checkpoints.index.record_validation(step, metrics)
         self._write_metadata()
@@ -234,15 +205,7 @@ class Elistimator:
 
     def evaluate(self, input_fn: InputFn) -> Dict[str, float]:
         """Evaluate on the data of ``input_fn``; metrics start fresh on every call."""
-        loops = self._require_model("evaluate()")
-        if loops.model.evaluation is None:
-            raise RuntimeError("evaluate() needs an EvaluationSpec, but model_fn returned None for it")
-        stream = BatchStream(input_fn, "evaluation")
-        try:
-            loops.require_fits(stream, loops.model.evaluation_needs())
-            metrics = loops.evaluate(stream, "Evaluation", self.verbose)
-        finally:
-            stream.close()
+        metrics = self._require_model("evaluate()").evaluate_input(input_fn, self.verbose)
         self._listeners.notify("on_evaluation", self.global_step, metrics)
         return metrics
 
@@ -255,27 +218,7 @@ class Elistimator:
         input signature and returns one dict; positional arrays fill, in order, the
         features the outputs need.
         """
-        loops = self._require_model("predict()")
-        model = loops.model
-        if model.predict is None:
-            raise RuntimeError("predict() needs a PredictSpec, but model_fn returned None for it")
-        if input_fn is not None:
-            if inputs or features:
-                raise ValueError("predict takes either input_fn=... or one-off inputs such as "
-                                 "predict(images=x), not both")
-            stream = BatchStream(input_fn, "prediction")
-            try:
-                loops.require_fits(stream, model.predict_needs())
-            except BaseException:
-                stream.close()
-                raise
-            return loops.predict_batches(stream, self.verbose)
-        if not inputs and not features:
-            raise ValueError("predict needs input_fn=... or one-off inputs such as predict(images=x); "
-                             f"the signature is {model.signature.describe()}")
-        if any(callable(value) for value in inputs):
-            raise TypeError("pass an input function as predict(input_fn=fn), not positionally")
-        return loops.predict(one_off_batch(model.signature, model.predict_needs(), inputs, features))
+        return self._require_model("predict()").predict(inputs, features, input_fn, self.verbose)
 
     # -- checkpoints ----------------------------------------------------------------
 
@@ -404,11 +347,3 @@ class Elistimator:
         return self._loops
 
 
-def _checked_steps(steps: Any) -> Optional[int]:
-    if steps is None:
-        return None
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
-        raise TypeError(f"steps must be a positive int or None, got {type(steps).__name__}")
-    if steps < 1:
-        raise ValueError(f"steps must be a positive int or None, got {steps}")
-    return int(steps)

@@ -1,9 +1,10 @@
-"""Where an Elistimator's model directory and graph come from.
+"""Where an Elistimator starts: a ``ModelOrigin``.
 
 A model function gets a new (or empty) model directory and builds its graph at the first
-``setup()``. ``from_disk`` gets a ``SavedModel``: a model directory (local, or a
-verified download of ``runs:/...`` / ``models:/...``), its metadata and the checkpoint
-to restore, whose saved meta graph is imported instead of calling a model function.
+``setup()`` (``new_model``). ``from_disk`` gets a saved model (``load``): a model
+directory (local, or a verified download of ``runs:/...`` / ``models:/...``), its
+checkpoint history and the checkpoint to restore, whose saved meta graph is imported
+instead of calling a model function.
 """
 
 from __future__ import annotations
@@ -11,25 +12,71 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from . import metadata as metadata_file
 from ._tf import tf
-from .checkpoints import Selection, checked_mode, checked_selection, select_step
+from .checkpoints import CheckpointIndex, Selection, checked_mode, checked_selection, select_step
 from .errors import CheckpointNotFoundError, ModelDirectoryError
 from .metadata import Metadata
 from .model_dir import ModelDirectory, link_tree
-from .model_graph import ModelGraph
-from .settings import PathLike, Settings
+from .model_graph import ModelFn, ModelGraph
+from .settings import PathLike, SaverSettings, Settings
 from .tracking.layout import is_remote_source
 
 
-def new_model_dir(model_dir: Optional[PathLike]) -> Tuple[Path, Optional[tempfile.TemporaryDirectory]]:
-    """The model directory of a new model (created when missing), and the temporary directory
-    that backs it when none was given. A directory that holds another model's checkpoints is
-    refused: it would mix two histories."""
+@dataclass
+class ModelOrigin:
+    """What an Elistimator starts from: its model directory and settings, the checkpoint history
+    and saver settings so far, the run to resume, and either a model function (a new model) or
+    the saved checkpoint to restore (``step``, with the tensor names in ``metadata``)."""
+
+    directory: ModelDirectory
+    settings: Settings
+    experiment: str  # the experiment when the settings name none
+    index: CheckpointIndex = field(default_factory=CheckpointIndex)
+    saver: SaverSettings = field(default_factory=SaverSettings)
+    recorded_run: Optional[Dict[str, Any]] = None
+    model_fn: Optional[ModelFn] = None
+    params: Dict[str, Any] = field(default_factory=dict)
+    metadata: Optional[Metadata] = None
+    step: Optional[int] = None
+    temporary: Optional[tempfile.TemporaryDirectory] = None  # backs the directory; lives as long as the model
+
+    def import_graph(self, holder: Path) -> ModelGraph:
+        """Import the meta graph of the saved checkpoint at ``step`` from ``holder`` (the model
+        directory, or a download of a pruned checkpoint)."""
+        record = self.index.records[self.step]
+        meta = ModelDirectory(holder).resolve(record.prefix + ".meta")
+        if not meta.is_file():
+            raise ModelDirectoryError(f"the checkpoint at step {record.step} has no meta graph ({meta.name})")
+        graph = tf.Graph()
+        with graph.as_default():
+            saver = tf.train.import_meta_graph(str(meta), clear_devices=True)
+        try:
+            return ModelGraph.from_names(graph, self.metadata.graph, saver)
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
+            raise ModelDirectoryError(f"the metadata of {self.directory.path} does not match the saved graph: "
+                                      f"{error}") from None
+
+
+def new_model(model_fn: Any, model_dir: Optional[PathLike], params: Any, settings: Settings) -> ModelOrigin:
+    """A new model: its model directory is created when missing (a temporary one when none is
+    given). A directory that holds another model's checkpoints is refused: it would mix two
+    histories."""
+    if not callable(model_fn):
+        raise TypeError(f"model_fn must be callable as model_fn(features, is_training, params), "
+                        f"got {type(model_fn).__name__}")
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict or None, got {type(params).__name__}")
+    path, temporary = _new_model_dir(model_dir)
+    return ModelOrigin(ModelDirectory(path), settings, getattr(model_fn, "__name__", "model_fn"),
+                       model_fn=model_fn, params=dict(params or {}), temporary=temporary)
+
+
+def _new_model_dir(model_dir: Optional[PathLike]) -> Tuple[Path, Optional[tempfile.TemporaryDirectory]]:
     if model_dir is None:
         temporary = tempfile.TemporaryDirectory(prefix="elistimator-")
         return Path(temporary.name), temporary
@@ -65,35 +112,8 @@ def _checked_path(value: Any, name: str) -> Path:
     return Path(value).expanduser().absolute()
 
 
-@dataclass
-class SavedModel:
-    """A saved model to construct an Elistimator from (``Elistimator(saved)``), as ``from_disk`` does."""
-
-    directory: ModelDirectory
-    metadata: Metadata
-    step: int  # the checkpoint to restore
-    settings: Settings
-    temporary: Optional[tempfile.TemporaryDirectory] = None  # a working copy of a download
-
-    def import_graph(self, holder: Path) -> ModelGraph:
-        """Import the meta graph of the checkpoint at ``step`` from ``holder`` (the model
-        directory, or a download of a pruned checkpoint)."""
-        record = self.metadata.index.records[self.step]
-        meta = ModelDirectory(holder).resolve(record.prefix + ".meta")
-        if not meta.is_file():
-            raise ModelDirectoryError(f"the checkpoint at step {record.step} has no meta graph ({meta.name})")
-        graph = tf.Graph()
-        with graph.as_default():
-            saver = tf.train.import_meta_graph(str(meta), clear_devices=True)
-        try:
-            return ModelGraph.from_names(graph, self.metadata.graph, saver)
-        except (KeyError, ValueError, TypeError, AttributeError) as error:
-            raise ModelDirectoryError(f"the metadata of {self.directory.path} does not match the saved graph: "
-                                      f"{error}") from None
-
-
 def load(source: Union[PathLike, str], checkpoint: Selection, metric: str, mode: str,
-         settings: Settings) -> SavedModel:
+         settings: Settings) -> ModelOrigin:
     """Find the model ``source`` names and the checkpoint to restore (see ``Elistimator.from_disk``)."""
     checkpoint, mode = checked_selection(checkpoint), checked_mode(mode)
     temporary = None
@@ -118,4 +138,6 @@ def load(source: Union[PathLike, str], checkpoint: Selection, metric: str, mode:
         if temporary is not None:
             temporary.cleanup()
         raise
-    return SavedModel(directory, metadata, step, settings, temporary)
+    return ModelOrigin(directory, settings, (metadata.tracking or {}).get("experiment") or path.name,
+                       index=metadata.index, saver=SaverSettings(metadata.max_to_keep, dict(metadata.saver_args)),
+                       recorded_run=metadata.tracking, metadata=metadata, step=step, temporary=temporary)

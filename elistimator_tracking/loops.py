@@ -8,31 +8,41 @@ metadata or tracking.
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ._tf import new_session, tf
-from .inputs import Batch, BatchStream, InputSignature, batch_size
+from .inputs import Batch, BatchStream, InputFn, InputSignature, batch_size, one_off_batch
 from .listeners import Listeners
-from .model_graph import ModelGraph
+from .model_graph import ModelFn, ModelGraph
 from .progress import progress_bar
+from .settings import Settings
 
 
 class Loops:
     """Train / evaluate / predict with ``model`` in its own session."""
 
-    def __init__(self, model: ModelGraph, session_args: Dict, summary_every_n_steps: int):
+    def __init__(self, model: ModelGraph, settings: Settings):
         self.model = model
-        self.session = new_session(model.graph, **session_args)
+        self.session = new_session(model.graph, **settings.session_args)
         self.session.run(model.init)
-        self.summary_every_n_steps = summary_every_n_steps
+        self.summary_every_n_steps = settings.summary_every_n_steps
         self.train_stream: Optional[BatchStream] = None
         self.validation_stream: Optional[BatchStream] = None
         self._epoch_position = 0  # batches of the current training epoch consumed
         self._lengths: Dict[str, int] = {}  # batches per epoch, once a pass has shown it
         self._train_calls = 0
         self._batch_size_told = False
+
+    @classmethod
+    def built(cls, model_fn: ModelFn, params: Mapping[str, Any], train: BatchStream,
+              validation: Optional[BatchStream], saver_args: Mapping[str, Any], settings: Settings) -> "Loops":
+        """Loops over a graph ``model_fn`` builds for the signature of the training (and validation) data."""
+        signature = train.signature
+        if validation is not None:
+            signature = signature.relaxed_with(validation.signature, "validation")
+        return cls(ModelGraph.build(model_fn, params, signature, saver_args), settings)
 
     @property
     def global_step(self) -> int:
@@ -124,6 +134,22 @@ class Loops:
 
     # -- evaluation ---------------------------------------------------------------------
 
+    def validate(self, verbose: bool) -> Dict[str, float]:
+        if self.validation_stream is None:
+            raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
+        return self.evaluate(self.validation_stream, "Validation", verbose)
+
+    def evaluate_input(self, input_fn: InputFn, verbose: bool) -> Dict[str, float]:
+        """One pass over a fresh input function's data (its stream closed afterwards)."""
+        if self.model.evaluation is None:
+            raise RuntimeError("evaluate() needs an EvaluationSpec, but model_fn returned None for it")
+        stream = BatchStream(input_fn, "evaluation")
+        try:
+            self.require_fits(stream, self.model.evaluation_needs())
+            return self.evaluate(stream, "Evaluation", verbose)
+        finally:
+            stream.close()
+
     def evaluate(self, stream: BatchStream, description: str, verbose: bool) -> Dict[str, float]:
         """One fresh pass over ``stream``: ``{metric: value, ..., 'loss': mean loss per example}``."""
         model = self.model
@@ -150,17 +176,41 @@ class Loops:
 
     # -- prediction ---------------------------------------------------------------------
 
-    def predict_batches(self, stream: BatchStream, verbose: bool) -> Iterator[Dict[str, np.ndarray]]:
+    def predict(self, inputs: Sequence[Any], features: Mapping[str, Any], input_fn: Optional[InputFn],
+                verbose: bool) -> Union[Dict[str, np.ndarray], Iterator[Dict[str, np.ndarray]]]:
+        """``Elistimator.predict``: batches of ``input_fn``, or one batch of arrays."""
+        model = self.model
+        if model.predict is None:
+            raise RuntimeError("predict() needs a PredictSpec, but model_fn returned None for it")
+        if input_fn is not None:
+            if inputs or features:
+                raise ValueError("predict takes either input_fn=... or one-off inputs such as "
+                                 "predict(images=x), not both")
+            stream = BatchStream(input_fn, "prediction")
+            try:
+                self.require_fits(stream, model.predict_needs())
+            except BaseException:
+                stream.close()
+                raise
+            return self._predict_batches(stream, verbose)
+        if not inputs and not features:
+            raise ValueError("predict needs input_fn=... or one-off inputs such as predict(images=x); "
+                             f"the signature is {model.signature.describe()}")
+        if any(callable(value) for value in inputs):
+            raise TypeError("pass an input function as predict(input_fn=fn), not positionally")
+        return self._predict_batch(one_off_batch(model.signature, model.predict_needs(), inputs, features))
+
+    def _predict_batches(self, stream: BatchStream, verbose: bool) -> Iterator[Dict[str, np.ndarray]]:
         """One ``{output: array}`` dict per batch of ``stream`` (closed at the end)."""
         try:
             with progress_bar("Prediction", None, verbose) as bar:
                 for batch in stream.epoch():
-                    yield self.predict(batch)
+                    yield self._predict_batch(batch)
                     bar.update()
         finally:
             stream.close()
 
-    def predict(self, batch: Batch) -> Dict[str, np.ndarray]:
+    def _predict_batch(self, batch: Batch) -> Dict[str, np.ndarray]:
         return self.session.run(self.model.predict.output, feed_dict=self.model.feed(batch))
 
     def restore(self, prefix: str) -> int:

@@ -4,6 +4,7 @@ the saver settings ``setup`` takes. Every check names the argument and what it e
 from __future__ import annotations
 
 import inspect
+import numbers
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 from ._tf import tf
 from .metadata import DEFAULT_MAX_TO_KEEP
+from .tracking.base import Tracker
 
 PathLike = Union[str, os.PathLike]
 SESSION_ARGS = ("target", "config")
@@ -24,7 +26,7 @@ class Settings:
     session_args: Dict[str, Any] = field(default_factory=dict)
     verbose: bool = True
     summary_every_n_steps: int = 10
-    tracking: Any = True  # True, False, a tracking URI or a Tracker
+    tracking: Union[bool, str, os.PathLike, Tracker] = True
     experiment: Optional[str] = None
     run_name: Optional[str] = None
     tags: Dict[str, str] = field(default_factory=dict)
@@ -44,6 +46,10 @@ class Settings:
         if tags is not None and (not isinstance(tags, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in tags.items())):
             raise TypeError(f"tags must be a dict of str to str, got {tags!r}")
+        if not (isinstance(tracking, (bool, Tracker)) or (isinstance(tracking, (str, os.PathLike))
+                                                          and str(tracking).strip())):
+            raise TypeError(f"tracking must be True, False, a tracking URI string or a Tracker object, "
+                            f"got {tracking!r}")
         if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
             raise TypeError(f"cache_dir must be a str or pathlib.Path, got {type(cache_dir).__name__}")
         return cls(session_args=_checked_session_args(session_args), verbose=bool(verbose),
@@ -61,6 +67,17 @@ def _checked_session_args(session_args: Optional[Mapping[str, Any]]) -> Dict[str
     if unknown:
         raise TypeError(f"session_args has unknown key(s) {unknown}; tf.Session takes {list(SESSION_ARGS)}")
     return dict(session_args)
+
+
+def checked_steps(steps: Any) -> Optional[int]:
+    """``train(steps)``: a positive int, or None (to the end of the epoch)."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+        raise TypeError(f"steps must be a positive int or None, got {type(steps).__name__}")
+    if steps < 1:
+        raise ValueError(f"steps must be a positive int or None, got {steps}")
+    return int(steps)
 
 
 @dataclass(frozen=True)

@@ -28,19 +28,13 @@ def make_tracker(tracking: Union[bool, str, os.PathLike, Tracker], recorded_uri:
 
     ``True``: MLflow at the URI the model directory recorded (when resuming), else
     ``MLFLOW_TRACKING_URI``, else MLflow's default local store. A string: that URI.
-    A ``Tracker``: itself. ``False``: no tracking.
+    A ``Tracker``: itself. ``False``: no tracking. (``Settings`` checked the type.)
     """
     if isinstance(tracking, Tracker):
         return tracking
     if tracking is False:
         return NullTracker()
-    if tracking is True:
-        uri = recorded_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
-    elif isinstance(tracking, (str, os.PathLike)) and str(tracking).strip():
-        uri = os.fspath(tracking)
-    else:
-        raise TypeError(f"tracking must be True, False, a tracking URI string or a Tracker object, "
-                        f"got {tracking!r}")
+    uri = (recorded_uri or os.environ.get("MLFLOW_TRACKING_URI") or None) if tracking is True else os.fspath(tracking)
     from .mlflow_tracker import MlflowTracker  # the one place the training side imports mlflow
     return MlflowTracker(uri)
 
