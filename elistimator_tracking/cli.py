@@ -28,7 +28,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         with bounded():  # an unreachable store is an error within seconds, not minutes of retries
             return args.command(args) or 0
-    except (LookupError, ValueError, TypeError, OSError, RuntimeError, MlflowException) as error:
+    except Exception as error:  # noqa: BLE001 -- every failure is one line and exit 1
         message = error.message if isinstance(error, MlflowException) else str(error)
         print(f"elistimator {args.command_name}: error: {message.splitlines()[0] if message else type(error).__name__}",
               file=sys.stderr)

@@ -180,7 +180,6 @@ class BatchStream:
             self._iterator = tf.data.make_initializable_iterator(dataset)
             self._next = self._iterator.get_next()
         self._session = new_session(self._graph, config=tf.ConfigProto(device_count={"GPU": 0}))
-        self._keys = self.signature.keys()
 
     def restart(self) -> None:
         self._session.run(self._iterator.initializer)

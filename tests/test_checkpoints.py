@@ -214,3 +214,14 @@ def test_selection_policy():
     for bad in (True, "newest", -1, 2.0):
         with pytest.raises(ValueError, match="checkpoint must be 'latest', 'best' or a global step"):
             select_step(index, bad)
+
+
+def test_save_returns_the_same_path_form_as_the_checkpoints_entry(tmp_path, data):
+    """A model_dir reached through a symlink keeps the user's path in both places."""
+    (x, y), _ = data
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with Elistimator(tiny_model_fn, tmp_path / "link", verbose=False, tracking=False) as est:
+        est.setup(dataset_fn(x, y))
+        prefix = est.train().save_ckpt()
+        assert prefix == est.checkpoints[9]["file"] == str(tmp_path / "link" / "checkpoints" / "model-9")

@@ -63,3 +63,39 @@ def test_register_best_needs_tracking_and_a_recorded_metric(tmp_path, trained, d
         est.save_ckpt()
         with pytest.raises(RuntimeError, match="registering a model needs tracking"):
             est.register_best("x")
+
+
+def test_a_best_checkpoint_pruned_locally_registers_a_version_that_loads_anywhere(tmp_path, data, request):
+    """max_to_keep=1 and the best is the first of four checkpoints: its files come from the run."""
+    import os
+    import subprocess
+    import sys
+    (x, y), (vx, vy) = data
+    name = request.node.name
+    with Elistimator(tiny_model_fn, tmp_path / "model", params={"learning_rate": 0.05}, verbose=False) as est:
+        est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
+        for _ in range(4):
+            est.train().validate()
+            est.save_ckpt()
+        losses = {step: c["metrics"]["loss"] for step, c in est.checkpoints.items()}
+        worst = max(losses, key=lambda s: (losses[s], s))  # 'best' by mode='max' on the loss
+        assert not est.checkpoints[worst]["local"]
+        est.restore_ckpt(est.checkpoints[worst]["file"])
+        expected = est.predict(x=vx)["probabilities"]
+        est.register_best(name, metric="loss", mode="max")
+    np.save(tmp_path / "vx.npy", vx)
+    script = f"""
+import mlflow, numpy as np
+from elistimator_tracking import Elistimator
+vx = np.load({str(tmp_path / 'vx.npy')!r})
+est = Elistimator.from_disk("models:/{name}@champion", verbose=False, tracking=False)
+print(est.global_step)
+np.save({str(tmp_path / 'restored.npy')!r}, est.predict(x=vx)["probabilities"])
+np.save({str(tmp_path / 'pyfunc.npy')!r}, mlflow.pyfunc.load_model("models:/{name}@champion").predict({{"x": vx}})["probabilities"])
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout.split()[-1]) == worst
+    for answer in ("restored.npy", "pyfunc.npy"):
+        np.testing.assert_allclose(np.load(tmp_path / answer), expected, rtol=1e-6)

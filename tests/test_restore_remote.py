@@ -168,3 +168,12 @@ def test_training_on_a_remote_checkpoint_leaves_the_cache_alone(run, data):
     assert {p: p.stat().st_size for p in run["cache"].rglob("*") if p.is_file()} == cached
     with Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint=9, cache_dir=run["cache"], verbose=False) as again:
         assert again.global_step == 9
+
+
+def test_a_relative_prefix_of_a_pruned_checkpoint_is_relative_to_the_model_directory(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the working directory holds no checkpoints/
+    with Elistimator.from_disk(run["model_dir"], verbose=False, cache_dir=run["cache"]) as est:
+        assert not est.checkpoints[9]["local"]
+        est.restore_ckpt("checkpoints/model-9")
+        assert est.global_step == 9
+        np.testing.assert_allclose(est.predict(x=run["vx"])["probabilities"], run["predictions"][9], rtol=1e-6)

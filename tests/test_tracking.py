@@ -312,3 +312,33 @@ def test_sync_to_another_store_moves_the_model_directory_there(tmp_path, store, 
         train_epochs(resumed, 1)
         assert resumed.run_id == recorded["run_id"]
     assert [s for s, _ in history(MlflowClient(store), recorded["run_id"], "validation/loss")] == [9, 18]
+
+
+def test_tracking_to_a_server_leaves_the_users_mlflow_settings_alone(tmp_path, data, monkeypatch):
+    """No MLFLOW_HTTP_* variable is set; the package's own bounds hold for its own thread only."""
+    import threading
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT
+    from elistimator_tracking.tracking.http_limits import bounded
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = (MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_TIMEOUT.get())
+    (x, y), _ = data
+    tracker = MlflowTracker("http://127.0.0.1:9", start_timeout=1, close_timeout=1)  # nothing listens there
+    with pytest.warns(TrackingWarning):
+        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker) as est:
+            est.setup(dataset_fn(x, y))
+            est.train().save_ckpt()
+    import os
+    assert not {k for k in os.environ if k.startswith("MLFLOW_HTTP_REQUEST")}
+    assert (MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_TIMEOUT.get()) == defaults
+    seen = {}
+    with bounded(timeout=3):
+        seen["inside"] = (MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_TIMEOUT.get())
+        other = threading.Thread(target=lambda: seen.update(
+            other=(MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_TIMEOUT.get())))
+        other.start()
+        other.join()
+    assert seen == {"inside": (0, 3), "other": defaults}
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "77")  # the user's own setting wins
+    with bounded(timeout=3):
+        assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 77
