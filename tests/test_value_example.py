@@ -39,7 +39,7 @@ def test_value_example_measures_every_set_and_logs_what_ran(tmp_path, capsys):
 def test_value_example_refuses_fewer_steps_than_checkpoints(tmp_path, capsys):
     with pytest.raises(SystemExit):
         value.main(["--steps", "3", "--checkpoints", "5", "--model-dir", str(tmp_path / "v")])
-    assert "--steps (3) must be at least --checkpoints (5)" in capsys.readouterr().err
+    assert "--steps (3) must be a multiple of --checkpoints (5)" in capsys.readouterr().err
     assert not (tmp_path / "v").exists()
 
 

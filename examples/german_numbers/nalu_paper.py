@@ -25,7 +25,7 @@ import tensorflow.compat.v1 as tf
 
 from data import seed_graph
 from morphemes import VOCABULARY
-from protocol import BEYOND, run
+from protocol import BEYOND, check_budget, run
 from value import PARAMS as RECURRENCE_PARAMS, value_model_fn, value_specs
 
 LSTM_PARAMS = {"embedding_size": 32, "lstm_units": 32, "learning_rate": 0.01, "clip_norm": 1.0,
@@ -74,10 +74,19 @@ MODELS = {"lstm-linear": (lstm_linear_model_fn, LSTM_PARAMS), "lstm-nalu": (lstm
 LABELS = {"lstm-linear": "LSTM + linear", "lstm-nalu": "LSTM + NALU", "recurrence": "morpheme recurrence (value.py)"}
 
 
-def spread(values: List[float], digits: int) -> str:
+def number(x: float) -> str:
+    """A figure as a table shows it: thousands separated, small ones in two significant digits."""
+    if x == 0 or abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 0.1:
+        return f"{x:.2f}" if abs(x) >= 1 else f"{x:.3f}"
+    return f"{x:.2g}"
+
+
+def spread(values: List[float]) -> str:
     """``mean ± standard deviation`` (sample; 0 for a single value)."""
     deviation = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):,.{digits}f} ± {deviation:,.{digits}f}"
+    return f"{number(statistics.mean(values))} ± {number(deviation)}"
 
 
 def protocol_table(results: Dict[str, List[dict]]) -> List[str]:
@@ -89,8 +98,8 @@ def protocol_table(results: Dict[str, List[dict]]) -> List[str]:
         exact = [r["sets"]["test"]["exact"] for r in runs]
         paper = PAPER.get(model)
         paper_text = f"{paper[0]}: {paper[1]} / {paper[2]} / {paper[3]}" if paper else "—"
-        lines.append(f"| {LABELS[model]} | {spread(column['train'], 2)} | {spread(column['validation'], 2)} | "
-                     f"{spread(column['test'], 2)} | {spread(exact, 3)} | {paper_text} |")
+        lines.append(f"| {LABELS[model]} | {spread(column['train'])} | {spread(column['validation'])} | "
+                     f"{spread(column['test'])} | {spread(exact)} | {paper_text} |")
     return lines
 
 
@@ -101,8 +110,8 @@ def beyond_table(results: Dict[str, List[dict]]) -> List[str]:
     for model, runs in results.items():
         cells = []
         for name in BEYOND:
-            cells.append(spread([r["sets"][name]["mean_absolute_error"] for r in runs], 0))
-            cells.append(spread([r["sets"][name]["relative_error"] for r in runs], 4))
+            cells.append(spread([r["sets"][name]["mean_absolute_error"] for r in runs]))
+            cells.append(spread([r["sets"][name]["relative_error"] for r in runs]))
         lines.append(f"| {LABELS[model]} | " + " | ".join(cells) + " |")
     return lines
 
@@ -118,8 +127,7 @@ def main(argv=None) -> Dict[str, List[dict]]:
     parser.add_argument("--experiment", default="german-nalu-paper")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    if args.steps < args.checkpoints or args.checkpoints < 1:
-        parser.error(f"--steps ({args.steps}) must be at least --checkpoints ({args.checkpoints}), which is at least 1")
+    check_budget(parser, args.steps, args.checkpoints)
     started = time.perf_counter()
     settings = {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in vars(args).items()}
     results: Dict[str, List[dict]] = {model: [] for model in args.models}

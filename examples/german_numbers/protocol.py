@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+import argparse
 from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
@@ -20,7 +21,7 @@ from mlflow.entities import Metric
 from elistimator_tracking import Elistimator
 import tensorflow.compat.v1 as tf
 
-from morphemes import PAPER_RANGE, encode, paper_split
+from morphemes import encode, paper_split
 
 BEYOND = {"1,001..9,999": (1_001, 9_999), "10,000..99,999": (10_000, 99_999),
           "100,000..999,999": (100_000, 999_999)}
@@ -61,6 +62,12 @@ def measure(estimator: Elistimator, numbers: np.ndarray) -> Dict[str, float]:
     error = np.abs(predicted.astype(np.float64) - numbers)
     return {"mean_absolute_error": float(error.mean()), "exact": float(np.mean(np.round(predicted) == numbers)),
             "relative_error": float(np.mean(error / np.maximum(numbers, 1)))}
+
+
+def check_budget(parser: argparse.ArgumentParser, steps: int, checkpoints: int) -> None:
+    """``steps`` must split into ``checkpoints`` equal parts (so the logged ``steps`` is what runs)."""
+    if checkpoints < 1 or steps < checkpoints or steps % checkpoints:
+        parser.error(f"--steps ({steps}) must be a multiple of --checkpoints ({checkpoints}), which is at least 1")
 
 
 def run(model_fn: Callable, params: dict, seed: int, model_dir: Path, *, experiment: str,

@@ -10,11 +10,13 @@ The model reads ``ein|hundert|drei|und|zwanzig|tausend|...`` one morpheme at a t
 one running number. Every morpheme has three learned scalars: a gate, a value to add and
 a factor to multiply by (as its logarithm). While the gate is soft (the first
 ``soft_steps``), a morpheme does ``g * (x + value) + (1 - g) * x * factor``, the NALU's
-gated mix of adding and multiplying. Then the gates are fixed at 0 or 1 and training goes
-on with a morpheme that multiplies scaling every earlier part of the number that is
-smaller than its factor, as place value reads (``zwei|tausend|drei|hundert``: ``hundert``
-scales ``drei``, not ``zweitausend``). Inside 0..1000 a multiplier always scales
-everything before it, so the fixed-gate model computes the same function there.
+gated mix of adding and multiplying. Then the gates are fixed at 0 or 1, and training
+goes on with a multiplying morpheme scaling only the earlier parts of the number that
+are smaller than its factor, as place value reads (``zwei|tausend|drei|hundert``:
+``hundert`` scales ``drei``, not ``zweitausend``). Inside 0..1000 a multiplier always
+scales everything before it, so there the fixed gates compute what the soft ones would
+with gates of exactly 0 and 1. Why this design, and what else was tried:
+docs/examples.md.
 
     python examples/german_numbers/value.py [--seed 0] [--steps 10000]
 """
@@ -31,7 +33,7 @@ import tensorflow.compat.v1 as tf
 
 from data import seed_graph
 from morphemes import MAX_TOKENS, VOCABULARY
-from protocol import run
+from protocol import check_budget, run
 from words import german
 
 PARAMS = {"learning_rate": 0.05, "clip_norm": 1.0, "soft_steps": 3000, "relative_floor": 10.0}
@@ -105,9 +107,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--register-as", default="german-value")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    if args.steps < args.checkpoints or args.checkpoints < 1:
-        parser.error(f"--steps ({args.steps}) must be at least --checkpoints ({args.checkpoints}), which is at least 1")
-    params = {**PARAMS, "soft_steps": args.soft_steps, **{k: v for k, v in vars(args).items() if k != "soft_steps"}}
+    check_budget(parser, args.steps, args.checkpoints)
+    params = {**PARAMS, **vars(args)}  # every command-line setting is a param of the run
     result = run(value_model_fn, params, args.seed, Path(args.model_dir), experiment=args.experiment,
                  steps=args.steps, checkpoints=args.checkpoints, verbose=not args.quiet, register_as=args.register_as,
                  examples=EXAMPLES)
