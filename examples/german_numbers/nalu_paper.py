@@ -1,6 +1,6 @@
 """The NALU paper's language-to-number experiment on German number words, several seeds per model.
 
-Trask et al. (2018), section 4.4: numbers 0..1000 as words; training is 0..19 plus a
+Trask et al. (2018), section 4.3: numbers 0..1000 as words; training is 0..19 plus a
 random sample in which every token occurs (169), 200 validate, the rest test. Every
 network starts with a token embedding and an LSTM, then a linear layer or a NALU; we
 add our best design, the morpheme recurrence of ``value.py``. Each model and seed is one
@@ -30,7 +30,7 @@ from value import PARAMS as RECURRENCE_PARAMS, value_model_fn, value_specs
 
 LSTM_PARAMS = {"embedding_size": 32, "lstm_units": 32, "learning_rate": 0.01, "clip_norm": 1.0,
                "relative_floor": 10.0, "output_scale": 1000.0}
-#: Table 4 of Trask et al. (2018): mean absolute error on English number words 0..1000.
+#: Trask et al. (2018), section 4.3: mean absolute error (train, validation, test) on English number words 0..1000.
 PAPER = {"lstm-linear": ("LSTM", 0.003, 29.9, 29.4), "lstm-nalu": ("LSTM + NALU", 0.17, 0.93, 0.73)}
 
 
@@ -94,7 +94,8 @@ def protocol_table(results: Dict[str, List[dict]]) -> List[str]:
     lines = ["| model | train MAE | validation MAE | test MAE | test exact | paper (train / validation / test MAE) |",
              "| --- | ---: | ---: | ---: | ---: | --- |"]
     for model, runs in results.items():
-        column = {name: [r["sets"][name]["mean_absolute_error"] for r in runs] for name in ("train", "validation", "test")}
+        column = {name: [r["sets"][name]["mean_absolute_error"] for r in runs]
+                  for name in ("train", "validation", "test")}
         exact = [r["sets"]["test"]["exact"] for r in runs]
         paper = PAPER.get(model)
         paper_text = f"{paper[0]}: {paper[1]} / {paper[2]} / {paper[3]}" if paper else "—"

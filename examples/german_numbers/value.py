@@ -1,7 +1,7 @@
 """From word to number: a NALU-style recurrence reads a German number word's morphemes.
 
 The task and protocol are those of Trask et al. (2018), "Neural Arithmetic Logic Units",
-section 4.4, on German words: train on 169 numbers of 0..1000 (0..19 and a sample in
+section 4.3, on German words: train on 169 numbers of 0..1000 (0..19 and a sample in
 which every morpheme occurs), keep the checkpoint with the lowest error on 200
 validation numbers, test on the other 632, then on numbers up to 999,999, far beyond
 anything seen in training (``tausend`` occurred once, in ``eintausend``).
