@@ -25,18 +25,27 @@ from elistimator_tracking.tracking import command, ui_hint
 from mnist_cnn import PARAMS, cnn_model_fn, input_fns, load_mnist
 
 FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+ALL_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz") + FILES
+MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"  # the CVDF mirror of yann.lecun.com/exdb/mnist
+DOWNLOAD = ("import os, mnist; os.makedirs({directory!r}, exist_ok=True); mnist.datasets_url = {mirror!r}; "
+            "[mnist.download_file(f, {directory!r}) for f in {files!r}]")
 HOW_TO_GET = """MNIST was not found in {directory}.
 This example reads local idx files (it does not download). Get them with network access:
-    python -c "import mnist; mnist.temporary_dir = lambda: 'data/mnist'; mnist.test_images(); mnist.train_images()"
-(or copy train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and
-t10k-labels-idx1-ubyte.gz from http://yann.lecun.com/exdb/mnist/ into one directory), then
-    python examples/mnist_example.py --data-dir data/mnist"""
+    python -c "{download}"
+(or copy {files} into one directory), then
+    python examples/mnist_example.py --data-dir {directory}"""
+
+
+def how_to_get(directory: Path) -> str:
+    """What to run to fetch MNIST into ``directory`` (created if missing), and then the example."""
+    download = DOWNLOAD.format(directory=str(directory), mirror=MIRROR, files=ALL_FILES)
+    return HOW_TO_GET.format(directory=directory, download=download, files=", ".join(ALL_FILES))
 
 
 def load(data_dir: Path):
     """(train, validation): the training set and test set, or an 8,000/2,000 split of the test set."""
     if not all((data_dir / name).is_file() for name in FILES):
-        sys.exit(HOW_TO_GET.format(directory=data_dir))
+        sys.exit(how_to_get(data_dir))
     data = load_mnist(data_dir)
     if data["train"] is not None:
         return data["train"], data["test"]
@@ -56,7 +65,10 @@ def main(argv=None) -> dict:
     (train_images, train_labels), (test_images, test_labels) = load(args.data_dir)
     train_input_fn, validation_input_fn = input_fns((train_images, train_labels), (test_images, test_labels),
                                                     PARAMS["batch_size"])
-    with Elistimator(model_fn=cnn_model_fn, model_dir=args.model_dir, params=PARAMS, experiment="mnist") as estimator:
+    model_dir = Path(args.model_dir)
+    params = {**PARAMS, **vars(args)}  # every command-line setting is a param of the run, as it ran
+    with Elistimator(model_fn=cnn_model_fn, model_dir=model_dir, params=params, experiment="mnist",
+                     run_name=model_dir.name) as estimator:
         estimator.setup(train_input_fn=train_input_fn, validation_input_fn=validation_input_fn)
         for _ in range(args.epochs):
             estimator.train(args.steps_per_epoch).validate()
@@ -78,7 +90,7 @@ def main(argv=None) -> dict:
           f"{summary['seconds']:.0f} s")
     print(f"registered models:/{args.register_as}/{version} (@champion) from run {summary['run_id']}")
     print(f"MLflow UI:   {ui_hint(tracking_uri)}")
-    print(f"TensorBoard: {command('tensorboard')} --logdir {args.model_dir}")
+    print(f"TensorBoard: {command('tensorboard')} --logdir {model_dir.parent} (run {model_dir.name!r})")
     return summary
 
 

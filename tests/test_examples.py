@@ -17,7 +17,7 @@ def test_parity_example_trains_tests_and_registers(tmp_path, capsys):
     champion = MlflowClient().get_model_version_by_alias("parity-smoke", "champion")
     assert str(champion.version) == result["version"] and champion.run_id == result["run_id"]
     assert "einundzwanzig: " in out and "mlflow ui --backend-store-uri sqlite:///" in out
-    assert f"tensorboard --logdir {tmp_path / 'parity'}" in out
+    assert f"tensorboard --logdir {tmp_path}\n" in out
 
 
 @pytest.mark.slow
@@ -27,19 +27,6 @@ def test_parity_example_reaches_its_accuracy(tmp_path):
     result = parity.main(["--epochs", "2", "--quiet", "--model-dir", str(tmp_path / "parity"),
                           "--register-as", "parity-accuracy"])
     assert result["test"]["accuracy"] >= 0.99
-
-
-def test_value_example_reports_inside_and_beyond_the_training_range(tmp_path, capsys):
-    value = import_example("german_numbers/value")
-    assert value.tokenize("einhundertdreiundzwanzigtausendsechzehn") == [
-        "ein", "hundert", "drei", "und", "zwanzig", "tausend", "sech", "zehn"]
-    assert max(len(value.tokenize(value.german(n))) for n in range(0, 1_000_000, 7)) == value.MAX_TOKENS
-    result = value.main(["--epochs", "1", "--steps-per-epoch", "5", "--train-size", "300", "--quiet",
-                         "--model-dir", str(tmp_path / "value"), "--register-as", "value-smoke"])
-    out = capsys.readouterr().out
-    assert set(result["inside"]) == set(result["outside"]) == {"mean_absolute_error", "relative_error", "exact",
-                                                               "loss"}
-    assert "beyond it (20,000..999,999)" in out and "neunhundertneunundneunzigtausend" in out
 
 
 @pytest.mark.slow
@@ -55,6 +42,6 @@ def test_mnist_example_runs_the_seed_walkthrough(tmp_path, capsys):
 
 def test_mnist_example_without_data_stops_at_once_and_says_how_to_get_it(tmp_path):
     example = import_example("mnist_example")
-    with pytest.raises(SystemExit, match="(?s)MNIST was not found in .*--data-dir data/mnist"):
+    with pytest.raises(SystemExit, match="(?s)MNIST was not found in .*--data-dir .*nothing"):
         example.main(["--data-dir", str(tmp_path / "nothing")])
     assert not (tmp_path / "runs").exists()

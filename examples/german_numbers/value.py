@@ -1,143 +1,126 @@
-"""From word to number: an LSTM reads a German number word's parts, a NALU layer says its value.
+"""From word to number: a NALU-style recurrence reads a German number word's morphemes.
 
-The word is split into its number morphemes (``ein|und|zwanzig|tausend|drei|hundert``),
-an LSTM reads them, a ReLU layer widens its last state, and a Neural Arithmetic Logic
-Unit (Trask et al., 2018: a gated mix of an additive path ``W x`` and a multiplicative
-path ``exp(W log|x|)``, with ``W = tanh(W_hat) * sigmoid(M_hat)`` pushed towards -1, 0
-and 1) maps it to the number. Gradients are clipped (norm 1): the multiplicative path
-makes NALU training jumpy, and the best checkpoint by validation error is kept. The
-loss is the squared error relative to the number (``(y - t) / (t + 100)``), so
-``einundzwanzig`` matters as much as ``neunzehntausend``. It
-trains on numbers below 20,000 (a share held out) and is tested inside that range
-and on 20,000..999,999, larger than anything it saw.
+The task and protocol are those of Trask et al. (2018), "Neural Arithmetic Logic Units",
+section 4.3, on German words: train on 169 numbers of 0..1000 (0..19 and a sample in
+which every morpheme occurs), keep the checkpoint with the lowest error on 200
+validation numbers, test on the other 632, then on numbers up to 999,999, far beyond
+anything seen in training (``tausend`` occurred once, in ``eintausend``).
 
-    python examples/german_numbers/value.py [--epochs 20]
+The model reads ``ein|hundert|drei|und|zwanzig|tausend|...`` one morpheme at a time into
+one running number. Every morpheme has three learned scalars: a gate, a value to add and
+a factor to multiply by (as its logarithm). While the gate is soft (the first
+``soft_steps``), a morpheme does ``g * (x + value) + (1 - g) * x * factor``, the NALU's
+gated mix of adding and multiplying. Then the gates are fixed at 0 or 1, and training
+goes on with a multiplying morpheme scaling only the earlier parts of the number that
+are smaller than its factor, as place value reads (``zwei|tausend|drei|hundert``:
+``hundert`` scales ``drei``, not ``zweitausend``). Inside 0..1000 a multiplier always
+scales everything before it, so there the fixed gates compute what the soft ones would
+with gates of exactly 0 and 1. Why this design, and what else was tried:
+docs/examples.md.
+
+    python examples/german_numbers/value.py [--seed 0] [--steps 10000]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
-import numpy as np
-
-from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
+from elistimator_tracking import EvaluationSpec, PredictSpec, TrainSpec
+from elistimator_tracking.tracking import command
 import tensorflow.compat.v1 as tf
 
-from data import input_fn, sample_numbers
+from data import seed_graph
+from morphemes import MAX_TOKENS, VOCABULARY
+from protocol import check_budget, run
 from words import german
 
-MORPHEMES = ["null", "eins", "ein", "zwei", "drei", "vier", "fünf", "sechs", "sech", "sieben", "sieb", "acht",
-             "neun", "zehn", "elf", "zwölf", "zwanzig", "dreißig", "vierzig", "fünfzig", "sechzig", "siebzig",
-             "achtzig", "neunzig", "und", "hundert", "tausend"]
-TOKEN_IDS = {m: i + 1 for i, m in enumerate(MORPHEMES)}  # 0 pads
-MAX_TOKENS = 11  # the most parts a word has, e.g. german(121_121): ein|hundert|ein|und|zwanzig|tausend|...
-TRAIN_BELOW = 20_000
-SCALE = 1000.0  # the NALU outputs thousands: its inputs and weights stay near 1
-RELATIVE_FLOOR = 100.0  # the loss weighs errors relative to the number (plus this), so small numbers count too
-PARAMS = {"embedding_size": 32, "lstm_units": 64, "hidden_units": 64, "learning_rate": 0.003, "clip_norm": 1.0,
-          "batch_size": 64}
+PARAMS = {"learning_rate": 0.05, "clip_norm": 1.0, "soft_steps": 3000, "relative_floor": 10.0}
+MAX_LOG_FACTOR = 10.0  # a factor of e^10 = 22,026: far above tausend, and no overflow while learning
+MAX_SCALE = 30.0  # parts of a number scaled beyond e^30 are nonsense: keep them finite
+EXAMPLES = [21, 342, 1000, 1234, 54_321, 700_007, 999_999]
 
 
-def tokenize(word: str) -> list:
-    """Split a number word into morphemes, longest match first."""
-    tokens, rest = [], word
-    by_length = sorted(MORPHEMES, key=len, reverse=True)
-    while rest:
-        match = next((m for m in by_length if rest.startswith(m)), None)
-        if match is None:
-            raise ValueError(f"{word!r} is not a German number word (stuck at {rest!r})")
-        tokens.append(match)
-        rest = rest[len(match):]
-    return tokens
+def read_number(tokens: tf.Tensor, length: tf.Tensor, soft: tf.Tensor) -> tf.Tensor:
+    """The value of each morpheme sequence: the soft recurrence while ``soft``, else the fixed-gate one."""
+    zeros = tf.zeros_initializer()
+    gate = tf.get_variable("gate", [VOCABULARY], initializer=zeros)
+    value = tf.get_variable("value", [VOCABULARY], initializer=zeros)
+    log_factor = tf.get_variable("log_factor", [VOCABULARY], initializer=zeros)
+    running = tf.zeros(tf.shape(length), tf.float32)
+    parts, scales = [], []  # the fixed-gate reading: parts added, and the log of what scaled each since
+    for t in range(MAX_TOKENS):
+        token, present = tokens[:, t], t < length
+        g = tf.sigmoid(tf.gather(gate, token))
+        add = tf.gather(value, token)
+        log_m = tf.clip_by_value(tf.gather(log_factor, token), -MAX_LOG_FACTOR, MAX_LOG_FACTOR)
+        running = tf.where(present, g * (running + add) + (1.0 - g) * running * tf.exp(log_m), running)
+        multiplies = tf.logical_and(present, g < 0.5)
+        scales = [tf.where(tf.logical_and(multiplies, s < log_m), tf.minimum(s + log_m, MAX_SCALE), s)
+                  for s in scales]
+        parts.append(tf.where(tf.logical_and(present, g >= 0.5), add, tf.zeros_like(add)))
+        scales.append(tf.zeros_like(add))
+    fixed = tf.add_n([part * tf.exp(scale) for part, scale in zip(parts, scales)])
+    return tf.where(soft, running, fixed)
 
 
-def encode(numbers: np.ndarray) -> dict:
-    tokens = np.zeros((len(numbers), MAX_TOKENS), np.int32)
-    lengths = np.zeros(len(numbers), np.int32)
-    for row, number in enumerate(numbers):
-        ids = [TOKEN_IDS[t] for t in tokenize(german(int(number)))]
-        tokens[row, :len(ids)], lengths[row] = ids, len(ids)
-    return {"tokens": tokens, "length": lengths, "value": numbers.astype(np.float32)}
-
-
-def nalu(x, units: int, name: str = "nalu", epsilon: float = 1e-7):
-    """A NALU layer (Trask et al., 2018): ``g * (W x) + (1 - g) * exp(W log(|x| + eps))``."""
-    size = x.shape[-1]
-    with tf.variable_scope(name):
-        w_hat = tf.get_variable("w_hat", [size, units], initializer=tf.glorot_uniform_initializer())
-        m_hat = tf.get_variable("m_hat", [size, units], initializer=tf.glorot_uniform_initializer())
-        gate = tf.get_variable("gate", [size, units], initializer=tf.glorot_uniform_initializer())
-        w = tf.tanh(w_hat) * tf.sigmoid(m_hat)
-        additive = tf.matmul(x, w)
-        # exp(15) thousands is far beyond 999,999: the clip only stops overflow early in training
-        multiplicative = tf.exp(tf.clip_by_value(tf.matmul(tf.log(tf.abs(x) + epsilon), w), -15.0, 15.0))
-        g = tf.sigmoid(tf.matmul(x, gate))
-        return g * additive + (1.0 - g) * multiplicative
-
-
-def value_model_fn(features, is_training, params):
-    embedding = tf.get_variable("embedding", [len(MORPHEMES) + 1, params["embedding_size"]])
-    parts = tf.nn.embedding_lookup(embedding, features["tokens"])
-    cell = tf.nn.rnn_cell.LSTMCell(params["lstm_units"], name="lstm")
-    _, state = tf.nn.dynamic_rnn(cell, parts, sequence_length=features["length"], dtype=tf.float32)
-    hidden = tf.layers.dense(state.h, params["hidden_units"], activation=tf.nn.relu, name="hidden")
-    thousands = tf.squeeze(nalu(hidden, 1), axis=1)
-    value = thousands * SCALE
+def value_specs(value: tf.Tensor, features, params):
+    """Loss (squared error relative to the number), Adam with clipped gradients, and the metrics."""
     target = features["value"]
-    loss = tf.reduce_mean(tf.square((value - target) / (target + RELATIVE_FLOOR)))
+    loss = tf.reduce_mean(tf.square((value - target) / (target + params["relative_floor"])))
     optimizer = tf.train.AdamOptimizer(params["learning_rate"])
-    gradients, variables = zip(*optimizer.compute_gradients(loss))
+    gradients, variables = zip(*[(g, v) for g, v in optimizer.compute_gradients(loss) if g is not None])
     gradients, _ = tf.clip_by_global_norm(gradients, params["clip_norm"])
     train_op = optimizer.apply_gradients(zip(gradients, variables), global_step=tf.train.get_global_step())
     metrics = {"mean_absolute_error": tf.metrics.mean_absolute_error(target, value),
                "relative_error": tf.metrics.mean(tf.abs(value - target) / tf.maximum(target, 1.0)),
                "exact": tf.metrics.accuracy(tf.round(target), tf.round(value))}
-    return (TrainSpec(loss=loss, train_op=train_op),
-            EvaluationSpec(loss=loss, eval_metric_ops=metrics),
+    return (TrainSpec(loss=loss, train_op=train_op), EvaluationSpec(loss=loss, eval_metric_ops=metrics),
             PredictSpec(output={"value": value}))
+
+
+def value_model_fn(features, is_training, params):
+    """Morphemes -> the NALU-style recurrence -> the number."""
+    seed_graph(params["seed"])
+    soft = tf.logical_and(is_training, tf.train.get_global_step() < params["soft_steps"])
+    return value_specs(read_number(features["tokens"], features["length"], soft), features, params)
+
+
+def print_results(result: dict, title: str) -> None:
+    """The measurements of ``protocol.run`` as a small table."""
+    print(f"\n{title}")
+    print(f"  {'set':<28} {'MAE':>12} {'exact':>7} {'relative error':>15}")
+    for name, metrics in result["sets"].items():
+        print(f"  {name:<28} {metrics['mean_absolute_error']:>12,.3f} {metrics['exact']:>7.3f} "
+              f"{metrics['relative_error']:>15.6f}")
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--train-size", type=int, default=15_000)
-    parser.add_argument("--steps-per-epoch", type=int, default=None, help="cut epochs short (smoke tests)")
+    parser.add_argument("--seed", type=int, default=0, help="picks the paper-style split of 0..1000")
+    parser.add_argument("--steps", type=int, default=10_000, help="training steps (whole training set each)")
+    parser.add_argument("--checkpoints", type=int, default=10, help="validate and save this many times")
+    parser.add_argument("--soft-steps", type=int, default=PARAMS["soft_steps"], help="steps with soft gates")
     parser.add_argument("--model-dir", default=f"runs/value-{time.strftime('%Y%m%d-%H%M%S')}")
+    parser.add_argument("--experiment", default="german-value")
     parser.add_argument("--register-as", default="german-value")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
-    rng = np.random.default_rng(args.seed)
-    held_out = sample_numbers(1000, rng, high=TRAIN_BELOW - 1)
-    validation = sample_numbers(1000, rng, high=TRAIN_BELOW - 1, exclude=set(held_out.tolist()))
-    train = sample_numbers(args.train_size, rng, high=TRAIN_BELOW - 1,
-                           exclude=set(held_out.tolist()) | set(validation.tolist()))
-    beyond = sample_numbers(1000, rng, low=TRAIN_BELOW)
-    batch = PARAMS["batch_size"]
-    with Elistimator(value_model_fn, args.model_dir, params={**PARAMS, "train_below": TRAIN_BELOW},
-                     experiment="german-value", verbose=not args.quiet) as estimator:
-        estimator.setup(input_fn(encode(train), batch, shuffle=True), input_fn(encode(validation), batch))
-        for _ in range(args.epochs):
-            estimator.train(args.steps_per_epoch).validate()
-            estimator.save_ckpt()
-        estimator.restore_best_ckpt(metric="mean_absolute_error", mode="min")
-        inside = estimator.evaluate(input_fn(encode(held_out), batch))
-        outside = estimator.evaluate(input_fn(encode(beyond), batch))
-        version = estimator.register_best(args.register_as, metric="mean_absolute_error", mode="min")
-        examples = np.array([21, 342, 19_999, 54_321, 999_999])
-        predicted = estimator.predict(**{k: v for k, v in encode(examples).items() if k != "value"})["value"]
-    elapsed = time.perf_counter() - started
-    print(f"\ninside the training range (held-out numbers < {TRAIN_BELOW:,}): mean absolute error "
-          f"{inside['mean_absolute_error']:,.1f}, relative error {inside['relative_error']:.3f}, "
-          f"exact {inside['exact']:.3f}")
-    print(f"beyond it ({TRAIN_BELOW:,}..999,999): mean absolute error {outside['mean_absolute_error']:,.1f}, "
-          f"relative error {outside['relative_error']:.3f}, exact {outside['exact']:.3f}")
-    for number, guess in zip(examples, predicted):
-        print(f"  {german(int(number))} -> {guess:,.1f}")
-    print(f"registered models:/{args.register_as}/{version}; {elapsed:.0f} s")
-    return {"inside": inside, "outside": outside, "version": version, "seconds": elapsed}
+    check_budget(parser, args.steps, args.checkpoints)
+    params = {**PARAMS, **vars(args)}  # every command-line setting is a param of the run
+    result = run(value_model_fn, params, args.seed, Path(args.model_dir), experiment=args.experiment,
+                 steps=args.steps, checkpoints=args.checkpoints, verbose=not args.quiet, register_as=args.register_as,
+                 examples=EXAMPLES)
+    print_results(result, f"trained on 169 words of 0..1000 (seed {args.seed}); best checkpoint at step "
+                          f"{result['best_step']}")
+    for number, guess in zip(EXAMPLES, result["examples"]):
+        print(f"  {german(number)} -> {guess:,.2f}")
+    print(f"\nregistered models:/{args.register_as}/{result['version']} from MLflow run {result['run_id']} "
+          f"(experiment {args.experiment!r}, run name {Path(args.model_dir).name!r})")
+    print(f"TensorBoard: {command('tensorboard')} --logdir {Path(args.model_dir).parent}")
+    print(f"{result['seconds']:.0f} s")
+    return result
 
 
 if __name__ == "__main__":

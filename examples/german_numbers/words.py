@@ -10,9 +10,15 @@ Convention (all in one word, lower case, as Duden writes numbers under a million
   ``einhundertzehn``; ``und`` joins only units and tens: ``einhundertzweiundvierzig``.
 - ``ß`` and umlauts are kept: ``dreißig``, ``fünf``, ``zwölf``; ``16`` is ``sechzehn``,
   ``17`` is ``siebzehn``, ``60`` is ``sechzig``, ``70`` is ``siebzig``.
+
+    python examples/german_numbers/words.py 1234 21     # one word per line
 """
 
 from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
 
 UNITS = ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
 TEENS = {10: "zehn", 11: "elf", 12: "zwölf", 13: "dreizehn", 14: "vierzehn", 15: "fünfzehn",
@@ -55,3 +61,23 @@ def _below_hundred(number: int) -> str:
 def _compound(word: str) -> str:
     """A count in front of another word: ``eins`` becomes ``ein``."""
     return word[:-1] if word.endswith("eins") else word
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Print the word for each number given; a bad number is a one-line error and exit code 2."""
+    parser = argparse.ArgumentParser(description="Print German number words (0..999,999).")
+    parser.add_argument("numbers", nargs="+", metavar="number", help="an integer in 0..999999")
+    args = parser.parse_args(argv)
+    words = []
+    for text in args.numbers:
+        if not (text.isascii() and text.isdigit()):
+            parser.exit(2, f"words.py: error: {text!r} is not a number: expected an integer in 0..{LARGEST}\n")
+        try:
+            words.append(german(int(text)))
+        except ValueError as error:
+            parser.exit(2, f"words.py: error: {error}\n")
+    print("\n".join(words))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
