@@ -7,6 +7,7 @@ default ``sqlite:///mlflow.db``). Failures print one line to stderr and exit 1.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import shutil
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -24,6 +24,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 1
     from mlflow.exceptions import MlflowException
+    _quiet_mlflow_logs()
     try:
         return args.command(args) or 0
     except (LookupError, ValueError, OSError, RuntimeError, MlflowException) as error:
@@ -31,6 +32,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"elistimator {args.command_name}: error: {message.splitlines()[0] if message else type(error).__name__}",
               file=sys.stderr)
         return 1
+
+
+def _quiet_mlflow_logs() -> None:
+    """MLflow's INFO lines (creating a new store's tables, ...) would break the one-line failure promise."""
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from ._faults import crash_point
 from ._tf import new_session, tf
 from .checkpoints import CheckpointIndex, CheckpointRecord, best_step, latest_step
 from .events import EventLog
@@ -411,6 +412,7 @@ class Elistimator:
         self._step = self.global_step
         self._index.record_validation(self._step, metrics)
         self._write_metadata()
+        crash_point("validate.index_written")
         self._validation_event_log().scalars(metrics, self._step)
         self._validation_event_log().flush()
         self._log_metrics("validation", metrics)
@@ -534,9 +536,12 @@ class Elistimator:
             self._write_metadata()  # its files are about to be overwritten: uncommit them first
         model.saver.save(self._session, str(directory.resolve(prefix)), write_state=False)
         self._index.add(CheckpointRecord(step, prefix, directory.checksums(prefix)))
+        crash_point("save_ckpt.files_written")
         self._prune()
         self._write_metadata()  # the commit point: from here on the checkpoint exists
+        crash_point("save_ckpt.committed")
         self._track(self._log_checkpoint, step)  # hard links: staged before pruning deletes files
+        crash_point("save_ckpt.journaled")
         self._sync_checkpoint_files()
         return str(directory.resolve(prefix))
 

@@ -24,6 +24,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from .._faults import crash_point
 from .base import RUN_STATUSES, Tracker, TrackingWarning
 from .spool import Spool
 
@@ -246,6 +247,7 @@ class MlflowTracker(Tracker):
                     backoff = min(backoff * 2, self.max_backoff)
                     continue
             backoff = 0.5
+            crash_point("tracking.delivered")
             self._spool.mark_delivered(batch[-1]["seq"])
             for op in batch:
                 if op["op"] == "artifacts":
@@ -350,6 +352,7 @@ class MlflowTracker(Tracker):
         else:
             run = client.create_run(experiment_id, run_name=op.get("run_name"),
                                     tags={**op.get("tags", {}), RUN_KEY_TAG: key})
+            crash_point("tracking.run_created")
         self._spool.set_run(key, run.info.run_id)
 
     def _resume(self, run_id: str) -> bool:
