@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from conftest import dataset_fn, tiny_model_fn
+from conftest import artifact_steps, dataset_fn, history, tiny_model_fn
 from elistimator_tracking import Elistimator
 from elistimator_tracking.tracking import TrackingWarning, sync
 from elistimator_tracking.tracking.mlflow_tracker import MlflowTracker
 from mlflow_server import MlflowServer
-from test_tracking import artifact_steps, history
 
 pytestmark = pytest.mark.slow
 
