@@ -32,7 +32,8 @@ def test_one_off_converts_compatible_dtypes(estimator, data):
     _, (vx, _) = data
     np.testing.assert_allclose(estimator.predict(vx[:2].astype(np.float64))["probabilities"],
                                estimator.predict(vx[:2])["probabilities"], rtol=1e-6)
-    estimator.predict([[0, 1], [2, 3]])  # ints become float32
+    np.testing.assert_array_equal(estimator.predict([[0, 1], [2, 3]])["probabilities"],  # ints become float32
+                                  estimator.predict(np.array([[0, 1], [2, 3]], np.float32))["probabilities"])
 
 
 def test_predict_errors_name_the_problem(estimator, data):
