@@ -136,3 +136,77 @@ class ModelServer(ServerProcess):
     def environment(self) -> dict:
         # the scoring server runs `uvicorn` from PATH: as with an activated virtual environment
         return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+class FlakyProxy:
+    """A TCP proxy on 127.0.0.1 in front of ``target_port``. ``blip()`` closes every open
+    connection and resets the next new one, as a network blip or a restarted server does."""
+
+    def __init__(self, target_port: int):
+        import threading
+        self.target_port = target_port
+        self._lock = threading.Lock()
+        self._open: set = set()
+        self._resets = 0
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def blip(self, resets: int = 1) -> None:
+        with self._lock:
+            self._resets = resets
+            for connection in self._open:
+                _close(connection)
+            self._open.clear()
+
+    def close(self) -> None:
+        self._listener.close()
+        self.blip(0)
+
+    def _accept(self) -> None:
+        import struct
+        import threading
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                reset, self._resets = self._resets > 0, max(0, self._resets - 1)
+            if reset:  # RST instead of FIN: the client sees "connection reset by peer"
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._open |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(source)
+            _close(sink)
+
+
+def _close(connection: socket.socket) -> None:
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    connection.close()

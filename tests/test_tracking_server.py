@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -12,14 +13,23 @@ from conftest import artifact_steps, dataset_fn, history, tiny_model_fn
 from elistimator_tracking import Elistimator
 from elistimator_tracking.tracking import TrackingWarning, sync
 from elistimator_tracking.tracking.mlflow_tracker import MlflowTracker
-from mlflow_server import MlflowServer
+from mlflow_server import FlakyProxy, MlflowServer
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def server(tmp_path):
+    """A server of this test's own (to kill, or to start late)."""
     server = MlflowServer(tmp_path / "server")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    """A running server the tests that leave it alone share."""
+    server = MlflowServer(tmp_path_factory.mktemp("shared-server")).start()
     yield server
     server.stop()
 
@@ -30,9 +40,9 @@ def epoch(est):
     est.save_ckpt()
 
 
-def test_a_run_through_the_server_holds_everything_and_restores(tmp_path, server, data):
+def test_a_run_through_the_server_holds_everything_and_restores(tmp_path, shared_server, data):
     (x, y), (vx, vy) = data
-    server.start()
+    server = shared_server
     with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=server.uri) as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
         for _ in range(2):
@@ -92,9 +102,9 @@ def test_work_done_while_the_server_was_down_is_delivered_by_sync(tmp_path, serv
     assert artifact_steps(client, run.info.run_id) == [9, 18]
 
 
-def test_restore_and_registry_through_the_server(tmp_path, server, data, monkeypatch):
+def test_restore_and_registry_through_the_server(tmp_path, shared_server, data, monkeypatch):
     (x, y), (vx, vy) = data
-    server.start()
+    server = shared_server
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)  # models:/ and runs:/ resolve in this store
     with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, params={"learning_rate": 0.05}) as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
@@ -117,3 +127,27 @@ def test_restore_and_registry_through_the_server(tmp_path, server, data, monkeyp
         Elistimator.from_disk("runs:/0123456789abcdef0123456789abcdef", cache_dir=cache)
     with pytest.raises(LookupError, match="is not in the Model Registry"):
         Elistimator.from_disk("models:/served-model@challenger", cache_dir=cache)
+
+
+def test_close_retries_at_once_after_one_dropped_connection(tmp_path, shared_server, data):
+    """A connection dropped just as close() delivers the rest (a network blip, a restarted server)
+    fails one attempt; close() tries again at once instead of giving up while the store answers."""
+    (x, y), (vx, vy) = data
+    proxy = FlakyProxy(shared_server.port)
+    tracker = MlflowTracker(proxy.uri, start_timeout=30, close_timeout=30, max_backoff=30)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker) as est:
+                est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+                epoch(est)
+                assert tracker.flush(30)
+                proxy.blip()  # the next request (the TensorBoard upload at close) fails
+                run_id = est.run_id
+    finally:
+        proxy.close()
+    assert not [w for w in caught if "could not be delivered" in str(w.message)]
+    client = MlflowClient(shared_server.uri)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert {a.path for a in client.list_artifacts(run_id, "tensorboard")} == {"tensorboard/train",
+                                                                            "tensorboard/validation"}

@@ -208,17 +208,26 @@ class MlflowTracker(Tracker):
         return delivered
 
     def _wait_delivered(self, seq: int, timeout: float, retry_now: bool = False) -> bool:
-        """Wait until ``seq`` is delivered; give up at ``timeout`` or when an attempt fails."""
+        """Wait until ``seq`` is delivered; give up at ``timeout`` or when an attempt fails.
+
+        With ``retry_now`` the worker tries at once, and once more at once after a failure
+        before this gives up: one failure alone may be a connection the store dropped (a
+        network blip, a restarted server) while it answers.
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
-            failures = self._failures
+            failures, allowed = self._failures, int(retry_now)
             if retry_now:
                 self._retry_now = True
                 self._cond.notify_all()
             while self._delivered_seq < seq:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._failures > failures:
+                failed = self._failures - failures
+                if remaining <= 0 or failed > allowed:
                     return False
+                if failed and retry_now:
+                    retry_now, self._retry_now = False, True  # the second try, at once
+                    self._cond.notify_all()
                 self._cond.wait(remaining)
             return True
 
