@@ -100,9 +100,9 @@ def estimator(tmp_path, data):
     est.close()
 
 
-def train_epochs(est: Elistimator, epochs: int, save_first: bool = False) -> dict:
+def train_epochs(est: Elistimator, epochs: int, save_first: bool = False, each=None) -> dict:
     """The loop every test writes: an epoch of training, then validate and save (or save, then
-    validate). Returns ``{global_step: what validate() returned}``."""
+    validate), then ``each(global_step)`` if given. Returns ``{global_step: what validate() returned}``."""
     returned = {}
     for _ in range(epochs):
         est.train()
@@ -111,6 +111,8 @@ def train_epochs(est: Elistimator, epochs: int, save_first: bool = False) -> dic
         returned[est.global_step] = est.validate()
         if not save_first:
             est.save_ckpt()
+        if each is not None:
+            each(est.global_step)
     return returned
 
 
@@ -219,8 +221,9 @@ def digits_mnist_dir(tmp_path_factory) -> Path:
     shifts = rng.integers(0, 5, size=(10_000, 2))
     images = np.zeros((10_000, 28, 28), np.uint8)
     large = np.kron(digits.images, np.ones((3, 3))) * (255 / 16)
-    for row, (pick, (dy, dx)) in enumerate(zip(picks, shifts)):
-        images[row, dy:dy + 24, dx:dx + 24] = large[pick]
+    for dy, dx in {tuple(shift) for shift in shifts}:
+        rows = np.flatnonzero((shifts[:, 0] == dy) & (shifts[:, 1] == dx))
+        images[rows, dy:dy + 24, dx:dx + 24] = large[picks[rows]]
     directory = tmp_path_factory.mktemp("digits-mnist")
     write_idx(directory / MNIST_FILES[0], images)
     write_idx(directory / MNIST_FILES[1], digits.target[picks].astype(np.uint8))

@@ -59,12 +59,8 @@ def test_restore_best_and_latest(tmp_path, data):
     (x, y), (vx, vy) = data
     est = Elistimator(tiny_model_fn, tmp_path, verbose=False, params={"learning_rate": 0.05})
     est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": None})
-    predictions, returned = {}, {}
-    for _ in range(3):
-        est.train()
-        returned[est.global_step] = est.validate()
-        est.save_ckpt()
-        predictions[est.global_step] = est.predict(vx)["probabilities"]
+    predictions = {}
+    returned = train_epochs(est, 3, each=lambda step: predictions.update({step: est.predict(vx)["probabilities"]}))
     est.train()  # moves on past the last checkpoint
     best = best_of(returned)
     assert est.restore_best_ckpt() is est and est.global_step == best

@@ -116,7 +116,7 @@ def test_sigkill_at_random_moments_never_loses_the_newest_complete_checkpoint(tm
     rng = random.Random(1234)
     model_dir, store = tmp_path / "model", f"sqlite:///{tmp_path / 'store.db'}"
     newest_saved, during_save = None, 0
-    for kill in range(4):
+    for kill in range(3):
         worker = Worker(model_dir, "wide", store)
         ready_step = worker.wait_for("ready")
         if newest_saved is not None:
@@ -132,4 +132,4 @@ def test_sigkill_at_random_moments_never_loses_the_newest_complete_checkpoint(tm
     stray = [p.name for p in (model_dir / "checkpoints").iterdir()
              if p.name != "checkpoint" and p.name.split(".")[0] not in {f"model-{s}" for s in local}]
     assert len(stray) <= 3  # at most the files of the one save the last kill interrupted
-    print(f"\n4 SIGKILLs at random moments, {during_save} of them inside save_ckpt; newest step {newest_saved}")
+    print(f"\n3 SIGKILLs at random moments, {during_save} of them inside save_ckpt; newest step {newest_saved}")

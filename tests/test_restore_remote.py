@@ -23,14 +23,10 @@ def run(tmp_path, data):
     """A finished run with checkpoints at steps 9, 18, 27 (only 27 kept locally) and the
     predictions each checkpoint made."""
     (x, y), (vx, vy) = data
-    predictions, returned = {}, {}
+    predictions = {}
     with Elistimator(tiny_model_fn, tmp_path / "model", params={"learning_rate": 0.05}, verbose=False) as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
-        for _ in range(3):
-            est.train()
-            returned[est.global_step] = est.validate()
-            est.save_ckpt()
-            predictions[est.global_step] = est.predict(x=vx)["probabilities"]
+        returned = train_epochs(est, 3, each=lambda step: predictions.update({step: est.predict(x=vx)["probabilities"]}))
         run_id = est.run_id
     return {"run_id": run_id, "model_dir": tmp_path / "model", "predictions": predictions, "vx": vx,
             "cache": tmp_path / "cache", "returned": returned}

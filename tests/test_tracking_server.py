@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import warnings
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from conftest import artifact_steps, dataset_fn, history, tiny_model_fn
+from conftest import artifact_steps, dataset_fn, history, tiny_model_fn, train_epochs
 from elistimator_tracking import Elistimator
 from elistimator_tracking.tracking import TrackingWarning, sync
 from elistimator_tracking.tracking.mlflow_tracker import MlflowTracker
@@ -34,19 +35,12 @@ def shared_server(tmp_path_factory):
     server.stop()
 
 
-def epoch(est):
-    est.train()
-    est.validate()
-    est.save_ckpt()
-
-
 def test_a_run_through_the_server_holds_everything_and_restores(tmp_path, shared_server, data):
     (x, y), (vx, vy) = data
     server = shared_server
     with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=server.uri) as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
-        for _ in range(2):
-            epoch(est)
+        train_epochs(est, 2)
         expected = est.predict(x=vx)["classes"]
         run_id = est.run_id
     client = MlflowClient(server.uri)
@@ -65,21 +59,18 @@ def test_killing_the_server_mid_training_loses_and_duplicates_nothing(tmp_path, 
     with pytest.warns(TrackingWarning, match="is behind"):
         with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker) as est:
             est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
-            for _ in range(2):
-                epoch(est)
+            returned = train_epochs(est, 2)
             server.stop(signal.SIGKILL)  # whatever is in flight is cut off
-            for _ in range(3):  # the store is gone: training goes on, tracking keeps it all
-                epoch(est)
+            returned.update(train_epochs(est, 3))  # the store is gone: training goes on, tracking keeps it all
             assert tracker.pending > 0
             server.start()
-            for _ in range(2):
-                epoch(est)
+            returned.update(train_epochs(est, 2))
             run_id = est.run_id
     client = MlflowClient(server.uri)
     steps = [9 * (i + 1) for i in range(7)]
-    assert client.get_run(run_id).info.status == "FINISHED"
-    for key in ("validation/loss", "validation/accuracy"):
-        assert [s for s, _ in history(client, run_id, key)] == steps
+    assert client.get_run(run_id).info.status == "FINISHED" and sorted(returned) == steps
+    for name in ("loss", "accuracy"):
+        assert history(client, run_id, f"validation/{name}") == [(s, m[name]) for s, m in returned.items()]
     assert [s for s, _ in history(client, run_id, "train/loss")] == list(range(10, 63, 10))
     assert artifact_steps(client, run_id) == steps
     assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
@@ -91,14 +82,13 @@ def test_work_done_while_the_server_was_down_is_delivered_by_sync(tmp_path, serv
     with pytest.warns(TrackingWarning, match="could not be delivered"):
         with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker) as est:
             est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
-            for _ in range(2):
-                epoch(est)
+            returned = train_epochs(est, 2)
     server.start()
     assert sync(tmp_path / "model") == {server.uri: 0}
     client = MlflowClient(server.uri)
     (run,) = client.search_runs([client.get_experiment_by_name("tiny_model_fn").experiment_id])
     assert run.info.status == "FINISHED" and run.data.params["batch_size"] == "8"
-    assert [s for s, _ in history(client, run.info.run_id, "validation/loss")] == [9, 18]
+    assert history(client, run.info.run_id, "validation/loss") == [(s, m["loss"]) for s, m in returned.items()]
     assert artifact_steps(client, run.info.run_id) == [9, 18]
 
 
@@ -109,12 +99,9 @@ def test_restore_and_registry_through_the_server(tmp_path, shared_server, data, 
     with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, params={"learning_rate": 0.05}) as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
         predictions = {}
-        for _ in range(2):
-            epoch(est)
-            predictions[est.global_step] = est.predict(x=vx)["probabilities"]
+        train_epochs(est, 2, each=lambda step: predictions.update({step: est.predict(x=vx)["probabilities"]}))
         version = est.register_best("served-model")
         run_id = est.run_id
-    import shutil
     shutil.rmtree(tmp_path / "model")
     cache = tmp_path / "cache"
     for source in (f"runs:/{run_id}", "models:/served-model@champion", f"models:/served-model/{version}"):
@@ -140,7 +127,7 @@ def test_close_retries_at_once_after_one_dropped_connection(tmp_path, shared_ser
             warnings.simplefilter("always")
             with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker) as est:
                 est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
-                epoch(est)
+                train_epochs(est, 1)
                 assert tracker.flush(30)
                 proxy.blip()  # the next request (the TensorBoard upload at close) fails
                 run_id = est.run_id
