@@ -94,9 +94,10 @@ def test_a_kill_at_each_named_crash_point_leaves_a_loadable_directory_and_a_deli
         assert worker.died() == -signal.SIGKILL, point
         step = max(loads_newest(model_dir))
         assert step == ready + advance, point
-    worker = Worker(model_dir, "small", store, crash_at="tracking.delivered:5")
+    worker = Worker(model_dir, "small", store, crash_at="tracking.delivered:5")  # killed on the tracking thread
     assert worker.died() == -signal.SIGKILL
-    assert max(loads_newest(model_dir)) == max(worker.saved, default=step)
+    printed = max(worker.saved, default=step)  # a save may complete between the kill and its "saved" line
+    assert max(loads_newest(model_dir)) in (printed, printed + 3)
     assert sync(model_dir) == {store: 0}
     client = MlflowClient(store)
     (run,) = client.search_runs([client.get_experiment_by_name("model_fn").experiment_id])
