@@ -35,6 +35,7 @@ from elistimator_tracking._tf import tf  # noqa: E402
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 MNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+DIGITS_MNIST_SIZE = 8_500
 
 
 def pytest_unconfigure(config):
@@ -212,14 +213,15 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 @pytest.fixture(scope="session")
 def digits_mnist_dir(tmp_path_factory) -> Path:
-    """MNIST-shaped idx files made from scikit-learn's 8x8 digits: 10,000 28x28 test images
-    (each digit scaled 3x, shifted up to 2 pixels), for the MNIST code path without real MNIST."""
+    """MNIST-shaped idx files made from scikit-learn's 8x8 digits: a 28x28 test set of
+    DIGITS_MNIST_SIZE images (each digit scaled 3x, shifted up to 2 pixels), for the MNIST code
+    path without real MNIST. The examples train on the first 8,000 and validate on the rest."""
     from sklearn.datasets import load_digits
     digits = load_digits()
     rng = np.random.default_rng(0)
-    picks = rng.integers(0, len(digits.images), size=10_000)
-    shifts = rng.integers(0, 5, size=(10_000, 2))
-    images = np.zeros((10_000, 28, 28), np.uint8)
+    picks = rng.integers(0, len(digits.images), size=DIGITS_MNIST_SIZE)
+    shifts = rng.integers(0, 5, size=(DIGITS_MNIST_SIZE, 2))
+    images = np.zeros((DIGITS_MNIST_SIZE, 28, 28), np.uint8)
     large = np.kron(digits.images, np.ones((3, 3))) * (255 / 16)
     for dy, dx in {tuple(shift) for shift in shifts}:
         rows = np.flatnonzero((shifts[:, 0] == dy) & (shifts[:, 1] == dx))

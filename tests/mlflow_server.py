@@ -139,8 +139,9 @@ class ModelServer(ServerProcess):
 
 
 class FlakyProxy:
-    """A TCP proxy on 127.0.0.1 in front of ``target_port``. ``blip()`` closes every open
-    connection and resets the next new one, as a network blip or a restarted server does."""
+    """A TCP proxy on 127.0.0.1 in front of ``target_port``, with network faults: ``blip()`` closes
+    every open connection and resets the next new one (a network blip, a restarted server);
+    ``down()`` stops listening, so connections are refused, until ``up()``."""
 
     def __init__(self, target_port: int):
         import threading
@@ -148,15 +149,25 @@ class FlakyProxy:
         self._lock = threading.Lock()
         self._open: set = set()
         self._resets = 0
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.port = 0
+        self.up()
 
     @property
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        import threading
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", self.port))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+
+    def down(self) -> None:
+        _close(self._listener)  # shutdown first: it wakes the thread blocked in accept()
+        self.blip(0)
 
     def blip(self, resets: int = 1) -> None:
         with self._lock:
@@ -165,16 +176,14 @@ class FlakyProxy:
                 _close(connection)
             self._open.clear()
 
-    def close(self) -> None:
-        self._listener.close()
-        self.blip(0)
+    close = down
 
-    def _accept(self) -> None:
+    def _accept(self, listener: socket.socket) -> None:
         import struct
         import threading
         while True:
             try:
-                client, _ = self._listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
             with self._lock:

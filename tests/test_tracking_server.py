@@ -76,17 +76,23 @@ def test_killing_the_server_mid_training_loses_and_duplicates_nothing(tmp_path, 
     assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
 
 
-def test_work_done_while_the_server_was_down_is_delivered_by_sync(tmp_path, server, data):
+def test_work_done_while_the_store_was_unreachable_is_delivered_by_sync(tmp_path, shared_server, data):
     (x, y), (vx, vy) = data
-    tracker = MlflowTracker(server.uri, start_timeout=2, close_timeout=2)
-    with pytest.warns(TrackingWarning, match="could not be delivered"):
-        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker) as est:
-            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
-            returned = train_epochs(est, 2)
-    server.start()
-    assert sync(tmp_path / "model") == {server.uri: 0}
-    client = MlflowClient(server.uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("tiny_model_fn").experiment_id])
+    proxy = FlakyProxy(shared_server.port)  # the store's address, refusing connections for now
+    proxy.down()
+    tracker = MlflowTracker(proxy.uri, start_timeout=2, close_timeout=2)
+    try:
+        with pytest.warns(TrackingWarning, match="could not be delivered"):
+            with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker,
+                             experiment="unreachable-then-sync") as est:
+                est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+                returned = train_epochs(est, 2)
+        proxy.up()
+        assert sync(tmp_path / "model") == {proxy.uri: 0}
+    finally:
+        proxy.close()
+    client = MlflowClient(shared_server.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("unreachable-then-sync").experiment_id])
     assert run.info.status == "FINISHED" and run.data.params["batch_size"] == "8"
     assert history(client, run.info.run_id, "validation/loss") == [(s, m["loss"]) for s, m in returned.items()]
     assert artifact_steps(client, run.info.run_id) == [9, 18]
