@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Protocol, Union
 
 from . import metadata as metadata_file
+from ._faults import crash_point
 from .checkpoints import CheckpointIndex, CheckpointRecord, Selection, select_step
 from .errors import CheckpointNotFoundError, ModelDirectoryError
 from .listeners import SavedCheckpoint
@@ -25,6 +26,8 @@ PathLike = Union[str, os.PathLike]
 
 class CheckpointStore(Protocol):
     """Where checkpoints pruned from local disk can still be found."""
+
+    label: str  # what it is, for messages: e.g. "run 3f2a..."
 
     def fetch(self, step: int) -> Path:
         """A local, verified model directory holding the checkpoint at ``step``."""
@@ -63,8 +66,10 @@ class CheckpointManager:
             commit()  # its files are about to be overwritten: uncommit them first
         loops.model.saver.save(loops.session, str(self.directory.resolve(prefix)), write_state=False)
         self.index.add(CheckpointRecord(step, prefix, self.directory.checksums(prefix)))
+        crash_point("save_ckpt.files_written")
         self._prune()
         commit()  # the commit point: from here on the checkpoint exists
+        crash_point("save_ckpt.committed")
 
     def _prune(self) -> None:
         """Mark all but the newest ``max_to_keep`` checkpoints as no longer on local disk."""
@@ -141,7 +146,7 @@ class CheckpointManager:
         fetched = store.fetch(record.step)
         downloaded = metadata_file.read(ModelDirectory(fetched)).index.records.get(record.step)
         if downloaded is None or (record.files and downloaded.files != record.files):
-            raise ModelDirectoryError(f"the checkpoint at step {record.step} in the run is not the one this "
+            raise ModelDirectoryError(f"the checkpoint at step {record.step} in {store.label} is not the one this "
                                       "model directory recorded (its files or checksums differ)")
         return fetched
 

@@ -7,6 +7,7 @@ default ``sqlite:///mlflow.db``). Failures print one line to stderr and exit 1.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import shutil
@@ -14,7 +15,6 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
-
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -25,6 +25,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     from mlflow.exceptions import MlflowException
     from .tracking.http_limits import bounded
+    _quiet_mlflow_logs()
     try:
         with bounded():  # an unreachable store is an error within seconds, not minutes of retries
             return args.command(args) or 0
@@ -33,6 +34,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"elistimator {args.command_name}: error: {message.splitlines()[0] if message else type(error).__name__}",
               file=sys.stderr)
         return 1
+
+
+def _quiet_mlflow_logs() -> None:
+    """MLflow's INFO lines (creating a new store's tables, ...) would break the one-line failure promise."""
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
+from ._faults import crash_point
 from ._tf import tf
 from .checkpoint_manager import CheckpointManager
 from .checkpoints import Selection
@@ -197,6 +198,7 @@ class Elistimator:
         step = self.global_step
         self._checkpoints.index.record_validation(step, metrics)
         self._write_metadata()
+        crash_point("validate.index_written")
         saved = self._checkpoints.saved(step, self._metadata()) if step in self._checkpoints.index.records else None
         self._listeners.notify("on_validation", step, metrics, saved)
         if self.verbose:
@@ -233,6 +235,7 @@ class Elistimator:
         step = loops.global_step
         self._checkpoints.save(loops, step, commit=self._write_metadata)
         self._listeners.notify("on_checkpoint", self._checkpoints.saved(step, self._metadata()))
+        crash_point("save_ckpt.journaled")
         self._checkpoints.remove_unreferenced_files()  # after listeners linked what they send
         return self._checkpoints.file_of(step)
 

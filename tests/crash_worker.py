@@ -1,7 +1,10 @@
-"""Trains forever, saving a checkpoint every 3 steps; the crash test SIGKILLs it.
+"""Trains forever, validating and saving a checkpoint every 3 steps; the crash tests kill it.
 
-Continues the model in ``argv[1]`` when it holds checkpoints, else starts a new one.
-Prints ``ready <step>``, then ``saving <step>`` / ``saved <step>`` around each save.
+``crash_worker.py MODEL_DIR wide|small``: continues the model in MODEL_DIR when it holds
+checkpoints, else starts a new one (``wide``: about 1M weights, 4 MB a checkpoint, so a save
+takes long enough to be hit at a random moment). Tracks to MLFLOW_TRACKING_URI; a named crash
+point (ELISTIMATOR_CRASH_AT) ends it at an exact moment. Prints ``ready <step>``, then
+``saving <step>`` / ``saved <step>`` around each save.
 """
 
 import sys
@@ -9,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from elistimator_tracking import Elistimator, TrainSpec, PredictSpec
+from elistimator_tracking import Elistimator, EvaluationSpec, TrainSpec, PredictSpec
 from elistimator_tracking import metadata
 from elistimator_tracking.model_dir import ModelDirectory
 import tensorflow.compat.v1 as tf
@@ -17,13 +20,12 @@ import tensorflow.compat.v1 as tf
 FEATURES = 256
 
 
-def wide_model_fn(features, is_training, params):
-    """About 1M weights (4 MB a checkpoint), so a save takes long enough to be hit."""
-    hidden = tf.layers.dense(features["x"], 4096, activation=tf.nn.relu)
+def model_fn(features, is_training, params):
+    hidden = tf.layers.dense(features["x"], params["hidden"], activation=tf.nn.relu)
     logits = tf.layers.dense(hidden, 2)
     loss = tf.losses.sparse_softmax_cross_entropy(features["y"], logits)
     train_op = tf.train.GradientDescentOptimizer(0.01).minimize(loss, tf.train.get_global_step())
-    return TrainSpec(loss, train_op), None, PredictSpec({"logits": logits})
+    return TrainSpec(loss, train_op), EvaluationSpec(loss), PredictSpec({"logits": logits})
 
 
 def input_fn():
@@ -34,15 +36,15 @@ def input_fn():
 
 
 def main() -> None:
-    model_dir = Path(sys.argv[1])
+    model_dir, size = Path(sys.argv[1]), sys.argv[2]
     directory = ModelDirectory(model_dir)
     resume = metadata.exists(directory) and metadata.read(directory).index.steps()
-    estimator = (Elistimator.from_disk(model_dir, verbose=False) if resume
-                 else Elistimator(wide_model_fn, model_dir, verbose=False))
-    estimator.setup(input_fn, train_saver_args={"max_to_keep": 3})
+    estimator = (Elistimator.from_disk(model_dir, verbose=False) if resume else
+                 Elistimator(model_fn, model_dir, params={"hidden": 4096 if size == "wide" else 8}, verbose=False))
+    estimator.setup(input_fn, input_fn, train_saver_args={"max_to_keep": 3})
     print("ready", estimator.global_step, flush=True)
     while True:
-        estimator.train(3)
+        estimator.train(3).validate()
         print("saving", estimator.global_step, flush=True)
         estimator.save_ckpt()
         print("saved", estimator.global_step, flush=True)

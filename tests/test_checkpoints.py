@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from conftest import blobs, dataset_fn, tiny_model_fn
+from conftest import best_of, dataset_fn, tiny_model_fn, train_epochs
 from elistimator_tracking import Elistimator
 from elistimator_tracking.checkpoints import CheckpointIndex, CheckpointRecord, best_step, latest_step, select_step
 from elistimator_tracking import CheckpointNotFoundError, ModelDirectoryError
+from elistimator_tracking._tf import tf
 from elistimator_tracking.metadata import METADATA_FILE
 
 
@@ -44,11 +45,9 @@ def test_pruning_keeps_history_and_the_tf_checkpoint_state(tmp_path, data):
     (x, y), (vx, vy) = data
     est = Elistimator(tiny_model_fn, tmp_path, verbose=False)
     est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 2})
-    for _ in range(4):
-        est.train().validate()
-        est.save_ckpt()
+    returned = train_epochs(est, 4)
     assert [(s, c["local"]) for s, c in est.checkpoints.items()] == [(9, False), (18, False), (27, True), (36, True)]
-    assert all(c["metrics"] for c in est.checkpoints.values())
+    assert {s: c["metrics"] for s, c in est.checkpoints.items()} == returned
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["checkpoint", "model-27.data-00000-of-00001", "model-27.index", "model-27.meta",
                      "model-36.data-00000-of-00001", "model-36.index", "model-36.meta"]
@@ -62,19 +61,14 @@ def test_restore_best_and_latest(tmp_path, data):
     est = Elistimator(tiny_model_fn, tmp_path, verbose=False, params={"learning_rate": 0.05})
     est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": None})
     predictions = {}
-    for _ in range(3):
-        est.train().validate()
-        est.save_ckpt()
-        predictions[est.global_step] = est.predict(vx)["probabilities"]
+    returned = train_epochs(est, 3, each=lambda step: predictions.update({step: est.predict(vx)["probabilities"]}))
     est.train()  # moves on past the last checkpoint
-    losses = {s: c["metrics"]["loss"] for s, c in est.checkpoints.items()}
-    best = min(losses, key=losses.get)
+    best = best_of(returned)
     assert est.restore_best_ckpt() is est and est.global_step == best
     np.testing.assert_array_equal(est.predict(vx)["probabilities"], predictions[best])
     est.restore_latest_ckpt()
     assert est.global_step == 27
-    worst = max(losses, key=losses.get)
-    assert est.restore_best_ckpt(metric="loss", mode="max").global_step == worst
+    assert est.restore_best_ckpt(metric="loss", mode="max").global_step == best_of(returned, mode="max")
     est.restore_ckpt(est.checkpoints[9]["file"])
     np.testing.assert_array_equal(est.predict(vx)["probabilities"], predictions[9])
     est.restore_ckpt("checkpoints/model-18")  # relative to the model directory
@@ -82,7 +76,8 @@ def test_restore_best_and_latest(tmp_path, data):
     with pytest.warns(UserWarning, match=r"restored step 18: the later checkpoints \[27\] .* are dropped"):
         est.train(2)  # training continues from the restored step: a new branch
     assert est.global_step == 20
-    assert sorted(est.checkpoints) == [9, 18] and '27' not in metadata(tmp_path)["validations"]
+    assert {s: c["metrics"] for s, c in est.checkpoints.items()} == {9: returned[9], 18: returned[18]}
+    assert "27" not in json.loads((tmp_path / METADATA_FILE).read_text())["validations"]
     from elistimator_tracking._tf import tf
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")) == str(tmp_path / "checkpoints" / "model-18")
     assert not list((tmp_path / "checkpoints").glob("model-27.*"))
@@ -171,12 +166,10 @@ def test_restore_of_a_pruned_checkpoint_is_a_clear_error(tmp_path, data):
     (x, y), (vx, vy) = data
     est = Elistimator(tiny_model_fn, tmp_path, verbose=False, params={"learning_rate": 0.5}, tracking=False)
     est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
-    for _ in range(2):
-        est.train().validate()
-        est.save_ckpt()
+    returned = train_epochs(est, 2)
     pruned = r"step 9 is no longer on local disk \(pruned by max_to_keep=1\) and no MLflow run holds it"
     with pytest.raises(CheckpointNotFoundError, match=pruned):
-        est.restore_ckpt(est.checkpoints[9]["file"])
+        est.restore_best_ckpt(mode="max" if best_of(returned, mode="max") == 9 else "min")  # step 9's side
     est.close()
     with pytest.raises(CheckpointNotFoundError, match=pruned):
         Elistimator.from_disk(tmp_path, checkpoint=9)
@@ -225,3 +218,27 @@ def test_save_returns_the_same_path_form_as_the_checkpoints_entry(tmp_path, data
         est.setup(dataset_fn(x, y))
         prefix = est.train().save_ckpt()
         assert prefix == est.checkpoints[9]["file"] == str(tmp_path / "link" / "checkpoints" / "model-9")
+
+
+def test_max_to_keep_defaults_to_5(estimator):
+    for _ in range(7):
+        estimator.train()
+        estimator.save_ckpt()
+    assert [s for s, c in estimator.checkpoints.items() if c["local"]] == [27, 36, 45, 54, 63]
+    assert len(estimator.checkpoints) == 7
+
+
+def test_session_args_reach_the_session(tmp_path, data):
+    """README: session_args go to tf.Session (config, target)."""
+    (x, y), _ = data
+    config = tf.ConfigProto(device_count={"CPU": 2}, inter_op_parallelism_threads=1)
+    with Elistimator(tiny_model_fn, tmp_path, verbose=False, tracking=False,
+                     session_args={"config": config, "target": ""}) as est:
+        est.setup(dataset_fn(x, y)).train()
+        devices = [d.name for d in est.session.list_devices() if d.device_type == "CPU"]
+    assert len(devices) == 2
+    with Elistimator(tiny_model_fn, tmp_path / "default", verbose=False, tracking=False) as est:
+        est.setup(dataset_fn(x, y))
+        assert len([d for d in est.session.list_devices() if d.device_type == "CPU"]) == 1
+    with pytest.raises(TypeError, match=r"session_args has unknown key\(s\) \['graph'\]"):
+        Elistimator(tiny_model_fn, tmp_path / "bad", session_args={"graph": None})

@@ -1,64 +1,105 @@
-"""The ``elistimator`` command against a real SQLite store."""
+"""The ``elistimator`` command against a real SQLite store, its answers checked against the values
+validate() returned; failures as a user sees them, from the real console script."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from mlflow import MlflowClient
 
-from conftest import dataset_fn, tiny_model_fn
+from conftest import best_of, dataset_fn, fit_targets, target_model_fn, targets, tiny_model_fn, zero_targets
 from elistimator_tracking import Elistimator
 from elistimator_tracking.cli import main
 from elistimator_tracking.tracking.mlflow_tracker import MlflowTracker
 
-
-@pytest.fixture
-def experiment(tmp_path, data, request):
-    """Two finished runs of one experiment with different learning rates."""
-    (x, y), (vx, vy) = data
-    name = request.node.name
-    run_ids = {}
-    for rate in (0.01, 0.5):
-        with Elistimator(tiny_model_fn, tmp_path / f"model-{rate}", params={"learning_rate": rate}, verbose=False,
-                         experiment=name, run_name=f"lr-{rate}") as est:
-            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
-            for _ in range(2):
-                est.train().validate()
-                est.save_ckpt()
-            run_ids[rate] = est.run_id
-    return name, run_ids
+SCRIPT = Path(sys.executable).parent / "elistimator"
+COURSES = {"steady": (1.5, -0.5, 3.0, -2.0, 1.0), "jumpy": (2.1, 0.4, 1.2)}  # all losses and w values differ
 
 
-def test_runs_compares_the_runs_sorted_by_a_metric(experiment, capsys):
-    name, run_ids = experiment
-    assert main(["runs", name, "--sort-by", "loss"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    header = lines[0].split()
-    assert header[:4] == ["run", "id", "status", "learning_rate"] and "best" in header and "last" in header
-    client = MlflowClient()
-    best_loss = {rate: min(m.value for m in client.get_metric_history(run_id, "validation/loss"))
-                 for rate, run_id in run_ids.items()}
-    lowest, highest = sorted(best_loss, key=best_loss.get)
-    assert lines[2].startswith(f"lr-{lowest}") and lines[3].startswith(f"lr-{highest}")
-    assert main(["runs", name, "--sort-by", "loss", "--mode", "max"]) == 0
-    assert capsys.readouterr().out.splitlines()[2].startswith(f"lr-{highest}")
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """Two finished runs in a store of their own (MLFLOW_TRACKING_URI names another): every command
+    must be pointed at it with --tracking-uri."""
+    root = tmp_path_factory.mktemp("cli")
+    store = f"sqlite:///{root / 'store.db'}"
+    runs = {}
+    for name, course in COURSES.items():
+        with Elistimator(target_model_fn, root / name, params={"schedule": name}, verbose=False, tracking=store,
+                         experiment="cli-values", run_name=name) as est:
+            est.setup(targets(course[0]), zero_targets)
+            runs[name] = SimpleNamespace(returned=fit_targets(est, course), run_id=est.run_id)
+    return SimpleNamespace(store=store, runs=runs, root=root)
 
 
-def test_best_register_and_download(experiment, tmp_path, capsys):
-    name, run_ids = experiment
-    assert main(["best", name, "--metric", "accuracy", "--mode", "max"]) == 0
-    out = capsys.readouterr().out
-    assert "best run: lr-" in out and "checkpoint: step" in out and "runs:/" in out
-    assert main(["register", run_ids[0.5], f"{name}-model", "--metric", "loss"]) == 0
-    assert f"registered models:/{name}-model/1 (@champion)" in capsys.readouterr().out
-    assert main(["download", f"models:/{name}-model@champion", str(tmp_path / "champion")]) == 0
-    with Elistimator.from_disk(tmp_path / "champion", verbose=False, tracking=False) as est:
-        assert est.global_step in (9, 18)
-    assert main(["download", f"runs:/{run_ids[0.01]}", str(tmp_path / "latest"), "--checkpoint", "latest"]) == 0
-    assert (tmp_path / "latest" / "checkpoints" / "model-18.index").is_file()
+def run_cli(experiment, *argv: str) -> str:
+    """The command's stdout (it must succeed); --tracking-uri goes to the experiment's store."""
+    import io
+    from contextlib import redirect_stdout
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main([*argv, "--tracking-uri", experiment.store]) == 0
+    return out.getvalue()
+
+
+def table(text: str):
+    """The rows of a printed table as dicts (columns are separated by two or more spaces)."""
+    lines = text.splitlines()
+    header = re.split(r"\s{2,}", lines[0].strip())
+    return [dict(zip(header, re.split(r"\s{2,}", line.strip()))) for line in lines[2:]]
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_runs_shows_the_best_and_last_values_sorted_by_the_best(experiment, mode):
+    rows = table(run_cli(experiment, "runs", "cli-values", "--sort-by", "loss", "--mode", mode))
+    pick = min if mode == "min" else max
+    expected = {}
+    for name, run in experiment.runs.items():
+        losses, ws = [m["loss"] for m in run.returned.values()], [m["w"] for m in run.returned.values()]
+        expected[name] = {"run": name, "id": run.run_id[:8], "status": "FINISHED", "schedule": name,
+                          "best loss": f"{pick(losses):.4g}", "last loss": f"{losses[-1]:.4g}",
+                          "best w": f"{max(ws):.4g}", "last w": f"{ws[-1]:.4g}"}
+    order = sorted(expected, key=lambda n: pick(m["loss"] for m in experiment.runs[n].returned.values()),
+                   reverse=mode == "max")
+    assert rows == [expected[name] for name in order]
+
+
+@pytest.mark.parametrize("metric, mode", [("loss", "min"), ("w", "max"), ("loss", "max")])
+def test_best_names_the_best_run_and_checkpoint(experiment, metric, mode):
+    candidates = {(name, step): metrics[metric] for name, run in experiment.runs.items()
+                  for step, metrics in run.returned.items()}
+    name, step = best_of({key: {metric: value} for key, value in candidates.items()}, metric, mode)
+    run_id = experiment.runs[name].run_id
+    assert run_cli(experiment, "best", "cli-values", "--metric", metric, "--mode", mode).splitlines() == [
+        f"best run: {name} ({run_id})",
+        f"checkpoint: step {step}, validation {metric} = {candidates[name, step]:.6g} ({mode})",
+        f"source: runs:/{run_id}  (Elistimator.from_disk('runs:/{run_id}', checkpoint={step}))"]
+
+
+def test_register_and_download_take_the_best_checkpoint(experiment, tmp_path, request):
+    name, steady = request.node.name, experiment.runs["steady"]
+    expected = best_of(steady.returned, "w", "max")
+    assert run_cli(experiment, "register", steady.run_id, name, "--metric", "w", "--mode", "max") == \
+        f"registered models:/{name}/1 (@champion) from run {steady.run_id}\n"
+    version = MlflowClient(experiment.store).get_model_version_by_alias(name, "champion")
+    assert version.tags["elistimator.step"] == str(expected) and version.run_id == steady.run_id
+    for checkpoint, step in (("best", best_of(steady.returned)), ("latest", max(steady.returned)), ("6", 6)):
+        destination = tmp_path / checkpoint
+        run_cli(experiment, "download", f"runs:/{steady.run_id}", str(destination), "--checkpoint", checkpoint)
+        with Elistimator.from_disk(destination, verbose=False, tracking=False) as est:
+            assert est.global_step == step
+            assert est.checkpoints[step]["metrics"] == steady.returned[step]
+
+
+def test_download_of_a_registered_version_from_a_named_store(experiment, tmp_path, request):
+    steady = experiment.runs["steady"]
+    run_cli(experiment, "register", steady.run_id, request.node.name)
+    run_cli(experiment, "download", f"models:/{request.node.name}@champion", str(tmp_path / "champion"))
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -84,11 +125,32 @@ def test_sync_delivers_what_a_model_directory_kept(tmp_path, data, capsys, track
             est.setup(dataset_fn(x, y))
             est.train().save_ckpt()
     assert main(["sync", str(tmp_path / "model"), "--tracking-uri", tracking_store]) == 0
-    assert f"{tracking_store}: all delivered" in capsys.readouterr().out
+    assert capsys.readouterr().out == f"{tracking_store}: all delivered\n"
 
 
-def test_the_console_script_has_help_on_every_command():
-    script = Path(sys.executable).parent / "elistimator"
-    for command in ([], ["runs"], ["best"], ["register"], ["download"], ["sync"]):
-        done = subprocess.run([str(script), *command, "--help"], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0 and "usage: elistimator" in done.stdout, done.stderr
+def test_every_command_has_help(capsys):
+    for command in ("runs", "best", "register", "download", "sync"):
+        with pytest.raises(SystemExit) as done:
+            main([command, "--help"])
+        assert done.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: elistimator {command}") and "--tracking-uri" in out
+
+
+def test_the_console_script_fails_with_one_line(tmp_path):
+    """The installed ``elistimator`` in real processes (side by side): against a fresh default
+    store (MLflow logs its table creation at INFO), and with a malformed source."""
+    # as in a user's shell: importing the package set TF_CPP_MIN_LOG_LEVEL in this process only
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "TF_CPP_MIN_LOG_LEVEL")}
+    commands = {"register": (["register", "0123456789abcdef0123456789abcdef", "m"],
+                             "there is no run '0123456789abcdef0123456789abcdef' in sqlite:///"),
+                "download": (["download", "nonsense", "out"], "'nonsense' is not a model source")}
+    processes = {name: subprocess.Popen([str(SCRIPT), *argv], cwd=tmp_path, env=env, text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for name, (argv, _) in commands.items()}
+    for name, process in processes.items():
+        out, err = process.communicate(timeout=180)
+        assert process.returncode == 1 and out == "", (name, out, err)
+        assert err.count("\n") == 1 and err.startswith(f"elistimator {name}: error: "), (name, err)
+        assert commands[name][1] in err, (name, err)
+    assert (tmp_path / "mlflow.db").is_file()  # register really opened (and created) the default store

@@ -1,11 +1,13 @@
-"""Smoke tests of the examples: a few steps each, through their real entry points, tracked."""
+"""Smoke tests of the examples: a few steps each, through their real entry points, tracked; what
+they report is checked against the registered model and the run."""
 
 from __future__ import annotations
 
 import pytest
 from mlflow import MlflowClient
 
-from conftest import SHARED_MNIST, import_example
+from conftest import DIGITS_MNIST_SIZE, history, import_example
+from elistimator_tracking import Elistimator
 
 
 def test_parity_example_trains_tests_and_registers(tmp_path, capsys):
@@ -13,9 +15,14 @@ def test_parity_example_trains_tests_and_registers(tmp_path, capsys):
     result = parity.main(["--epochs", "2", "--steps-per-epoch", "4", "--train-size", "300", "--quiet",
                           "--model-dir", str(tmp_path / "parity"), "--register-as", "parity-smoke"])
     out = capsys.readouterr().out
-    assert 0.0 <= result["test"]["accuracy"] <= 1.0 and result["best_step"] in (4, 8)
     champion = MlflowClient().get_model_version_by_alias("parity-smoke", "champion")
     assert str(champion.version) == result["version"] and champion.run_id == result["run_id"]
+    assert champion.tags["elistimator.step"] == str(result["best_step"])
+    with Elistimator.from_disk(tmp_path / "parity", verbose=False, tracking=False) as est:
+        accuracy = {step: c["metrics"]["accuracy"] for step, c in est.checkpoints.items()}
+    assert sorted(accuracy) == [4, 8] and accuracy[result["best_step"]] == max(accuracy.values())
+    for name, value in result["test"].items():  # the test was evaluated at the best checkpoint, and logged
+        assert history(MlflowClient(), result["run_id"], f"evaluation/{name}") == [(result["best_step"], value)]
     assert "einundzwanzig: " in out and "mlflow ui --backend-store-uri sqlite:///" in out
     assert f"tensorboard --logdir {tmp_path}\n" in out
 
@@ -30,14 +37,18 @@ def test_parity_example_reaches_its_accuracy(tmp_path):
 
 
 @pytest.mark.slow
-def test_mnist_example_runs_the_seed_walkthrough(tmp_path, capsys):
-    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"real MNIST images not found in {SHARED_MNIST}")
+def test_mnist_example_runs_the_seed_walkthrough(tmp_path, digits_mnist_dir):
+    """The MNIST path without ../shared: idx files made from scikit-learn's digits."""
     example = import_example("mnist_example")
-    result = example.main(["--data-dir", str(SHARED_MNIST), "--epochs", "2", "--steps-per-epoch", "10",
+    result = example.main(["--data-dir", str(digits_mnist_dir), "--epochs", "2", "--steps-per-epoch", "10",
                            "--model-dir", str(tmp_path / "mnist"), "--register-as", "mnist-smoke"])
-    assert result["predicted"] == 2000 and result["best_step"] in (10, 20)
-    assert str(MlflowClient().get_model_version_by_alias("mnist-smoke", "champion").version) == result["version"]
+    assert result["predicted"] == DIGITS_MNIST_SIZE - 8000  # the validation images
+    champion = MlflowClient().get_model_version_by_alias("mnist-smoke", "champion")
+    assert str(champion.version) == result["version"] and champion.run_id == result["run_id"]
+    with Elistimator.from_disk(tmp_path / "mnist", verbose=False, tracking=False) as est:
+        accuracy = {step: c["metrics"]["accuracy"] for step, c in est.checkpoints.items()}
+    assert sorted(accuracy) == [10, 20] and accuracy[result["best_step"]] == max(accuracy.values())
+    assert result["evaluation"]["accuracy"] == pytest.approx(accuracy[result["best_step"]], rel=1e-6)
 
 
 def test_mnist_example_without_data_stops_at_once_and_says_how_to_get_it(tmp_path):

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import dataset_fn, tiny_model_fn
+from conftest import dataset_fn, tiny_model_fn, train_epochs
 from elistimator_tracking import Elistimator
 from elistimator_tracking import CheckpointNotFoundError, ModelDirectoryError
 from elistimator_tracking.metadata import METADATA_FILE
@@ -19,10 +19,7 @@ def trained_dir(tmp_path, data):
     est = Elistimator(tiny_model_fn, tmp_path / "original", verbose=False, params={"learning_rate": 0.05})
     est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
     outputs = {}
-    for _ in range(3):
-        est.train().validate()
-        est.save_ckpt()
-        outputs[est.global_step] = est.predict(vx)["probabilities"]
+    train_epochs(est, 3, each=lambda step: outputs.update({step: est.predict(vx)["probabilities"]}))
     checkpoints = est.checkpoints
     est.close()
     moved = tmp_path / "moved"

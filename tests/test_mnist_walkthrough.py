@@ -1,4 +1,4 @@
-"""The seed README's walkthrough on the real MNIST images in ../shared/data/mnist."""
+"""The seed README's walkthrough on the real MNIST images ($ELISTIMATOR_MNIST_DIR, else ../shared/data/mnist)."""
 
 from pathlib import Path
 

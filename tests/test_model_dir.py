@@ -1,11 +1,10 @@
 """model_dir: str or Path, created when missing; a temporary one lives as long as the object."""
 
 import gc
-import os
 
 import pytest
 
-from conftest import tiny_model_fn
+from conftest import dataset_fn, tiny_model_fn
 from elistimator_tracking import Elistimator, ModelDirectoryError
 
 
@@ -33,9 +32,14 @@ def test_temporary_model_dir_lives_as_long_as_the_object():
     assert not path.exists()
 
 
-def test_context_manager_closes(tmp_path, data):
-    with Elistimator(tiny_model_fn, tmp_path, verbose=False) as est:
-        pass
-    with pytest.raises(RuntimeError, match="closed"):
+def test_context_manager_closes_the_session_and_keeps_the_directory(tmp_path, data):
+    (x, y), _ = data
+    with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=False) as est:
+        est.setup(dataset_fn(x, y)).train().save_ckpt()
+        session = est.session
+    with pytest.raises(RuntimeError, match="this Elistimator is closed"):
         est.train()
-    assert os.path.isdir(tmp_path)
+    with pytest.raises(RuntimeError, match="closed Session"):
+        session.run(est.graph.get_operations()[0].outputs[0])
+    with Elistimator.from_disk(tmp_path / "model", verbose=False, tracking=False) as again:
+        assert again.global_step == 9

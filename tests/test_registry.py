@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from conftest import dataset_fn, tiny_model_fn
+from conftest import dataset_fn, tiny_model_fn, train_epochs
 from elistimator_tracking import Elistimator
 
 
@@ -17,9 +17,7 @@ def trained(tmp_path, data):
     (x, y), (vx, vy) = data
     est = Elistimator(tiny_model_fn, tmp_path / "model", params={"learning_rate": 0.05}, verbose=False)
     est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
-    for _ in range(3):
-        est.train().validate()
-        est.save_ckpt()
+    train_epochs(est, 3)
     yield est
     est.close()
 
@@ -59,8 +57,7 @@ def test_register_best_needs_tracking_and_a_recorded_metric(tmp_path, trained, d
     (x, y), (vx, vy) = data
     with Elistimator(tiny_model_fn, tmp_path / "untracked", verbose=False, tracking=False) as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
-        est.train().validate()
-        est.save_ckpt()
+        train_epochs(est, 1)
         with pytest.raises(RuntimeError, match="registering a model needs tracking"):
             est.register_best("x")
 

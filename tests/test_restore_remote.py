@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from conftest import dataset_fn, tiny_model_fn
+from conftest import best_of, dataset_fn, tiny_model_fn, train_epochs, tree
 from elistimator_tracking import Elistimator
 from elistimator_tracking import ModelDirectoryError
 
@@ -25,22 +26,14 @@ def run(tmp_path, data):
     predictions = {}
     with Elistimator(tiny_model_fn, tmp_path / "model", params={"learning_rate": 0.05}, verbose=False) as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
-        for _ in range(3):
-            est.train().validate()
-            est.save_ckpt()
-            predictions[est.global_step] = est.predict(x=vx)["probabilities"]
+        returned = train_epochs(est, 3, each=lambda step: predictions.update({step: est.predict(x=vx)["probabilities"]}))
         run_id = est.run_id
     return {"run_id": run_id, "model_dir": tmp_path / "model", "predictions": predictions, "vx": vx,
-            "cache": tmp_path / "cache"}
-
-
-def worst_step(model_dir: Path) -> int:
-    validations = json.loads((model_dir / "elistimator.json").read_text())["validations"]
-    return max((int(s) for s in validations), key=lambda s: (validations[str(s)]["loss"], s))
+            "cache": tmp_path / "cache", "returned": returned}
 
 
 def test_a_checkpoint_pruned_locally_is_fetched_from_the_run(run):
-    step = worst_step(run["model_dir"])
+    step = best_of(run["returned"], "loss", "max")
     assert step != 27  # pruned: only 27 is on local disk
     with Elistimator.from_disk(run["model_dir"], verbose=False, cache_dir=run["cache"]) as est:
         assert not est.checkpoints[step]["local"]
@@ -55,7 +48,6 @@ def test_a_checkpoint_pruned_locally_is_fetched_from_the_run(run):
 
 
 def test_a_fresh_process_restores_the_best_checkpoint_from_the_run_alone(run, tmp_path):
-    import shutil
     shutil.rmtree(run["model_dir"])  # the model directory is lost; the tracking URI is all we have
     script = f"""
 import numpy as np
@@ -68,9 +60,7 @@ print(est.global_step)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     step = int(done.stdout.strip().splitlines()[-1])
-    client = MlflowClient()
-    losses = {m.step: m.value for m in client.get_metric_history(run["run_id"], "validation/loss")}
-    assert step == min(losses, key=lambda s: (losses[s], -s))
+    assert step == best_of(run["returned"])
     np.testing.assert_allclose(np.load(tmp_path / "answer.npy"), run["predictions"][step], rtol=1e-6)
 
 
@@ -94,10 +84,13 @@ def test_models_sources_restore_the_registered_version_and_reuse_the_cache(run, 
     ("models:/no-such-model/3", LookupError, "is not in the Model Registry"),
     ("models:/", ValueError, "is not a model source"),
 ])
-def test_unknown_sources_are_clear_errors(source, error, message, tmp_path):
+def test_unknown_sources_are_clear_errors_and_leave_the_cache_as_it_was(source, error, message, run):
+    Elistimator.from_disk(f"runs:/{run['run_id']}", cache_dir=run["cache"], verbose=False).close()
+    before = tree(run["cache"])
+    assert before
     with pytest.raises(error, match=message):
-        Elistimator.from_disk(source, cache_dir=tmp_path / "cache")
-    assert leftovers(tmp_path / "cache") == []
+        Elistimator.from_disk(source, cache_dir=run["cache"])
+    assert tree(run["cache"]) == before
 
 
 def test_an_unknown_alias_and_a_metric_no_checkpoint_recorded(run, request):
@@ -118,29 +111,76 @@ def artifact_dir(run_id: str, path: str) -> Path:
     return Path(uri.removeprefix("file://")) / path
 
 
-def leftovers(cache: Path) -> list:
-    return [p for p in cache.rglob("*") if p.is_file()] if cache.exists() else []
-
-
 def test_a_checksum_mismatch_in_the_run_is_refused_and_nothing_stays(run):
+    Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint=27, cache_dir=run["cache"], verbose=False).close()
+    before = tree(run["cache"])
     data = next(artifact_dir(run["run_id"], "checkpoints/step-18/checkpoints").glob("model-18.data-*"))
     data.write_bytes(data.read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(ModelDirectoryError, match="model-18.data-00000-of-00001 does not match its checksum"):
         Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint=18, cache_dir=run["cache"])
-    assert leftovers(run["cache"]) == []
+    assert tree(run["cache"]) == before
 
 
-def test_a_path_that_leaves_the_download_directory_is_refused(run):
+def test_a_prefix_that_leaves_the_model_directory_is_refused(run):
     metadata_file = artifact_dir(run["run_id"], "checkpoints/step-9/elistimator.json")
     metadata = json.loads(metadata_file.read_text())
     metadata["checkpoints"]["9"]["prefix"] = "../../../../outside/model-9"
     metadata_file.write_text(json.dumps(metadata))
     with pytest.raises(ModelDirectoryError, match="points outside the model directory"):
         Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint=9, cache_dir=run["cache"])
-    assert leftovers(run["cache"]) == []
+    assert not [p for p in run["cache"].rglob("*") if p.is_file()]
 
 
-def test_a_version_without_an_elistimator_checkpoint_is_refused(tmp_path, request):
+CRAFTED_MLMODEL = """flavors:
+  python_function:
+    artifacts:
+      model_dir:
+        path: {path}
+    loader_module: mlflow.pyfunc.loaders.code_model
+"""
+
+
+def test_a_download_whose_model_points_outside_it_is_refused(run, tmp_path, request):
+    """A registered version whose MLmodel names a model directory outside the download (here a real
+    one of the user's): refused, and that directory is neither moved into the cache nor changed."""
+    victim = tmp_path / "victim"
+    shutil.copytree(run["model_dir"], victim)
+    before = tree(victim)
+    crafted = tmp_path / "crafted"
+    crafted.mkdir()
+    (crafted / "MLmodel").write_text(CRAFTED_MLMODEL.format(path=victim))
+    client, name = MlflowClient(), request.node.name
+    run_id = client.create_run(client.create_experiment(name)).info.run_id
+    client.log_artifacts(run_id, str(crafted), "model")
+    client.create_registered_model(name)
+    client.create_model_version(name, source=f"{client.get_run(run_id).info.artifact_uri}/model", run_id=run_id)
+    with pytest.raises(ModelDirectoryError, match="points outside the download directory; refusing it"):
+        Elistimator.from_disk(f"models:/{name}/1", cache_dir=run["cache"])
+    assert tree(victim) == before
+    assert not [p for p in run["cache"].rglob("*") if p.is_file()]
+
+
+def test_a_pruned_checkpoint_is_checked_against_this_directory_s_own_checksums(run, data, tmp_path):
+    """The run's step-9 artifact replaced by another model's step 9 (valid, with its own checksums):
+    restoring the pruned step 9 refuses it, since this model directory recorded other files."""
+    (x, y), (vx, vy) = data
+    with Elistimator(tiny_model_fn, tmp_path / "other", params={"learning_rate": 0.9}, verbose=False) as other:
+        other.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+        train_epochs(other, 1)
+        other_run = other.run_id
+    logged = artifact_dir(run["run_id"], "checkpoints/step-9")
+    shutil.rmtree(logged)
+    shutil.copytree(artifact_dir(other_run, "checkpoints/step-9"), logged)
+    with Elistimator.from_disk(run["model_dir"], verbose=False, cache_dir=run["cache"]) as est:
+        assert not est.checkpoints[9]["local"]
+        with pytest.raises(ModelDirectoryError, match="step 9 in run .* is not the one this model directory recorded"):
+            est.restore_ckpt(est.checkpoints[9]["file"])
+        assert est.global_step == 27
+
+
+def test_a_version_without_an_elistimator_checkpoint_is_refused(tmp_path, request, run):
+    Elistimator.from_disk(f"runs:/{run['run_id']}", cache_dir=run["cache"], verbose=False).close()
+    before = tree(run["cache"])
     client = MlflowClient()
     name = request.node.name
     junk = client.create_run(client.create_experiment(name)).info.run_id
@@ -150,8 +190,9 @@ def test_a_version_without_an_elistimator_checkpoint_is_refused(tmp_path, reques
     client.create_registered_model(name)
     client.create_model_version(name, source=f"{client.get_run(junk).info.artifact_uri}/junk", run_id=junk)
     with pytest.raises(ModelDirectoryError, match="holds no Elistimator checkpoint"):
-        Elistimator.from_disk(f"models:/{name}/1", cache_dir=tmp_path / "cache")
-    assert leftovers(tmp_path / "cache") == []
+        Elistimator.from_disk(f"models:/{name}/1", cache_dir=run["cache"])
+    files = {path for path, size in tree(run["cache"]).items() if size >= 0}
+    assert files == {path for path, size in before.items() if size >= 0}  # (only empty folders are new)
 
 
 def test_training_on_a_remote_checkpoint_leaves_the_cache_alone(run, data):

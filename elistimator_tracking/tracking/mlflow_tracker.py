@@ -24,6 +24,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from .._faults import crash_point
 from ..errors import TrackingError
 from .base import RUN_STATUSES, Tracker, TrackingWarning
 from .http_limits import bounded
@@ -134,11 +135,6 @@ class MlflowTracker(Tracker):
         return {"tracking_uri": self.tracking_uri, "experiment": self._experiment, "run_key": self._key,
                 "run_id": self._spool.run_id(self._key)}
 
-    @property
-    def run_id(self) -> Optional[str]:
-        """The MLflow run id, once the store created (or found) the run."""
-        return self._spool.run_id(self._key) if self._spool else None
-
     def flush(self, timeout: float = 60.0) -> bool:
         """Wait (at most ``timeout`` seconds, and only while the store answers) until everything
         journaled so far is delivered; True when it is."""
@@ -151,7 +147,7 @@ class MlflowTracker(Tracker):
         from .registry import register_model_dir
         if self._spool is not None:
             self.flush(self.close_timeout)
-            run_id = self.run_id
+            run_id = self._spool.run_id(self._key)
         if run_id is None:
             raise TrackingError(f"cannot register {name!r}: the run does not exist yet in {self.tracking_uri} "
                                f"({self._last_error or 'the store has not answered'}); try again when it answers")
@@ -201,17 +197,22 @@ class MlflowTracker(Tracker):
         return delivered
 
     def _wait_delivered(self, seq: int, timeout: float, retry_now: bool = False) -> bool:
-        """Wait until ``seq`` is delivered; give up at ``timeout`` or when an attempt fails."""
+        """Wait until ``seq`` is delivered; give up at ``timeout`` or when an attempt fails (with
+        ``retry_now``: try at once, and once more after a failure, which may be a dropped connection)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            failures = self._failures
+            failures, allowed = self._failures, int(retry_now)
             if retry_now:
                 self._retry_now = True
                 self._cond.notify_all()
             while self._delivered_seq < seq:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._failures > failures:
+                failed = self._failures - failures
+                if remaining <= 0 or failed > allowed:
                     return False
+                if failed and retry_now:
+                    retry_now, self._retry_now = False, True  # the second try, at once
+                    self._cond.notify_all()
                 self._cond.wait(remaining)
             return True
 
@@ -241,6 +242,7 @@ class MlflowTracker(Tracker):
                     backoff = min(backoff * 2, self.max_backoff)
                     continue
             backoff = 0.5
+            crash_point("tracking.delivered")
             self._spool.mark_delivered(batch[-1]["seq"])
             for op in batch:
                 if op["op"] == "artifacts":
@@ -345,6 +347,7 @@ class MlflowTracker(Tracker):
         else:
             run = client.create_run(experiment_id, run_name=op.get("run_name"),
                                     tags={**op.get("tags", {}), RUN_KEY_TAG: key})
+            crash_point("tracking.run_created")
         self._spool.set_run(key, run.info.run_id)
 
     def _resume(self, run_id: str) -> bool:

@@ -45,7 +45,7 @@ class RunCheckpoints:
     def __init__(self, run_id: str, tracking_uri: Optional[str] = None, cache_dir: Optional[Path] = None):
         self.tracking_uri = tracking_uri or mlflow.get_tracking_uri()
         self.client = MlflowClient(self.tracking_uri)
-        self.run_id = run_id
+        self.run_id, self.label = run_id, f"run {run_id}"
         self._cache_dir = cache_dir
         self._steps: Optional[List[int]] = None
         self._fetched: Dict[int, Path] = {}
