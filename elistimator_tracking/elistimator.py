@@ -63,6 +63,7 @@ class Elistimator:
         self._origin, self._settings, self.verbose, self._closed = origin, settings, settings.verbose, False
         self._model_fn, self._params, self._directory, self._saver = (origin.model_fn, origin.params,
                                                                       origin.directory, origin.saver)
+        self._writer = origin.writer  # held by a new model; a loaded one takes it at its first write
         self._run = TrackingListener(make_tracker(settings.tracking, (origin.recorded_run or {}).get("tracking_uri")),
                                      settings.experiment or origin.experiment, settings.run_name, settings.tags,
                                      origin.recorded_run, settings.cache_dir)
@@ -148,6 +149,7 @@ class Elistimator:
         """
         self._require_open()
         saver = self._saver.updated(train_saver_args)
+        self._writer.acquire()
         train = BatchStream(train_input_fn, "training")
         validation, built_now = None, self._loops is None
         try:
@@ -230,6 +232,7 @@ class Elistimator:
         files are removed; their entries stay in ``checkpoints`` with ``local=False``.
         """
         loops = self._require_model("save_ckpt()")
+        self._writer.acquire()
         step = loops.global_step
         self._checkpoints.save(loops, step, commit=self._write_metadata)
         self._listeners.notify("on_checkpoint", self._checkpoints.saved(step, self._metadata()))
@@ -316,11 +319,14 @@ class Elistimator:
         if self._closed:
             return
         self._closed = True
-        self._listeners.notify("on_close", status, error)
-        if self._loops is not None:
-            if self._loops.train_stream is not None:  # set up: the run id, if the store answered late
-                self._write_metadata()
-            self._loops.close()
+        try:
+            self._listeners.notify("on_close", status, error)
+            if self._loops is not None:
+                if self._loops.train_stream is not None:  # set up: the run id, if the store answered late
+                    self._write_metadata()
+                self._loops.close()
+        finally:
+            self._writer.release()
 
     def __enter__(self) -> "Elistimator":
         return self

@@ -120,7 +120,6 @@ class MlflowTracker(Tracker):
             return
         last = self._append({"op": "finish", "status": status, "error": error})
         delivered = self._drain(last["seq"], self.close_timeout)
-        self._spool.close()
         if not delivered:
             left = len(self._spool.pending())
             warnings.warn(f"{left} tracking operation(s) could not be delivered to {self.tracking_uri} "

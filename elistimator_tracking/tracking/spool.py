@@ -16,14 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import fcntl
 import threading
 import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-from ..errors import TrackingError
 from ..model_dir import write_json_atomic, write_text_atomic
 from .base import TrackingWarning
 
@@ -42,16 +40,12 @@ def spools_in(spool_root: Path) -> Iterator["Spool"]:
         yield Spool(spool_root, uri)
 
 
-class SpoolBusy(TrackingError):
-    """Another tracker (in this or another process) is using the spool."""
-
-
 class Spool:
     """Journal, delivery mark, run ids and outbox of one tracking URI.
 
-    One user at a time: the spool holds an exclusive lock on its ``lock`` file until
-    ``close()`` (or the end of the process), so a ``sync`` cannot replay a journal a
-    running training is still writing.
+    One user at a time: every user (the tracker of a writing Elistimator, ``sync``) holds
+    the model directory's writer lock (``writer_lock.py``), so a ``sync`` never replays a
+    journal a running training is still writing.
     """
 
     def __init__(self, spool_root: Path, tracking_uri: str):
@@ -59,13 +53,6 @@ class Spool:
         self.path = spool_path(spool_root, tracking_uri)
         self._lock = threading.Lock()
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.path / "lock", "a")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock_file.close()
-            raise SpoolBusy(f"the tracking spool {self.path} is in use by another Elistimator or sync "
-                            "(in this or another process); close it first") from None
         store = self.path / "store.json"
         if not store.is_file():
             write_json_atomic(store, {"tracking_uri": tracking_uri})
@@ -75,11 +62,6 @@ class Spool:
         self._delivered = self._read_delivered()
         self._next_seq = max([self._delivered] + [op["seq"] for op in entries]) + 1
         self._runs: Dict[str, Optional[str]] = self._read_runs()
-
-    def close(self) -> None:
-        """Release the spool for the next user."""
-        if not self._lock_file.closed:
-            self._lock_file.close()
 
     # -- the journal ------------------------------------------------------------------
 

@@ -1,0 +1,106 @@
+"""Training processes for the crash-boundary and writer-lock tests.
+
+``python boundary_worker.py hold MODEL_DIR STORE``: become the writer of MODEL_DIR (train,
+validate, save), print ``holding <pid>``, and wait to be killed.
+
+``python boundary_worker.py serve``: import everything once, then for each stdin line
+``MODEL_DIR STORE CRASH_AT SEED`` (CRASH_AT ``-`` for none) fork a child that trains in
+MODEL_DIR (continuing it when it holds checkpoints) through random cycles of train /
+validate / save, with ``$ELISTIMATOR_CRASH_AT`` set to CRASH_AT. Prints ``child <pid>`` when
+it forks, the child prints ``ready <step>`` and ``cycle <n>``, and the server prints
+``exit <pid> <signal>`` when the child ends (signal 0: it finished its cycles). Forking a
+process that has imported TensorFlow and MLflow (but opened no session or store) makes a
+kill-and-restart take about 2 s instead of 10.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import blobs, dataset_fn, tiny_model_fn  # noqa: E402
+from elistimator_tracking import Elistimator, metadata  # noqa: E402
+from elistimator_tracking.model_dir import ModelDirectory  # noqa: E402
+
+CYCLES = 30  # a child that never reaches its crash point ends after this many
+
+
+def open_estimator(model_dir: Path, store: str) -> Elistimator:
+    """Continue the model in ``model_dir`` when it holds checkpoints, else start one."""
+    directory = ModelDirectory(model_dir)
+    if metadata.exists(directory) and metadata.read(directory).index.steps():
+        return Elistimator.from_disk(model_dir, verbose=False, tracking=store)
+    return Elistimator(tiny_model_fn, model_dir, params={"learning_rate": 0.5}, verbose=False, tracking=store,
+                       experiment="crash-boundaries")
+
+
+def setup(estimator: Elistimator) -> Elistimator:
+    (x, y), (vx, vy) = blobs(70, seed=0), blobs(30, seed=1)
+    return estimator.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 2})
+
+
+def hold(model_dir: Path, store: str) -> None:
+    estimator = setup(open_estimator(model_dir, store))
+    estimator.train(steps=3)
+    estimator.validate()
+    estimator.save_ckpt()
+    print("holding", os.getpid(), flush=True)
+    while True:
+        time.sleep(1)
+
+
+def train_cycles(model_dir: Path, store: str, seed: int) -> None:
+    """Random cycles of train / validate / save, each moment possibly the one killed."""
+    rng = random.Random(seed)
+    estimator = setup(open_estimator(model_dir, store))
+    print("ready", estimator.global_step, flush=True)
+    for cycle in range(CYCLES):
+        estimator.train(steps=rng.randint(1, 4))
+        if rng.random() < 0.7:
+            estimator.validate()
+        if rng.random() < 0.6:
+            estimator.save_ckpt()
+            if rng.random() < 0.3:
+                estimator.validate()
+        print("cycle", cycle, flush=True)
+    estimator.close()
+
+
+def serve() -> None:
+    from elistimator_tracking._tf import tf
+    import elistimator_tracking.tracking.mlflow_tracker  # noqa: F401 -- imported once, before forking
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    graph = tf.Graph()
+    with graph.as_default():  # loads tf.layers' Keras once (no session: forking stays safe)
+        tiny_model_fn({"x": tf.placeholder(tf.float32, (None, 2)), "y": tf.placeholder(tf.int32, (None,))},
+                      tf.constant(False), {})
+    print("serving", flush=True)
+    for line in sys.stdin:
+        model_dir, store, crash_at, seed = line.split()
+        pid = os.fork()
+        if pid == 0:
+            if crash_at != "-":
+                os.environ["ELISTIMATOR_CRASH_AT"] = crash_at
+            status = 0
+            try:
+                train_cycles(Path(model_dir), store, int(seed))
+            except BaseException as error:  # noqa: BLE001 -- reported, then the child ends
+                print("error", type(error).__name__, str(error).replace("\n", " ")[:500], flush=True)
+                status = 1
+            finally:
+                sys.stdout.flush()
+                os._exit(status)
+        print("child", pid, flush=True)
+        _, status = os.waitpid(pid, 0)
+        print("exit", pid, os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0, flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "hold":
+        hold(Path(sys.argv[2]), sys.argv[3])
+    else:
+        serve()
