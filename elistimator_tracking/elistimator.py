@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
+from ._faults import crash_point
 from ._tf import tf
 from .checkpoint_manager import CheckpointManager
 from .checkpoints import Selection
@@ -172,7 +173,7 @@ class Elistimator:
         self._loops.use_streams(train, validation)
         self._write_metadata()
         self._listeners.notify("on_setup", RunContext(self.model_dir, self._params, saver.as_params(),
-                                                      self._model_fn, self._loops.model.graph))
+                                                      self._model_fn, self._loops.model.graph, self._checkpoints.index))
         self._write_metadata()  # the run it tracks to
         return self
 
@@ -186,7 +187,7 @@ class Elistimator:
         if self._loops is None or self._loops.train_stream is None:
             raise RuntimeError("train() needs setup(train_input_fn, ...) first")
         steps = checked_steps(steps)
-        self._checkpoints.start_branch(self._write_metadata)
+        self._checkpoints.start_branch(lambda step, dropped: self._commit("branch", "on_branch", step, dropped))
         self._loops.train(steps, self.verbose, self._listeners)
         return self
 
@@ -198,9 +199,8 @@ class Elistimator:
         metrics = self._loops.validate(self.verbose)
         step = self.global_step
         self._checkpoints.index.record_validation(step, metrics)
-        self._write_metadata()
         saved = self._checkpoints.saved(step, self._metadata()) if step in self._checkpoints.index.records else None
-        self._listeners.notify("on_validation", step, metrics, saved)
+        self._commit("validate", "on_validation", step, metrics, saved)
         if self.verbose:
             print(metrics_line(metrics), flush=True)
         return metrics
@@ -234,8 +234,8 @@ class Elistimator:
         loops = self._require_model("save_ckpt()")
         self._writer.acquire()
         step = loops.global_step
-        self._checkpoints.save(loops, step, commit=self._write_metadata)
-        self._listeners.notify("on_checkpoint", self._checkpoints.saved(step, self._metadata()))
+        self._checkpoints.save(loops, step, uncommit=self._write_metadata, commit=lambda: self._commit(
+            "save", "on_checkpoint", self._checkpoints.saved(step, self._metadata())))
         self._checkpoints.remove_unreferenced_files()  # after listeners linked what they send
         return self._checkpoints.file_of(step)
 
@@ -278,6 +278,24 @@ class Elistimator:
 
     def _write_metadata(self) -> None:
         metadata_file.write(self._directory, self._metadata())
+
+    def _commit(self, name: str, moment: str, *args: Any) -> None:
+        """Announce ``moment`` (a validation, checkpoint or branch), then commit it to elistimator.json.
+
+        Listeners journal what they will send before the commit and deliver it only after
+        (``on_commit``): a crash in between leaves journaled work the file does not hold, which
+        the next run (or ``sync``) drops; after the commit, work it delivers. The crash points
+        ``<name>.journaled`` and ``<name>.committed`` name the two sides.
+        """
+        self._listeners.notify(moment, *args)
+        crash_point(f"{name}.journaled")
+        committed = False
+        try:
+            self._write_metadata()
+            committed = True
+            crash_point(f"{name}.committed")
+        finally:
+            self._listeners.notify("on_commit", committed)
 
     # -- loading ----------------------------------------------------------------------
 

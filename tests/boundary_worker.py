@@ -60,11 +60,12 @@ def train_cycles(model_dir: Path, store: str, seed: int) -> None:
     print("ready", estimator.global_step, flush=True)
     for cycle in range(CYCLES):
         estimator.train(steps=rng.randint(1, 4))
-        if rng.random() < 0.7:
+        validated = rng.random() < 0.6
+        if validated:
             estimator.validate()
         if rng.random() < 0.6:
             estimator.save_ckpt()
-            if rng.random() < 0.3:
+            if not validated and rng.random() < 0.5:  # metrics that reach a checkpoint already sent
                 estimator.validate()
         print("cycle", cycle, flush=True)
     estimator.close()

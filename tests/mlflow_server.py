@@ -25,9 +25,10 @@ class MlflowServer:
     by its PID stops the worker too. Restarting reuses the port, store and artifacts.
     """
 
-    def __init__(self, root: Path, port: int = 0):
+    def __init__(self, root: Path, port: int = 0, args: tuple = (), env: dict | None = None):
         self.root = root
         self.port = port or free_port()
+        self.args, self.env = tuple(args), dict(env or {})  # e.g. --app-name basic-auth and its settings
         self.process: subprocess.Popen | None = None
 
     @property
@@ -38,8 +39,8 @@ class MlflowServer:
         self.root.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
                    "--backend-store-uri", f"sqlite:///{self.root / 'store.db'}",
-                   "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1"]
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+                   "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1", *self.args]
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.env}
         log = open(self.root / "server.log", "ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                         start_new_session=True)

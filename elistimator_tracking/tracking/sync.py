@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Dict, Optional, Union
 
 from .. import metadata as metadata_file
+from ..checkpoints import CheckpointIndex
 from ..errors import ModelDirectoryError
 from ..model_dir import ModelDirectory
 from ..writer_lock import WriterLock
@@ -32,6 +33,7 @@ def sync(model_dir: Union[str, os.PathLike], tracking_uri: Optional[str] = None,
     writer = WriterLock(directory.path)
     writer.acquire("elistimator sync")  # the journal is the writer's: never replay one a training is writing
     try:
+        index = metadata_file.read(directory).index if metadata_file.exists(directory) else CheckpointIndex()
         left: Dict[str, int] = {}
         for spool in spools_in(root):
             target = MlflowTracker(tracking_uri or spool.tracking_uri)
@@ -40,7 +42,7 @@ def sync(model_dir: Union[str, os.PathLike], tracking_uri: Optional[str] = None,
                     raise ValueError(f"part of the work in {spool.path} already reached {spool.tracking_uri}; "
                                      "sync it there (without tracking_uri)")
                 spool.forget_runs()
-            left[target.tracking_uri] = left.get(target.tracking_uri, 0) + target.deliver_spool(spool, timeout)
+            left[target.tracking_uri] = left.get(target.tracking_uri, 0) + target.deliver_spool(spool, timeout, index.holds)
             _record_run(directory, spool, target.tracking_uri)
         return left
     finally:
