@@ -194,10 +194,9 @@ class TrackingListener(Listener):
     def register(self, checkpoint: SavedCheckpoint, name: str, alias: Optional[str], metric: str,
                  mode: str) -> str:
         """Register ``checkpoint`` as a new version of ``name`` (see ``Elistimator.register_best``)."""
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"name must be a non-empty string, got {name!r}")
-        if alias is not None and (not isinstance(alias, str) or not alias.strip()):
-            raise ValueError(f"alias must be a non-empty string or None, got {alias!r}")
+        if self.tracker.active:
+            from .registry import checked_registration
+            checked_registration(name, alias)
         with tempfile.TemporaryDirectory(prefix="elistimator-register-") as work:
             export = Path(work) / "model_dir"
             checkpoint.write(export)
