@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 from mlflow import MlflowClient
 
-from conftest import dataset_fn, tiny_model_fn
+from conftest import blobs, dataset_fn, tiny_model_fn
 from elistimator_tracking import Elistimator
 from elistimator_tracking.tracking import sync
 from elistimator_tracking.tracking.resolve import RunCheckpoints
@@ -168,3 +168,47 @@ def test_validations_of_an_abandoned_branch_never_attach_to_a_later_checkpoint(t
             resumed.save_ckpt()  # step 10 again, not validated
             assert resumed.checkpoints[10]["metrics"] == {}
     assert_the_run_holds_the_model_directory(model_dir, store)
+
+
+BOUNDARIES = ["save.files", "save.journaled", "save.committed", "validate.journaled", "validate.committed",
+              "branch.journaled", "branch.committed", "journal.append", "journal.appended", "delivery.sent"]
+
+
+@pytest.mark.slow
+def test_fifty_kills_at_random_moments_and_at_every_boundary_lose_and_duplicate_nothing(trainers, tmp_path):
+    """Each named boundary twice (its 1st and 3rd passage; a branch's 1st, twice), and kills at random
+    moments, in one model directory; after ``sync`` the run holds exactly what elistimator.json holds."""
+    rng = random.Random(2024)
+    model_dir, store = tmp_path / "model", f"sqlite:///{tmp_path / 'store.db'}"
+    plan = [f"{point}:{nth}" for nth in (1, 3) for point in BOUNDARIES] + ["random"] * 32
+    rng.shuffle(plan)
+    kills: Dict[str, int] = {}
+    for number, moment in enumerate(plan):
+        if moment == "random":
+            child = trainers.run(model_dir, store, seed=number, kill_after=rng.uniform(0.05, 1.5))
+        elif moment.startswith("branch"):  # a process branches once, at its first training step
+            leave_a_validation_past_the_latest_checkpoint(model_dir, store)
+            child = trainers.run(model_dir, store, crash_at=f"{moment.split(':')[0]}:1", seed=number)
+        else:
+            child = trainers.run(model_dir, store, crash_at=moment, seed=number)
+        assert not child.errors, child.errors
+        if child.signal == signal.SIGKILL:
+            kills[moment.split(":")[0]] = kills.get(moment.split(":")[0], 0) + 1
+    assert sync(model_dir) == {store: 0}
+    checkpoints, validations = assert_the_run_holds_the_model_directory(model_dir, store)
+    with Elistimator.from_disk(model_dir, verbose=False, tracking=False) as loaded:
+        assert loaded.global_step == max(loaded.checkpoints)
+    total = sum(kills.values())
+    print(f"\n{total} SIGKILLs ({kills.get('random', 0)} at random moments, "
+          f"{total - kills.get('random', 0)} at named boundaries: {dict(sorted(kills.items()))}); "
+          f"the run holds all {checkpoints} checkpoints and {validations} validations of elistimator.json "
+          f"exactly once")
+    assert total >= 50 and all(kills.get(point) for point in BOUNDARIES)
+
+
+def leave_a_validation_past_the_latest_checkpoint(model_dir: Path, store: str) -> None:
+    """So that the next training process starts a branch (it drops that validation)."""
+    (x, y), (vx, vy) = blobs(70, seed=0), blobs(30, seed=1)
+    with Elistimator.from_disk(model_dir, verbose=False, tracking=store) as est:
+        est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+        est.train(steps=1).validate()
