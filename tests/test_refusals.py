@@ -63,3 +63,21 @@ def test_an_experiment_name_the_store_refuses_is_one_warning_not_a_retry_loop(tm
     assert "refused to create the run" in message and "500" in message
     assert est.run_id is None and journal_left(tmp_path / "model") == []
     assert MlflowClient(store).search_experiments(filter_string="name != 'Default'") == []
+
+
+def test_a_run_deleted_mid_training_is_one_warning_and_its_later_work_is_dropped(tmp_path, data):
+    (x, y), (vx, vy) = data
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    client = MlflowClient(store)
+    with pytest.warns(TrackingWarning) as caught:
+        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=store) as est:
+            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+            est.train().validate()
+            assert est.tracker.flush(timeout=30)
+            client.delete_run(est.run_id)
+            for _ in range(2):
+                est.train().validate()
+                est.save_ckpt()
+    (message,) = tracking_warnings(caught)
+    assert f"the run {est.run_id} is deleted or unknown there" in message
+    assert journal_left(tmp_path / "model") == []

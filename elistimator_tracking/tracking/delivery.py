@@ -28,7 +28,8 @@ ERROR_TAG = "elistimator.error"
 #: answers about one item that retrying cannot change: an invalid name, a value too long, a
 #: param logged again with another value. Connection failures and server errors are not among them.
 ITEM_REFUSALS = ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS")
-#: answers that say the run itself is gone (deleted in the UI, or unknown to the store)
+#: answers that may say the run itself is gone (deleted in the UI, or unknown to the store; a SQL
+#: store says INVALID_PARAMETER_VALUE): the store is asked before a refusal counts as the run's
 RUN_GONE = ("RESOURCE_DOES_NOT_EXIST", "INVALID_STATE")
 
 
@@ -67,7 +68,7 @@ class Delivery:
         try:
             return None, self._send(op["op"], batch, run_id)
         except MlflowException as error:
-            if error.error_code not in RUN_GONE:
+            if error.error_code not in RUN_GONE + ITEM_REFUSALS or not self._gone(run_id):
                 raise
             self._refused[op["run"]] = run_id
             raise RunRefused(f"the tracking store {self.tracking_uri} refused a {op['op']!r} operation and it is "
@@ -105,7 +106,7 @@ class Delivery:
                 client.log_batch(run_id, **{kind: chunk}, synchronous=True)
                 continue
             except MlflowException as error:
-                if error.error_code not in ITEM_REFUSALS:
+                if error.error_code not in ITEM_REFUSALS or self._gone(run_id):
                     raise
             for item in chunk:
                 try:
@@ -118,6 +119,15 @@ class Delivery:
         return refused
 
     # -- the run ----------------------------------------------------------------------
+
+    def _gone(self, run_id: str) -> bool:
+        """Whether the run is deleted in the store or unknown to it (a refusal is then about the run)."""
+        try:
+            return self._client().get_run(run_id).info.lifecycle_stage != "active"
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return True
+            raise
 
     def _start(self, op: Mapping[str, Any]) -> Tuple[str, List[str]]:
         """The run of ``op``: resumed, found again by its run key, or created (then tagged)."""
