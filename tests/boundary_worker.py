@@ -9,8 +9,10 @@ MODEL_DIR (continuing it when it holds checkpoints) through random cycles of tra
 validate / save, with ``$ELISTIMATOR_CRASH_AT`` set to CRASH_AT. Prints ``child <pid>`` when
 it forks, the child prints ``ready <step>`` and ``cycle <n>``, and the server prints
 ``exit <pid> <signal>`` when the child ends (signal 0: it finished its cycles). Forking a
-process that has imported TensorFlow and MLflow (but opened no session or store) makes a
-kill-and-restart take about 2 s instead of 10.
+process that has imported TensorFlow and MLflow (but opened no session or store and built
+no graph; the test also makes OpenBLAS single-threaded: as few threads as possible exist
+at the fork) makes a kill-and-restart take about 2 s instead of 10. Lines are written in
+one ``write`` each, so a kill never leaves half a line. A child dumps its stacks on SIGUSR1.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ from elistimator_tracking import Elistimator, metadata  # noqa: E402
 from elistimator_tracking.model_dir import ModelDirectory  # noqa: E402
 
 CYCLES = 30  # a child that never reaches its crash point ends after this many
+
+
+def say(*words: object) -> None:
+    """One line on stdout in one write (atomic on a pipe: a kill never leaves half a line)."""
+    os.write(1, (" ".join(map(str, words)) + "\n").encode())
 
 
 def open_estimator(model_dir: Path, store: str) -> Elistimator:
@@ -48,7 +55,7 @@ def hold(model_dir: Path, store: str) -> None:
     estimator.train(steps=3)
     estimator.validate()
     estimator.save_ckpt()
-    print("holding", os.getpid(), flush=True)
+    say("holding", os.getpid())
     while True:
         time.sleep(1)
 
@@ -57,7 +64,7 @@ def train_cycles(model_dir: Path, store: str, seed: int) -> None:
     """Random cycles of train / validate / save, each moment possibly the one killed."""
     rng = random.Random(seed)
     estimator = setup(open_estimator(model_dir, store))
-    print("ready", estimator.global_step, flush=True)
+    say("ready", estimator.global_step)
     for cycle in range(CYCLES):
         estimator.train(steps=rng.randint(1, 4))
         validated = rng.random() < 0.6
@@ -67,37 +74,35 @@ def train_cycles(model_dir: Path, store: str, seed: int) -> None:
             estimator.save_ckpt()
             if not validated and rng.random() < 0.5:  # metrics that reach a checkpoint already sent
                 estimator.validate()
-        print("cycle", cycle, flush=True)
+        say("cycle", cycle)
     estimator.close()
 
 
 def serve() -> None:
-    from elistimator_tracking._tf import tf
+    import faulthandler
+    import signal
     import elistimator_tracking.tracking.mlflow_tracker  # noqa: F401 -- imported once, before forking
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-    graph = tf.Graph()
-    with graph.as_default():  # loads tf.layers' Keras once (no session: forking stays safe)
-        tiny_model_fn({"x": tf.placeholder(tf.float32, (None, 2)), "y": tf.placeholder(tf.int32, (None,))},
-                      tf.constant(False), {})
-    print("serving", flush=True)
+    # no graph is built here: building one starts a TensorFlow thread, and a fork copies no thread
+    say("serving")
     for line in sys.stdin:
         model_dir, store, crash_at, seed = line.split()
         pid = os.fork()
         if pid == 0:
+            faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks of a hung child
             if crash_at != "-":
                 os.environ["ELISTIMATOR_CRASH_AT"] = crash_at
             status = 0
             try:
                 train_cycles(Path(model_dir), store, int(seed))
             except BaseException as error:  # noqa: BLE001 -- reported, then the child ends
-                print("error", type(error).__name__, str(error).replace("\n", " ")[:500], flush=True)
+                say("error", type(error).__name__, str(error).replace("\n", " ")[:500])
                 status = 1
             finally:
-                sys.stdout.flush()
                 os._exit(status)
-        print("child", pid, flush=True)
+        say("child", pid)
         _, status = os.waitpid(pid, 0)
-        print("exit", pid, os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0, flush=True)
+        say("exit", pid, os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0)
 
 
 if __name__ == "__main__":

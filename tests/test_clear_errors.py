@@ -62,7 +62,7 @@ def test_sources_that_are_no_model_directory_are_named(tmp_path):
 
 
 def test_validation_data_of_another_width_names_the_feature_and_both_shapes_at_setup(tmp_path):
-    (x, y), (vx, vy) = blobs(40, 0), blobs(16, 1)
+    (x, y), (_, vy) = blobs(40, 0), blobs(16, 1)
     wide = np.concatenate([x, x, x, x], axis=1)  # 8 features
     est = Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=False)
     with pytest.raises(ValueError, match=r"feature 'x': training \(\?, 8\), validation \(\?, 7\)"):
