@@ -11,7 +11,7 @@ there, ends delivery for that run with one warning: retrying could never succeed
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -52,6 +52,7 @@ class Delivery:
     def __init__(self, client: Callable[[], MlflowClient], spool: Spool, tracking_uri: str):
         self._client, self._spool, self.tracking_uri = client, spool, tracking_uri
         self._refused: Dict[str, str] = {}  # run key -> why the store will never take its work
+        self._orphans: Set[str] = set()  # run keys with work but no run and no start: said once
 
     def deliver(self, batch: Sequence[Mapping[str, Any]]) -> Tuple[Optional[str], List[str]]:
         """Send ``batch`` (one operation, or consecutive metric points of one run). Returns the run
@@ -63,8 +64,12 @@ class Delivery:
         if op["op"] == "start":
             return self._start(op)
         run_id = self._spool.run_id(op["run"])
-        if run_id is None:
-            raise TrackingError(f"the run {op['run']} was never created in {self.tracking_uri}")
+        if run_id is None:  # no start of it lies ahead (it would be delivered first): the store refused it
+            note = "" if op["run"] in self._orphans else (
+                f"the tracking store {self.tracking_uri} never created the run this work belongs to (it refused "
+                "to, in an earlier session); the work is dropped")
+            self._orphans.add(op["run"])
+            raise RunRefused(note)
         try:
             return None, self._send(op["op"], batch, run_id)
         except MlflowException as error:
