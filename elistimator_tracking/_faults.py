@@ -13,12 +13,17 @@ from typing import Dict
 
 CRASH_ENV = "ELISTIMATOR_CRASH_AT"
 CRASH_POINTS = (
-    "save_ckpt.files_written",    # checkpoint files written and summed; elistimator.json does not name them yet
-    "save_ckpt.committed",        # elistimator.json names the checkpoint; the tracking journal does not yet
-    "save_ckpt.journaled",        # the checkpoint's upload is in the journal; the TF checkpoint file is not updated
-    "validate.index_written",     # elistimator.json holds the metrics; the tracking journal does not yet
-    "tracking.run_created",       # the store created the run; the journal has not recorded its id
-    "tracking.delivered",         # a batch reached the store; the journal has not marked it delivered
+    "save.files",           # checkpoint files written and summed; neither journaled nor in elistimator.json
+    "save.journaled",       # the checkpoint's upload journaled (held back); elistimator.json does not name it
+    "save.committed",       # elistimator.json names the checkpoint; its upload may now be delivered
+    "validate.journaled",   # the metrics journaled (held back); elistimator.json does not hold them
+    "validate.committed",   # elistimator.json holds the metrics
+    "branch.journaled",     # an abandoned branch's retraction journaled; elistimator.json still holds the branch
+    "branch.committed",     # elistimator.json dropped the abandoned branch
+    "journal.append",       # inside a journal append, before the line is written
+    "journal.appended",     # a journal line written and synced, not yet queued
+    "delivery.sent",        # a batch reached the store; the journal has not marked it delivered
+    "tracking.run_created", # the store created the run; the journal has not recorded its id
 )
 _reached: Dict[str, int] = {}
 

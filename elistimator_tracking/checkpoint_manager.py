@@ -56,20 +56,19 @@ class CheckpointManager:
 
     # -- saving -------------------------------------------------------------------------
 
-    def save(self, loops: Loops, step: int, commit: Callable[[], None]) -> None:
-        """Save the session's variables as the checkpoint at ``step`` and commit it to the index
-        (``commit`` writes the metadata). Files of pruned checkpoints stay until
+    def save(self, loops: Loops, step: int, uncommit: Callable[[], None], commit: Callable[[], None]) -> None:
+        """Save the session's variables as the checkpoint at ``step`` and ``commit`` it to the index
+        (which announces it and writes the metadata). Files of pruned checkpoints stay until
         ``remove_unreferenced_files``, so listeners can still link them."""
         prefix = self.directory.checkpoint_prefix(step)
         self.directory.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         if self.index.records.pop(step, None) is not None:
-            commit()  # its files are about to be overwritten: uncommit them first
+            uncommit()  # its files are about to be overwritten: uncommit them first
         loops.model.saver.save(loops.session, str(self.directory.resolve(prefix)), write_state=False)
         self.index.add(CheckpointRecord(step, prefix, self.directory.checksums(prefix)))
-        crash_point("save_ckpt.files_written")
+        crash_point("save.files")
         self._prune()
         commit()  # the commit point: from here on the checkpoint exists
-        crash_point("save_ckpt.committed")
 
     def _prune(self) -> None:
         """Mark all but the newest ``max_to_keep`` checkpoints as no longer on local disk."""
@@ -170,20 +169,21 @@ class CheckpointManager:
 
     # -- branches -------------------------------------------------------------------------
 
-    def start_branch(self, commit: Callable[[], None]) -> List[int]:
+    def start_branch(self, commit: Callable[[int, Dict[int, Dict[str, float]]], None]) -> List[int]:
         """Training goes on from a restored step: later checkpoints and validations belonged to
-        the abandoned run, so they are dropped (with a warning). Returns the dropped steps."""
+        the abandoned run, so they are dropped (with a warning) and ``commit(step, validations
+        dropped)`` announces and writes that. Returns the dropped checkpoint steps."""
         if self._branch_point is None:
             return []
         step, self._branch_point = self._branch_point, None
-        validations = sorted(s for s in self.index.validations if s > step)
+        validations = {s: metrics for s, metrics in self.index.validations.items() if s > step}
         dropped = self.index.drop_after(step)
         if not dropped and not validations:
             return []
-        commit()
+        commit(step, validations)
         self.remove_unreferenced_files()
         later = f"the later checkpoints {dropped} and validations" if dropped else \
-            f"the later validations at steps {validations}"
+            f"the later validations at steps {sorted(validations)}"
         warnings.warn(f"training continues from the restored step {step}: {later} of the abandoned run "
                       "are dropped", stacklevel=4)
         return dropped

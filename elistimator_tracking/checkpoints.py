@@ -8,6 +8,7 @@ beyond that flag: storage (local disk, run artifacts) resolves a chosen step.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -58,6 +59,21 @@ class CheckpointIndex:
             del self.validations[later]
         return dropped
 
+    def holds(self, clause: Mapping[str, Any]) -> bool:
+        """Whether this index holds what tracking work was journaled for before a commit: a checkpoint
+        with these files (``{"kind": "checkpoint", "step", "files"}``), a validation with these metrics
+        (``"validation"``, ``"metrics"``), or a branch that dropped these validations (``"branch"``,
+        ``"dropped"``: ``{step: metrics}``, held when none of them is here any more)."""
+        kind, step = clause.get("kind"), int(clause.get("step", -1))
+        if kind == "checkpoint":
+            record = self.records.get(step)
+            return record is not None and record.files == clause["files"]
+        if kind == "validation":
+            return _same(self.validations.get(step), clause["metrics"])
+        if kind == "branch":
+            return not any(_same(self.validations.get(int(s)), m) for s, m in clause["dropped"].items())
+        raise ValueError(f"unknown commit clause {clause!r}")
+
     def metrics(self, step: int) -> Dict[str, float]:
         return dict(self.validations.get(step, {}))
 
@@ -73,6 +89,11 @@ class CheckpointIndex:
         records = [CheckpointRecord.from_json(int(step), entry) for step, entry in data.get("checkpoints", {}).items()]
         validations = {int(step): metrics for step, metrics in data.get("validations", {}).items()}
         return cls(records, validations)
+
+
+def _same(metrics: Optional[Mapping[str, float]], other: Mapping[str, float]) -> bool:
+    """Equal metric dicts, NaN equal to NaN (as JSON writes them)."""
+    return metrics is not None and json.dumps(metrics, sort_keys=True) == json.dumps(other, sort_keys=True)
 
 
 def checked_selection(checkpoint: Any) -> Selection:

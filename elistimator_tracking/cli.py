@@ -26,13 +26,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mlflow.exceptions import MlflowException
     from .tracking.http_limits import bounded
     _quiet_mlflow_logs()
+    from .tracking.run_info import scrub
     try:
         with bounded():  # an unreachable store is an error within seconds, not minutes of retries
             return args.command(args) or 0
     except Exception as error:  # noqa: BLE001 -- every failure is one line and exit 1
         message = error.message if isinstance(error, MlflowException) else str(error)
-        print(f"elistimator {args.command_name}: error: {message.splitlines()[0] if message else type(error).__name__}",
-              file=sys.stderr)
+        print(f"elistimator {args.command_name}: error: "
+              f"{scrub(message.splitlines()[0]) if message else type(error).__name__}", file=sys.stderr)
         return 1
 
 
@@ -96,7 +97,8 @@ def _experiment_runs(client, name: str, max_runs: int):
 def _client(args):
     import mlflow
     from mlflow.tracking import MlflowClient
-    return MlflowClient(args.tracking_uri or mlflow.get_tracking_uri())
+    from .tracking.store_uri import StoreUri
+    return MlflowClient(StoreUri.given(args.tracking_uri or mlflow.get_tracking_uri()).client_uri)
 
 
 def _runs(args) -> int:

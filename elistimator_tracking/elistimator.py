@@ -64,6 +64,7 @@ class Elistimator:
         self._origin, self._settings, self.verbose, self._closed = origin, settings, settings.verbose, False
         self._model_fn, self._params, self._directory, self._saver = (origin.model_fn, origin.params,
                                                                       origin.directory, origin.saver)
+        self._writer = origin.writer  # held by a new model; a loaded one takes it at its first write
         self._run = TrackingListener(make_tracker(settings.tracking, (origin.recorded_run or {}).get("tracking_uri")),
                                      settings.experiment or origin.experiment, settings.run_name, settings.tags,
                                      origin.recorded_run, settings.cache_dir)
@@ -149,6 +150,7 @@ class Elistimator:
         """
         self._require_open()
         saver = self._saver.updated(train_saver_args)
+        self._writer.acquire()
         train = BatchStream(train_input_fn, "training")
         validation, built_now = None, self._loops is None
         try:
@@ -171,7 +173,7 @@ class Elistimator:
         self._loops.use_streams(train, validation)
         self._write_metadata()
         self._listeners.notify("on_setup", RunContext(self.model_dir, self._params, saver.as_params(),
-                                                      self._model_fn, self._loops.model.graph))
+                                                      self._model_fn, self._loops.model.graph, self._checkpoints.index))
         self._write_metadata()  # the run it tracks to
         return self
 
@@ -185,7 +187,7 @@ class Elistimator:
         if self._loops is None or self._loops.train_stream is None:
             raise RuntimeError("train() needs setup(train_input_fn, ...) first")
         steps = checked_steps(steps)
-        self._checkpoints.start_branch(self._write_metadata)
+        self._checkpoints.start_branch(lambda step, dropped: self._commit("branch", "on_branch", step, dropped))
         self._loops.train(steps, self.verbose, self._listeners)
         return self
 
@@ -197,10 +199,8 @@ class Elistimator:
         metrics = self._loops.validate(self.verbose)
         step = self.global_step
         self._checkpoints.index.record_validation(step, metrics)
-        self._write_metadata()
-        crash_point("validate.index_written")
         saved = self._checkpoints.saved(step, self._metadata()) if step in self._checkpoints.index.records else None
-        self._listeners.notify("on_validation", step, metrics, saved)
+        self._commit("validate", "on_validation", step, metrics, saved)
         if self.verbose:
             print(metrics_line(metrics), flush=True)
         return metrics
@@ -232,10 +232,10 @@ class Elistimator:
         files are removed; their entries stay in ``checkpoints`` with ``local=False``.
         """
         loops = self._require_model("save_ckpt()")
+        self._writer.acquire()
         step = loops.global_step
-        self._checkpoints.save(loops, step, commit=self._write_metadata)
-        self._listeners.notify("on_checkpoint", self._checkpoints.saved(step, self._metadata()))
-        crash_point("save_ckpt.journaled")
+        self._checkpoints.save(loops, step, uncommit=self._write_metadata, commit=lambda: self._commit(
+            "save", "on_checkpoint", self._checkpoints.saved(step, self._metadata())))
         self._checkpoints.remove_unreferenced_files()  # after listeners linked what they send
         return self._checkpoints.file_of(step)
 
@@ -279,6 +279,24 @@ class Elistimator:
     def _write_metadata(self) -> None:
         metadata_file.write(self._directory, self._metadata())
 
+    def _commit(self, name: str, moment: str, *args: Any) -> None:
+        """Announce ``moment`` (a validation, checkpoint or branch), then commit it to elistimator.json.
+
+        Listeners journal what they will send before the commit and deliver it only after
+        (``on_commit``): a crash in between leaves journaled work the file does not hold, which
+        the next run (or ``sync``) drops; after the commit, work it delivers. The crash points
+        ``<name>.journaled`` and ``<name>.committed`` name the two sides.
+        """
+        self._listeners.notify(moment, *args)
+        crash_point(f"{name}.journaled")
+        committed = False
+        try:
+            self._write_metadata()
+            committed = True
+            crash_point(f"{name}.committed")
+        finally:
+            self._listeners.notify("on_commit", committed)
+
     # -- loading ----------------------------------------------------------------------
 
     @classmethod
@@ -319,11 +337,14 @@ class Elistimator:
         if self._closed:
             return
         self._closed = True
-        self._listeners.notify("on_close", status, error)
-        if self._loops is not None:
-            if self._loops.train_stream is not None:  # set up: the run id, if the store answered late
-                self._write_metadata()
-            self._loops.close()
+        try:
+            self._listeners.notify("on_close", status, error)
+            if self._loops is not None:
+                if self._loops.train_stream is not None:  # set up: the run id, if the store answered late
+                    self._write_metadata()
+                self._loops.close()
+        finally:
+            self._writer.release()
 
     def __enter__(self) -> "Elistimator":
         return self

@@ -24,3 +24,7 @@ class ModelDirectoryError(ElistimatorError, ValueError):
 
 class TrackingError(ElistimatorError, RuntimeError):
     """A tracking operation the caller asked for (register, sync, a remote lookup) cannot be done."""
+
+
+class ModelDirectoryBusy(ModelDirectoryError):
+    """Another Elistimator (or ``sync``), in this or another process, is writing the model directory."""

@@ -233,10 +233,12 @@ def one_off_batch(signature: InputSignature, needed: Sequence[FeatureKey],
 
 def _checked_value(feature: Feature, value: Any) -> np.ndarray:
     dtype = tf.as_dtype(feature.dtype)
-    if dtype == tf.string:
-        array = np.asarray(value, dtype=object)
-    else:
-        array = np.asarray(value)
+    try:
+        array = np.asarray(value, dtype=object) if dtype == tf.string else np.asarray(value)
+    except ValueError as error:  # ragged nested lists
+        raise ValueError(f"feature {feature.key!r} expects shape {feature.shape_text()}, got values that are "
+                         f"not a rectangular array (rows of different lengths?): {error}") from None
+    if dtype != tf.string:
         target = np.dtype(dtype.as_numpy_dtype)
         if not np.can_cast(array.dtype, target, casting="same_kind"):
             raise ValueError(f"feature {feature.key!r} expects {feature.dtype}, got values of dtype {array.dtype}")

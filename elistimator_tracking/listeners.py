@@ -1,5 +1,10 @@
 """What the Elistimator tells whoever watches a run, at a few named moments.
 
+A validation, a checkpoint and a branch are announced *before* ``elistimator.json`` commits
+them, and ``on_commit`` follows the commit: a listener that keeps a durable record (the
+tracking journal) writes it first and acts on it after, so a crash in between never leaves
+the file holding something its record lacks.
+
 In the spirit of ``tf.train.CheckpointSaverListener`` and Lightning's ``Logger``: the
 loops never know who listens. TensorBoard event files (``events.py``) and the MLflow
 run (``tracking/listener.py``) are listeners. A listener that fails loses that one
@@ -18,13 +23,15 @@ from .checkpoints import CheckpointIndex
 
 @dataclass(frozen=True)
 class RunContext:
-    """What a listener learns at ``setup()``: the model directory, the model and its settings."""
+    """What a listener learns at ``setup()``: the model directory, the model and its settings, and
+    the checkpoint index as ``elistimator.json`` holds it."""
 
     model_dir: Path
     params: Mapping[str, Any]
     saver: Mapping[str, Any]  # max_to_keep and the tf.train.Saver arguments
     model_fn: Optional[Callable]  # None for a model loaded with from_disk
     graph: Any  # the tf.Graph
+    index: CheckpointIndex
 
 
 @dataclass(frozen=True)
@@ -63,14 +70,22 @@ class Listener:
         """The end of a ``train()`` call."""
 
     def on_validation(self, step: int, metrics: Mapping[str, float], checkpoint: Optional[SavedCheckpoint]) -> None:
-        """A ``validate()`` result; ``checkpoint`` is the one saved at the same step, if any
-        (its metrics just changed)."""
+        """A ``validate()`` result, about to be committed; ``checkpoint`` is the one saved at the same
+        step, if any (its metrics just changed)."""
 
     def on_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
         """An ``evaluate(input_fn)`` result."""
 
     def on_checkpoint(self, checkpoint: SavedCheckpoint) -> None:
-        """A checkpoint was committed. Its files may be pruned right after: link them now."""
+        """A checkpoint is about to be committed. Its files may be pruned right after: link them now."""
+
+    def on_branch(self, step: int, dropped: Mapping[int, Mapping[str, float]]) -> None:
+        """Training goes on from the restored ``step``: the later validations ``dropped`` (by step)
+        belonged to an abandoned branch and are about to be dropped from ``elistimator.json``."""
+
+    def on_commit(self, committed: bool) -> None:
+        """``elistimator.json`` now holds what the last ``on_validation``, ``on_checkpoint`` or
+        ``on_branch`` announced (``committed`` False: writing it failed, it does not)."""
 
     def on_close(self, status: str, error: Optional[str]) -> None:
         """The end: ``status`` is FINISHED, FAILED or KILLED (``error`` says why)."""

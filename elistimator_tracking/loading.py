@@ -25,6 +25,7 @@ from .model_dir import ModelDirectory, link_tree
 from .model_graph import ModelFn, ModelGraph
 from .settings import PathLike, SaverSettings, Settings
 from .tracking.layout import is_remote_source
+from .writer_lock import WriterLock
 
 
 @dataclass
@@ -44,6 +45,11 @@ class ModelOrigin:
     metadata: Optional[Metadata] = None
     step: Optional[int] = None
     temporary: Optional[tempfile.TemporaryDirectory] = None  # backs the directory; lives as long as the model
+    writer: Optional[WriterLock] = None  # the directory's writer lock; a new model holds it from the start
+
+    def __post_init__(self) -> None:
+        if self.writer is None:
+            self.writer = WriterLock(self.directory.path)
 
     def import_graph(self, holder: Path) -> ModelGraph:
         """Import the meta graph of the saved checkpoint at ``step`` from ``holder`` (the model
@@ -71,31 +77,48 @@ def new_model(model_fn: Any, model_dir: Optional[PathLike], params: Any, setting
                         f"got {type(model_fn).__name__}")
     if params is not None and not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict or None, got {type(params).__name__}")
-    path, temporary = _new_model_dir(model_dir)
+    path, temporary, writer = _new_model_dir(model_dir)
     return ModelOrigin(ModelDirectory(path), settings, getattr(model_fn, "__name__", "model_fn"),
-                       model_fn=model_fn, params=dict(params or {}), temporary=temporary)
+                       model_fn=model_fn, params=dict(params or {}), temporary=temporary, writer=writer)
 
 
-def _new_model_dir(model_dir: Optional[PathLike]) -> Tuple[Path, Optional[tempfile.TemporaryDirectory]]:
+def _new_model_dir(model_dir: Optional[PathLike]) -> Tuple[Path, Optional[tempfile.TemporaryDirectory], WriterLock]:
+    """The new model's directory, with its writer lock taken (a new model writes at once)."""
     if model_dir is None:
         temporary = tempfile.TemporaryDirectory(prefix="elistimator-")
-        return Path(temporary.name), temporary
+        writer = WriterLock(Path(temporary.name))
+        writer.acquire()
+        return Path(temporary.name), temporary, writer
     path = _checked_path(model_dir, "model_dir")
     if path.exists() and not path.is_dir():
         raise ModelDirectoryError(f"model_dir {str(path)!r} exists and is not a directory")
-    directory = ModelDirectory(path)
-    if metadata_file.exists(directory):
-        try:
-            steps = metadata_file.read(directory).index.steps()
-        except ModelDirectoryError as error:
-            raise ModelDirectoryError(f"model_dir {str(path)!r} holds an unreadable Elistimator model ({error}); "
-                                      "use another directory") from None
-        if steps:
-            raise ModelDirectoryError(f"model_dir {str(path)!r} already holds an Elistimator model with "
-                                      f"checkpoints at steps {steps}; continue it with "
-                                      f"Elistimator.from_disk({str(path)!r}) or use an empty directory")
+    writer = WriterLock(path)
+    if path.is_dir():
+        writer.acquire()  # a directory another Elistimator writes is busy, whatever it holds
+    try:
+        _require_no_model(ModelDirectory(path))
+    except BaseException:
+        writer.release()
+        raise
     path.mkdir(parents=True, exist_ok=True)
-    return path, None
+    writer.acquire()
+    return path, None, writer
+
+
+def _require_no_model(directory: ModelDirectory) -> None:
+    """Refuse a directory holding another model's checkpoints: it would mix two histories."""
+    if not metadata_file.exists(directory):
+        return
+    path = directory.path
+    try:
+        steps = metadata_file.read(directory).index.steps()
+    except ModelDirectoryError as error:
+        raise ModelDirectoryError(f"model_dir {str(path)!r} holds an unreadable Elistimator model ({error}); "
+                                  "use another directory") from None
+    if steps:
+        raise ModelDirectoryError(f"model_dir {str(path)!r} already holds an Elistimator model with "
+                                  f"checkpoints at steps {steps}; continue it with "
+                                  f"Elistimator.from_disk({str(path)!r}) or use an empty directory")
 
 
 def _not_a_uri(source: Any) -> Any:

@@ -20,6 +20,16 @@ from .progress import progress_bar
 from .settings import Settings
 
 
+def _builds(model_fn: ModelFn, params: Mapping[str, Any], signature: InputSignature,
+            saver_args: Mapping[str, Any]) -> bool:
+    """Whether ``model_fn`` builds a graph for ``signature`` (a throwaway graph)."""
+    try:
+        ModelGraph.build(model_fn, params, signature, saver_args)
+    except Exception:  # noqa: BLE001 -- only whether it builds matters here
+        return False
+    return True
+
+
 class Loops:
     """Train / evaluate / predict with ``model`` in its own session."""
 
@@ -38,11 +48,28 @@ class Loops:
     @classmethod
     def built(cls, model_fn: ModelFn, params: Mapping[str, Any], train: BatchStream,
               validation: Optional[BatchStream], saver_args: Mapping[str, Any], settings: Settings) -> "Loops":
-        """Loops over a graph ``model_fn`` builds for the signature of the training (and validation) data."""
+        """Loops over a graph ``model_fn`` builds for the signature of the training (and validation) data.
+
+        Shapes that differ between the two become unknown dimensions (e.g. sequence lengths);
+        when ``model_fn`` cannot be built for both but can for the training data alone, the
+        error names the features and both shapes rather than the model's own complaint.
+        """
         signature = train.signature
-        if validation is not None:
-            signature = signature.relaxed_with(validation.signature, "validation")
-        return cls(ModelGraph.build(model_fn, params, signature, saver_args), settings)
+        if validation is None:
+            return cls(ModelGraph.build(model_fn, params, signature, saver_args), settings)
+        relaxed = signature.relaxed_with(validation.signature, "validation")
+        try:
+            return cls(ModelGraph.build(model_fn, params, relaxed, saver_args), settings)
+        except Exception as error:  # noqa: BLE001 -- re-raised unless the shapes are to blame
+            differing = [f"feature {f.key!r}: training {f.shape_text()}, validation "
+                         f"{validation.signature[f.key].shape_text()}" for f in signature
+                         if f.key in validation.signature and f.shape != validation.signature[f.key].shape]
+            if not differing or not _builds(model_fn, params, signature, saver_args):
+                raise
+            raise ValueError(f"the validation dataset does not have the training dataset's shapes ("
+                             f"{'; '.join(differing)}), and model_fn cannot be built for both "
+                             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                             "give the validation data the training data's shapes") from error
 
     @property
     def global_step(self) -> int:

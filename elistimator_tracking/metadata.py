@@ -68,6 +68,7 @@ def read(directory: ModelDirectory) -> Metadata:
     if not path.is_file():
         raise ModelDirectoryError(f"{str(directory.path)!r} is not an Elistimator model directory: "
                                   f"it has no {METADATA_FILE}")
+    directory.resolve(METADATA_FILE)  # a link leaving the directory is refused
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

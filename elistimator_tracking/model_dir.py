@@ -112,11 +112,12 @@ class ModelDirectory:
         return {file.name: sha256_of(file) for file in files}
 
     def verify(self, prefix: str, checksums: Mapping[str, str]) -> List[str]:
-        """Problems with the checkpoint's files on disk (missing, changed); empty when intact."""
-        directory = self.resolve(prefix).parent
+        """Problems with the checkpoint's files on disk (missing, changed); empty when intact. A file
+        that links outside the model directory raises ``ModelDirectoryError``."""
+        folder = Path(prefix).parent
         problems = []
         for name, expected in checksums.items():
-            file = directory / name
+            file = self.resolve((folder / name).as_posix())
             if not file.is_file():
                 problems.append(f"{name} is missing")
             elif sha256_of(file) != expected:

@@ -109,15 +109,20 @@ class ServerProcess:
 
 class MlflowServer(ServerProcess):
     """``mlflow server`` with a SQLite backend and proxied artifacts under ``root``; restarting
-    reuses the port, store and artifacts."""
+    reuses the port, store and artifacts. ``args``/``env``: more options and settings (e.g.
+    ``--app-name basic-auth`` and its configuration)."""
+
+    def __init__(self, root: Path, port: int = 0, args: tuple = (), env: dict | None = None):
+        super().__init__(root, port)
+        self.args, self.env = tuple(args), dict(env or {})
 
     def command(self) -> List[str]:
         return [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
                 "--backend-store-uri", f"sqlite:///{self.root / 'store.db'}",
-                "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1"]
+                "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1", *self.args]
 
     def environment(self) -> dict:
-        return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.env}
 
 
 class ModelServer(ServerProcess):

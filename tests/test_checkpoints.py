@@ -187,6 +187,7 @@ def test_a_damaged_checkpoint_is_not_restored(estimator, tmp_path):
 def test_new_model_refuses_a_directory_with_checkpoints(estimator, tmp_path):
     estimator.train()
     estimator.save_ckpt()
+    estimator.close()  # while it is open the directory is busy (test_writer_lock.py)
     with pytest.raises(ModelDirectoryError, match=r"already holds an Elistimator model with checkpoints at steps \[9\]; "
                                               r"continue it with Elistimator.from_disk"):
         Elistimator(tiny_model_fn, tmp_path / "model")

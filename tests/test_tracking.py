@@ -219,21 +219,10 @@ def test_a_torn_journal_line_from_a_crash_is_cut_off(tmp_path):
     spool.append({"op": "metrics", "metrics": {"a": 1.0}, "step": 1, "timestamp": 1})
     with open(spool.path / "journal.jsonl", "a") as handle:
         handle.write('{"seq": 2, "op": "metr')
-    spool.close()
     reopened = Spool(tmp_path, "sqlite:///x.db")
     assert [op["seq"] for op in reopened.pending()] == [1]
     assert reopened.append({"op": "tags", "tags": {}})["seq"] == 2
-    reopened.close()
     assert [op["seq"] for op in Spool(tmp_path, "sqlite:///x.db").pending()] == [1, 2]
-
-
-def test_a_spool_serves_one_user_at_a_time(tmp_path):
-    from elistimator_tracking.tracking.spool import Spool, SpoolBusy
-    first = Spool(tmp_path, "sqlite:///x.db")
-    with pytest.raises(SpoolBusy, match="is in use by another Elistimator or sync"):
-        Spool(tmp_path, "sqlite:///x.db")
-    first.close()
-    Spool(tmp_path, "sqlite:///x.db").close()
 
 
 class DiskFullOnce(MlflowTracker):
@@ -465,7 +454,7 @@ class ListTracker(Tracker):
     def __init__(self, outboxes: Path):
         self.outboxes, self.calls = outboxes, []
 
-    def start(self, spool_root, experiment, run_name, tags, resume=None):
+    def start(self, spool_root, experiment, run_name, tags, resume=None, committed=None):
         self.calls.append(("start", experiment, run_name))
 
     def log_params(self, params):

@@ -8,7 +8,7 @@ It imports nothing of the package but its exceptions. The MLflow implementation
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from ..errors import TrackingError
 
@@ -31,14 +31,25 @@ class Tracker:
     active = True
 
     def start(self, spool_root: Path, experiment: str, run_name: Optional[str], tags: Mapping[str, str],
-              resume: Optional[Mapping[str, Any]] = None) -> None:
+              resume: Optional[Mapping[str, Any]] = None,
+              committed: Optional[Callable[[Mapping[str, Any]], bool]] = None) -> None:
         """Open a run, or resume the run ``resume`` describes (a record from ``describe()``).
 
         ``spool_root`` is where undelivered work is kept (inside the model directory). It may
         wait, bounded, for the store to create the run; a store that does not answer in that
-        time gets the run created later, in the background.
+        time gets the run created later, in the background. ``committed(clause)`` says whether
+        ``elistimator.json`` holds what work held by ``hold(clause)`` in an earlier, crashed
+        process belonged to (deliver it) or not (drop it).
         """
         raise NotImplementedError
+
+    def hold(self, clause: Mapping[str, Any]) -> None:
+        """Until ``release``, keep what is logged back from delivery: it belongs to ``clause`` (a
+        checkpoint, a validation, a branch) that ``elistimator.json`` is about to commit. A tracker
+        without a durable record may send at once: this one does nothing."""
+
+    def release(self, committed: bool) -> None:
+        """The commit ``hold`` awaited is done (``committed``) or failed: deliver what was held, or drop it."""
 
     def log_params(self, params: Mapping[str, str]) -> None:
         raise NotImplementedError
@@ -82,7 +93,7 @@ class NullTracker(Tracker):
 
     active = False
 
-    def start(self, spool_root, experiment, run_name, tags, resume=None) -> None:
+    def start(self, spool_root, experiment, run_name, tags, resume=None, committed=None) -> None:
         pass
 
     def log_params(self, params) -> None:

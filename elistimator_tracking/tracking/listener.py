@@ -8,6 +8,7 @@ checks whether tracking works.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import warnings
@@ -19,7 +20,7 @@ from ..events import TRAIN_DIR, VALIDATION_DIR
 from ..listeners import Listener, RunContext, SavedCheckpoint
 from ..model_dir import link_tree
 from .base import NullTracker, Tracker, TrackingWarning
-from .run_info import flatten_params, mlflow_name, provenance_tags, version_tags
+from .run_info import mlflow_name, provenance_tags, redacted, run_params, scrub, version_tags
 from .spool import SPOOL_DIR
 
 
@@ -86,29 +87,36 @@ class TrackingListener(Listener):
         if not self.tracker.active:
             return
         resuming = self._recorded is not None
-        tags = {} if resuming else provenance_tags(context.model_fn)
+        tags = redacted({**({} if resuming else provenance_tags(context.model_fn)), **self._tags})
         try:
-            self.tracker.start(context.model_dir / SPOOL_DIR, self._experiment, self._run_name,
-                               {**tags, **self._tags}, resume=self._recorded)
+            self.tracker.start(context.model_dir / SPOOL_DIR, self._experiment,
+                               scrub(self._run_name) if self._run_name else None, tags, resume=self._recorded,
+                               committed=context.index.holds)
         except Exception as error:  # noqa: BLE001 -- no run: tracking is off, training goes on
-            warnings.warn(f"tracking is off for this Elistimator: {type(error).__name__}: {error}. "
+            warnings.warn(f"tracking is off for this Elistimator: {type(error).__name__}: {scrub(str(error))}. "
                           f"{self.failure_note()}", TrackingWarning, stacklevel=4)
             self.tracker = NullTracker()
             return
         if resuming:
-            self.tracker.set_tags(self._tags)
-        else:
-            self.tracker.log_params({**flatten_params(context.params),
-                                     **flatten_params(context.saver, prefix="saver.")})
+            self.tracker.set_tags(redacted(self._tags))
+            return
+        params, renamed = run_params(context.params, context.saver)
+        if renamed:
+            warnings.warn("params logged under other names (MLflow refuses theirs, or two of them share a name): "
+                          + "; ".join(renamed), TrackingWarning, stacklevel=4)
+        self.tracker.log_params(params)
 
     def on_params(self, params: Mapping[str, Any]) -> None:
         if self._tracking and self._recorded is None:  # a resumed run has them already
-            self.tracker.log_params({mlflow_name(k): str(v) for k, v in params.items()})
+            self.tracker.log_params(redacted({mlflow_name(k): v for k, v in params.items()}))
 
     def on_train_summary(self, step: int, metrics: Mapping[str, float], summary: Optional[bytes]) -> None:
         self._log_metrics("train", step, metrics)
 
     def on_validation(self, step: int, metrics: Mapping[str, float], checkpoint: Optional[SavedCheckpoint]) -> None:
+        if not self._tracking:
+            return
+        self.tracker.hold({"kind": "validation", "step": step, "metrics": dict(metrics)})
         self._log_metrics("validation", step, metrics)
         if checkpoint is not None:
             self._send(checkpoint, files=False)  # a checkpoint already sent: only its metrics changed
@@ -117,7 +125,24 @@ class TrackingListener(Listener):
         self._log_metrics("evaluation", step, metrics)
 
     def on_checkpoint(self, checkpoint: SavedCheckpoint) -> None:
+        if not self._tracking:
+            return
+        self.tracker.hold({"kind": "checkpoint", "step": checkpoint.step,
+                           "files": checkpoint.index.records[checkpoint.step].files})
         self._send(checkpoint, files=True)
+
+    def on_branch(self, step: int, dropped: Mapping[int, Mapping[str, float]]) -> None:
+        """The run keeps the abandoned branch's validation points; a NaN after them at each of their
+        steps retracts them (the latest point at a step counts; NaN never wins a selection)."""
+        if not self._tracking or not dropped:
+            return
+        self.tracker.hold({"kind": "branch", "step": step,
+                           "dropped": {str(s): dict(metrics) for s, metrics in dropped.items()}})
+        for later, metrics in sorted(dropped.items()):
+            self._log_metrics("validation", later, {name: math.nan for name in metrics})
+
+    def on_commit(self, committed: bool) -> None:
+        self.tracker.release(committed)
 
     def on_close(self, status: str, error: Optional[str]) -> None:
         if not self._tracking:
@@ -125,7 +150,7 @@ class TrackingListener(Listener):
         try:
             self._send_events()
         finally:
-            self.tracker.finish(status, error)
+            self.tracker.finish(status, scrub(error) if error else None)
 
     # -- what is sent ---------------------------------------------------------------------
 
@@ -169,10 +194,9 @@ class TrackingListener(Listener):
     def register(self, checkpoint: SavedCheckpoint, name: str, alias: Optional[str], metric: str,
                  mode: str) -> str:
         """Register ``checkpoint`` as a new version of ``name`` (see ``Elistimator.register_best``)."""
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"name must be a non-empty string, got {name!r}")
-        if alias is not None and (not isinstance(alias, str) or not alias.strip()):
-            raise ValueError(f"alias must be a non-empty string or None, got {alias!r}")
+        if self.tracker.active:
+            from .registry import checked_registration
+            checked_registration(name, alias)
         with tempfile.TemporaryDirectory(prefix="elistimator-register-") as work:
             export = Path(work) / "model_dir"
             checkpoint.write(export)

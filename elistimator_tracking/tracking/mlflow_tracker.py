@@ -1,48 +1,51 @@
 """The MLflow tracker: everything is journaled first, then delivered by a worker thread.
 
 The training thread only appends to the spool (a line of JSON, or hard links for
-checkpoint files) and returns. One daemon thread delivers the journal in order. When
-the store does not answer it backs off (up to ``max_backoff`` seconds), warns once, and
-keeps everything in the spool; ``finish`` waits for delivery only while the store is
-answering, and never longer than ``close_timeout``.
+checkpoint files) and returns. One daemon thread delivers the journal in order
+(``delivery.py`` says how each operation is sent and which refusals are final).
+
+Nothing is lost between ``elistimator.json`` and the journal (journal, then commit):
+what a checkpoint, validation or branch sends is journaled *before* ``elistimator.json``
+commits it, each operation carrying a clause naming what it belongs to, and is held
+back from delivery until the commit is done (``hold`` / ``release``). A process that dies
+in between leaves journaled operations whose clause the file does not hold: the next run
+in the directory (or ``sync``) drops them, once and for good (``Spool.settle``); those
+the file does hold are delivered. Delivery marks an operation delivered only after the
+store answered, and replays are harmless, so every checkpoint and validation the file
+holds reaches the run exactly once.
+
+Waits are bounded: a request of the worker waits at most ``ANSWER_TIMEOUT`` seconds for
+an answer (``ARTIFACT_TIMEOUT`` for an upload); ``start`` waits for the run at most
+``start_timeout`` and stops at the first unanswered request, which the first warning
+names; ``finish`` waits for delivery at most ``close_timeout``, and only while the store
+answers. When the store does not answer the worker backs off (up to ``max_backoff``),
+warns once, and keeps everything in the spool.
 """
 
 from __future__ import annotations
 
 import collections
 import itertools
-import os
 import threading
 import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Mapping, Optional
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional
 
 import mlflow
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from .._faults import crash_point
 from ..errors import TrackingError
 from .base import RUN_STATUSES, Tracker, TrackingWarning
+from .delivery import ITEM_REFUSALS, MAX_METRICS_PER_BATCH, RUN_GONE, Delivery, RunRefused, summary
 from .http_limits import bounded
 from .spool import Spool
+from .store_uri import StoreUri
 
-MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limits
-MAX_PARAMS_PER_BATCH = 100
-DELIVERY_TIMEOUT = 30.0  # seconds one HTTP request of the worker waits for an answer
-RUN_KEY_TAG = "elistimator.run_key"
-ERROR_TAG = "elistimator.error"
-# Answers that retrying cannot change: a param logged again with another value, an invalid
-# name, a run deleted in the UI. Connection failures and server errors are not among them.
-PERMANENT_ERRORS = ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST",
-                    "INVALID_STATE")
-
-
-class ExperimentDeleted(TrackingError):
-    """The experiment to log to is deleted in the store; runs can't be created in it."""
+ANSWER_TIMEOUT = 5.0  # seconds a request of the worker waits for an answer (an upload: ARTIFACT_TIMEOUT)
+ARTIFACT_TIMEOUT = 30.0
 
 
 class MlflowTracker(Tracker):
@@ -50,46 +53,52 @@ class MlflowTracker(Tracker):
 
     Args:
         tracking_uri: an MLflow tracking URI; a relative ``sqlite:///`` path is made absolute.
-        start_timeout: how long ``start`` waits for the run id before training goes on
-            (the run is then created when the store answers).
+            Credentials in it (user info, secret query parameters) stay in this process's memory:
+            the URI is recorded and shown without them (``store_uri.py``).
+        start_timeout: the longest ``start`` waits for the run id before training goes on (the run
+            is then created when the store answers); a store that leaves one request unanswered
+            for ``ANSWER_TIMEOUT`` seconds ends the wait sooner.
         close_timeout: the longest ``finish`` waits for delivery while the store answers.
         max_backoff: the longest pause between delivery attempts while the store is down.
     """
 
     def __init__(self, tracking_uri: Optional[str] = None, *, start_timeout: float = 10.0,
                  close_timeout: float = 60.0, max_backoff: float = 30.0):
-        self.tracking_uri = _absolute_uri(tracking_uri or mlflow.get_tracking_uri())
+        self._store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
+        self.tracking_uri = self._store.public
         self.start_timeout, self.close_timeout, self.max_backoff = start_timeout, close_timeout, max_backoff
         self._spool: Optional[Spool] = None
+        self._delivery: Optional[Delivery] = None
         self._key: Optional[str] = None
         self._experiment: Optional[str] = None
         self._client: Optional[MlflowClient] = None
         self._queue: Deque[Dict[str, Any]] = collections.deque()
+        self._held: Optional[List[Dict[str, Any]]] = None  # journaled, awaiting elistimator.json's commit
+        self._clause: Optional[Dict[str, Any]] = None
         self._cond = threading.Condition()
+        self._marking = threading.Lock()  # the worker writes to the spool only while holding it
         self._worker: Optional[threading.Thread] = None
         self._stopping = False
         self._retry_now = False
         self._failures = 0  # failed delivery attempts, ever
         self._delivered_seq = 0
         self._warned_behind = False
-        self._single_until = 0  # after a refused batch, ops up to this seq go one by one
         self._last_error: Optional[str] = None
 
     # -- the Tracker interface ----------------------------------------------------------
 
     def start(self, spool_root: Path, experiment: str, run_name: Optional[str], tags: Mapping[str, str],
-              resume: Optional[Mapping[str, Any]] = None) -> None:
+              resume: Optional[Mapping[str, Any]] = None,
+              committed: Optional[Callable[[Mapping[str, Any]], bool]] = None) -> None:
         if self._spool is not None:
             raise TrackingError("this tracker already started a run; a tracker serves one Elistimator")
-        self._spool = Spool(spool_root, self.tracking_uri)
-        self._spool.sweep_outbox()
+        self._open(Spool(spool_root, self.tracking_uri), committed)
         same_store = bool(resume) and resume.get("tracking_uri") == self.tracking_uri
         self._key = resume["run_key"] if same_store else uuid.uuid4().hex
         self._experiment = experiment
-        for op in self._spool.pending():  # earlier sessions' undelivered work goes first
+        for op in self._queue:  # earlier sessions' undelivered work goes first
             if op["op"] == "start" and op["run"] == self._key:
                 op["experiment"] = experiment  # e.g. another name after the first one was deleted
-            self._queue.append(op)
         start = self._append({"op": "start", "experiment": self._experiment, "run_name": run_name,
                               "tags": dict(tags), "run_id": resume.get("run_id") if same_store else None})
         self._start_worker("elistimator-tracking")
@@ -114,15 +123,23 @@ class MlflowTracker(Tracker):
         self._append({"op": "artifacts", "directory": self._require_started().relative(directory),
                       "artifact_path": artifact_path})
 
+    def hold(self, clause: Mapping[str, Any]) -> None:
+        self._clause, self._held = dict(clause), []
+
+    def release(self, committed: bool) -> None:
+        held, self._clause, self._held = self._held or [], None, None
+        if committed and held:
+            with self._cond:
+                self._queue.extend(held)
+                self._cond.notify_all()
+
     def finish(self, status: str, error: Optional[str] = None) -> None:
         if status not in RUN_STATUSES:
             raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
         if self._spool is None:
             return
         last = self._append({"op": "finish", "status": status, "error": error})
-        delivered = self._drain(last["seq"], self.close_timeout)
-        self._spool.close()
-        if not delivered:
+        if not self._drain(last["seq"], self.close_timeout):
             left = len(self._spool.pending())
             warnings.warn(f"{left} tracking operation(s) could not be delivered to {self.tracking_uri} "
                           f"({self._last_error or 'the store did not answer in time'}); they are kept in "
@@ -152,14 +169,14 @@ class MlflowTracker(Tracker):
             raise TrackingError(f"cannot register {name!r}: the run does not exist yet in {self.tracking_uri} "
                                f"({self._last_error or 'the store has not answered'}); try again when it answers")
         with bounded():
-            return register_model_dir(MlflowClient(self.tracking_uri), run_id, step, model_dir, name, alias, tags)
+            return register_model_dir(self._mlflow(), run_id, step, model_dir, name, alias, tags)
 
     # -- replay of a spool without a training run (``sync``) -------------------------------
 
-    def deliver_spool(self, spool: Spool, timeout: float) -> int:
+    def deliver_spool(self, spool: Spool, timeout: float,
+                      committed: Optional[Callable[[Mapping[str, Any]], bool]] = None) -> int:
         """Deliver ``spool``'s pending operations; return how many are still pending."""
-        self._spool = spool
-        self._queue.extend(spool.pending())
+        self._open(spool, committed)
         if not self._queue:
             spool.compact()
             return 0
@@ -169,12 +186,26 @@ class MlflowTracker(Tracker):
 
     # -- journal and waiting ----------------------------------------------------------
 
+    def _open(self, spool: Spool, committed: Optional[Callable[[Mapping[str, Any]], bool]]) -> None:
+        """Use ``spool``: settle what a crash left between its journal and elistimator.json, sweep
+        stale staging, and queue the pending operations."""
+        if committed is not None:
+            spool.settle(committed)
+        spool.sweep_outbox()
+        self._spool, self._delivery = spool, Delivery(self._mlflow, spool, self.tracking_uri)
+        self._queue.extend(spool.pending())
+
     def _require_started(self) -> Spool:
         if self._spool is None:
             raise TrackingError("the tracker has not started a run: Elistimator.setup() starts it")
         return self._spool
 
     def _append(self, op: Dict[str, Any]) -> Dict[str, Any]:
+        """Journal ``op``; queue it for delivery, or hold it back until the commit it belongs to."""
+        if self._clause is not None:
+            op = self._require_started().append({"run": self._key, **op, "commit": self._clause}, durable=True)
+            self._held.append(op)
+            return op
         op = self._require_started().append({"run": self._key, **op})
         with self._cond:
             self._queue.append(op)
@@ -187,11 +218,13 @@ class MlflowTracker(Tracker):
 
     def _drain(self, last_seq: int, timeout: float) -> bool:
         """Wait (bounded) for delivery up to ``last_seq``, stop the worker, and drop the journal
-        when all of it arrived; True when it did."""
+        when all of it arrived; True when it did. After this the worker writes nothing."""
         delivered = self._wait_delivered(last_seq, timeout, retry_now=True)
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        with self._marking:  # a delivery being marked finishes; none starts after
+            pass
         if delivered:
             self._spool.compact()
         return delivered
@@ -227,37 +260,52 @@ class MlflowTracker(Tracker):
                 if self._stopping:
                     return
                 batch = self._next_batch()
+            run_id, notes = None, []
             try:
-                with bounded(DELIVERY_TIMEOUT):  # the worker retries on its own terms, not MLflow's
-                    self._deliver(batch)
+                # the worker retries on its own terms, not MLflow's
+                with bounded(ARTIFACT_TIMEOUT if batch[0]["op"] == "artifacts" else ANSWER_TIMEOUT):
+                    run_id, notes = self._delivery.deliver(batch)
+            except RunRefused as refusal:
+                notes = [refusal.note] if refusal.note else []
             except Exception as error:  # noqa: BLE001 -- nothing may escape into training
-                if _is_permanent(error, batch[0]) and len(batch) > 1:
-                    self._single_until = batch[-1]["seq"]  # find the one refused: retry op by op
-                    continue
-                if _is_permanent(error, batch[0]):
-                    self._reject(batch[0], error)
-                else:
-                    self._fell_behind(error)
+                if not _is_permanent(error, batch[0]):
+                    self._fell_behind(error, batch[0])
                     self._pause(backoff)
                     backoff = min(backoff * 2, self.max_backoff)
                     continue
+                notes = [f"the tracking store {self.tracking_uri} refused a {batch[0]['op']!r} operation and it "
+                         f"is dropped: {summary(error)}"]
             backoff = 0.5
-            crash_point("tracking.delivered")
+            crash_point("delivery.sent")
+            if not self._mark_delivered(batch, run_id):
+                return
+            for note in notes:
+                warnings.warn(note, TrackingWarning)
+
+    def _mark_delivered(self, batch: List[Dict[str, Any]], run_id: Optional[str]) -> bool:
+        """Record that the store has ``batch``; False when the tracker stopped meanwhile (the spool
+        is then no longer this worker's to write)."""
+        with self._marking:
+            if self._stopping:
+                return False
+            if run_id is not None:
+                self._spool.set_run(batch[0]["run"], run_id)
             self._spool.mark_delivered(batch[-1]["seq"])
             for op in batch:
                 if op["op"] == "artifacts":
                     self._spool.remove_outbox(op["directory"])
-            with self._cond:
-                for _ in batch:
-                    self._queue.popleft()
-                self._delivered_seq = batch[-1]["seq"]
-                self._cond.notify_all()
+        with self._cond:
+            for _ in batch:
+                self._queue.popleft()
+            self._delivered_seq = batch[-1]["seq"]
+            self._cond.notify_all()
+        return True
 
     def _next_batch(self) -> List[Dict[str, Any]]:
         """The head of the queue; consecutive metric points of one run travel together."""
         head = self._queue[0]
         batch, count = [head], len(head.get("metrics", ()))
-        if head["op"] != "metrics" or head["seq"] <= self._single_until:
+        if head["op"] != "metrics":
             return batch
         for op in itertools.islice(self._queue, 1, None):
             if op["op"] != "metrics" or op["run"] != head["run"] or count + len(op["metrics"]) > MAX_METRICS_PER_BATCH:
@@ -266,17 +314,20 @@ class MlflowTracker(Tracker):
             count += len(op["metrics"])
         return batch
 
-    def _fell_behind(self, error: Exception) -> None:
-        self._last_error = _summary(error)
-        with self._cond:
-            self._failures += 1
-            self._cond.notify_all()
+    def _fell_behind(self, error: Exception, op: Mapping[str, Any]) -> None:
+        """One warning (the first failure), given before anyone waiting hears of the failure."""
+        timeout = ARTIFACT_TIMEOUT if op["op"] == "artifacts" else ANSWER_TIMEOUT
+        self._last_error = (f"the store did not answer within {timeout:g} s" if "timed out" in str(error).lower()
+                            else summary(error))
         if not self._warned_behind:
             self._warned_behind = True
             warnings.warn(f"tracking to {self.tracking_uri} is behind: {self._last_error}. Training goes on; "
                           f"what is not delivered yet is kept in {self._spool.path} and sent when the store "
                           "answers (retried in the background, at close(), at the next run in this model "
                           "directory, or with elistimator_tracking.tracking.sync(model_dir))", TrackingWarning)
+        with self._cond:
+            self._failures += 1
+            self._cond.notify_all()
 
     def _pause(self, seconds: float) -> None:
         until = time.monotonic() + seconds
@@ -285,114 +336,13 @@ class MlflowTracker(Tracker):
                 self._cond.wait(until - time.monotonic())
             self._retry_now = False
 
-    def _reject(self, op: Dict[str, Any], error: Exception) -> None:
-        warnings.warn(f"the tracking store {self.tracking_uri} refused a {op['op']!r} operation and it is "
-                      f"dropped: {_summary(error)}", TrackingWarning)
-
-    # -- delivery -----------------------------------------------------------------------
-
     def _mlflow(self) -> MlflowClient:
         if self._client is None:
-            self._client = MlflowClient(self.tracking_uri)
+            self._client = MlflowClient(self._store.client_uri)
         return self._client
-
-    def _deliver(self, batch: List[Dict[str, Any]]) -> None:
-        op = batch[0]
-        kind = op["op"]
-        if kind == "start":
-            return self._deliver_start(op)
-        client, run_id = self._mlflow(), self._run_id_of(op)
-        if kind == "metrics":
-            points = [Metric(key, value, o["timestamp"], o["step"]) for o in batch for key, value in o["metrics"].items()]
-            client.log_batch(run_id, metrics=points, synchronous=True)
-        elif kind == "params":
-            items = [Param(key, value) for key, value in op["params"].items()]
-            for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
-                client.log_batch(run_id, params=items[i:i + MAX_PARAMS_PER_BATCH], synchronous=True)
-        elif kind == "tags":
-            items = [RunTag(key, value) for key, value in op["tags"].items()]
-            for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
-                client.log_batch(run_id, tags=items[i:i + MAX_PARAMS_PER_BATCH], synchronous=True)
-        elif kind == "artifacts":
-            directory = self._spool.outbox_path(op["directory"])
-            if directory.is_dir():  # gone only if an earlier attempt delivered it and then crashed
-                client.log_artifacts(run_id, str(directory), op["artifact_path"])
-        elif kind == "finish":
-            if op.get("error"):
-                client.set_tag(run_id, ERROR_TAG, op["error"][:5000])
-            client.set_terminated(run_id, op["status"])
-        else:
-            raise ValueError(f"unknown tracking operation {kind!r} in {self._spool.path}")
-
-    def _run_id_of(self, op: Mapping[str, Any]) -> str:
-        run_id = self._spool.run_id(op["run"])
-        if run_id is None:
-            raise TrackingError(f"the run {op['run']} was never created in {self.tracking_uri}")
-        return run_id
-
-    def _deliver_start(self, op: Mapping[str, Any]) -> None:
-        client, key = self._mlflow(), op["run"]
-        run_id = self._spool.run_id(key) or op.get("run_id")
-        if run_id is not None:
-            if self._resume(run_id):
-                self._spool.set_run(key, run_id)
-                return
-            warnings.warn(f"the run {run_id} recorded in the model directory is not known to "
-                          f"{self.tracking_uri} (or was deleted there); a new run is started for it",
-                          TrackingWarning)
-        experiment_id = self._experiment_id(op["experiment"])
-        found = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}'", max_results=1)
-        if found:  # created by an earlier attempt whose answer was lost
-            run = found[0]
-        else:
-            run = client.create_run(experiment_id, run_name=op.get("run_name"),
-                                    tags={**op.get("tags", {}), RUN_KEY_TAG: key})
-            crash_point("tracking.run_created")
-        self._spool.set_run(key, run.info.run_id)
-
-    def _resume(self, run_id: str) -> bool:
-        client = self._mlflow()
-        try:
-            run = client.get_run(run_id)
-        except MlflowException as error:
-            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return False
-            raise
-        if run.info.lifecycle_stage != "active":
-            return False
-        client.update_run(run_id, status="RUNNING")
-        return True
-
-    def _experiment_id(self, name: str) -> str:
-        client = self._mlflow()
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            try:
-                return client.create_experiment(name)
-            except MlflowException as error:
-                if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise
-                experiment = client.get_experiment_by_name(name)
-        if experiment.lifecycle_stage != "active":
-            raise ExperimentDeleted(f"the experiment {name!r} (id {experiment.experiment_id}) is deleted in "
-                                    f"{self.tracking_uri}: restore it (mlflow experiments restore --experiment-id "
-                                    f"{experiment.experiment_id}) or pass another experiment= name")
-        return experiment.experiment_id
-
-
-def _absolute_uri(uri: str) -> str:
-    """``sqlite:///rel.db`` is relative to the working directory: pin it, so a resumed run finds it."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and uri != prefix + ":memory:":
-        return prefix + os.path.abspath(uri[len(prefix):])
-    return uri
 
 
 def _is_permanent(error: Exception, op: Mapping[str, Any]) -> bool:
-    """Errors that retrying cannot fix; a start is always retried (the run must exist first)."""
-    return op["op"] != "start" and getattr(error, "error_code", None) in PERMANENT_ERRORS
-
-
-def _summary(error: Exception) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text[:300]}"
+    """Refusals that retrying cannot change; a start is retried unless ``Delivery`` says the store
+    refused it (the run must exist first, and e.g. a deleted experiment can be restored)."""
+    return op["op"] != "start" and getattr(error, "error_code", None) in ITEM_REFUSALS + RUN_GONE

@@ -28,6 +28,26 @@ from .run_info import version_tags
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 
 
+def checked_registration(name: object, alias: object) -> None:
+    """Raise ``ValueError`` for a model name or alias the registry would refuse, before anything is
+    uploaded (by MLflow's own rules: no ``/`` or ``:`` in a name; aliases of letters, digits, ``_``
+    and ``-``, not ``latest`` or ``v<N>``)."""
+    from mlflow.utils.validation import (_validate_model_alias_name, _validate_model_alias_name_reserved,
+                                         _validate_model_name)
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    if alias is not None and not isinstance(alias, str):
+        raise ValueError(f"alias must be a string or None, got {alias!r}")
+    for what, value, checks in (("name", name, (_validate_model_name,)),
+                                ("alias", alias, (_validate_model_alias_name, _validate_model_alias_name_reserved))):
+        try:
+            for check in checks if value is not None else ():
+                check(value)
+        except MlflowException as error:
+            raise ValueError(f"registered model {what} {value!r} is refused by the Model Registry: "
+                             f"{error.message}") from None
+
+
 def register_model_dir(client: MlflowClient, run_id: str, step: int, model_dir: Path, name: str,
                        alias: Optional[str], tags: Mapping[str, str]) -> str:
     """Log ``model_dir`` (a one-checkpoint model directory) as an MLflow Model in the run and
@@ -62,6 +82,7 @@ def register_best(run_id: str, name: str, metric: str = "loss", mode: str = "min
                   tracking_uri: Optional[str] = None, cache_dir: Optional[Path] = None) -> str:
     """Register the best checkpoint a run logged (by validation ``metric`` and ``mode``) as a new
     version of ``name``, pointing ``alias`` at it; for runs whose model directory is elsewhere."""
+    checked_registration(name, alias)
     run = RunCheckpoints(run_id, tracking_uri, cache_dir)
     index = run.index()
     step = best_step(index, metric, mode)

@@ -12,6 +12,7 @@ error within seconds, not minutes.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import tempfile
@@ -28,6 +29,7 @@ from ..errors import CheckpointNotFoundError, ModelDirectoryError
 from ..metadata import METADATA_FILE
 from ..model_dir import ModelDirectory
 from .http_limits import bounded
+from .store_uri import StoreUri
 from .layout import CHECKPOINT_ARTIFACTS, MODEL_DIR_ARTIFACT, STEP_DIR, checkpoint_artifact_path, parse_source
 
 CACHE_ENV = "ELISTIMATOR_CACHE_DIR"
@@ -43,8 +45,9 @@ class RunCheckpoints:
     also the ``CheckpointStore`` a model directory fetches its pruned checkpoints from."""
 
     def __init__(self, run_id: str, tracking_uri: Optional[str] = None, cache_dir: Optional[Path] = None):
-        self.tracking_uri = tracking_uri or mlflow.get_tracking_uri()
-        self.client = MlflowClient(self.tracking_uri)
+        store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
+        self.tracking_uri = store.public
+        self.client = MlflowClient(store.client_uri)
         self.run_id, self.label = run_id, f"run {run_id}"
         self._cache_dir = cache_dir
         self._steps: Optional[List[int]] = None
@@ -67,8 +70,9 @@ class RunCheckpoints:
         return self._steps
 
     def index(self) -> CheckpointIndex:
-        """Every logged checkpoint step, with the validation metrics the run holds at that step
-        (the last value logged, should a step have been trained twice)."""
+        """Every logged checkpoint step, with the validation metrics the run holds at that step: the
+        last value logged there, should a step have been trained twice; none when that is a NaN
+        (a branch retracted the step's values: ``TrackingListener.on_branch``)."""
         steps = self.steps()
         if not steps:
             raise CheckpointNotFoundError(f"run {self.run_id} in {self.tracking_uri} holds no Elistimator "
@@ -80,6 +84,8 @@ class RunCheckpoints:
                     for point in sorted(self.client.get_metric_history(self.run_id, key), key=lambda m: m.timestamp):
                         if point.step in steps:
                             validations.setdefault(point.step, {})[key[len("validation/"):]] = point.value
+        validations = {step: {name: value for name, value in metrics.items() if not math.isnan(value)}
+                       for step, metrics in validations.items()}
         records = [CheckpointRecord(step, f"checkpoints/model-{step}", local=False) for step in steps]
         return CheckpointIndex(records, validations)
 
@@ -100,8 +106,9 @@ def download_model_version(source: str, cache_dir: Optional[Path] = None,
                            tracking_uri: Optional[str] = None) -> Path:
     """``models:/<name>/<version>`` or ``models:/<name>@<alias>`` as a verified local model directory."""
     parts = parse_source(source)
-    uri = tracking_uri or mlflow.get_tracking_uri()
-    client = MlflowClient(uri, registry_uri=uri)
+    store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
+    uri = store.public
+    client = MlflowClient(store.client_uri, registry_uri=store.client_uri)
     name = parts["name"]
     try:
         with bounded():
@@ -122,7 +129,7 @@ def download_model_version(source: str, cache_dir: Optional[Path] = None,
     def fetch(where: Path) -> str:
         # the version's own source, in the store the caller named (not the default store)
         downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(where),
-                                                              tracking_uri=uri))
+                                                              tracking_uri=store.client_uri))
         inner = _model_dir_artifact(downloaded)
         if inner is None or not (downloaded / inner / METADATA_FILE).is_file():
             raise ModelDirectoryError(f"{source} (version {version.version}) holds no Elistimator checkpoint "

@@ -1,41 +1,118 @@
-"""What a run is described by: flattened params (secrets redacted) and provenance tags."""
+"""What a run is described by: params, tags and its name (secrets redacted), and provenance tags.
+
+Redaction has one vocabulary, here: ``is_secret_name`` says whether a name (a param or tag
+key, any part of a flattened key, a query parameter, the left side of ``name=value`` in a
+text) looks secret, by the words in ``SECRET_WORDS`` (and ``<prefix> key`` for the
+prefixes in ``SECRET_KEY_PREFIXES``). A secret-looking param or tag shows ``<redacted>``;
+so does everything nested under a secret-looking parent (``credentials.value``). Any
+other value, the run name and the error text of a failed run are ``scrub``-bed: user info
+in URLs and DSNs (``postgresql://<redacted>@host/db``), values of secret-looking
+assignments and query parameters (``?token=<redacted>``) and bearer tokens are redacted.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .._version import __version__
 
 MAX_PARAM_KEY = 250  # MLflow's limits
 MAX_PARAM_VALUE = 6000
-SECRET_KEY = re.compile(r"pass(word|wd)?|token|secret|api[_\-.]?key|credential|private[_\-.]?key", re.IGNORECASE)
+MAX_TAG_VALUE = 8000
 REDACTED = "<redacted>"
-INVALID_NAME_CHARACTERS = re.compile(r"[^/\w.\- :]")  # what MLflow refuses in param and metric names
+#: a name holding one of these words (or its plural) looks secret: "db.password", "apiToken", "pwd"
+SECRET_WORDS = frozenset({"password", "passwd", "pwd", "pass", "passphrase", "secret", "token", "credential",
+                          "auth", "authorization", "bearer", "cookie", "signature", "sig", "apikey", "accesskey",
+                          "privatekey", "secretkey", "sshkey"})
+#: ... and so does "<one of these> key": "api_key", "aws_access_key_id", "ssh-key", "private key"
+SECRET_KEY_PREFIXES = frozenset({"api", "access", "private", "ssh", "secret", "signing", "encryption", "client",
+                                 "master", "account", "session"})
+INVALID_NAME_CHARACTERS = re.compile(r"[^/\w.\- :]")  # what MLflow refuses in param, metric and tag names
+_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+_URL_USER_INFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@]+@")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[\w\-.~+/]+=*")
+_ASSIGNMENT = re.compile(r"([A-Za-z_][\w.\-]*)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s&,;?\"']+)")
 
 
-def mlflow_name(name: str) -> str:
-    """``name`` as MLflow accepts it: other characters become ``_``, at most 250 characters."""
-    return INVALID_NAME_CHARACTERS.sub("_", name)[:MAX_PARAM_KEY]
+def is_secret_name(name: Any) -> bool:
+    """Whether ``name`` looks like it names a secret (see ``SECRET_WORDS``)."""
+    words = [word.lower() for word in _WORDS.findall(str(name))]
+    for i, word in enumerate(words):
+        if word in SECRET_WORDS or word.rstrip("s") in SECRET_WORDS:
+            return True
+        if word == "key" and i and words[i - 1] in SECRET_KEY_PREFIXES:
+            return True
+    return False
 
 
-def flatten_params(params: Mapping[Any, Any], prefix: str = "") -> Dict[str, str]:
-    """``{'a': {'b': 1}}`` -> ``{'a.b': '1'}``; secret-looking keys redacted, values cut to MLflow's limit."""
-    flat: Dict[str, str] = {}
+def scrub(text: str) -> str:
+    """``text`` with credentials in it redacted: URL user info, bearer tokens, and values given to
+    secret-looking names (``password=...``, ``?token=...``, ``Authorization: ...``)."""
+    text = _URL_USER_INFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    return _ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}" if is_secret_name(m.group(1))
+                           else m.group(0), text)
+
+
+def redacted(values: Mapping[str, Any], limit: int = MAX_TAG_VALUE) -> Dict[str, str]:
+    """Tags (or flat params) as they may be sent: secret-looking keys redacted, other values scrubbed
+    and cut to ``limit`` characters."""
+    return {key: REDACTED if is_secret_name(key) else _cut(scrub(str(value)), limit) for key, value in values.items()}
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def mlflow_name(name: Any) -> str:
+    """``name`` as MLflow accepts it for a param, metric or tag: other characters become ``_``, no
+    empty, ``.`` or ``..`` path parts, at most 250 characters (a cut name ends with a hash of the
+    whole, so two long names stay apart)."""
+    parts = [part if part != ".." else "__" for part in INVALID_NAME_CHARACTERS.sub("_", str(name)).split("/")
+             if part not in ("", ".")]
+    cleaned = "/".join(parts) or "_"
+    if len(cleaned) > MAX_PARAM_KEY:
+        digest = hashlib.sha256(cleaned.encode("utf-8")).hexdigest()[:8]
+        cleaned = cleaned[:MAX_PARAM_KEY - 9].rstrip("/") + "-" + digest
+    return cleaned
+
+
+def run_params(params: Mapping[Any, Any], saver: Mapping[str, Any]) -> Tuple[Dict[str, str], List[str]]:
+    """The params a run logs: ``params`` flattened (``{'a': {'b': 1}}`` -> ``a.b``) and the saver
+    settings as ``saver.<name>``, redacted, values cut to MLflow's limit, each under a distinct name
+    MLflow accepts. Returns them and a note per param logged under another name than its own
+    (renamed deterministically: ``a.b`` twice becomes ``a.b`` and ``a.b-2``)."""
+    named: Dict[str, str] = {}
+    notes = []
+    for path, value in [*_flattened(params, ""), *_flattened(saver, "saver.")]:
+        name = base = mlflow_name(path)
+        number = 1
+        while name in named:
+            number += 1
+            name = f"{base[:MAX_PARAM_KEY - len(str(number)) - 1]}-{number}"
+        if name != path:
+            notes.append(f"{_short(path)!r} as {_short(name)!r}")
+        named[name] = REDACTED if is_secret_name(path) else _cut(scrub(str(value)), MAX_PARAM_VALUE)
+    return named, notes
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else f"{text[:limit - 14]}...{text[-11:]}"
+
+
+def _flattened(params: Mapping[Any, Any], prefix: str) -> Iterator[Tuple[str, Any]]:
     for key, value in params.items():
-        name = f"{prefix}{key}"
+        path = f"{prefix}{key}"
         if isinstance(value, Mapping) and value:
-            flat.update(flatten_params(value, prefix=f"{name}."))
-            continue
-        text = REDACTED if SECRET_KEY.search(str(key)) else str(value)
-        if len(text) > MAX_PARAM_VALUE:
-            text = text[:MAX_PARAM_VALUE - 3] + "..."
-        flat[mlflow_name(name)] = text
-    return flat
+            yield from _flattened(value, f"{path}.")
+        else:
+            yield path, value
 
 
 def provenance_tags(model_fn: Optional[Callable]) -> Dict[str, str]:

@@ -3,7 +3,8 @@
 Every tracking operation is appended to ``journal.jsonl`` (with a sequence number)
 before it is delivered; ``delivered`` holds the highest sequence number the store has
 acknowledged. After a crash, a dead server or a closed process, the operations after
-that number are replayed in order. Replays are harmless: metrics carry their original
+that number are replayed in order (what a crash left half-committed is settled first:
+see ``settle`` and ``mlflow_tracker.py``). Replays are harmless: metrics carry their original
 timestamps (MLflow drops exact duplicates), artifacts overwrite the same paths, and a
 run is found again by its ``elistimator.run_key`` tag instead of being created twice.
 
@@ -15,15 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
-import fcntl
 import threading
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
-from ..errors import TrackingError
+from .._faults import crash_point
 from ..model_dir import write_json_atomic, write_text_atomic
 from .base import TrackingWarning
 
@@ -42,16 +43,12 @@ def spools_in(spool_root: Path) -> Iterator["Spool"]:
         yield Spool(spool_root, uri)
 
 
-class SpoolBusy(TrackingError):
-    """Another tracker (in this or another process) is using the spool."""
-
-
 class Spool:
     """Journal, delivery mark, run ids and outbox of one tracking URI.
 
-    One user at a time: the spool holds an exclusive lock on its ``lock`` file until
-    ``close()`` (or the end of the process), so a ``sync`` cannot replay a journal a
-    running training is still writing.
+    One user at a time: every user (the tracker of a writing Elistimator, ``sync``) holds
+    the model directory's writer lock (``writer_lock.py``), so a ``sync`` never replays a
+    journal a running training is still writing.
     """
 
     def __init__(self, spool_root: Path, tracking_uri: str):
@@ -59,13 +56,6 @@ class Spool:
         self.path = spool_path(spool_root, tracking_uri)
         self._lock = threading.Lock()
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.path / "lock", "a")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock_file.close()
-            raise SpoolBusy(f"the tracking spool {self.path} is in use by another Elistimator or sync "
-                            "(in this or another process); close it first") from None
         store = self.path / "store.json"
         if not store.is_file():
             write_json_atomic(store, {"tracking_uri": tracking_uri})
@@ -76,21 +66,42 @@ class Spool:
         self._next_seq = max([self._delivered] + [op["seq"] for op in entries]) + 1
         self._runs: Dict[str, Optional[str]] = self._read_runs()
 
-    def close(self) -> None:
-        """Release the spool for the next user."""
-        if not self._lock_file.closed:
-            self._lock_file.close()
-
     # -- the journal ------------------------------------------------------------------
 
-    def append(self, op: Dict[str, Any]) -> Dict[str, Any]:
-        """Give ``op`` the next sequence number and write it to the journal (flushed)."""
+    def append(self, op: Dict[str, Any], durable: bool = False) -> Dict[str, Any]:
+        """Give ``op`` the next sequence number and write it to the journal (flushed; ``durable``:
+        on disk before this returns, for work that must precede a commit of elistimator.json)."""
         with self._lock:
             op = {"seq": self._next_seq, **op}
             self._next_seq += 1
+            crash_point("journal.append")
             with open(self._journal, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(op, separators=(",", ":")) + "\n")
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            crash_point("journal.appended")
         return op
+
+    def settle(self, committed: Callable[[Mapping[str, Any]], bool]) -> int:
+        """Decide, once, what became of pending work journaled before a commit of elistimator.json
+        (operations with a ``commit`` clause, left by a process that died): keep those whose
+        clause ``committed`` confirms (as plain operations) and drop the others. Returns how
+        many were dropped."""
+        with self._lock:
+            entries, kept, dropped = self._read_journal(), [], 0
+            for op in entries:
+                clause = op.get("commit")
+                if clause is not None and op["seq"] > self._delivered:
+                    if not committed(clause):
+                        dropped += 1
+                        continue
+                    op = {key: value for key, value in op.items() if key != "commit"}
+                kept.append(op)
+            if kept != entries:
+                write_text_atomic(self._journal, "".join(json.dumps(op, separators=(",", ":")) + "\n"
+                                                         for op in kept))
+        return dropped
 
     def pending(self) -> List[Dict[str, Any]]:
         """The operations not yet acknowledged by the store, oldest first."""

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Dict, Optional, Union
 
 from .. import metadata as metadata_file
+from ..checkpoints import CheckpointIndex
 from ..errors import ModelDirectoryError
 from ..model_dir import ModelDirectory
+from ..writer_lock import WriterLock
 from .spool import SPOOL_DIR, spools_in
 
 
@@ -28,20 +30,23 @@ def sync(model_dir: Union[str, os.PathLike], tracking_uri: Optional[str] = None,
         raise ModelDirectoryError(f"model directory {str(directory.path)!r} does not exist")
     if not root.is_dir():
         raise FileNotFoundError(f"{str(directory.path)!r} has no tracking spool ({SPOOL_DIR}/): nothing to sync")
-    left: Dict[str, int] = {}
-    for spool in spools_in(root):
-        try:
+    writer = WriterLock(directory.path)
+    writer.acquire("elistimator sync")  # the journal is the writer's: never replay one a training is writing
+    try:
+        index = metadata_file.read(directory).index if metadata_file.exists(directory) else CheckpointIndex()
+        left: Dict[str, int] = {}
+        for spool in spools_in(root):
             target = MlflowTracker(tracking_uri or spool.tracking_uri)
             if target.tracking_uri != spool.tracking_uri:
                 if spool.delivered:
                     raise ValueError(f"part of the work in {spool.path} already reached {spool.tracking_uri}; "
                                      "sync it there (without tracking_uri)")
                 spool.forget_runs()
-            left[target.tracking_uri] = left.get(target.tracking_uri, 0) + target.deliver_spool(spool, timeout)
+            left[target.tracking_uri] = left.get(target.tracking_uri, 0) + target.deliver_spool(spool, timeout, index.holds)
             _record_run(directory, spool, target.tracking_uri)
-        finally:
-            spool.close()
-    return left
+        return left
+    finally:
+        writer.release()
 
 
 def _record_run(directory: ModelDirectory, spool, tracking_uri: str) -> None:
