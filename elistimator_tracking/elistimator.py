@@ -78,9 +78,9 @@ class Elistimator:
         record = origin.index.records[origin.step]
         try:
             holder = self._checkpoints.holder(record)  # fetched from the run when pruned locally
-            if record.local:
+            if record.local and not origin.verified:
                 self._checkpoints.verify(record)
-            self._loops = Loops(origin.import_graph(holder), self._settings)
+            self._loops = Loops(origin.import_graph(holder), self._settings, restoring=True)
             self._checkpoints.restore_step(self._loops, origin.step, verified=True)
         except BaseException:
             self.close()

@@ -44,6 +44,7 @@ class ModelOrigin:
     metadata: Optional[Metadata] = None
     step: Optional[int] = None
     temporary: Optional[tempfile.TemporaryDirectory] = None  # backs the directory; lives as long as the model
+    verified: bool = False  # the checkpoint's files were just checked: hard links of a verified download
 
     def import_graph(self, holder: Path) -> ModelGraph:
         """Import the meta graph of the saved checkpoint at ``step`` from ``holder`` (the model
@@ -140,4 +141,5 @@ def load(source: Union[PathLike, str], checkpoint: Selection, metric: str, mode:
         raise
     return ModelOrigin(directory, settings, (metadata.tracking or {}).get("experiment") or path.name,
                        index=metadata.index, saver=SaverSettings(metadata.max_to_keep, dict(metadata.saver_args)),
-                       recorded_run=metadata.tracking, metadata=metadata, step=step, temporary=temporary)
+                       recorded_run=metadata.tracking, metadata=metadata, step=step, temporary=temporary,
+                       verified=temporary is not None)

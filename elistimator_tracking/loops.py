@@ -24,10 +24,12 @@ from .streams import InputSlots, Stream, open_stream
 class Loops:
     """Train / evaluate / predict with ``model`` in its own session."""
 
-    def __init__(self, model: ModelGraph, settings: Settings):
+    def __init__(self, model: ModelGraph, settings: Settings, restoring: bool = False):
+        """``restoring``: a checkpoint of every global variable is restored next, so only the local
+        (metric) variables are initialized (random initial weights would be overwritten at once)."""
         self.model = model
         self.session = new_session(model.graph, **settings.session_args)
-        self.session.run(model.init)
+        self.session.run(model.local_init if restoring and model.local_init is not None else model.init)
         self.summary_every_n_steps = settings.summary_every_n_steps
         self._slots = InputSlots(model.input, self.session) if model.input is not None else None
         self.train_stream: Optional[Stream] = None

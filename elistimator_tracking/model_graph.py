@@ -36,6 +36,8 @@ class ModelGraph:
     user_summaries: Optional[tf.Tensor]
     init: tf.Operation
     saver: tf.train.Saver
+    #: initializes the local (metric) variables only: what a restored checkpoint does not set
+    local_init: Optional[tf.Operation] = None
     #: the in-graph input stage; None in graphs saved before it existed (their features are fed)
     input: Optional[GraphInput] = None
     _needs: Dict[str, List[FeatureKey]] = field(default_factory=dict, repr=False)
@@ -58,13 +60,13 @@ class ModelGraph:
                 new_metric_vars = [v for v in _metric_variables(graph) if v not in local_before]
                 reset_metrics = (tf.variables_initializer(new_metric_vars, name="reset_metrics")
                                  if evaluation is not None else None)
-                init = tf.group(tf.global_variables_initializer(), tf.local_variables_initializer(),
-                                name="init")
+                local_init = tf.local_variables_initializer()
+                init = tf.group(tf.global_variables_initializer(), local_init, name="init")
             saver = new_saver(saver_args)
         return cls(graph=graph, signature=signature, inputs=inputs, is_training=is_training,
                    global_step=global_step, train=train, evaluation=evaluation, predict=predict,
                    train_step=train_step, reset_metrics=reset_metrics, user_summaries=user_summaries,
-                   init=init, saver=saver, input=graph_input)
+                   init=init, saver=saver, local_init=local_init, input=graph_input)
 
     def to_names(self) -> Dict[str, Any]:
         """Everything ``from_names`` needs to find these handles in an imported graph (JSON-ready)."""
@@ -76,6 +78,7 @@ class ModelGraph:
                 "predict": self.predict.to_names() if self.predict else None,
                 "train_step": self.train_step.name, "reset_metrics": name(self.reset_metrics),
                 "user_summaries": name(self.user_summaries), "init": self.init.name,
+                "local_init": name(self.local_init),
                 "input": self.input.to_names() if self.input else None}
 
     @classmethod
@@ -94,6 +97,7 @@ class ModelGraph:
                    predict=PredictSpec.from_names(graph, names["predict"]) if names["predict"] else None,
                    train_step=element("train_step"), reset_metrics=element("reset_metrics"),
                    user_summaries=element("user_summaries"), init=element("init"), saver=saver,
+                   local_init=element("local_init"),
                    input=GraphInput.from_names(graph, names["input"]) if names.get("input") else None)
 
     def replace_saver(self, saver_args: Mapping[str, Any]) -> None:
