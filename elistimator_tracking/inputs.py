@@ -20,9 +20,10 @@ from ._tf import DatasetBase, TensorSpec, new_session, tf
 
 PREFETCH = 2  # batches read ahead while the model runs a step
 NO_GPU = tf.ConfigProto(device_count={"GPU": 0})
-# A pipeline that depends on state outside itself (a Python generator or py_function, a variable or
-# table of its graph) is not serialized: it is read in its own session (BatchReader).
-_SELF_CONTAINED_ONLY = tf.data.experimental.ExternalStatePolicy.FAIL
+# Stateful ops (random augmentation, a generator's or py_function's Python call) are serialized as
+# they are: the copy runs in this same process, where the Python functions stay registered as long
+# as the input's own graph lives (streams keep it).
+_KEEP_STATEFUL_OPS = tf.data.experimental.ExternalStatePolicy.IGNORE
 
 FeatureKey = Union[str, int]
 Batch = Dict[FeatureKey, np.ndarray]
@@ -199,7 +200,7 @@ class InputData:
     def serialized(self, model: InputSignature) -> Optional[bytes]:
         """The dataset as a serialized GraphDef whose elements are ``(features in the order of the model's
         signature..., batch size)``, features it lacks filled with empty values, PREFETCH batches read
-        ahead; None when the dataset is not self-contained (a generator, a py_function, a variable)."""
+        ahead; None when the dataset cannot be serialized (e.g. it reads a variable)."""
         present = self.signature.keys()
 
         def row(*element):
@@ -209,7 +210,7 @@ class InputData:
         with self.graph.as_default():
             try:
                 adapted = self._dataset.map(row).prefetch(PREFETCH)
-                serialize = adapted._as_serialized_graph(external_state_policy=_SELF_CONTAINED_ONLY)
+                serialize = adapted._as_serialized_graph(external_state_policy=_KEEP_STATEFUL_OPS)
             except (ValueError, TypeError, tf.errors.OpError):
                 return None
         session = new_session(self.graph, config=NO_GPU)
@@ -226,7 +227,8 @@ class InputData:
 
 class BatchReader:
     """An input function's dataset read one numpy batch at a time in a session of its own
-    (for datasets that cannot be serialized, and models saved before in-graph input).
+    (for datasets that cannot be serialized, models saved before in-graph input, and a
+    second prediction while another one's generator is still open).
 
     PREFETCH batches are read ahead by tf.data's own thread, so reading overlaps the
     model's step. The session sees no GPU, so it never competes with the model for device

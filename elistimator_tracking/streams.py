@@ -10,9 +10,10 @@ becomes part of the model graph (no meta graph or event file carries it), and a 
 input function adds no op. Batches then flow from tf.data's C++ pipeline, read ahead
 while the step runs, straight into the step; no batch passes through Python.
 
-``FeedStream`` is the fallback: datasets that are not self-contained (a Python
-generator, a ``py_function``, a variable) and models saved before this input stage
-read numpy batches from a data session of their own (also read ahead) and feed them.
+``FeedStream`` is the fallback: datasets that cannot be serialized (e.g. reading a
+variable), models saved before this input stage, and a prediction started while
+another one's generator still holds the prediction slot read numpy batches from a data
+session of their own (also read ahead) and feed them.
 
 Both streams do ``run(fetches, feed)``: the fetched values and the batch's size, or
 None at the end of the data. Features stay placeholders: feeding them (one-off
@@ -117,6 +118,7 @@ class GraphStream:
 
     def __init__(self, slots: InputSlots, slot: str, data: InputData, serialized: bytes):
         self.role, self.signature = data.role, data.signature
+        self._data = data  # its graph keeps the pipeline's Python functions (generators, py_function) registered
         self._slots, self._slot, self._serialized = slots, slot, serialized
         self._feed = {slots.input.selector: slots.handles[slot]}
         self._closed = False
