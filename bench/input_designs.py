@@ -172,7 +172,7 @@ class InGraphQueue(Design):
 class Serialized(Design):
     def features(self):
         self.input_data = InputData(self.dataset_fn, "training")
-        self.graph_input, _, features = GraphInput.build(self.graph, self.input_data.signature)
+        self.graph_input, _, features = GraphInput.build(self.graph, self.input_data.signature, self.is_training)
         return features
 
     def start(self) -> None:

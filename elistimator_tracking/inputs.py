@@ -18,7 +18,6 @@ import numpy as np
 
 from ._tf import DatasetBase, TensorSpec, new_session, tf
 
-PREFETCH = 2  # batches read ahead while the model runs a step
 NO_GPU = tf.ConfigProto(device_count={"GPU": 0})
 # Stateful ops (random augmentation, a generator's or py_function's Python call) are serialized as
 # they are: the copy runs in this same process, where the Python functions stay registered as long
@@ -93,6 +92,10 @@ class InputSignature:
 
     def keys(self) -> List[FeatureKey]:
         return list(self.features)
+
+    def element_order(self) -> List[FeatureKey]:
+        """The order tf.data flattens an element with these features in: names sorted, positions in order."""
+        return sorted(self.features)
 
     def describe(self) -> str:
         return "{" + ", ".join(f.describe() for f in self) + "}"
@@ -198,19 +201,18 @@ class InputData:
         self._dataset = dataset
 
     def serialized(self, model: InputSignature) -> Optional[bytes]:
-        """The dataset as a serialized GraphDef whose elements are ``(features in the order of the model's
-        signature..., batch size)``, features it lacks filled with empty values, PREFETCH batches read
-        ahead; None when the dataset cannot be serialized (e.g. it reads a variable)."""
-        present = self.signature.keys()
+        """The dataset as a serialized GraphDef whose elements are the model's features in
+        ``model.element_order()``, those it lacks filled with empty values (the pipeline is left
+        as it is when it yields them all); None when it cannot be serialized (e.g. it reads a variable)."""
+        order = model.element_order()
 
-        def row(*element):
+        def padded(*element):
             values = keyed(element if len(element) > 1 else element[0])
-            return tuple(values[f.key] if f.key in values else _empty(f) for f in model) + (
-                _leading_dimension([values[key] for key in present]),)
+            return tuple(values[key] if key in values else _empty(model[key]) for key in order)
         with self.graph.as_default():
             try:
-                adapted = self._dataset.map(row).prefetch(PREFETCH)
-                serialize = adapted._as_serialized_graph(external_state_policy=_KEEP_STATEFUL_OPS)
+                dataset = self._dataset if set(self.signature.keys()) == set(order) else self._dataset.map(padded)
+                serialize = dataset._as_serialized_graph(external_state_policy=_KEEP_STATEFUL_OPS)
             except (ValueError, TypeError, tf.errors.OpError):
                 return None
         session = new_session(self.graph, config=NO_GPU)
@@ -230,8 +232,8 @@ class BatchReader:
     (for datasets that cannot be serialized, models saved before in-graph input, and a
     second prediction while another one's generator is still open).
 
-    PREFETCH batches are read ahead by tf.data's own thread, so reading overlaps the
-    model's step. The session sees no GPU, so it never competes with the model for device
+    tf.data reads ahead on its own threads (it prefetches at the end of a pipeline by default),
+    so reading overlaps the model's step. The session sees no GPU, so it never competes with the model for device
     memory. Its thread counts stay at the defaults: TensorFlow's thread pools are
     process-wide and sized by the first session, so a one-thread data session would
     throttle the model.
@@ -239,7 +241,7 @@ class BatchReader:
 
     def __init__(self, data: InputData):
         with data.graph.as_default():
-            self._iterator = tf.data.make_initializable_iterator(data._dataset.prefetch(PREFETCH))
+            self._iterator = tf.data.make_initializable_iterator(data._dataset)
             self._next = self._iterator.get_next()
         self._session = new_session(data.graph, config=NO_GPU)
 
@@ -261,20 +263,6 @@ def _empty(feature: Feature) -> tf.Tensor:
     """A value of ``feature``'s dtype and rank with no examples, for a feature the data lacks."""
     dims = [] if feature.shape is None else [0 if d is None else d for d in feature.shape]
     return tf.zeros(dims, tf.as_dtype(feature.dtype))
-
-
-def _leading_dimension(values: List[tf.Tensor]) -> tf.Tensor:
-    """In-graph ``batch_size``: the leading dimension of the first value that is not a scalar, else 1."""
-    if not values:
-        return tf.constant(1, tf.int32)
-    first, rest = values[0], values[1:]
-    rank = first.shape.rank
-    if rank == 0:
-        return _leading_dimension(rest)
-    if rank is not None:
-        return tf.shape(first, out_type=tf.int32)[0]
-    return tf.cond(tf.rank(first) > 0, lambda: tf.shape(first, out_type=tf.int32)[0],
-                   lambda: _leading_dimension(rest))
 
 
 def one_off_batch(signature: InputSignature, needed: Sequence[FeatureKey],

@@ -32,6 +32,7 @@ class Loops:
         self.session.run(model.local_init if restoring and model.local_init is not None else model.init)
         self.summary_every_n_steps = settings.summary_every_n_steps
         self._slots = InputSlots(model.input, self.session) if model.input is not None else None
+        self._training = {model.is_training: True}
         self.train_stream: Optional[Stream] = None
         self.validation_stream: Optional[Stream] = None
         self._epoch_position = 0  # batches of the current training epoch consumed
@@ -95,7 +96,8 @@ class Loops:
         with progress_bar(f"Training ({self._train_calls})", self._train_total(steps), verbose) as bar:
             while steps is None or done < steps:
                 try:
-                    result = self.train_stream.run(self._train_fetches(step + 1), self._training)
+                    result = self.train_stream.run(self._train_fetches(step + 1), self._training,
+                                                   sized=not self._batch_size_told)
                 except BaseException:
                     self._epoch_position += 1  # the batch was read, even though the step failed
                     raise
@@ -111,13 +113,10 @@ class Loops:
                     listeners.notify("on_params", {"batch_size": size})
                 step, loss = self._after_step(values, done, listeners)
                 done += 1
-                bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
-                bar.update()
+                if verbose:
+                    bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
+                    bar.update()
         listeners.notify("on_train_end", step)
-
-    @property
-    def _training(self) -> Dict[tf.Tensor, bool]:
-        return {self.model.is_training: True}
 
     def _train_total(self, steps: Optional[int]) -> Optional[int]:
         if steps is not None:
@@ -181,7 +180,7 @@ class Loops:
         loss_sum, examples, batches = 0.0, 0, 0
         stream.restart()
         with progress_bar(description, self._lengths.get(stream.role), verbose) as bar:
-            while (result := stream.run(fetches, {})) is not None:
+            while (result := stream.run(fetches, {}, sized=True)) is not None:
                 (loss, _), size = result
                 loss_sum += float(loss) * size
                 examples += size

@@ -49,8 +49,8 @@ class ModelGraph:
         graph = tf.Graph()
         with graph.as_default():
             global_step = tf.train.get_or_create_global_step()
-            graph_input, signature, inputs = GraphInput.build(graph, signature)
             is_training = tf.placeholder_with_default(False, shape=[], name="is_training")
+            graph_input, signature, inputs = GraphInput.build(graph, signature, is_training)
             local_before = set(_metric_variables(graph))
             result = model_fn(inputs, is_training, params)
             train, evaluation, predict = check_model_fn_result(result, graph)
@@ -98,7 +98,7 @@ class ModelGraph:
                    train_step=element("train_step"), reset_metrics=element("reset_metrics"),
                    user_summaries=element("user_summaries"), init=element("init"), saver=saver,
                    local_init=element("local_init"),
-                   input=GraphInput.from_names(graph, names["input"]) if names.get("input") else None)
+                   input=GraphInput.from_names(graph, names["input"], signature) if names.get("input") else None)
 
     def replace_saver(self, saver_args: Mapping[str, Any]) -> None:
         with self.graph.as_default():
