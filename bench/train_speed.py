@@ -8,11 +8,12 @@
 - one-off prediction of one image, ms: ``predict(images=x)`` against a bare
   ``session.run(outputs, {features: x})`` on the same graph and session.
 
-Both sides are built once, warmed up, then timed in alternating blocks (the order flips every
-repeat); the table gives each side's median and best block and the ratio of medians (and of
-bests). The machine's load average is printed with the table: the 2-core machine is shared.
+Both sides are built once, warmed up, then timed in many short alternating blocks (the order
+flips every repeat), so that the shared machine's load swings hit both alike; the table gives
+each side's median and best block and the ratio of medians (and of bests). The machine's load
+average is printed with the table.
 
-    python bench/train_speed.py --data-dir ../shared/data/mnist --repeats 7
+    python bench/train_speed.py --data-dir ../shared/data/mnist --repeats 21
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def training_rows(model_fn, name: str, batch: int, steps: int, images, labels, r
     return rows
 
 
-def prediction_row(estimator: Elistimator, image: np.ndarray, repeats: int, calls: int = 200) -> Tuple:
+def prediction_row(estimator: Elistimator, image: np.ndarray, repeats: int, calls: int = 100) -> Tuple:
     """Per-call latency in ms (lower is better; reported as calls/s so every ratio reads 'higher is better')."""
     outputs = estimator._loops.model.predict.output
     images = estimator.graph.get_tensor_by_name(estimator._loops.model.signature["images"].tensor)
@@ -160,9 +161,9 @@ def print_table(rows: List[Tuple], repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/mnist"))
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--cnn-steps", type=int, default=100)
-    parser.add_argument("--mlp-steps", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--cnn-steps", type=int, default=30)
+    parser.add_argument("--mlp-steps", type=int, default=200)
     args = parser.parse_args()
     images, labels = load_mnist(args.data_dir)["test"]
     rows = training_rows(cnn_model_fn, "seed CNN", 56, args.cnn_steps, images, labels, args.repeats)
