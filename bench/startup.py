@@ -28,9 +28,9 @@ from typing import Dict, List, Optional
 ROOT = Path(__file__).resolve().parents[1]
 
 LOAD = r"""
-import importlib, json, sys, time
+import importlib, json, os, sys, time
 start = time.perf_counter()
-import elistimator_tracking  # its environment defaults first, as in any user's program
+os.environ.update(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")  # the package's defaults, without importing it
 import tensorflow
 tensorflow_done = time.perf_counter()
 import mlflow
