@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/mnist"))
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--cnn-steps", type=int, default=30)
-    parser.add_argument("--mlp-steps", type=int, default=200)
+    parser.add_argument("--mlp-steps", type=int, default=500)
     args = parser.parse_args()
     images, labels = load_mnist(args.data_dir)["test"]
     rows = training_rows(cnn_model_fn, "seed CNN", 56, args.cnn_steps, images, labels, args.repeats)
