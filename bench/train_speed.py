@@ -43,7 +43,8 @@ def mlp_model_fn(features, is_training, params):
     loss = tf.losses.sparse_softmax_cross_entropy(features["labels"], logits)
     train_op = tf.train.GradientDescentOptimizer(0.1).minimize(loss, global_step=tf.train.get_global_step())
     classes = tf.argmax(logits, 1, output_type=tf.int32)
-    return (TrainSpec(loss, train_op), EvaluationSpec(loss, {"accuracy": tf.metrics.accuracy(features["labels"], classes)}),
+    metrics = {"accuracy": tf.metrics.accuracy(features["labels"], classes)}
+    return (TrainSpec(loss, train_op), EvaluationSpec(loss, metrics),
             PredictSpec({"classes": classes, "probabilities": tf.nn.softmax(logits)}))
 
 
@@ -151,7 +152,8 @@ def print_table(rows: List[Tuple], repeats: int) -> None:
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for model, measure, plain, ours in rows:
         pm, pb, om, ob = statistics.median(plain), max(plain), statistics.median(ours), max(ours)
-        print(f"| {model} | {measure} | {pm:,.1f} | {pb:,.1f} | {om:,.1f} | {ob:,.1f} | {om / pm:.3f} | {ob / pb:.3f} |")
+        print(f"| {model} | {measure} | {pm:,.1f} | {pb:,.1f} | {om:,.1f} | {ob:,.1f} | {om / pm:.3f} "
+              f"| {ob / pb:.3f} |")
     for model, measure, plain, ours in rows:
         if measure.startswith("one-off"):
             print(f"one-off predict latency: bare session.run {1000 / statistics.median(plain):.3f} ms, "

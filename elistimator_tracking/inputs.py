@@ -232,11 +232,11 @@ class BatchReader:
     (for datasets that cannot be serialized, models saved before in-graph input, and a
     second prediction while another one's generator is still open).
 
-    tf.data reads ahead on its own threads (it prefetches at the end of a pipeline by default),
-    so reading overlaps the model's step. The session sees no GPU, so it never competes with the model for device
-    memory. Its thread counts stay at the defaults: TensorFlow's thread pools are
-    process-wide and sized by the first session, so a one-thread data session would
-    throttle the model.
+    tf.data reads ahead on its own threads (it prefetches at the end of a pipeline by
+    default), so reading overlaps the model's step. The session sees no GPU, so it never
+    competes with the model for device memory. Its thread counts stay at the defaults:
+    TensorFlow's thread pools are process-wide and sized by the first session, so a
+    one-thread data session would throttle the model.
     """
 
     def __init__(self, data: InputData):
