@@ -1,9 +1,30 @@
-"""elistimator_tracking: a training object for TF1-style graph models, tracked in MLflow."""
+"""elistimator_tracking: a training object for TF1-style graph models, tracked in MLflow.
 
+Importing the package sets TensorFlow's environment defaults (``_env.py``) but imports
+neither TensorFlow nor MLflow: ``Elistimator`` and the specs load on first use.
+"""
+
+import importlib
+from typing import Any, List
+
+from . import _env  # noqa: F401  (before anything imports TensorFlow)
 from ._version import __version__
-from .elistimator import Elistimator
 from .errors import CheckpointNotFoundError, ElistimatorError, ModelDirectoryError, TrackingError
-from .specs import EvaluationSpec, PredictSpec, TrainSpec
+
+_LAZY = {"Elistimator": "elistimator", "TrainSpec": "specs", "EvaluationSpec": "specs", "PredictSpec": "specs"}
 
 __all__ = ["Elistimator", "TrainSpec", "EvaluationSpec", "PredictSpec", "ElistimatorError",
            "CheckpointNotFoundError", "ModelDirectoryError", "TrackingError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Elistimator`` and the specs, imported (with TensorFlow) when first asked for."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,26 +1,19 @@
 """The one place that imports TensorFlow.
 
 TF1 graph code runs on TensorFlow 2.21 through ``tensorflow.compat.v1`` with eager
-execution disabled (``tensorflow-gpu==1.15`` has no wheels for current Pythons).
-Environment defaults that must be in place before TensorFlow loads are set here, only
-when the user has not set them:
-
-- ``TF_USE_LEGACY_KERAS=1``: ``tf.layers.*`` needs Keras 2 (the ``tf-keras`` package);
-  with Keras 3 it fails with ``conv2d is not available with Keras 3``.
-- ``TF_CPP_MIN_LOG_LEVEL=2``: hides TensorFlow's C++ INFO and WARNING logs. TensorFlow
-  2.21 prints a few lines at import before that setting is read (absl logs "before
-  InitializeLog" go straight to stderr), so in that case the import itself runs with
-  file descriptor 2 pointed at /dev/null, and so does the creation of sessions (device
-  probing logs, e.g. ``failed call to cuInit`` on machines without a GPU).
+execution disabled (``tensorflow-gpu==1.15`` has no wheels for current Pythons). The
+environment defaults are ``_env.py``'s. When the package chose ``TF_CPP_MIN_LOG_LEVEL=2``,
+what TensorFlow 2.21 prints before it reads that setting (absl logs "before
+InitializeLog" go straight to stderr) is silenced too: the import runs with file
+descriptor 2 pointed at /dev/null, and so does the creation of sessions (device probing
+logs, e.g. ``failed call to cuInit`` on machines without a GPU).
 """
 
 import contextlib
 import os
 import sys
 
-_QUIET = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from ._env import QUIET as _QUIET
 
 
 @contextlib.contextmanager

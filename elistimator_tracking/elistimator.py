@@ -19,7 +19,7 @@ from ._tf import tf
 from .checkpoint_manager import CheckpointManager
 from .checkpoints import Selection
 from .events import TensorBoardListener
-from .inputs import BatchStream, InputFn
+from .inputs import InputData, InputFn
 from .listeners import Listeners, RunContext
 from .loading import ModelOrigin, load, new_model
 from .loops import Loops
@@ -80,9 +80,9 @@ class Elistimator:
         record = origin.index.records[origin.step]
         try:
             holder = self._checkpoints.holder(record)  # fetched from the run when pruned locally
-            if record.local:
+            if record.local and not origin.verified:
                 self._checkpoints.verify(record)
-            self._loops = Loops(origin.import_graph(holder), self._settings)
+            self._loops = Loops(origin.import_graph(holder), self._settings, restoring=True)
             self._checkpoints.restore_step(self._loops, origin.step, verified=True)
         except BaseException:
             self.close()
@@ -151,26 +151,22 @@ class Elistimator:
         self._require_open()
         saver = self._saver.updated(train_saver_args)
         self._writer.acquire()
-        train = BatchStream(train_input_fn, "training")
-        validation, built_now = None, self._loops is None
+        train = InputData(train_input_fn, "training")
+        validation = InputData(validation_input_fn, "validation") if validation_input_fn else None
+        built_now = self._loops is None
         try:
-            validation = BatchStream(validation_input_fn, "validation") if validation_input_fn else None
             if built_now:
                 self._loops = Loops.built(self._model_fn, self._params, train, validation, saver.args, self._settings)
-            self._loops.check_streams(train, validation)
+            self._loops.check_data(train, validation)
             if not built_now and saver.args != self._saver.args:
                 self._loops.model.replace_saver(saver.args)
-            train.restart()
+            self._loops.use_data(train, validation)
         except BaseException:
-            for stream in (train, validation):
-                if stream is not None:
-                    stream.close()
             if built_now and self._loops is not None:  # leave nothing half-built behind
                 self._loops.close()
                 self._loops = None
             raise
         self._saver, self._checkpoints.max_to_keep = saver, saver.max_to_keep
-        self._loops.use_streams(train, validation)
         self._write_metadata()
         self._listeners.notify("on_setup", RunContext(self.model_dir, self._params, saver.as_params(),
                                                       self._model_fn, self._loops.model.graph, self._checkpoints.index))

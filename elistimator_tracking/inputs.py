@@ -1,15 +1,15 @@
 """Input functions, the input signature, and one-off feeding.
 
-Every input function runs in a small graph and session of its own (a ``BatchStream``)
-and hands numpy batches to the model graph, whose features are placeholders. Two
-things follow: the data a ``Dataset.from_tensor_slices`` captures as constants never
-enters the model graph (so no checkpoint, meta graph or event file carries it), and
-calling ``evaluate``/``predict`` with fresh input functions never adds ops to the
-model graph.
+Every input function builds its dataset in a graph of its own (``InputData``), so the
+data a ``Dataset.from_tensor_slices`` captures as constants never enters the model
+graph (no checkpoint, meta graph or event file carries it), and calling
+``evaluate``/``predict`` with fresh input functions never adds ops to the model graph.
+How the batches then reach the model is ``streams.py``.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -17,6 +17,12 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import numpy as np
 
 from ._tf import DatasetBase, TensorSpec, new_session, tf
+
+NO_GPU = tf.ConfigProto(device_count={"GPU": 0})
+# Stateful ops (random augmentation, a generator's or py_function's Python call) are serialized as
+# they are: the copy runs in this same process, where the Python functions stay registered as long
+# as the input's own graph lives (streams keep it).
+_KEEP_STATEFUL_OPS = tf.data.experimental.ExternalStatePolicy.IGNORE
 
 FeatureKey = Union[str, int]
 Batch = Dict[FeatureKey, np.ndarray]
@@ -87,6 +93,10 @@ class InputSignature:
     def keys(self) -> List[FeatureKey]:
         return list(self.features)
 
+    def element_order(self) -> List[FeatureKey]:
+        """The order tf.data flattens an element with these features in: names sorted, positions in order."""
+        return sorted(self.features)
+
     def describe(self) -> str:
         return "{" + ", ".join(f.describe() for f in self) + "}"
 
@@ -127,13 +137,15 @@ class InputSignature:
                 raise ValueError(f"the {role} dataset yields {feature.describe()}, which does not fit the "
                                  f"model's input {mine.describe()}; the signature is {self.describe()}")
 
-    def with_placeholders(self, graph: tf.Graph) -> Tuple["InputSignature", Dict[FeatureKey, tf.Tensor]]:
-        """Create one placeholder per feature in ``graph``; return the named signature and the tensors."""
+    def with_placeholders(self, graph: tf.Graph, defaults: Sequence[tf.Tensor]
+                          ) -> Tuple["InputSignature", Dict[FeatureKey, tf.Tensor]]:
+        """One placeholder per feature in ``graph`` (``features/<key>``), holding the matching tensor of
+        ``defaults`` unless fed; return the named signature and the tensors."""
         tensors = {}
         with graph.as_default(), tf.name_scope("features"):
-            for feature in self:
+            for feature, default in zip(self, defaults):
                 name = re.sub(r"[^A-Za-z0-9_.\-]", "_", str(feature.key))
-                tensors[feature.key] = tf.placeholder(tf.as_dtype(feature.dtype), _shape(feature.shape), name=name)
+                tensors[feature.key] = tf.placeholder_with_default(default, _shape(feature.shape), name=name)
         named = InputSignature(Feature(f.key, f.dtype, f.shape, tensors[f.key].name) for f in self)
         return named, tensors
 
@@ -156,13 +168,22 @@ def batch_size(batch: Batch) -> int:
     return 1
 
 
-class BatchStream:
-    """An input function's dataset in a graph and session of its own, read one numpy batch at a time.
+def keyed(element: Any) -> Dict[FeatureKey, Any]:
+    """A dataset element as ``{feature key: value}``: dicts by name, tuples by position, else key 0."""
+    if isinstance(element, Mapping):
+        return dict(element)
+    if isinstance(element, tuple):
+        return dict(enumerate(element))
+    return {0: element}
 
-    ``next_batch()`` returns None at the end of an epoch; ``restart()`` begins the next one.
-    The session sees no GPU, so it never competes with the model for device memory. Its
-    thread counts stay at the defaults: TensorFlow's thread pools are process-wide and
-    sized by the first session, so a one-thread data session would throttle the model.
+
+class InputData:
+    """An input function's dataset, built in a graph of its own.
+
+    The arrays a ``Dataset.from_tensor_slices`` captures become constants of this graph,
+    never of the model graph. The model reads the dataset either in-graph, from a
+    serialized copy (``serialized``; see ``streams.py``), or as numpy batches
+    (``reader``) when it cannot be serialized.
     """
 
     def __init__(self, input_fn: InputFn, role: str):
@@ -170,39 +191,78 @@ class BatchStream:
             raise TypeError(f"the {role} input function must be a callable taking no argument and returning "
                             f"a tf.data.Dataset, got {type(input_fn).__name__}")
         self.role = role
-        self._graph = tf.Graph()
-        with self._graph.as_default():
+        self.graph = tf.Graph()
+        with self.graph.as_default():
             dataset = input_fn()
             if not isinstance(dataset, DatasetBase):
                 raise TypeError(f"the {role} input function must return a tf.data.Dataset, "
                                 f"got {type(dataset).__name__}")
             self.signature = InputSignature.from_element_spec(dataset.element_spec, role)
-            self._iterator = tf.data.make_initializable_iterator(dataset)
+        self._dataset = dataset
+
+    def serialized(self, model: InputSignature) -> Optional[bytes]:
+        """The dataset as a serialized GraphDef whose elements are the model's features in
+        ``model.element_order()``, those it lacks filled with empty values (the pipeline is left
+        as it is when it yields them all); None when it cannot be serialized (e.g. it reads a variable)."""
+        order = model.element_order()
+
+        def padded(*element):
+            values = keyed(element if len(element) > 1 else element[0])
+            return tuple(values[key] if key in values else _empty(model[key]) for key in order)
+        with self.graph.as_default():
+            try:
+                dataset = self._dataset if set(self.signature.keys()) == set(order) else self._dataset.map(padded)
+                serialize = dataset._as_serialized_graph(external_state_policy=_KEEP_STATEFUL_OPS)
+            except (ValueError, TypeError, tf.errors.OpError):
+                return None
+        session = new_session(self.graph, config=NO_GPU)
+        try:
+            return session.run(serialize)
+        except tf.errors.OpError:
+            return None
+        finally:
+            session.close()
+
+    def reader(self) -> "BatchReader":
+        return BatchReader(self)
+
+
+class BatchReader:
+    """An input function's dataset read one numpy batch at a time in a session of its own
+    (for datasets that cannot be serialized, models saved before in-graph input, and a
+    second prediction while another one's generator is still open).
+
+    tf.data reads ahead on its own threads (it prefetches at the end of a pipeline by
+    default), so reading overlaps the model's step. The session sees no GPU, so it never
+    competes with the model for device memory. Its thread counts stay at the defaults:
+    TensorFlow's thread pools are process-wide and sized by the first session, so a
+    one-thread data session would throttle the model.
+    """
+
+    def __init__(self, data: InputData):
+        with data.graph.as_default():
+            self._iterator = tf.data.make_initializable_iterator(data._dataset)
             self._next = self._iterator.get_next()
-        self._session = new_session(self._graph, config=tf.ConfigProto(device_count={"GPU": 0}))
+        self._session = new_session(data.graph, config=NO_GPU)
 
     def restart(self) -> None:
         self._session.run(self._iterator.initializer)
 
     def next_batch(self) -> Optional[Batch]:
+        """The next batch, or None at the end of the data."""
         try:
-            values = self._session.run(self._next)
+            return keyed(self._session.run(self._next))
         except tf.errors.OutOfRangeError:
             return None
-        if isinstance(values, Mapping):
-            return dict(values)
-        if isinstance(values, tuple):
-            return dict(enumerate(values))
-        return {0: values}
-
-    def epoch(self) -> Iterable[Batch]:
-        """Every batch of one fresh pass over the data."""
-        self.restart()
-        while (batch := self.next_batch()) is not None:
-            yield batch
 
     def close(self) -> None:
         self._session.close()
+
+
+def _empty(feature: Feature) -> tf.Tensor:
+    """A value of ``feature``'s dtype and rank with no examples, for a feature the data lacks."""
+    dims = [] if feature.shape is None else [0 if d is None else d for d in feature.shape]
+    return tf.zeros(dims, tf.as_dtype(feature.dtype))
 
 
 def one_off_batch(signature: InputSignature, needed: Sequence[FeatureKey],
@@ -232,20 +292,29 @@ def one_off_batch(signature: InputSignature, needed: Sequence[FeatureKey],
 
 
 def _checked_value(feature: Feature, value: Any) -> np.ndarray:
-    dtype = tf.as_dtype(feature.dtype)
+    target, dims = _expected(feature)
     try:
-        array = np.asarray(value, dtype=object) if dtype == tf.string else np.asarray(value)
+        if target is None:  # strings
+            array = np.asarray(value, dtype=object)
+        else:
+            array = value if isinstance(value, np.ndarray) else np.asarray(value)
     except ValueError as error:  # ragged nested lists
         raise ValueError(f"feature {feature.key!r} expects shape {feature.shape_text()}, got values that are "
                          f"not a rectangular array (rows of different lengths?): {error}") from None
-    if dtype != tf.string:
-        target = np.dtype(dtype.as_numpy_dtype)
+    if target is not None and array.dtype != target:
         if not np.can_cast(array.dtype, target, casting="same_kind"):
             raise ValueError(f"feature {feature.key!r} expects {feature.dtype}, got values of dtype {array.dtype}")
-        array = array.astype(target, copy=False)
-    if not _shape(feature.shape).is_compatible_with(array.shape):
-        hint = " (add the batch dimension, e.g. x[None] or x[:1])" if (
-            feature.shape is not None and array.ndim == len(feature.shape) - 1) else ""
+        array = array.astype(target)
+    if dims is not None and (array.ndim != len(dims) or any(
+            d is not None and d != size for d, size in zip(dims, array.shape))):
+        hint = " (add the batch dimension, e.g. x[None] or x[:1])" if array.ndim == len(dims) - 1 else ""
         raise ValueError(f"feature {feature.key!r} expects shape {feature.shape_text()}, "
                          f"got {tuple(array.shape)}{hint}")
     return array
+
+
+@functools.lru_cache(maxsize=None)
+def _expected(feature: Feature) -> Tuple[Optional[np.dtype], Optional[Tuple[Optional[int], ...]]]:
+    """The numpy dtype (None for strings) and dimensions a one-off value must have (worked out once)."""
+    dtype = tf.as_dtype(feature.dtype)
+    return (None if dtype == tf.string else np.dtype(dtype.as_numpy_dtype)), feature.shape

@@ -46,6 +46,7 @@ class ModelOrigin:
     step: Optional[int] = None
     temporary: Optional[tempfile.TemporaryDirectory] = None  # backs the directory; lives as long as the model
     writer: Optional[WriterLock] = None  # the directory's writer lock; a new model holds it from the start
+    verified: bool = False  # the checkpoint's files were just checked: hard links of a verified download
 
     def __post_init__(self) -> None:
         if self.writer is None:
@@ -163,4 +164,5 @@ def load(source: Union[PathLike, str], checkpoint: Selection, metric: str, mode:
         raise
     return ModelOrigin(directory, settings, (metadata.tracking or {}).get("experiment") or path.name,
                        index=metadata.index, saver=SaverSettings(metadata.max_to_keep, dict(metadata.saver_args)),
-                       recorded_run=metadata.tracking, metadata=metadata, step=step, temporary=temporary)
+                       recorded_run=metadata.tracking, metadata=metadata, step=step, temporary=temporary,
+                       verified=temporary is not None)

@@ -1,8 +1,8 @@
 """The training, evaluation and prediction loops over one model graph and its session.
 
-The loops feed numpy batches from input streams (``inputs.py``) to the model graph's
-placeholders and tell listeners what happened; they know nothing of checkpoints,
-metadata or tracking.
+The loops run steps on input streams (``streams.py``: in-graph iterators, or fed numpy
+batches) and tell listeners what happened; they know nothing of checkpoints, metadata
+or tracking.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Unio
 import numpy as np
 
 from ._tf import new_session, tf
-from .inputs import Batch, BatchStream, InputFn, InputSignature, batch_size, one_off_batch
+from .inputs import InputData, InputFn, InputSignature, one_off_batch
 from .listeners import Listeners
 from .model_graph import ModelFn, ModelGraph
 from .progress import progress_bar
 from .settings import Settings
+from .streams import InputSlots, Stream, open_stream
 
 
 def _builds(model_fn: ModelFn, params: Mapping[str, Any], signature: InputSignature,
@@ -33,21 +34,25 @@ def _builds(model_fn: ModelFn, params: Mapping[str, Any], signature: InputSignat
 class Loops:
     """Train / evaluate / predict with ``model`` in its own session."""
 
-    def __init__(self, model: ModelGraph, settings: Settings):
+    def __init__(self, model: ModelGraph, settings: Settings, restoring: bool = False):
+        """``restoring``: a checkpoint of every global variable is restored next, so only the local
+        (metric) variables are initialized (random initial weights would be overwritten at once)."""
         self.model = model
         self.session = new_session(model.graph, **settings.session_args)
-        self.session.run(model.init)
+        self.session.run(model.local_init if restoring and model.local_init is not None else model.init)
         self.summary_every_n_steps = settings.summary_every_n_steps
-        self.train_stream: Optional[BatchStream] = None
-        self.validation_stream: Optional[BatchStream] = None
+        self._slots = InputSlots(model.input, self.session) if model.input is not None else None
+        self._training = {model.is_training: True}
+        self.train_stream: Optional[Stream] = None
+        self.validation_stream: Optional[Stream] = None
         self._epoch_position = 0  # batches of the current training epoch consumed
         self._lengths: Dict[str, int] = {}  # batches per epoch, once a pass has shown it
         self._train_calls = 0
         self._batch_size_told = False
 
     @classmethod
-    def built(cls, model_fn: ModelFn, params: Mapping[str, Any], train: BatchStream,
-              validation: Optional[BatchStream], saver_args: Mapping[str, Any], settings: Settings) -> "Loops":
+    def built(cls, model_fn: ModelFn, params: Mapping[str, Any], train: InputData,
+              validation: Optional[InputData], saver_args: Mapping[str, Any], settings: Settings) -> "Loops":
         """Loops over a graph ``model_fn`` builds for the signature of the training (and validation) data.
 
         Shapes that differ between the two become unknown dimensions (e.g. sequence lengths);
@@ -77,7 +82,7 @@ class Loops:
 
     # -- data -------------------------------------------------------------------------
 
-    def check_streams(self, train: BatchStream, validation: Optional[BatchStream]) -> None:
+    def check_data(self, train: InputData, validation: Optional[InputData]) -> None:
         """Raise unless ``train`` (and ``validation``) can feed this model."""
         self.require_fits(train, self.model.train_needs())
         if validation is not None:
@@ -86,22 +91,28 @@ class Loops:
                                  "to validate with")
             self.require_fits(validation, self.model.evaluation_needs())
 
-    def require_fits(self, stream: BatchStream, needed) -> None:
-        signature: InputSignature = self.model.signature
-        signature.require_fits(stream.signature, stream.role)
-        missing = [key for key in needed if key not in stream.signature]
+    def require_fits(self, data: InputData, needed) -> None:
+        signature = self.model.signature
+        signature.require_fits(data.signature, data.role)
+        missing = [key for key in needed if key not in data.signature]
         if missing:
-            raise ValueError(f"the {stream.role} dataset lacks feature(s) {', '.join(map(repr, missing))} that "
-                             f"the model needs for {stream.role}; the signature is {signature.describe()}")
+            raise ValueError(f"the {data.role} dataset lacks feature(s) {', '.join(map(repr, missing))} that "
+                             f"the model needs for {data.role}; the signature is {signature.describe()}")
 
-    def use_streams(self, train: BatchStream, validation: Optional[BatchStream]) -> None:
-        """Train (and validate) on these streams from now on; a new epoch starts."""
+    def use_data(self, train: InputData, validation: Optional[InputData]) -> None:
+        """Train (and validate) on this data from now on; a new epoch starts."""
         for old in (self.train_stream, self.validation_stream):
             if old is not None:
                 old.close()
-        self.train_stream, self.validation_stream = train, validation
+        self.train_stream = self.validation_stream = None
         self._epoch_position = 0
         self._lengths.clear()
+        self.train_stream = self._open(train, "training")
+        self.validation_stream = self._open(validation, "validation") if validation is not None else None
+        self.train_stream.restart()
+
+    def _open(self, data: InputData, slot: str) -> Stream:
+        return open_stream(data, slot, self._slots, self.session, self.model.inputs, self.model.signature)
 
     # -- training -----------------------------------------------------------------------
 
@@ -111,20 +122,27 @@ class Loops:
         done, step = 0, self.global_step
         with progress_bar(f"Training ({self._train_calls})", self._train_total(steps), verbose) as bar:
             while steps is None or done < steps:
-                batch = self.train_stream.next_batch()
-                if batch is None:
+                try:
+                    result = self.train_stream.run(self._train_fetches(step + 1), self._training,
+                                                   sized=not self._batch_size_told)
+                except BaseException:
+                    self._epoch_position += 1  # the batch was read, even though the step failed
+                    raise
+                if result is None:
                     self._start_new_epoch()
                     if steps is None and done:
                         break
                     continue
-                self._epoch_position += 1  # consumed, even if the step below raises
+                self._epoch_position += 1
+                values, size = result
                 if not self._batch_size_told:
                     self._batch_size_told = True
-                    listeners.notify("on_params", {"batch_size": batch_size(batch)})
-                step, loss = self._train_step(batch, step + 1, done, listeners)
+                    listeners.notify("on_params", {"batch_size": size})
+                step, loss = self._after_step(values, done, listeners)
                 done += 1
-                bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
-                bar.update()
+                if verbose:
+                    bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
+                    bar.update()
         listeners.notify("on_train_end", step)
 
     def _train_total(self, steps: Optional[int]) -> Optional[int]:
@@ -142,21 +160,23 @@ class Loops:
         self._epoch_position = 0
         self.train_stream.restart()
 
-    def _train_step(self, batch: Batch, expected_step: int, done: int, listeners: Listeners) -> Tuple[int, float]:
-        """One step; ``expected_step`` (the global step it should reach) decides whether the
-        model's own summaries are fetched with it. Returns the global step reached and the loss."""
+    def _train_fetches(self, expected_step: int) -> list:
+        """The step, its loss, and the model's own summaries when ``expected_step`` (the global step
+        the step should reach) is due for them."""
         model = self.model
         fetches = [model.train_step, model.train.loss]
-        summaries = model.user_summaries is not None and expected_step % self.summary_every_n_steps == 0
-        if summaries:
+        if model.user_summaries is not None and expected_step % self.summary_every_n_steps == 0:
             fetches.append(model.user_summaries)
-        values = self.session.run(fetches, feed_dict=model.feed(batch, training=True))
+        return fetches
+
+    def _after_step(self, values: Sequence[Any], done: int, listeners: Listeners) -> Tuple[int, float]:
+        """Check the loss and tell listeners; return the global step reached and the loss."""
         step, loss = int(values[0]), float(values[1])
         if not math.isfinite(loss):
             raise FloatingPointError(f"training loss is {loss} at global step {step} "
                                      f"(step {done + 1} of this train() call)")
         if step % self.summary_every_n_steps == 0:
-            listeners.notify("on_train_summary", step, {"loss": loss}, values[2] if summaries else None)
+            listeners.notify("on_train_summary", step, {"loss": loss}, values[2] if len(values) > 2 else None)
         return step, loss
 
     # -- evaluation ---------------------------------------------------------------------
@@ -170,24 +190,25 @@ class Loops:
         """One pass over a fresh input function's data (its stream closed afterwards)."""
         if self.model.evaluation is None:
             raise RuntimeError("evaluate() needs an EvaluationSpec, but model_fn returned None for it")
-        stream = BatchStream(input_fn, "evaluation")
+        data = InputData(input_fn, "evaluation")
+        self.require_fits(data, self.model.evaluation_needs())
+        stream = self._open(data, "evaluation")
         try:
-            self.require_fits(stream, self.model.evaluation_needs())
             return self.evaluate(stream, "Evaluation", verbose)
         finally:
             stream.close()
 
-    def evaluate(self, stream: BatchStream, description: str, verbose: bool) -> Dict[str, float]:
+    def evaluate(self, stream: Stream, description: str, verbose: bool) -> Dict[str, float]:
         """One fresh pass over ``stream``: ``{metric: value, ..., 'loss': mean loss per example}``."""
         model = self.model
         spec = model.evaluation
         self.session.run(model.reset_metrics)
-        updates = [update for _, update in spec.metric_ops.values()]
+        fetches = [spec.loss, [update for _, update in spec.metric_ops.values()]]
         loss_sum, examples, batches = 0.0, 0, 0
+        stream.restart()
         with progress_bar(description, self._lengths.get(stream.role), verbose) as bar:
-            for batch in stream.epoch():
-                loss, _ = self.session.run([spec.loss, updates], feed_dict=model.feed(batch))
-                size = batch_size(batch)
+            while (result := stream.run(fetches, {}, sized=True)) is not None:
+                (loss, _), size = result
                 loss_sum += float(loss) * size
                 examples += size
                 batches += 1
@@ -213,32 +234,27 @@ class Loops:
             if inputs or features:
                 raise ValueError("predict takes either input_fn=... or one-off inputs such as "
                                  "predict(images=x), not both")
-            stream = BatchStream(input_fn, "prediction")
-            try:
-                self.require_fits(stream, model.predict_needs())
-            except BaseException:
-                stream.close()
-                raise
-            return self._predict_batches(stream, verbose)
+            data = InputData(input_fn, "prediction")
+            self.require_fits(data, model.predict_needs())
+            return self._predict_batches(self._open(data, "prediction"), verbose)
         if not inputs and not features:
             raise ValueError("predict needs input_fn=... or one-off inputs such as predict(images=x); "
                              f"the signature is {model.signature.describe()}")
         if any(callable(value) for value in inputs):
             raise TypeError("pass an input function as predict(input_fn=fn), not positionally")
-        return self._predict_batch(one_off_batch(model.signature, model.predict_needs(), inputs, features))
+        batch = one_off_batch(model.signature, model.predict_needs(), inputs, features)
+        return self.session.run(model.predict.output, {model.inputs[key]: value for key, value in batch.items()})
 
-    def _predict_batches(self, stream: BatchStream, verbose: bool) -> Iterator[Dict[str, np.ndarray]]:
+    def _predict_batches(self, stream: Stream, verbose: bool) -> Iterator[Dict[str, np.ndarray]]:
         """One ``{output: array}`` dict per batch of ``stream`` (closed at the end)."""
         try:
+            stream.restart()
             with progress_bar("Prediction", None, verbose) as bar:
-                for batch in stream.epoch():
-                    yield self._predict_batch(batch)
+                while (result := stream.run(self.model.predict.output, {})) is not None:
+                    yield result[0]
                     bar.update()
         finally:
             stream.close()
-
-    def _predict_batch(self, batch: Batch) -> Dict[str, np.ndarray]:
-        return self.session.run(self.model.predict.output, feed_dict=self.model.feed(batch))
 
     def restore(self, prefix: str) -> int:
         """Restore the variables from the checkpoint at ``prefix``; return its global step."""

@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping
+from typing import Any, Dict, Iterable, List, Mapping, Tuple
 
 from .errors import ModelDirectoryError
 
@@ -72,11 +72,35 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-class ModelDirectory:
-    """Paths, metadata and checkpoint files of one model directory."""
+# Download-cache files this process has hashed: digest by (device, inode, size, mtime). Every file
+# is still hashed once per process before a graph is imported from it; loading the same cache
+# entry again costs a stat. The cache is written only whole (a verified download moved into
+# place) and never in place, so a changed file shows a new inode, size or mtime; slipping past
+# needs write access to the cache plus resetting the mtime on purpose, and such a writer could
+# as well swap a file between any check and TensorFlow reading it. (Not ctime: hard-linking a
+# cached file into the copy a loaded model works in changes it.)
+_CACHE_DIGESTS: Dict[Tuple[int, int, int, int], str] = {}
 
-    def __init__(self, path: Path):
+
+def _remembered_sha256(path: Path) -> str:
+    """``sha256_of(path)``, remembered for this process while the file's stat is unchanged."""
+    stat = path.stat()
+    key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _CACHE_DIGESTS:
+        _CACHE_DIGESTS[key] = sha256_of(path)
+    return _CACHE_DIGESTS[key]
+
+
+class ModelDirectory:
+    """Paths, metadata and checkpoint files of one model directory.
+
+    ``cached``: an entry of the download cache, whose verified digests this process remembers
+    (see ``_CACHE_DIGESTS``); a model directory's own files are hashed on every check.
+    """
+
+    def __init__(self, path: Path, cached: bool = False):
         self.path = path
+        self._digest = _remembered_sha256 if cached else sha256_of
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -120,7 +144,7 @@ class ModelDirectory:
             file = self.resolve((folder / name).as_posix())
             if not file.is_file():
                 problems.append(f"{name} is missing")
-            elif sha256_of(file) != expected:
+            elif self._digest(file) != expected:
                 problems.append(f"{name} does not match its checksum")
         if not checksums:
             problems.append("no files were recorded")

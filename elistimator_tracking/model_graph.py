@@ -7,11 +7,12 @@ evaluation and prediction never add to the graph afterwards.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Union
 
 from ._tf import tf
 from .inputs import FeatureKey, InputSignature
+from .streams import GraphInput
 from .specs import EvaluationSpec, PredictSpec, TrainSpec, check_model_fn_result
 
 ModelFn = Callable[[Dict[FeatureKey, tf.Tensor], tf.Tensor, dict], Any]
@@ -35,6 +36,11 @@ class ModelGraph:
     user_summaries: Optional[tf.Tensor]
     init: tf.Operation
     saver: tf.train.Saver
+    #: initializes the local (metric) variables only: what a restored checkpoint does not set
+    local_init: Optional[tf.Operation] = None
+    #: the in-graph input stage; None in graphs saved before it existed (their features are fed)
+    input: Optional[GraphInput] = None
+    _needs: Dict[str, List[FeatureKey]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, model_fn: ModelFn, params: dict, signature: InputSignature,
@@ -43,8 +49,8 @@ class ModelGraph:
         graph = tf.Graph()
         with graph.as_default():
             global_step = tf.train.get_or_create_global_step()
-            signature, inputs = signature.with_placeholders(graph)
             is_training = tf.placeholder_with_default(False, shape=[], name="is_training")
+            graph_input, signature, inputs = GraphInput.build(graph, signature, is_training)
             local_before = set(_metric_variables(graph))
             result = model_fn(inputs, is_training, params)
             train, evaluation, predict = check_model_fn_result(result, graph)
@@ -54,13 +60,13 @@ class ModelGraph:
                 new_metric_vars = [v for v in _metric_variables(graph) if v not in local_before]
                 reset_metrics = (tf.variables_initializer(new_metric_vars, name="reset_metrics")
                                  if evaluation is not None else None)
-                init = tf.group(tf.global_variables_initializer(), tf.local_variables_initializer(),
-                                name="init")
+                local_init = tf.local_variables_initializer()
+                init = tf.group(tf.global_variables_initializer(), local_init, name="init")
             saver = new_saver(saver_args)
         return cls(graph=graph, signature=signature, inputs=inputs, is_training=is_training,
                    global_step=global_step, train=train, evaluation=evaluation, predict=predict,
                    train_step=train_step, reset_metrics=reset_metrics, user_summaries=user_summaries,
-                   init=init, saver=saver)
+                   init=init, saver=saver, local_init=local_init, input=graph_input)
 
     def to_names(self) -> Dict[str, Any]:
         """Everything ``from_names`` needs to find these handles in an imported graph (JSON-ready)."""
@@ -71,7 +77,9 @@ class ModelGraph:
                 "evaluation": self.evaluation.to_names() if self.evaluation else None,
                 "predict": self.predict.to_names() if self.predict else None,
                 "train_step": self.train_step.name, "reset_metrics": name(self.reset_metrics),
-                "user_summaries": name(self.user_summaries), "init": self.init.name}
+                "user_summaries": name(self.user_summaries), "init": self.init.name,
+                "local_init": name(self.local_init),
+                "input": self.input.to_names() if self.input else None}
 
     @classmethod
     def from_names(cls, graph: tf.Graph, names: Mapping[str, Any], saver: tf.train.Saver) -> "ModelGraph":
@@ -88,26 +96,28 @@ class ModelGraph:
                    evaluation=EvaluationSpec.from_names(graph, names["evaluation"]) if names["evaluation"] else None,
                    predict=PredictSpec.from_names(graph, names["predict"]) if names["predict"] else None,
                    train_step=element("train_step"), reset_metrics=element("reset_metrics"),
-                   user_summaries=element("user_summaries"), init=element("init"), saver=saver)
+                   user_summaries=element("user_summaries"), init=element("init"), saver=saver,
+                   local_init=element("local_init"),
+                   input=GraphInput.from_names(graph, names["input"], signature) if names.get("input") else None)
 
     def replace_saver(self, saver_args: Mapping[str, Any]) -> None:
         with self.graph.as_default():
             self.saver = new_saver(saver_args)
 
     def train_needs(self) -> List[FeatureKey]:
-        return features_needed(self.train.graph_elements(), self.inputs)
+        return self._needed("train", self.train)
 
     def evaluation_needs(self) -> List[FeatureKey]:
-        return features_needed(self.evaluation.graph_elements(), self.inputs) if self.evaluation else []
+        return self._needed("evaluation", self.evaluation)
 
     def predict_needs(self) -> List[FeatureKey]:
-        return features_needed(self.predict.graph_elements(), self.inputs) if self.predict else []
+        return self._needed("predict", self.predict)
 
-    def feed(self, batch: Mapping[FeatureKey, Any], training: bool = False) -> Dict[tf.Tensor, Any]:
-        feed = {self.inputs[key]: value for key, value in batch.items()}
-        if training:
-            feed[self.is_training] = True
-        return feed
+    def _needed(self, name: str, spec: Any) -> List[FeatureKey]:
+        """The features ``spec``'s tensors read (worked out once: the graph's specs never change)."""
+        if name not in self._needs:
+            self._needs[name] = features_needed(spec.graph_elements(), self.inputs) if spec else []
+        return self._needs[name]
 
 
 def new_saver(saver_args: Mapping[str, Any]) -> tf.train.Saver:

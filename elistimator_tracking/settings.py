@@ -10,7 +10,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
-from ._tf import tf
 from .metadata import DEFAULT_MAX_TO_KEEP
 from .tracking.base import Tracker
 
@@ -101,7 +100,7 @@ class SaverSettings:
             raise ValueError(f"train_saver_args['max_to_keep'] must be a positive int or None (keep all), "
                              f"got {max_to_keep!r}")
         unsupported = sorted(set(args) & set(UNSUPPORTED_SAVER_ARGS))
-        unknown = sorted(set(args) - set(inspect.signature(tf.train.Saver.__init__).parameters) - {"self"})
+        unknown = sorted(set(args) - _saver_parameters())
         if unsupported or unknown:
             raise ValueError(f"train_saver_args has unsupported key(s) {unsupported + unknown}; the Elistimator "
                              "prunes checkpoints by max_to_keep and passes the other tf.train.Saver arguments on")
@@ -109,3 +108,9 @@ class SaverSettings:
 
     def as_params(self) -> Dict[str, Any]:
         return {"max_to_keep": self.max_to_keep, **self.args}
+
+
+def _saver_parameters() -> set:
+    """The arguments ``tf.train.Saver`` takes (TensorFlow imported only when saver args are given)."""
+    from ._tf import tf
+    return set(inspect.signature(tf.train.Saver.__init__).parameters) - {"self"}

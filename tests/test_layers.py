@@ -44,6 +44,60 @@ def test_importing_the_package_imports_no_mlflow(tmp_path):
     assert run_python(code, tmp_path) == "False"
 
 
+def test_importing_the_package_imports_neither_tensorflow_nor_mlflow_until_the_elistimator_is_used(tmp_path):
+    code = """
+import os, sys, elistimator_tracking
+heavy = lambda: sorted(m for m in ("tensorflow", "mlflow") if m in sys.modules)
+before = heavy()
+assert os.environ["TF_USE_LEGACY_KERAS"] == "1"  # set before TensorFlow can load
+from elistimator_tracking import Elistimator, TrainSpec
+print(before, heavy())
+"""
+    assert run_python(code, tmp_path) == "[] ['tensorflow']"
+
+
+def test_the_command_imports_no_tensorflow_for_help_and_runs(tmp_path):
+    code = f"""
+import sys
+import mlflow
+mlflow.set_tracking_uri("sqlite:///{tmp_path / 'mlflow.db'}")
+mlflow.set_experiment("layers")
+with mlflow.start_run(run_name="only"):
+    mlflow.log_param("learning_rate", 0.5)
+    mlflow.log_metric("validation/loss", 0.25, step=9)
+from elistimator_tracking.cli import main
+try:
+    main(["--help"])
+except SystemExit as done:
+    assert done.code == 0
+assert main(["runs", "layers", "--tracking-uri", mlflow.get_tracking_uri()]) == 0
+print(sorted(m for m in ("tensorflow", "tf_keras", "keras") if m in sys.modules))
+"""
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert output.returncode == 0, output.stderr[-3000:]
+    lines = output.stdout.strip().splitlines()
+    assert "usage: elistimator" in output.stdout and any(line.startswith("only ") for line in lines)
+    assert lines[-1] == "[]"
+
+
+def test_a_model_loaded_only_to_predict_starts_no_tracker(tmp_path):
+    code = f"""
+import os, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from conftest import blobs, dataset_fn, tiny_model_fn
+from elistimator_tracking import Elistimator
+(x, y) = blobs(24, 0)
+with Elistimator(tiny_model_fn, {str(tmp_path / 'model')!r}, verbose=False, tracking=False) as est:
+    est.setup(dataset_fn(x, y)).train()
+    est.save_ckpt()
+with Elistimator.from_disk({str(tmp_path / 'model')!r}, verbose=False) as loaded:  # tracking=True
+    loaded.predict(x=x[:2])
+    loaded.evaluate(dataset_fn(x, y))
+print("mlflow" in sys.modules, sorted(os.listdir({str(tmp_path / 'model')!r})))
+"""
+    assert run_python(code, tmp_path) == "False ['checkpoints', 'elistimator.json', 'train']"
+
+
 def imports_of(module: Path) -> set:
     """The modules of the package ``module`` imports, at module level or inside functions."""
     package = module.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]

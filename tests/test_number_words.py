@@ -134,10 +134,10 @@ def test_the_digit_count_split_refuses_sizes_it_cannot_fill():
 
 
 def test_a_seeded_input_function_reshuffles_every_epoch_the_same_way_each_run():
-    from elistimator_tracking.inputs import BatchStream
+    from elistimator_tracking.inputs import InputData
 
     def batches():
-        stream = BatchStream(data.input_fn({"length": np.arange(6, dtype=np.int32)}, 3, shuffle_seed=0), "training")
+        stream = InputData(data.input_fn({"length": np.arange(6, dtype=np.int32)}, 3, shuffle_seed=0), "training").reader()
         stream.restart()
         order = [stream.next_batch()["length"].tolist() for _ in range(4)]
         stream.close()

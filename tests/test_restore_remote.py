@@ -218,3 +218,23 @@ def test_a_relative_prefix_of_a_pruned_checkpoint_is_relative_to_the_model_direc
         est.restore_ckpt("checkpoints/model-9")
         assert est.global_step == 9
         np.testing.assert_allclose(est.predict(x=run["vx"])["probabilities"], run["predictions"][9], rtol=1e-6)
+
+
+def test_a_cache_entry_is_hashed_once_per_process_and_a_file_changed_since_is_fetched_again(run, monkeypatch):
+    from elistimator_tracking import model_dir
+    hashed = []
+    real_sha256_of = model_dir.sha256_of
+    monkeypatch.setattr(model_dir, "sha256_of", lambda path: hashed.append(path.name) or real_sha256_of(path))
+    source = f"runs:/{run['run_id']}"
+    for _ in range(3):
+        with Elistimator.from_disk(source, checkpoint=18, cache_dir=run["cache"], verbose=False) as est:
+            np.testing.assert_allclose(est.predict(x=run["vx"])["probabilities"], run["predictions"][18], rtol=1e-6)
+    assert sorted(hashed) == sorted(set(hashed)) and len(hashed) == 3  # .data, .index, .meta: each once
+    (data,) = run["cache"].glob("*/runs/*/step-18/checkpoints/model-18.data-*")
+    data.write_bytes(data.read_bytes()[:-4] + b"\0\0\0\0")  # damaged in the cache after it was verified
+    stat = data.stat()
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # however coarse the clock
+    with Elistimator.from_disk(source, checkpoint=18, cache_dir=run["cache"], verbose=False) as est:
+        np.testing.assert_allclose(est.predict(x=run["vx"])["probabilities"], run["predictions"][18], rtol=1e-6)
+    # the changed file was hashed (a mismatch), the entry dropped, fetched and its 3 files verified again
+    assert len(hashed) == 3 + 1 + 3

@@ -13,7 +13,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from ..checkpoints import CheckpointIndex, best_step, latest_step
 from ..events import TRAIN_DIR, VALIDATION_DIR
@@ -24,8 +24,10 @@ from .run_info import mlflow_name, provenance_tags, redacted, run_params, scrub,
 from .spool import SPOOL_DIR
 
 
-def make_tracker(tracking: Union[bool, str, os.PathLike, Tracker], recorded_uri: Optional[str] = None) -> Tracker:
-    """The tracker for ``Elistimator(tracking=...)``.
+def make_tracker(tracking: Union[bool, str, os.PathLike, Tracker],
+                 recorded_uri: Optional[str] = None) -> Union[Tracker, Callable[[], Tracker]]:
+    """The tracker for ``Elistimator(tracking=...)``, or for MLflow the function that makes it when the
+    run starts (a model loaded only to predict never imports mlflow for it).
 
     ``True``: MLflow at the URI the model directory recorded (when resuming), else
     ``MLFLOW_TRACKING_URI``, else MLflow's default local store. A string: that URI.
@@ -36,8 +38,11 @@ def make_tracker(tracking: Union[bool, str, os.PathLike, Tracker], recorded_uri:
     if tracking is False:
         return NullTracker()
     uri = (recorded_uri or os.environ.get("MLFLOW_TRACKING_URI") or None) if tracking is True else os.fspath(tracking)
-    from .mlflow_tracker import MlflowTracker  # the one place the training side imports mlflow
-    return MlflowTracker(uri)
+
+    def mlflow_tracker() -> Tracker:
+        from .mlflow_tracker import MlflowTracker  # the one place the training side imports mlflow
+        return MlflowTracker(uri)
+    return mlflow_tracker
 
 
 def selection_tags(index: CheckpointIndex) -> Dict[str, str]:
@@ -57,18 +62,32 @@ class TrackingListener(Listener):
     name = "tracking"
     warning_category = TrackingWarning
 
-    def __init__(self, tracker: Tracker, experiment: str, run_name: Optional[str], tags: Mapping[str, str],
-                 recorded: Optional[Mapping[str, Any]] = None, cache_dir: Optional[Path] = None):
-        self.tracker = tracker
+    def __init__(self, tracker: Union[Tracker, Callable[[], Tracker]], experiment: str, run_name: Optional[str],
+                 tags: Mapping[str, str], recorded: Optional[Mapping[str, Any]] = None,
+                 cache_dir: Optional[Path] = None):
+        self._tracker = tracker if isinstance(tracker, Tracker) else None
+        self._make_tracker = tracker
         self._experiment, self._run_name, self._tags = experiment, run_name, dict(tags)
         self._recorded = dict(recorded) if recorded else None
         self._cache_dir = cache_dir
         self._context: Optional[RunContext] = None
         self._stores: Dict[Tuple[str, str], Any] = {}
 
+    @property
+    def tracker(self) -> Tracker:
+        """The tracker, made when first needed (see ``make_tracker``)."""
+        if self._tracker is None:
+            self._tracker = self._make_tracker()
+        return self._tracker
+
+    @tracker.setter
+    def tracker(self, tracker: Tracker) -> None:
+        self._tracker = tracker
+
     def run_record(self) -> Dict[str, Any]:
         """The run: the started tracker's, else the one the model directory names ({} for none)."""
-        return dict(self.tracker.describe() or self._recorded or {})
+        started = self._tracker.describe() if self._tracker is not None else None
+        return dict(started or self._recorded or {})
 
     def failure_note(self) -> str:
         where = f" is kept in {self._context.model_dir / SPOOL_DIR}" if self._context else " is kept"

@@ -158,7 +158,7 @@ def _cached(target: Path, fetch: Callable[[Path], str], label: str) -> Path:
     verify, and move into place. Nothing stays behind when anything fails."""
     if target.is_dir():
         try:
-            metadata_file.read_verified(ModelDirectory(target))
+            metadata_file.read_verified(ModelDirectory(target, cached=True))
             return target
         except ModelDirectoryError:
             shutil.rmtree(target, ignore_errors=True)  # damaged since: fetch it again
@@ -168,9 +168,9 @@ def _cached(target: Path, fetch: Callable[[Path], str], label: str) -> Path:
         with bounded():
             downloaded = Path(fetch(work))
         require_inside(work, downloaded)
-        metadata_file.read_verified(ModelDirectory(downloaded))
+        metadata_file.read_verified(ModelDirectory(downloaded, cached=True))  # moves into the cache as is
         if target.exists():  # left over, or another process completed the same download meanwhile
-            metadata_file.read_verified(ModelDirectory(target))
+            metadata_file.read_verified(ModelDirectory(target, cached=True))
         else:
             os.replace(downloaded, target)
         return target
