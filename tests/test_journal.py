@@ -63,16 +63,35 @@ def test_settle_keeps_committed_work_drops_the_rest_and_leaves_delivered_work_al
     spool.append({"kind": "kept", "commit": {"step": 2}}, durable=True)
     spool.append({"kind": "lost", "commit": {"step": 3}}, durable=True)
     spool.append({"kind": "plain"})
+    spool.append({"kind": "lost too", "commit": {"step": 5}})
     asked = []
 
     def committed(clause):
         asked.append(clause["step"])
         return clause["step"] == 2
-    assert spool.settle(committed) == 1
-    assert asked == [2, 3]
+    assert spool.settle(committed) == 2
+    assert asked == [2, 3, 5]
     pending = Spool(tmp_path, URI).pending()
     assert [(op["seq"], op["kind"], "commit" in op) for op in pending] == [(2, "kept", False), (4, "plain", False)]
     assert spool.settle(lambda clause: False) == 0  # settled once: nothing left to decide
+
+
+def test_blank_lines_are_no_damage(tmp_path):
+    spool = Spool(tmp_path, URI)
+    spool.append({"kind": "a"})
+    journal = spool.path / "journal.jsonl"
+    journal.write_text("\n" + journal.read_text() + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrackingWarning)
+        assert ops(Spool(tmp_path, URI)) == [(1, "a")]
+
+
+def test_the_spool_folder_of_a_store_keeps_its_name_across_versions(tmp_path):
+    """Journals an earlier version left are found only if the folder name never changes."""
+    assert spool_path(tmp_path, URI).name == "store-2eec334ac014"
+    assert spool_path(tmp_path, "http://127.0.0.1:5000").name == "store-f9413619c309"
+    spool = Spool(tmp_path / "model" / "tracking", URI)  # the model directory's tracking/ made on demand
+    assert spool.path == tmp_path / "model" / "tracking" / "store-2eec334ac014" and spool.path.is_dir()
 
 
 def test_run_ids_persist_and_are_forgotten_for_another_store(tmp_path):
@@ -107,3 +126,4 @@ def test_outbox_directories_are_unique_and_swept_when_no_operation_needs_them(tm
     assert spool.outbox_path(spool.relative(first)) == first
     spool.remove_outbox(spool.relative(first))
     assert not first.exists()
+    spool.remove_outbox(spool.relative(first))  # already gone (a replay after a crash): no error

@@ -145,3 +145,13 @@ def test_a_commit_clause_is_held_only_by_exactly_what_it_names():
     assert index.holds({"kind": "branch", "step": 30, "dropped": dropped})
     with pytest.raises(ValueError, match="unknown commit clause"):
         index.holds({"kind": "other", "step": 1})
+
+
+def test_best_by_default_is_the_lowest_loss():
+    index = index_of()
+    assert best_step(index) == select_step(index, "best") == expected_best(LOSSES, "min")
+
+
+def test_an_index_written_without_checkpoints_or_validations_reads_as_empty():
+    assert CheckpointIndex.from_json({}).to_json() == {"checkpoints": {}, "validations": {}}
+    assert CheckpointIndex.from_json({"validations": {"5": {"loss": 1.0}}}).metrics(5) == {"loss": 1.0}
