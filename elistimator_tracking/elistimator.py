@@ -18,6 +18,7 @@ from ._faults import crash_point
 from ._tf import tf
 from .checkpoint_manager import CheckpointManager
 from .checkpoints import Selection
+from .distribute import checked_strategy, describe as describe_strategy
 from .events import TensorBoardListener
 from .inputs import InputData, InputFn
 from .listeners import Listeners, RunContext
@@ -50,16 +51,19 @@ class Elistimator:
             ``sqlite:///mlflow.db``), a tracking URI, a ``Tracker`` object, or ``False``.
         experiment: the MLflow experiment (default: the model function's name).
         run_name, tags: the MLflow run's name and extra tags.
+        distribute: a ``tf.distribute.MirroredStrategy`` or ``MultiWorkerMirroredStrategy``:
+            ``model_fn`` runs once per replica, each on its slice of the input function's
+            (global) batch; see ``distribute.py`` and the README's "More than one device".
     """
 
     def __init__(self, model_fn: Union[ModelFn, ModelOrigin], model_dir: Optional[PathLike] = None,
                  params: Optional[dict] = None, session_args: Optional[Mapping[str, Any]] = None, *,
                  verbose: bool = True, summary_every_n_steps: int = 10, tracking: Union[bool, str, Tracker] = True,
                  experiment: Optional[str] = None, run_name: Optional[str] = None,
-                 tags: Optional[Mapping[str, str]] = None):
+                 tags: Optional[Mapping[str, str]] = None, distribute: Any = None):
         origin = model_fn if isinstance(model_fn, ModelOrigin) else new_model(model_fn, model_dir, params, Settings.checked(
             session_args, verbose=verbose, summary_every_n_steps=summary_every_n_steps, tracking=tracking,
-            experiment=experiment, run_name=run_name, tags=tags))
+            experiment=experiment, run_name=run_name, tags=tags, distribute=checked_strategy(distribute)))
         settings = origin.settings
         self._origin, self._settings, self.verbose, self._closed = origin, settings, settings.verbose, False
         self._model_fn, self._params, self._directory, self._saver = (origin.model_fn, origin.params,
@@ -170,6 +174,8 @@ class Elistimator:
         self._write_metadata()
         self._listeners.notify("on_setup", RunContext(self.model_dir, self._params, saver.as_params(),
                                                       self._model_fn, self._loops.model.graph, self._checkpoints.index))
+        if built_now and self._settings.distribute is not None:
+            self._listeners.notify("on_params", describe_strategy(self._settings.distribute))
         self._write_metadata()  # the run it tracks to
         return self
 
