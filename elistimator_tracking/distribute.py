@@ -26,17 +26,22 @@ refused with a clear error (``checked_strategy``).
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from ._tf import tf, tf2
+from .errors import WorkerLostError
 from .inputs import FeatureKey
 from .specs import EvaluationSpec, PredictSpec, TrainSpec, check_model_fn_result
 
 SUPPORTED = (tf2.distribute.MirroredStrategy, tf.distribute.MirroredStrategy,
              tf2.distribute.MultiWorkerMirroredStrategy, tf.distribute.experimental.MultiWorkerMirroredStrategy)
 SUM = tf2.distribute.ReduceOp.SUM
+#: how long a step waits for the other workers of a multi-worker job before it fails (unless the
+#: session's config sets ``operation_timeout_in_ms``): a killed worker is an error, not a hang
+PEER_TIMEOUT_MS = 60_000
+PEER_ERRORS = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError, tf.errors.AbortedError,
+               tf.errors.CancelledError)
+_servers: Dict[Tuple[str, int], Any] = {}  # this process's tf.distribute.Server, started once
 
 
 def checked_strategy(strategy: Any) -> Any:
@@ -99,6 +104,48 @@ def primary(variable: Any) -> Any:
     an optimizer's update reaches first)."""
     values = getattr(variable, "values", None)
     return values[0] if isinstance(values, tuple) and values else variable
+
+
+def session_args(strategy: Any, args: Mapping[str, Any]) -> Dict[str, Any]:
+    """``tf.Session`` arguments for a graph built with ``strategy`` (None: ``args`` as they are).
+
+    A multi-worker job's session runs on this process's ``tf.distribute.Server`` (started at the
+    first call; TF_CONFIG names its address) unless ``args`` name a target, and fails a step that
+    waits more than ``PEER_TIMEOUT_MS`` for the other workers unless the config sets its own timeout.
+    """
+    if strategy is None:
+        return dict(args)
+    config = session_config(strategy, args.get("config"))
+    if not is_multi_worker(strategy):
+        return {**args, "config": config}
+    if not config.operation_timeout_in_ms:
+        config.operation_timeout_in_ms = PEER_TIMEOUT_MS
+    return {"target": args.get("target") or _server(strategy, config).target, "config": config}
+
+
+def _server(strategy: Any, config: tf.ConfigProto) -> Any:
+    resolver = strategy.cluster_resolver
+    task = (resolver.task_type, int(resolver.task_id))
+    if task not in _servers:
+        _servers[task] = tf.distribute.Server(resolver.cluster_spec(), job_name=task[0], task_index=task[1],
+                                              config=config, start=True)
+    return _servers[task]
+
+
+@contextlib.contextmanager
+def peer_errors(strategy: Any) -> Iterator[None]:
+    """Turn a step that a lost worker of a multi-worker job could not complete into a ``WorkerLostError``."""
+    try:
+        yield
+    except PEER_ERRORS as error:
+        if strategy is None or not is_multi_worker(strategy):
+            raise
+        first = (error.message or "").strip().splitlines()
+        raise WorkerLostError(
+            f"a worker of this {num_workers(strategy)}-worker MultiWorkerMirroredStrategy job stopped answering "
+            f"(killed, crashed or stalled): {type(error).__name__}{': ' + first[0] if first else ''}. Training "
+            "stopped; the model directory keeps its last complete checkpoint. A step waits for the other workers "
+            f"at most the session's config.operation_timeout_in_ms (default {PEER_TIMEOUT_MS // 1000} s)") from None
 
 
 def session_config(strategy: Any, config: Optional[tf.ConfigProto]) -> tf.ConfigProto:
@@ -196,8 +243,3 @@ def _joined(outputs: List[tf.Tensor]) -> tf.Tensor:
         return outputs[0]
     return tf.concat(outputs, axis=0)
 
-
-def task_from_tf_config() -> Optional[Tuple[str, int]]:
-    """``(type, index)`` of this process's task in ``$TF_CONFIG``, if it names one."""
-    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task")
-    return (task["type"], int(task["index"])) if task else None

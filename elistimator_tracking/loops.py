@@ -15,7 +15,7 @@ import numpy as np
 from ._tf import new_session, tf
 from .inputs import InputData, InputFn, InputSignature, one_off_batch
 from .listeners import Listeners
-from .distribute import session_config
+from .distribute import session_args
 from .model_graph import ModelFn, ModelGraph
 from .progress import progress_bar
 from .settings import Settings
@@ -39,10 +39,7 @@ class Loops:
         """``restoring``: a checkpoint of every global variable is restored next, so only the local
         (metric) variables are initialized (random initial weights would be overwritten at once)."""
         self.model = model
-        session_args = settings.session_args
-        if model.strategy is not None:
-            session_args = {**session_args, "config": session_config(model.strategy, session_args.get("config"))}
-        self.session = new_session(model.graph, **session_args)
+        self.session = new_session(model.graph, **session_args(model.strategy, settings.session_args))
         self.session.run(model.local_init if restoring and model.local_init is not None else model.init)
         self.summary_every_n_steps = settings.summary_every_n_steps
         self._slots = InputSlots(model.input, self.session) if model.input is not None else None

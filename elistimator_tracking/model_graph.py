@@ -43,6 +43,9 @@ class ModelGraph:
     input: Optional[GraphInput] = None
     #: the tf.distribute strategy the graph was built with (None: one device, or a loaded graph)
     strategy: Any = None
+    #: a graph built with a strategy: the same model on one device, whose meta graph and names are
+    #: saved with its checkpoints (they load without the strategy: no replicas, no collective ops)
+    portable: Optional["ModelGraph"] = None
     _needs: Dict[str, List[FeatureKey]] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -50,6 +53,7 @@ class ModelGraph:
               saver_args: Mapping[str, Any], strategy: Any = None) -> "ModelGraph":
         """Call ``model_fn`` in a new graph fed by placeholders for ``signature`` (once per replica
         of ``strategy``, when given: ``distribute.py``)."""
+        portable = None if strategy is None else cls.build(model_fn, params, signature, saver_args)
         graph = tf.Graph()
         with graph.as_default(), distribute.building(strategy):
             global_step = tf.train.get_or_create_global_step()
@@ -73,10 +77,13 @@ class ModelGraph:
         return cls(graph=graph, signature=signature, inputs=inputs, is_training=is_training,
                    global_step=global_step, train=train, evaluation=evaluation, predict=predict,
                    train_step=train_step, reset_metrics=reset_metrics, user_summaries=user_summaries,
-                   init=init, saver=saver, local_init=local_init, input=graph_input, strategy=strategy)
+                   init=init, saver=saver, local_init=local_init, input=graph_input, strategy=strategy,
+                   portable=portable)
 
     def to_names(self) -> Dict[str, Any]:
         """Everything ``from_names`` needs to find these handles in an imported graph (JSON-ready)."""
+        if self.portable is not None:
+            return self.portable.to_names()  # the graph saved with the checkpoints
         def name(element):
             return None if element is None else element.name
         return {"signature": self.signature.to_json(), "is_training": self.is_training.name,
@@ -110,6 +117,18 @@ class ModelGraph:
     def replace_saver(self, saver_args: Mapping[str, Any]) -> None:
         with self.graph.as_default():
             self.saver = new_saver(saver_args)
+        if self.portable is not None:
+            self.portable.replace_saver(saver_args)
+
+    def save(self, session: tf.Session, prefix: str) -> None:
+        """A checkpoint of the variables at ``prefix``, with the meta graph that loads it (the
+        portable graph's, for a graph built with a strategy)."""
+        if self.portable is None:
+            self.saver.save(session, prefix, write_state=False)
+            return
+        self.saver.save(session, prefix, write_state=False, write_meta_graph=False)
+        with self.portable.graph.as_default():
+            self.portable.saver.export_meta_graph(prefix + ".meta")
 
     def train_needs(self) -> List[FeatureKey]:
         return self._needed("train", self.train)

@@ -118,8 +118,7 @@ def test_the_run_records_the_strategy(tmp_path, data):
                      session_args=TWO_CPUS) as est:
         est.setup(dataset_fn(x, y, batch=64))
         est.train(1)
-        run_id = est.run_id
-    params = mlflow.MlflowClient().get_run(run_id).data.params
+    params = mlflow.MlflowClient().get_run(est.run_id).data.params
     assert {k: params[k] for k in ("distribute.strategy", "distribute.num_replicas", "distribute.num_workers",
                                    "batch_size")} == {"distribute.strategy": "MirroredStrategy",
                                                       "distribute.num_replicas": "2",
