@@ -140,10 +140,9 @@ def peer_errors(strategy: Any) -> Iterator[None]:
     except PEER_ERRORS as error:
         if strategy is None or not is_multi_worker(strategy):
             raise
-        first = (error.message or "").strip().splitlines()
         raise WorkerLostError(
             f"a worker of this {num_workers(strategy)}-worker MultiWorkerMirroredStrategy job stopped answering "
-            f"(killed, crashed or stalled): {type(error).__name__}{': ' + first[0] if first else ''}. Training "
+            f"(killed, crashed or stalled; the step ended with {type(error).__name__}). Training "
             "stopped; the model directory keeps its last complete checkpoint. A step waits for the other workers "
             f"at most the session's config.operation_timeout_in_ms (default {PEER_TIMEOUT_MS // 1000} s)") from None
 
@@ -196,7 +195,7 @@ def replicated_specs(strategy: Any, model_fn: Callable, features: Mapping[Featur
     evaluation = None
     if replicas["evaluation"] is not None:
         loss, metric_ops = replicas["evaluation"]
-        evaluation = EvaluationSpec(_mean(strategy, loss, examples, "evaluation_loss"), {
+        evaluation = EvaluationSpec(_local_mean(strategy, loss, replicas["examples"], "evaluation_loss"), {
             name: (_local(strategy, value)[0], tf.group(*_local(strategy, update), name=f"update_{i}"))
             for i, (name, (value, update)) in enumerate(metric_ops.items())})
     predict = None
@@ -231,6 +230,13 @@ def _mean(strategy: Any, weighted: Any, examples: tf.Tensor, name: str) -> tf.Te
     """The loss per example over all replicas (of every worker)."""
     total = strategy.reduce(SUM, weighted, axis=None)
     return tf.div_no_nan(total, examples, name=name)
+
+
+def _local_mean(strategy: Any, weighted: Any, examples: Any, name: str) -> tf.Tensor:
+    """The loss per example over this worker's replicas: no collective op, so the evaluation step
+    that meets the end of the data ends on every worker without leaving one waiting (tf.metrics
+    values, read after the pass, are job-wide)."""
+    return tf.div_no_nan(tf.add_n(_local(strategy, weighted)), tf.add_n(_local(strategy, examples)), name=name)
 
 
 def _local(strategy: Any, value: Any) -> List[Any]:

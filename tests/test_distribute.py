@@ -5,7 +5,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from conftest import dataset_fn
+from conftest import blobs, dataset_fn, tiny_model_fn
 from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
 from elistimator_tracking._tf import tf, tf2
 
@@ -109,6 +109,17 @@ def test_uneven_batches_are_split_and_weighted_by_examples(tmp_path, data):
     assert metrics["loss"] == pytest.approx(np.mean([m["loss"] for m in per_batch]), rel=1e-5)
     assert metrics["accuracy"] == pytest.approx(np.mean([m["accuracy"] for m in per_batch]), rel=1e-6)
     assert len(next(est.predict(input_fn=dataset_fn(vx[:11], vy[:11], batch=5)))["classes"]) == 5
+    est.close()
+
+
+def test_a_plain_gradient_descent_model_counts_each_step_once(tmp_path):
+    """``GradientDescentOptimizer.minimize(loss, global_step)`` under a strategy returns the step's
+    assign as a variable, not an op: it is the train op all the same."""
+    x, y = blobs(64)
+    est = Elistimator(tiny_model_fn, tmp_path / "two", verbose=False, tracking=False, distribute=mirrored(),
+                      session_args=TWO_CPUS).setup(dataset_fn(x, y, batch=16))
+    est.train()
+    assert est.global_step == 4
     est.close()
 
 
