@@ -65,6 +65,18 @@ def is_multi_worker(strategy: Any) -> bool:
                                  tf.distribute.experimental.MultiWorkerMirroredStrategy))
 
 
+def reads_in_graph(strategy: Any) -> bool:
+    """Whether steps read their batches from the in-graph input stage (``streams.py``).
+
+    Not in a multi-worker job: there, batches are read in Python and fed (the input stage's
+    fallback), so that the end of the data is found before a step starts. An in-graph step that
+    meets the end of the data inside its collective ops is abandoned on one worker while the
+    others wait in theirs (measured: the next collective then fails on every worker with "Delete
+    called on non-empty BufRendezvous").
+    """
+    return not is_multi_worker(strategy)
+
+
 def num_workers(strategy: Any) -> int:
     """The worker processes of the job (1 for MirroredStrategy)."""
     if not is_multi_worker(strategy):
@@ -84,7 +96,8 @@ def is_chief(strategy: Any) -> bool:
 
 def describe(strategy: Any) -> Dict[str, Any]:
     """The run's params: ``distribute.strategy``, ``distribute.num_replicas``, ``distribute.num_workers``."""
-    return {"distribute.strategy": type(strategy).__name__,
+    name = "MultiWorkerMirroredStrategy" if is_multi_worker(strategy) else "MirroredStrategy"  # public names
+    return {"distribute.strategy": name,
             "distribute.num_replicas": int(strategy.num_replicas_in_sync),
             "distribute.num_workers": num_workers(strategy)}
 
@@ -116,7 +129,7 @@ def session_args(strategy: Any, args: Mapping[str, Any]) -> Dict[str, Any]:
     if strategy is None:
         return dict(args)
     config = session_config(strategy, args.get("config"))
-    if not is_multi_worker(strategy):
+    if not is_multi_worker(strategy) or strategy.cluster_resolver.task_type is None:  # no TF_CONFIG: one process
         return {**args, "config": config}
     if not config.operation_timeout_in_ms:
         config.operation_timeout_in_ms = PEER_TIMEOUT_MS
@@ -175,8 +188,9 @@ def replicated_specs(strategy: Any, model_fn: Callable, features: Mapping[Featur
                      is_training: tf.Tensor, params: Mapping[str, Any], graph: tf.Graph
                      ) -> Tuple[TrainSpec, Optional[EvaluationSpec], Optional[PredictSpec]]:
     """Call ``model_fn`` once per replica on its slice of ``features``; return the job's specs."""
+    local = len(strategy.extended.worker_devices)  # this worker's replicas share its batch (MWMS: equal per worker)
     sliced = strategy.experimental_distribute_values_from_function(
-        lambda context: _replica_slice(features, context.replica_id_in_sync_group, context.num_replicas_in_sync))
+        lambda context: _replica_slice(features, context.replica_id_in_sync_group % local, local))
 
     def replica_fn(replica_features):
         train, evaluation, predict = check_model_fn_result(model_fn(replica_features, is_training, params), graph)

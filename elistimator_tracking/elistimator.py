@@ -18,7 +18,7 @@ from ._faults import crash_point
 from ._tf import tf
 from .checkpoint_manager import CheckpointManager
 from .checkpoints import Selection
-from .distribute import checked_strategy, describe as describe_strategy, is_chief, is_multi_worker, peer_errors
+from .distribute import checked_strategy, describe as describe_strategy, is_chief, peer_errors
 from .events import TensorBoardListener
 from .inputs import InputData, InputFn
 from .listeners import Listeners, RunContext
@@ -196,10 +196,6 @@ class Elistimator:
         if self._loops is None or self._loops.train_stream is None:
             raise RuntimeError("train() needs setup(train_input_fn, ...) first")
         steps = checked_steps(steps)
-        if steps is None and is_multi_worker(self._settings.distribute):
-            raise ValueError("train() in a MultiWorkerMirroredStrategy job needs steps: train(steps). Workers "
-                             "agree on how many steps to run, not on where an epoch ends, so the training "
-                             "data repeats")
         self._checkpoints.start_branch(lambda step, dropped: self._commit("branch", "on_branch", step, dropped))
         with peer_errors(self._settings.distribute):
             self._loops.train(steps, self.verbose, self._listeners)

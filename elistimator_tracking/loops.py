@@ -15,7 +15,7 @@ import numpy as np
 from ._tf import new_session, tf
 from .inputs import InputData, InputFn, InputSignature, one_off_batch
 from .listeners import Listeners
-from .distribute import session_args
+from .distribute import reads_in_graph, session_args
 from .model_graph import ModelFn, ModelGraph
 from .progress import progress_bar
 from .settings import Settings
@@ -42,7 +42,8 @@ class Loops:
         self.session = new_session(model.graph, **session_args(model.strategy, settings.session_args))
         self.session.run(model.local_init if restoring and model.local_init is not None else model.init)
         self.summary_every_n_steps = settings.summary_every_n_steps
-        self._slots = InputSlots(model.input, self.session) if model.input is not None else None
+        self._slots = InputSlots(model.input, self.session) if model.input is not None and reads_in_graph(
+            model.strategy) else None
         self._training = {model.is_training: True}
         self.train_stream: Optional[Stream] = None
         self.validation_stream: Optional[Stream] = None

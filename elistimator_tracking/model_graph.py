@@ -58,8 +58,7 @@ class ModelGraph:
         with graph.as_default(), distribute.building(strategy):
             global_step = tf.train.get_or_create_global_step()
             is_training = tf.placeholder_with_default(False, shape=[], name="is_training")
-            graph_input, signature, inputs = GraphInput.build(graph, signature, is_training,
-                                                              repeat_training=distribute.is_multi_worker(strategy))
+            graph_input, signature, inputs = GraphInput.build(graph, signature, is_training)
             local_before = {id(v) for v in _metric_variables(graph)}
             if strategy is None:
                 train, evaluation, predict = check_model_fn_result(model_fn(inputs, is_training, params), graph)

@@ -1,11 +1,20 @@
 """Data-parallel training with tf.distribute (issue 15): 2 replicas on 2 CPU devices train, validate,
 save and track as one device does, on the same data, from the same initial weights."""
 
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pytest
 
-from conftest import blobs, dataset_fn, tiny_model_fn
+from conftest import artifact_steps, blobs, dataset_fn, history, tiny_model_fn
+from distribute_worker import PEER_TIMEOUT_MS, examples
 from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
 from elistimator_tracking._tf import tf, tf2
 
@@ -156,3 +165,82 @@ def test_a_session_without_the_strategys_devices_is_a_clear_error(tmp_path, data
         est.setup(dataset_fn(x, y, batch=64))
     assert est.graph is None
     est.close()
+
+
+# -- MultiWorkerMirroredStrategy: 2 processes on 127.0.0.1 -----------------------------------------
+
+WORKER = Path(__file__).with_name("distribute_worker.py")
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def start_workers(model_dir, epochs):
+    """Both workers of the job, each with its TF_CONFIG, the same script and the same model_dir."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parents[1]), *sys.path]),
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen([sys.executable, str(WORKER), str(model_dir), str(epochs)], env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                        cwd=model_dir.parent))
+    return workers
+
+
+def lines_of(worker, timeout=240):
+    worker.wait(timeout=timeout)
+    return [line.split(maxsplit=2) for line in worker.stdout.read().splitlines()]
+
+
+@pytest.mark.slow
+def test_two_workers_train_one_run_with_every_checkpoint_once(tmp_path):
+    workers = start_workers(tmp_path / "model", 3)
+    outputs = [lines_of(worker) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0]
+    assert outputs[0] == outputs[1] == [["saved", "4"], ["saved", "8"], ["saved", "12"], ["done", "12"]]
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("model_fn").experiment_id],
+                              "attributes.run_name = 'two-workers'")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    params = runs[0].data.params
+    assert (params["distribute.strategy"], params["distribute.num_replicas"], params["distribute.num_workers"]) == (
+        "MultiWorkerMirroredStrategy", "2", "2")
+    assert artifact_steps(client, runs[0].info.run_id) == [4, 8, 12]
+    assert [step for step, _ in history(client, runs[0].info.run_id, "validation/accuracy")] == [4, 8, 12]
+    loaded = Elistimator.from_disk(tmp_path / "model", verbose=False, tracking=False)  # one device, no peers
+    assert loaded.global_step == 12 and sorted(loaded.checkpoints) == [4, 8, 12]
+    validation = examples(40, 1)
+    metrics = loaded.evaluate(lambda: tf.data.Dataset.from_tensor_slices({"x": validation[0], "y": validation[1]})
+                              .batch(16))
+    assert metrics == pytest.approx(loaded.checkpoints[12]["metrics"], rel=1e-5)
+    loaded.close()
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_a_clear_error_on_the_other_within_the_timeout(tmp_path):
+    chief, worker = start_workers(tmp_path / "model", 0)
+    saved = []
+    for line in chief.stdout:
+        saved.append(line.split())
+        if line.startswith("saved 8"):
+            break
+    worker.send_signal(signal.SIGKILL)
+    rest = lines_of(chief, timeout=PEER_TIMEOUT_MS / 1000 + 60)
+    assert chief.returncode == 3
+    lost = [line for line in rest if line[0] == "lost"]
+    assert lost, rest
+    assert float(lost[0][1]) <= PEER_TIMEOUT_MS / 1000 + 10  # the step failed at the peer timeout
+    assert "a worker of this 2-worker MultiWorkerMirroredStrategy job stopped answering" in lost[0][2]
+    last = max(int(line[1]) for line in saved + rest if line[0] == "saved")
+    loaded = Elistimator.from_disk(tmp_path / "model", verbose=False, tracking=False)
+    assert loaded.global_step == last
+    assert loaded.predict(x=examples(5, 2)[0])["classes"].shape == (5,)
+    loaded.close()
