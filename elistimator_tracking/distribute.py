@@ -195,21 +195,19 @@ def replicated_specs(strategy: Any, model_fn: Callable, features: Mapping[Featur
     def replica_fn(replica_features):
         train, evaluation, predict = check_model_fn_result(model_fn(replica_features, is_training, params), graph)
         examples = tf.cast(_batch_size(replica_features), tf.float32)
-        return {"examples": examples, "train": (_weighted(train.loss, examples), train.train_op),
+        return {"train": (_weighted(train.loss, examples), train.train_op),
                 "evaluation": None if evaluation is None else (_weighted(evaluation.loss, examples),
                                                                evaluation.metric_ops),
                 "predict": None if predict is None else predict.output}
 
     with strategy._scale_loss_for_estimator_enabled():  # tf.estimator's rule: each replica's gradient / R
         replicas = strategy.run(replica_fn, args=(sliced,))
-    examples = strategy.reduce(SUM, replicas["examples"], axis=None)
     train_loss, train_ops = replicas["train"]
-    train = TrainSpec(_mean(strategy, train_loss, examples, "train_loss"),
-                      tf.group(*_local(strategy, train_ops), name="train_op"))
+    train = TrainSpec(_mean(strategy, train_loss, "train_loss"), tf.group(*_local(strategy, train_ops), name="train_op"))
     evaluation = None
     if replicas["evaluation"] is not None:
         loss, metric_ops = replicas["evaluation"]
-        evaluation = EvaluationSpec(_local_mean(strategy, loss, replicas["examples"], "evaluation_loss"), {
+        evaluation = EvaluationSpec(_mean(strategy, loss, "evaluation_loss"), {
             name: (_local(strategy, value)[0], tf.group(*_local(strategy, update), name=f"update_{i}"))
             for i, (name, (value, update)) in enumerate(metric_ops.items())})
     predict = None
@@ -235,22 +233,16 @@ def _batch_size(features: Mapping[FeatureKey, tf.Tensor]) -> tf.Tensor:
 
 
 def _weighted(loss: tf.Tensor, examples: tf.Tensor) -> tf.Tensor:
-    """A replica's loss times its examples (0 for a replica with none, whatever its loss says)."""
+    """``[loss * examples, examples]`` of a replica (0 for a replica with no examples, whatever its
+    loss says): one value to reduce."""
     loss = tf.cast(loss, tf.float32)
-    return tf.where(examples > 0, loss * examples, tf.zeros_like(loss))
+    return tf.stack([tf.where(examples > 0, loss * examples, tf.zeros_like(loss)), examples])
 
 
-def _mean(strategy: Any, weighted: Any, examples: tf.Tensor, name: str) -> tf.Tensor:
-    """The loss per example over all replicas (of every worker)."""
+def _mean(strategy: Any, weighted: Any, name: str) -> tf.Tensor:
+    """The loss per example over all replicas (of every worker), in one reduction."""
     total = strategy.reduce(SUM, weighted, axis=None)
-    return tf.div_no_nan(total, examples, name=name)
-
-
-def _local_mean(strategy: Any, weighted: Any, examples: Any, name: str) -> tf.Tensor:
-    """The loss per example over this worker's replicas: no collective op, so the evaluation step
-    that meets the end of the data ends on every worker without leaving one waiting (tf.metrics
-    values, read after the pass, are job-wide)."""
-    return tf.div_no_nan(tf.add_n(_local(strategy, weighted)), tf.add_n(_local(strategy, examples)), name=name)
+    return tf.div_no_nan(total[0], total[1], name=name)
 
 
 def _local(strategy: Any, value: Any) -> List[Any]:
