@@ -189,8 +189,11 @@ def replicated_specs(strategy: Any, model_fn: Callable, features: Mapping[Featur
                      ) -> Tuple[TrainSpec, Optional[EvaluationSpec], Optional[PredictSpec]]:
     """Call ``model_fn`` once per replica on its slice of ``features``; return the job's specs."""
     local = len(strategy.extended.worker_devices)  # this worker's replicas share its batch (MWMS: equal per worker)
-    sliced = strategy.experimental_distribute_values_from_function(
-        lambda context: _replica_slice(features, context.replica_id_in_sync_group % local, local))
+    with tf.device("/cpu:0"):  # sliced where tf.data made the batch: each device receives its slice only
+        slices = [_replica_slice(features, replica, local) for replica in range(local)]
+    sliced = strategy.experimental_distribute_values_from_function(  # called on each replica's device
+        lambda context: {key: tf.identity(value) for key, value in
+                         slices[context.replica_id_in_sync_group % local].items()})
 
     def replica_fn(replica_features):
         train, evaluation, predict = check_model_fn_result(model_fn(replica_features, is_training, params), graph)
