@@ -7,7 +7,9 @@ replicas against a hand-written ``strategy.run`` loop over the same model.
   split in two;
 - ``hand-written``: ``strategy.make_dataset_iterator(dataset)`` over the same batches (repeated),
   ``strategy.run(model step)`` with tf.estimator's loss scaling, the loss reduced with
-  ``strategy.reduce(MEAN)``, and ``session.run([train_op, loss])`` in a loop.
+  ``strategy.reduce(MEAN)``, and ``session.run([train_op, loss])`` in a loop;
+- ``hand-written, sliced in step``: the same, but one iterator of global batches that the step
+  slices in two (how the Elistimator splits a batch).
 
 The point on 2 shared cores is correctness and overhead, not speed-up: both replicas compete for
 the same two cores as tf.data and the all-reduce. Sides are timed in short alternating blocks
@@ -63,18 +65,29 @@ def estimator(images, labels, batch: int, hidden: int, strategy=None) -> Elistim
 class HandWritten:
     """The same model and batches through ``strategy.run`` in a bare session loop."""
 
-    def __init__(self, strategy, images, labels, batch: int, hidden: int):
+    def __init__(self, strategy, images, labels, batch: int, hidden: int, slice_in_step: bool = False):
+        """``slice_in_step``: one iterator of global batches, each sliced in the step (as the Elistimator
+        does), instead of ``make_dataset_iterator``'s per-replica batches made by tf.data."""
         self.graph = tf.Graph()
         with self.graph.as_default(), strategy.scope():
             tf.train.get_or_create_global_step()
-            iterator = strategy.make_dataset_iterator(dataset(images, labels, batch).repeat())
+            if slice_in_step:
+                iterator = tf.data.make_initializable_iterator(dataset(images, labels, batch).repeat())
+                batch_tensors = iterator.get_next()
+                half = batch // 2
+                parts = [{k: v[:half] for k, v in batch_tensors.items()}, {k: v[half:] for k, v in batch_tensors.items()}]
+                inputs = strategy.experimental_distribute_values_from_function(
+                    lambda context: {k: tf.identity(v) for k, v in parts[context.replica_id_in_sync_group].items()})
+            else:
+                iterator = strategy.make_dataset_iterator(dataset(images, labels, batch).repeat())
+                inputs = iterator.get_next()
 
             def step(features):
                 train, _, _ = model_fn(features, tf.constant(True), {"hidden": hidden})
                 return train.loss, train.train_op
 
             with strategy._scale_loss_for_estimator_enabled():
-                loss, train_op = strategy.run(step, args=(iterator.get_next(),))
+                loss, train_op = strategy.run(step, args=(inputs,))
             self.fetches = [tf.group(*strategy.experimental_local_results(train_op)),
                             strategy.reduce(tf2.distribute.ReduceOp.MEAN, loss, axis=None)]
             init = [tf.global_variables_initializer(), iterator.initializer]
@@ -98,9 +111,11 @@ def main() -> None:
     one = estimator(images, labels, args.batch, args.hidden)
     two = estimator(images, labels, args.batch, args.hidden, strategy)
     bare = HandWritten(strategy, images, labels, args.batch, args.hidden)
+    sliced = HandWritten(strategy, images, labels, args.batch, args.hidden, slice_in_step=True)
     sides = {"1 device (Elistimator)": lambda: one.train(args.steps),
              "2 replicas (Elistimator)": lambda: two.train(args.steps),
-             "2 replicas (hand-written strategy.run)": lambda: bare.train(args.steps)}
+             "2 replicas (hand-written strategy.run)": lambda: bare.train(args.steps),
+             "2 replicas (hand-written, sliced in step)": lambda: sliced.train(args.steps)}
     for work in sides.values():
         work()  # warm up
     results = alternate({name: timed_rate(work, args.steps) for name, work in sides.items()}, args.repeats)
