@@ -54,11 +54,10 @@ class GraphInput:
     shapes: Dict[FeatureKey, tf.Tensor]  # feature -> its shape in the batch read (for the batch size)
 
     @classmethod
-    def build(cls, graph: tf.Graph, signature: InputSignature, is_training: tf.Tensor, repeat_training: bool = False
+    def build(cls, graph: tf.Graph, signature: InputSignature, is_training: tf.Tensor
               ) -> Tuple["GraphInput", InputSignature, Dict[FeatureKey, tf.Tensor]]:
         """The input stage and the feature tensors (``features/<key>``) in ``graph``; return it, the
-        signature with tensor names, and the features. ``repeat_training``: the training iterator
-        never ends (a multi-worker step must not end inside its collective ops: ``distribute.py``)."""
+        signature with tensor names, and the features."""
         order = signature.element_order()
         structure = {"output_types": [tf.as_dtype(signature[k].dtype) for k in order],
                      "output_shapes": [tf.TensorShape(None if signature[k].shape is None else list(signature[k].shape))
@@ -75,9 +74,6 @@ class GraphInput:
                     store = tf.raw_ops.VarHandleOp(dtype=tf.variant, shape=[], shared_name=f"{SCOPE}_{slot}")
                     load[slot] = tf.raw_ops.AssignVariableOp(resource=store, value=dataset, name="load")
                     stored = tf.raw_ops.ReadVariableOp(resource=store, dtype=tf.variant)
-                    if repeat_training and slot == "training":
-                        stored = tf.raw_ops.RepeatDataset(input_dataset=stored, count=tf.constant(-1, tf.int64),
-                                                          **structure)
                     start[slot] = tf.raw_ops.MakeIterator(dataset=stored, iterator=iterators[ITERATOR_OF[slot]],
                                                           name="start")
                     clear[slot] = tf.raw_ops.DestroyResourceOp(resource=store, ignore_lookup_error=True, name="clear")
