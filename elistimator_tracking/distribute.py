@@ -33,8 +33,7 @@ from .errors import WorkerLostError
 from .inputs import FeatureKey
 from .specs import EvaluationSpec, PredictSpec, TrainSpec, check_model_fn_result
 
-SUPPORTED = (tf2.distribute.MirroredStrategy, tf.distribute.MirroredStrategy,
-             tf2.distribute.MultiWorkerMirroredStrategy, tf.distribute.experimental.MultiWorkerMirroredStrategy)
+SUPPORTED = (tf2.distribute.MirroredStrategy, tf2.distribute.MultiWorkerMirroredStrategy)
 SUM = tf2.distribute.ReduceOp.SUM
 #: how long a step waits for the other workers of a multi-worker job before it fails (unless the
 #: session's config sets ``operation_timeout_in_ms``): a killed worker is an error, not a hang
@@ -54,15 +53,15 @@ def checked_strategy(strategy: Any) -> Any:
                         f"MultiWorkerMirroredStrategy) or None, got {name}")
     raise ValueError(f"distribute={name} is not supported: the Elistimator trains with "
                      "tf.distribute.MirroredStrategy (several devices of one machine) or "
-                     "tf.distribute.MultiWorkerMirroredStrategy (several processes, TF_CONFIG). "
+                     "tf.distribute.MultiWorkerMirroredStrategy (several processes, TF_CONFIG), TensorFlow 2's "
+                     "classes (not tf.compat.v1.distribute's). "
                      "ParameterServerStrategy needs a ClusterCoordinator and TPUStrategy a TPU "
                      "rewrite, which TF1-style session loops do not run; OneDeviceStrategy and "
                      "CentralStorageStrategy: train without distribute=")
 
 
 def is_multi_worker(strategy: Any) -> bool:
-    return isinstance(strategy, (tf2.distribute.MultiWorkerMirroredStrategy,
-                                 tf.distribute.experimental.MultiWorkerMirroredStrategy))
+    return isinstance(strategy, tf2.distribute.MultiWorkerMirroredStrategy)
 
 
 def reads_in_graph(strategy: Any) -> bool:

@@ -146,8 +146,10 @@ def test_the_run_records_the_strategy(tmp_path, data):
 
 
 @pytest.mark.parametrize("strategy, error, message", [
-    (lambda: tf.distribute.experimental.ParameterServerStrategy(), ValueError,
+    (lambda: tf.distribute.experimental.ParameterServerStrategy(), ValueError,  # TF 2's needs eager mode
      r"distribute=ParameterServerStrategyV1 is not supported.*ParameterServerStrategy needs a ClusterCoordinator"),
+    (lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), ValueError,
+     r"distribute=MirroredStrategyV1 is not supported.*TensorFlow 2's classes \(not tf.compat.v1.distribute's\)"),
     (lambda: tf2.distribute.OneDeviceStrategy("/cpu:0"), ValueError, "OneDeviceStrategy is not supported"),
     (lambda: "mirrored", TypeError, "distribute must be a tf.distribute strategy .* got str"),
 ])
