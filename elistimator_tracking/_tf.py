@@ -50,8 +50,10 @@ def new_session(graph: "tf.Graph", **session_args) -> "tf.Session":
         return tf.Session(graph=graph, **session_args)
 
 
+#: TensorFlow 2's namespace (tf.distribute strategies and their ReduceOp)
+tf2 = _tf2
 #: Every dataset class (tf.data v1 datasets derive from it), and the spec of a dense tensor.
 DatasetBase = _tf2.data.Dataset
 TensorSpec = _tf2.TensorSpec
 
-__all__ = ["tf", "DatasetBase", "TensorSpec", "new_session"]
+__all__ = ["tf", "tf2", "DatasetBase", "TensorSpec", "new_session"]

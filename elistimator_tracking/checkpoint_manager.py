@@ -64,7 +64,7 @@ class CheckpointManager:
         self.directory.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         if self.index.records.pop(step, None) is not None:
             uncommit()  # its files are about to be overwritten: uncommit them first
-        loops.model.saver.save(loops.session, str(self.directory.resolve(prefix)), write_state=False)
+        loops.model.save(loops.session, str(self.directory.resolve(prefix)))
         self.index.add(CheckpointRecord(step, prefix, self.directory.checksums(prefix)))
         crash_point("save.files")
         self._prune()

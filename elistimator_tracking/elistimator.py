@@ -18,6 +18,7 @@ from ._faults import crash_point
 from ._tf import tf
 from .checkpoint_manager import CheckpointManager
 from .checkpoints import Selection
+from .distribute import checked_strategy, describe as describe_strategy, is_chief, peer_errors
 from .events import TensorBoardListener
 from .inputs import InputData, InputFn
 from .listeners import Listeners, RunContext
@@ -50,16 +51,24 @@ class Elistimator:
             ``sqlite:///mlflow.db``), a tracking URI, a ``Tracker`` object, or ``False``.
         experiment: the MLflow experiment (default: the model function's name).
         run_name, tags: the MLflow run's name and extra tags.
+        distribute: a ``tf.distribute.MirroredStrategy`` or ``MultiWorkerMirroredStrategy``:
+            ``model_fn`` runs once per replica, each on its slice of the input function's
+            (global) batch; see ``distribute.py`` and the README's "More than one device". In a
+            multi-worker job, workers other than the chief write to a temporary directory
+            instead of ``model_dir`` and track nothing.
     """
 
     def __init__(self, model_fn: Union[ModelFn, ModelOrigin], model_dir: Optional[PathLike] = None,
                  params: Optional[dict] = None, session_args: Optional[Mapping[str, Any]] = None, *,
                  verbose: bool = True, summary_every_n_steps: int = 10, tracking: Union[bool, str, Tracker] = True,
                  experiment: Optional[str] = None, run_name: Optional[str] = None,
-                 tags: Optional[Mapping[str, str]] = None):
+                 tags: Optional[Mapping[str, str]] = None, distribute: Any = None):
+        distribute = checked_strategy(distribute)
+        if not is_chief(distribute):  # only the chief of a multi-worker job writes the model and tracks
+            model_dir, tracking = None, False
         origin = model_fn if isinstance(model_fn, ModelOrigin) else new_model(model_fn, model_dir, params, Settings.checked(
             session_args, verbose=verbose, summary_every_n_steps=summary_every_n_steps, tracking=tracking,
-            experiment=experiment, run_name=run_name, tags=tags))
+            experiment=experiment, run_name=run_name, tags=tags, distribute=distribute))
         settings = origin.settings
         self._origin, self._settings, self.verbose, self._closed = origin, settings, settings.verbose, False
         self._model_fn, self._params, self._directory, self._saver = (origin.model_fn, origin.params,
@@ -156,7 +165,9 @@ class Elistimator:
         built_now = self._loops is None
         try:
             if built_now:
-                self._loops = Loops.built(self._model_fn, self._params, train, validation, saver.args, self._settings)
+                with peer_errors(self._settings.distribute):
+                    self._loops = Loops.built(self._model_fn, self._params, train, validation, saver.args,
+                                              self._settings)
             self._loops.check_data(train, validation)
             if not built_now and saver.args != self._saver.args:
                 self._loops.model.replace_saver(saver.args)
@@ -170,6 +181,8 @@ class Elistimator:
         self._write_metadata()
         self._listeners.notify("on_setup", RunContext(self.model_dir, self._params, saver.as_params(),
                                                       self._model_fn, self._loops.model.graph, self._checkpoints.index))
+        if built_now and self._settings.distribute is not None:
+            self._listeners.notify("on_params", describe_strategy(self._settings.distribute))
         self._write_metadata()  # the run it tracks to
         return self
 
@@ -184,7 +197,8 @@ class Elistimator:
             raise RuntimeError("train() needs setup(train_input_fn, ...) first")
         steps = checked_steps(steps)
         self._checkpoints.start_branch(lambda step, dropped: self._commit("branch", "on_branch", step, dropped))
-        self._loops.train(steps, self.verbose, self._listeners)
+        with peer_errors(self._settings.distribute):
+            self._loops.train(steps, self.verbose, self._listeners)
         return self
 
     def validate(self) -> Dict[str, float]:
@@ -192,7 +206,8 @@ class Elistimator:
         self._require_open()
         if self._loops is None:
             raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
-        metrics = self._loops.validate(self.verbose)
+        with peer_errors(self._settings.distribute):
+            metrics = self._loops.validate(self.verbose)
         step = self.global_step
         self._checkpoints.index.record_validation(step, metrics)
         saved = self._checkpoints.saved(step, self._metadata()) if step in self._checkpoints.index.records else None

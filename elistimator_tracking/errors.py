@@ -28,3 +28,8 @@ class TrackingError(ElistimatorError, RuntimeError):
 
 class ModelDirectoryBusy(ModelDirectoryError):
     """Another Elistimator (or ``sync``), in this or another process, is writing the model directory."""
+
+
+class WorkerLostError(ElistimatorError, RuntimeError):
+    """A worker of a multi-worker job stopped answering (killed, crashed or stalled) within the
+    session's ``operation_timeout_in_ms``: the step could not complete on every worker."""

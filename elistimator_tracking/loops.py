@@ -15,6 +15,7 @@ import numpy as np
 from ._tf import new_session, tf
 from .inputs import InputData, InputFn, InputSignature, one_off_batch
 from .listeners import Listeners
+from .distribute import reads_in_graph, session_args
 from .model_graph import ModelFn, ModelGraph
 from .progress import progress_bar
 from .settings import Settings
@@ -23,7 +24,7 @@ from .streams import InputSlots, Stream, open_stream
 
 def _builds(model_fn: ModelFn, params: Mapping[str, Any], signature: InputSignature,
             saver_args: Mapping[str, Any]) -> bool:
-    """Whether ``model_fn`` builds a graph for ``signature`` (a throwaway graph)."""
+    """Whether ``model_fn`` builds a graph for ``signature`` (a throwaway graph, on one device)."""
     try:
         ModelGraph.build(model_fn, params, signature, saver_args)
     except Exception:  # noqa: BLE001 -- only whether it builds matters here
@@ -38,10 +39,11 @@ class Loops:
         """``restoring``: a checkpoint of every global variable is restored next, so only the local
         (metric) variables are initialized (random initial weights would be overwritten at once)."""
         self.model = model
-        self.session = new_session(model.graph, **settings.session_args)
+        self.session = new_session(model.graph, **session_args(model.strategy, settings.session_args))
         self.session.run(model.local_init if restoring and model.local_init is not None else model.init)
         self.summary_every_n_steps = settings.summary_every_n_steps
-        self._slots = InputSlots(model.input, self.session) if model.input is not None else None
+        self._slots = InputSlots(model.input, self.session) if model.input is not None and reads_in_graph(
+            model.strategy) else None
         self._training = {model.is_training: True}
         self.train_stream: Optional[Stream] = None
         self.validation_stream: Optional[Stream] = None
@@ -59,12 +61,12 @@ class Loops:
         when ``model_fn`` cannot be built for both but can for the training data alone, the
         error names the features and both shapes rather than the model's own complaint.
         """
-        signature = train.signature
+        signature, strategy = train.signature, settings.distribute
         if validation is None:
-            return cls(ModelGraph.build(model_fn, params, signature, saver_args), settings)
+            return cls(ModelGraph.build(model_fn, params, signature, saver_args, strategy), settings)
         relaxed = signature.relaxed_with(validation.signature, "validation")
         try:
-            return cls(ModelGraph.build(model_fn, params, relaxed, saver_args), settings)
+            return cls(ModelGraph.build(model_fn, params, relaxed, saver_args, strategy), settings)
         except Exception as error:  # noqa: BLE001 -- re-raised unless the shapes are to blame
             differing = [f"feature {f.key!r}: training {f.shape_text()}, validation "
                          f"{validation.signature[f.key].shape_text()}" for f in signature

@@ -14,6 +14,7 @@ from ._tf import tf
 from .inputs import FeatureKey, InputSignature
 from .streams import GraphInput
 from .specs import EvaluationSpec, PredictSpec, TrainSpec, check_model_fn_result
+from . import distribute
 
 ModelFn = Callable[[Dict[FeatureKey, tf.Tensor], tf.Tensor, dict], Any]
 
@@ -40,24 +41,34 @@ class ModelGraph:
     local_init: Optional[tf.Operation] = None
     #: the in-graph input stage; None in graphs saved before it existed (their features are fed)
     input: Optional[GraphInput] = None
+    #: the tf.distribute strategy the graph was built with (None: one device, or a loaded graph)
+    strategy: Any = None
+    #: a graph built with a strategy: the same model on one device, whose meta graph and names are
+    #: saved with its checkpoints (they load without the strategy: no replicas, no collective ops)
+    portable: Optional["ModelGraph"] = None
     _needs: Dict[str, List[FeatureKey]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, model_fn: ModelFn, params: dict, signature: InputSignature,
-              saver_args: Mapping[str, Any]) -> "ModelGraph":
-        """Call ``model_fn`` in a new graph fed by placeholders for ``signature``."""
+              saver_args: Mapping[str, Any], strategy: Any = None) -> "ModelGraph":
+        """Call ``model_fn`` in a new graph fed by placeholders for ``signature`` (once per replica
+        of ``strategy``, when given: ``distribute.py``)."""
+        portable = None if strategy is None else cls.build(model_fn, params, signature, saver_args)
         graph = tf.Graph()
-        with graph.as_default():
+        with graph.as_default(), distribute.building(strategy):
             global_step = tf.train.get_or_create_global_step()
             is_training = tf.placeholder_with_default(False, shape=[], name="is_training")
             graph_input, signature, inputs = GraphInput.build(graph, signature, is_training)
-            local_before = set(_metric_variables(graph))
-            result = model_fn(inputs, is_training, params)
-            train, evaluation, predict = check_model_fn_result(result, graph)
+            local_before = {id(v) for v in _metric_variables(graph)}
+            if strategy is None:
+                train, evaluation, predict = check_model_fn_result(model_fn(inputs, is_training, params), graph)
+            else:
+                train, evaluation, predict = distribute.replicated_specs(strategy, model_fn, inputs, is_training,
+                                                                         params, graph)
             user_summaries = tf.summary.merge_all()
             with tf.name_scope("elistimator"):
                 train_step = _train_step(train.train_op, global_step)
-                new_metric_vars = [v for v in _metric_variables(graph) if v not in local_before]
+                new_metric_vars = [v for v in _metric_variables(graph) if id(v) not in local_before]
                 reset_metrics = (tf.variables_initializer(new_metric_vars, name="reset_metrics")
                                  if evaluation is not None else None)
                 local_init = tf.local_variables_initializer()
@@ -66,10 +77,13 @@ class ModelGraph:
         return cls(graph=graph, signature=signature, inputs=inputs, is_training=is_training,
                    global_step=global_step, train=train, evaluation=evaluation, predict=predict,
                    train_step=train_step, reset_metrics=reset_metrics, user_summaries=user_summaries,
-                   init=init, saver=saver, local_init=local_init, input=graph_input)
+                   init=init, saver=saver, local_init=local_init, input=graph_input, strategy=strategy,
+                   portable=portable)
 
     def to_names(self) -> Dict[str, Any]:
         """Everything ``from_names`` needs to find these handles in an imported graph (JSON-ready)."""
+        if self.portable is not None:
+            return self.portable.to_names()  # the graph saved with the checkpoints
         def name(element):
             return None if element is None else element.name
         return {"signature": self.signature.to_json(), "is_training": self.is_training.name,
@@ -103,6 +117,18 @@ class ModelGraph:
     def replace_saver(self, saver_args: Mapping[str, Any]) -> None:
         with self.graph.as_default():
             self.saver = new_saver(saver_args)
+        if self.portable is not None:
+            self.portable.replace_saver(saver_args)
+
+    def save(self, session: tf.Session, prefix: str) -> None:
+        """A checkpoint of the variables at ``prefix``, with the meta graph that loads it (the
+        portable graph's, for a graph built with a strategy)."""
+        if self.portable is None:
+            self.saver.save(session, prefix, write_state=False)
+            return
+        self.saver.save(session, prefix, write_state=False, write_meta_graph=False)
+        with self.portable.graph.as_default():
+            self.portable.saver.export_meta_graph(prefix + ".meta")
 
     def train_needs(self) -> List[FeatureKey]:
         return self._needed("train", self.train)
@@ -159,6 +185,7 @@ def features_needed(fetches: Iterable[Union[tf.Tensor, tf.Operation]],
 
 def _writes_variable(op: tf.Operation, variable: tf.Variable) -> bool:
     """Whether ``op`` or anything it depends on assigns to ``variable``."""
+    variable = distribute.primary(variable)
     return any(current.type in _VARIABLE_WRITES and current.inputs and current.inputs[0].op is variable.op
                for current in upstream_ops([op]))
 

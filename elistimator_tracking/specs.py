@@ -40,6 +40,8 @@ def _as_operation(spec: str, field: str, value: Any) -> tf.Operation:
         return value
     if isinstance(value, tf.Tensor):
         return value.op
+    if isinstance(getattr(value, "op", None), tf.Operation):  # minimize(..., global_step) under tf.distribute
+        return value.op  # returns the step's assign, as a variable
     raise TypeError(f"{spec}.{field} must be a tf.Operation (e.g. optimizer.minimize(...)), "
                     f"got {_type_name(value)}: {value!r}")
 
