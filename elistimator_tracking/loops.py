@@ -8,7 +8,7 @@ or tracking.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -19,6 +19,25 @@ from .model_graph import ModelFn, ModelGraph
 from .progress import progress_bar
 from .settings import Settings
 from .streams import InputSlots, Stream, open_stream
+
+
+class StepWatch(Protocol):
+    """Something that watches every step of a loop (the estimator front end's ``SessionRunHook``s):
+    it adds fetches and feeds to each step, sees their values, and may end the loop."""
+
+    def before_step(self) -> Tuple[Any, Mapping[tf.Tensor, Any]]:
+        """The extra fetches and feeds of the next step."""
+
+    def after_step(self, values: Any) -> bool:
+        """The extra fetches' values after the step; True ends the loop."""
+
+
+def _watched(fetches: Any, feed: Mapping[tf.Tensor, Any], watch: Optional[StepWatch]) -> Tuple[Any, Mapping]:
+    """``fetches`` and ``feed`` with the watch's own added (a pair of fetches when watched)."""
+    if watch is None:
+        return fetches, feed
+    extra, extra_feed = watch.before_step()
+    return (fetches, extra), ({**feed, **extra_feed} if extra_feed else feed)
 
 
 def _builds(model_fn: ModelFn, params: Mapping[str, Any], signature: InputSignature,
@@ -116,14 +135,16 @@ class Loops:
 
     # -- training -----------------------------------------------------------------------
 
-    def train(self, steps: Optional[int], verbose: bool, listeners: Listeners) -> None:
-        """``steps`` steps, or to the end of the current epoch; a new epoch starts when the data runs out."""
+    def train(self, steps: Optional[int], verbose: bool, listeners: Listeners,
+              watch: Optional[StepWatch] = None) -> None:
+        """``steps`` steps, or to the end of the current epoch; a new epoch starts when the data runs out.
+        ``watch`` sees every step and may end training early."""
         self._train_calls += 1
         done, step = 0, self.global_step
         with progress_bar(f"Training ({self._train_calls})", self._train_total(steps), verbose) as bar:
             while steps is None or done < steps:
                 try:
-                    result = self.train_stream.run(self._train_fetches(step + 1), self._training,
+                    result = self.train_stream.run(*_watched(self._train_fetches(step + 1), self._training, watch),
                                                    sized=not self._batch_size_told)
                 except BaseException:
                     self._epoch_position += 1  # the batch was read, even though the step failed
@@ -135,6 +156,8 @@ class Loops:
                     continue
                 self._epoch_position += 1
                 values, size = result
+                if watch is not None:
+                    values, watched = values
                 if not self._batch_size_told:
                     self._batch_size_told = True
                     listeners.notify("on_params", {"batch_size": size})
@@ -143,6 +166,8 @@ class Loops:
                 if verbose:
                     bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
                     bar.update()
+                if watch is not None and watch.after_step(watched):
+                    break
         listeners.notify("on_train_end", step)
 
     def _train_total(self, steps: Optional[int]) -> Optional[int]:
@@ -181,12 +206,12 @@ class Loops:
 
     # -- evaluation ---------------------------------------------------------------------
 
-    def validate(self, verbose: bool) -> Dict[str, float]:
+    def validate(self, verbose: bool, watch: Optional[StepWatch] = None) -> Dict[str, float]:
         if self.validation_stream is None:
             raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
-        return self.evaluate(self.validation_stream, "Validation", verbose)
+        return self.evaluate(self.validation_stream, "Validation", verbose, watch)
 
-    def evaluate_input(self, input_fn: InputFn, verbose: bool) -> Dict[str, float]:
+    def evaluate_input(self, input_fn: InputFn, verbose: bool, watch: Optional[StepWatch] = None) -> Dict[str, float]:
         """One pass over a fresh input function's data (its stream closed afterwards)."""
         if self.model.evaluation is None:
             raise RuntimeError("evaluate() needs an EvaluationSpec, but model_fn returned None for it")
@@ -194,12 +219,14 @@ class Loops:
         self.require_fits(data, self.model.evaluation_needs())
         stream = self._open(data, "evaluation")
         try:
-            return self.evaluate(stream, "Evaluation", verbose)
+            return self.evaluate(stream, "Evaluation", verbose, watch)
         finally:
             stream.close()
 
-    def evaluate(self, stream: Stream, description: str, verbose: bool) -> Dict[str, float]:
-        """One fresh pass over ``stream``: ``{metric: value, ..., 'loss': mean loss per example}``."""
+    def evaluate(self, stream: Stream, description: str, verbose: bool,
+                 watch: Optional[StepWatch] = None) -> Dict[str, float]:
+        """One fresh pass over ``stream`` (until ``watch`` ends it): ``{metric: value, ..., 'loss': mean loss
+        per example}``."""
         model = self.model
         spec = model.evaluation
         self.session.run(model.reset_metrics)
@@ -207,12 +234,15 @@ class Loops:
         loss_sum, examples, batches = 0.0, 0, 0
         stream.restart()
         with progress_bar(description, self._lengths.get(stream.role), verbose) as bar:
-            while (result := stream.run(fetches, {}, sized=True)) is not None:
-                (loss, _), size = result
+            while (result := stream.run(*_watched(fetches, {}, watch), sized=True)) is not None:
+                values, size = result
+                (loss, _), watched = values if watch is not None else (values, None)
                 loss_sum += float(loss) * size
                 examples += size
                 batches += 1
                 bar.update()
+                if watch is not None and watch.after_step(watched):
+                    break
         if stream is self.validation_stream:
             self._lengths[stream.role] = batches
         if examples == 0:
@@ -225,7 +255,8 @@ class Loops:
     # -- prediction ---------------------------------------------------------------------
 
     def predict(self, inputs: Sequence[Any], features: Mapping[str, Any], input_fn: Optional[InputFn],
-                verbose: bool) -> Union[Dict[str, np.ndarray], Iterator[Dict[str, np.ndarray]]]:
+                verbose: bool, watch: Optional[StepWatch] = None
+                ) -> Union[Dict[str, np.ndarray], Iterator[Dict[str, np.ndarray]]]:
         """``Elistimator.predict``: batches of ``input_fn``, or one batch of arrays."""
         model = self.model
         if model.predict is None:
@@ -236,7 +267,7 @@ class Loops:
                                  "predict(images=x), not both")
             data = InputData(input_fn, "prediction")
             self.require_fits(data, model.predict_needs())
-            return self._predict_batches(self._open(data, "prediction"), verbose)
+            return self._predict_batches(self._open(data, "prediction"), verbose, watch)
         if not inputs and not features:
             raise ValueError("predict needs input_fn=... or one-off inputs such as predict(images=x); "
                              f"the signature is {model.signature.describe()}")
@@ -245,14 +276,19 @@ class Loops:
         batch = one_off_batch(model.signature, model.predict_needs(), inputs, features)
         return self.session.run(model.predict.output, {model.inputs[key]: value for key, value in batch.items()})
 
-    def _predict_batches(self, stream: Stream, verbose: bool) -> Iterator[Dict[str, np.ndarray]]:
-        """One ``{output: array}`` dict per batch of ``stream`` (closed at the end)."""
+    def _predict_batches(self, stream: Stream, verbose: bool,
+                         watch: Optional[StepWatch] = None) -> Iterator[Dict[str, np.ndarray]]:
+        """One ``{output: array}`` dict per batch of ``stream`` (closed at the end, or when ``watch`` ends it)."""
         try:
             stream.restart()
             with progress_bar("Prediction", None, verbose) as bar:
-                while (result := stream.run(self.model.predict.output, {})) is not None:
-                    yield result[0]
+                while (result := stream.run(*_watched(self.model.predict.output, {}, watch))) is not None:
+                    outputs, watched = result[0] if watch is not None else (result[0], None)
+                    stop = watch is not None and watch.after_step(watched)
+                    yield outputs
                     bar.update()
+                    if stop:
+                        break
         finally:
             stream.close()
 

@@ -1,0 +1,135 @@
+"""An estimator ``model_fn`` as an Elistimator model function.
+
+tf.estimator built a new graph per mode and restored the latest checkpoint into it on
+every ``train``/``evaluate``/``predict`` call. Here the graph is built once: ``model_fn``
+is called for TRAIN, EVAL and PREDICT in that order, in the same graph, on the same
+features, with variables shared by name (``tf.AUTO_REUSE``), so the three specs read the
+same weights and repeated calls rebuild nothing. TRAIN goes first so ``UPDATE_OPS`` (batch
+norm) holds the training copy's updates only; summaries the EVAL and PREDICT copies add are
+dropped (tf.estimator wrote none for them either).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from tensorflow.python.ops import variable_scope
+
+from .._tf import tf
+from ..specs import EvaluationSpec, PredictSpec, TrainSpec
+from .inputs import Layout, call_with
+from .spec import MODES, EstimatorSpec, ModeKeys
+
+
+class EstimatorModel:
+    """The Elistimator ``model_fn(features, is_training, params)`` over an estimator ``model_fn``;
+    keeps each mode's ``EstimatorSpec`` (its hooks, export outputs) from the last build."""
+
+    def __init__(self, model_fn: Callable, config: Any, layout: Callable[[], Layout],
+                 warm_start_from: Optional[str] = None):
+        self.model_fn, self.config, self._layout, self.warm_start_from = model_fn, config, layout, warm_start_from
+        self.__name__ = getattr(model_fn, "__name__", type(model_fn).__name__)  # the experiment's default name
+        self.__module__ = getattr(model_fn, "__module__", None)
+        self.__qualname__ = getattr(model_fn, "__qualname__", self.__name__)
+        self.specs: Dict[str, EstimatorSpec] = {}
+        self.single_prediction = False  # predictions were one tensor (predict yields arrays, not dicts)
+
+    def __call__(self, flat: Mapping[str, tf.Tensor], is_training: tf.Tensor,
+                 params: Mapping[str, Any]) -> Tuple[TrainSpec, EvaluationSpec, PredictSpec]:
+        layout = self._layout()
+        features, labels = layout.unflatten(flat)
+        graph = tf.get_default_graph()
+        if self.config.tf_random_seed is not None:
+            graph.seed = self.config.tf_random_seed
+        specs, names = {}, _NameCounters()
+        with tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
+            for mode in MODES:
+                names.rewind()  # each mode names its layers as in a graph of its own: dense, dense_1, ...
+                variables = set(graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES))
+                summaries = set(graph.get_collection(tf.GraphKeys.SUMMARIES))
+                specs[mode] = self.call(mode, features, labels if mode != ModeKeys.PREDICT else None, params)
+                if mode == ModeKeys.TRAIN:
+                    self._warm_start()
+                    continue
+                _require_no_new_variables(mode, graph, variables)
+                _drop_new_summaries(graph, summaries)
+        self.specs = specs
+        self.single_prediction = isinstance(specs[ModeKeys.PREDICT].predictions, tf.Tensor)
+        train, evaluation, predict = (specs[m] for m in MODES)
+        return (TrainSpec(train.loss, train.train_op), EvaluationSpec(evaluation.loss, evaluation.metric_pairs()),
+                PredictSpec(predict.predictions))
+
+    def call(self, mode: str, features: Any, labels: Any, params: Mapping[str, Any]) -> EstimatorSpec:
+        """``model_fn`` for ``mode`` (a copy of a features dict: model functions may pop from it)."""
+        features = dict(features) if isinstance(features, Mapping) else features
+        spec = call_with(self.model_fn, "model_fn", {"features": features, "labels": labels, "mode": mode,
+                                                     "params": dict(params), "config": self.config},
+                         required=("features",))
+        if not isinstance(spec, EstimatorSpec):
+            raise TypeError(f"model_fn must return an EstimatorSpec (mode {mode!r}), got {type(spec).__name__}: "
+                            f"{spec!r}")
+        if spec.mode != mode:
+            raise ValueError(f"model_fn was called with mode {mode!r} but returned an EstimatorSpec for mode "
+                             f"{spec.mode!r}")
+        return spec
+
+    def hooks(self, mode: str) -> Tuple[Any, ...]:
+        """The hooks the last build's spec for ``mode`` asked for."""
+        spec = self.specs.get(mode)
+        if spec is None:
+            return ()
+        if mode == ModeKeys.TRAIN:
+            return spec.training_chief_hooks + spec.training_hooks
+        return spec.evaluation_hooks if mode == ModeKeys.EVAL else spec.prediction_hooks
+
+    def _warm_start(self) -> None:
+        """Initialize the variables from ``warm_start_from`` (a checkpoint or a model directory), as
+        tf.estimator did for a new model: every variable whose name the checkpoint holds."""
+        if self.warm_start_from is None:
+            return
+        source = self.warm_start_from
+        checkpoint = tf.train.latest_checkpoint(source) if tf.io.gfile.isdir(source) else source
+        if checkpoint is None:
+            raise ValueError(f"warm_start_from={source!r} holds no checkpoint")
+        held = {name for name, _ in tf.train.list_variables(checkpoint)}
+        names = [v.op.name for v in tf.global_variables() if v.op.name in held and v.op.name != "global_step"]
+        if names:
+            tf.train.warm_start(checkpoint, vars_to_warm_start=[f"^{name}$" for name in names])
+
+
+def _require_no_new_variables(mode: str, graph: tf.Graph, before: set) -> None:
+    new = [v.op.name for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES) if v not in before]
+    if new:
+        raise ValueError(f"model_fn created new variables in mode {mode!r} that TRAIN did not ({new[:5]}): the three "
+                         "modes share one graph and their variables by name; create variables with tf.get_variable "
+                         "or tf.compat.v1.layers (Keras layer objects made inside model_fn are not shared)")
+
+
+def _drop_new_summaries(graph: tf.Graph, before: set) -> None:
+    collection = graph.get_collection_ref(tf.GraphKeys.SUMMARIES)
+    collection[:] = [summary for summary in collection if summary in before]
+
+
+class _NameCounters:
+    """The counters that make layer and scope names unique in the default graph (variable scopes', and
+    Keras' for ``tf.compat.v1.layers``), taken when made and put back by ``rewind``."""
+
+    def __init__(self) -> None:
+        self._store = variable_scope.get_variable_scope_store()
+        self._layers = _layer_name_counts()
+        self._saved = (dict(self._store.variable_scopes_count), dict(self._layers or {}))
+
+    def rewind(self) -> None:
+        self._store.variable_scopes_count = dict(self._saved[0])  # the store replaces this dict: set it anew
+        if self._layers is not None:
+            self._layers.clear()
+            self._layers.update(self._saved[1])
+
+
+def _layer_name_counts() -> Optional[Dict[str, int]]:
+    """The default graph's layer name counters of tf-keras (which ``tf.compat.v1.layers`` uses), if installed."""
+    try:
+        from tf_keras.src import backend
+    except ImportError:
+        return None
+    return backend.get_default_graph_uid_map()
