@@ -168,12 +168,13 @@ class Estimator:
                   checkpoint_path: Optional[str], name: Optional[str], validation: bool) -> Dict[str, Any]:
         """``evaluate``; ``validation``: the metrics are the checkpoint's validation (``train_and_evaluate``)."""
         hooks = checked_hooks(hooks, "hooks")
-        fn = flat_input_fn(input_fn, ModeKeys.EVAL, self._params, self._config, steps=_count("steps", steps),
+        steps = _count("steps", steps)
+        fn = flat_input_fn(input_fn, ModeKeys.EVAL, self._params, self._config,
                            found=lambda layout: self._check_layout(layout, "evaluation"))
         self._prepare_trained()
         el = self._elistimator
         with self._restored(checkpoint_path):
-            runner = HookRunner(hooks + self._model.hooks(ModeKeys.EVAL), el.session).begin()
+            runner = HookRunner(hooks + self._model.hooks(ModeKeys.EVAL), el.session, steps).begin()
             metrics = el.validate(fn, watch=runner) if validation else el.evaluate(fn, watch=runner, name=str(name))
             runner.end()
             step = el.global_step

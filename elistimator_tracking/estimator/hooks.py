@@ -30,9 +30,11 @@ def checked_hooks(hooks: Any, what: str) -> Tuple[Any, ...]:
 class HookRunner:
     """Runs ``hooks`` around the steps of one loop over ``session``."""
 
-    def __init__(self, hooks: Sequence[Any], session: tf.Session):
-        self.hooks, self.session = list(hooks), session
+    def __init__(self, hooks: Sequence[Any], session: tf.Session, steps: Optional[int] = None):
+        """``steps``: stop after this many (evaluate's ``steps``), as tf.estimator's own evaluation hook did."""
+        self.hooks, self.session, self._steps = list(hooks), session, steps
         self._context: Optional[tf.train.SessionRunContext] = None
+        self.done = 0
 
     def begin(self) -> "HookRunner":
         with self.session.graph.as_default():
@@ -61,7 +63,8 @@ class HookRunner:
     def after_step(self, values: Mapping[int, Any]) -> bool:
         for position, hook in enumerate(self.hooks):
             hook.after_run(self._context, tf.train.SessionRunValues(values.get(position), None, None))
-        return self._context.stop_requested
+        self.done += 1
+        return self._context.stop_requested or (self._steps is not None and self.done >= self._steps)
 
     def end(self) -> None:
         for hook in self.hooks:

@@ -144,11 +144,10 @@ def _generated(structure: Any) -> DatasetBase:
     return tf.data.Dataset.from_generator(generate, output_signature=signature)
 
 
-def flat_input_fn(input_fn: Callable, mode: str, params: Mapping[str, Any], config: Any,
-                  steps: Optional[int] = None, drop_labels: bool = False,
+def flat_input_fn(input_fn: Callable, mode: str, params: Mapping[str, Any], config: Any, drop_labels: bool = False,
                   found: Optional[Callable[[Layout], None]] = None) -> Callable[[], DatasetBase]:
     """An Elistimator input function over the estimator ``input_fn``: flat dicts (``found`` is told the
-    layout), the first ``steps`` batches only, labels dropped for prediction."""
+    layout), labels dropped for prediction."""
     if not callable(input_fn):
         raise TypeError(f"input_fn must be a function returning a tf.data.Dataset, got {type(input_fn).__name__}")
 
@@ -159,8 +158,7 @@ def flat_input_fn(input_fn: Callable, mode: str, params: Mapping[str, Any], conf
             layout = Layout(layout.features)
         if found is not None:
             found(layout)
-        dataset = dataset.map(lambda *element: layout.flatten(*element[:2 if layout.labels != () else 1]))
-        return dataset.take(steps) if steps is not None else dataset
+        return dataset.map(lambda *element: layout.flatten(*element[:2 if layout.labels != () else 1]))
     return flat
 
 

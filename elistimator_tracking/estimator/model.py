@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 from tensorflow.python.ops import variable_scope
 
 from .._tf import tf
+from ..model_graph import upstream_ops
 from ..specs import EvaluationSpec, PredictSpec, TrainSpec
 from .inputs import Layout, call_with
 from .spec import MODES, EstimatorSpec, ModeKeys
@@ -51,7 +52,7 @@ class EstimatorModel:
                 if mode == ModeKeys.TRAIN:
                     self._warm_start()
                     continue
-                _require_no_new_variables(mode, graph, variables)
+                _require_no_new_variables(specs[mode], graph, variables)
                 _drop_new_summaries(graph, summaries)
         self.specs = specs
         self.single_prediction = isinstance(specs[ModeKeys.PREDICT].predictions, tf.Tensor)
@@ -97,12 +98,19 @@ class EstimatorModel:
             tf.train.warm_start(checkpoint, vars_to_warm_start=[f"^{name}$" for name in names])
 
 
-def _require_no_new_variables(mode: str, graph: tf.Graph, before: set) -> None:
-    new = [v.op.name for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES) if v not in before]
-    if new:
-        raise ValueError(f"model_fn created new variables in mode {mode!r} that TRAIN did not ({new[:5]}): the three "
-                         "modes share one graph and their variables by name; create variables with tf.get_variable "
-                         "or tf.compat.v1.layers (Keras layer objects made inside model_fn are not shared)")
+def _require_no_new_variables(spec: EstimatorSpec, graph: tf.Graph, before: set) -> None:
+    """Raise when the EVAL or PREDICT outputs read variables TRAIN did not make (e.g. Keras layer objects
+    made inside ``model_fn``): they would never be trained. Unused ones (an optimizer built in every
+    mode) are harmless."""
+    new = {v.op: v.op.name for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES) if v not in before}
+    outputs = [spec.loss, *tf.nest.flatten(spec.predictions)] + [t for pair in spec.metric_pairs().values()
+                                                                  for t in pair]
+    used = sorted(new[op] for op in upstream_ops(t for t in outputs if t is not None) if op in new)
+    if used:
+        raise ValueError(f"model_fn created new variables in mode {spec.mode!r} that TRAIN did not ({used[:5]}): "
+                         "the three modes share one graph and their variables by name; create variables with "
+                         "tf.get_variable or tf.compat.v1.layers (Keras layer objects made inside model_fn are "
+                         "not shared)")
 
 
 def _drop_new_summaries(graph: tf.Graph, before: set) -> None:

@@ -71,8 +71,11 @@ class EstimatorSpec:
         return EstimatorSpec(**{**fields, **changes})
 
     def metric_pairs(self) -> Dict[str, MetricPair]:
-        """``eval_metric_ops`` as ``(value, update_op)`` pairs (Keras metrics: ``result()`` and their updates)."""
-        return {name: _metric_pair(self.mode, name, metric) for name, metric in self.eval_metric_ops.items()}
+        """``eval_metric_ops`` as ``(value, update_op)`` pairs (Keras metrics: ``result()`` and their updates;
+        made once)."""
+        if getattr(self, "_pairs", None) is None:
+            self._pairs = {name: _metric_pair(self.mode, name, metric) for name, metric in self.eval_metric_ops.items()}
+        return self._pairs
 
 
 def _checked_loss(mode: str, loss: Any) -> Optional[tf.Tensor]:
@@ -140,6 +143,10 @@ def _metric_pair(mode: str, name: Any, metric: Any) -> MetricPair:
         if not updates:
             _fail(mode, f"eval_metric_ops[{name!r}] is a Keras Metric whose update_state(...) was never called "
                         "inside model_fn")
+        for variable in metric.variables:  # Keras keeps them in no collection: make them metric variables
+            for key in (tf.GraphKeys.LOCAL_VARIABLES, tf.GraphKeys.METRIC_VARIABLES):
+                if variable not in tf.get_collection(key):
+                    tf.add_to_collection(key, variable)
         return metric.result(), tf.group(*updates)
     if not isinstance(metric, (tuple, list)) or len(metric) != 2:
         _fail(mode, f"eval_metric_ops[{name!r}] must be a (value, update_op) pair as tf.metrics.* returns, "

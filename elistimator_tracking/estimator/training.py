@@ -102,36 +102,28 @@ class FinalExporter(LatestExporter):
 
 
 class _EvaluateAfterSave(tf.train.CheckpointSaverListener):
-    """Evaluates (then exports) after a checkpoint save when ``throttle_secs`` have passed, and at the end."""
+    """Evaluates (then exports) after a checkpoint save when ``throttle_secs`` have passed, and at the end
+    unless the last step was evaluated; the export at or beyond ``max_steps`` is the final one."""
 
-    def __init__(self, estimator: Any, eval_spec: EvalSpec):
-        self._estimator, self._spec = estimator, eval_spec
+    def __init__(self, estimator: Any, eval_spec: EvalSpec, max_steps: Optional[int]):
+        self._estimator, self._spec, self._max_steps = estimator, eval_spec, max_steps
         self._last_time: Optional[float] = None
-        self.evaluated_step: Optional[int] = None
         self.result: Optional[Dict[str, Any]] = None
         self.exports: List[Any] = []
 
     def after_save(self, session: tf.Session, global_step_value: int) -> None:
         if self._last_time is None or time.monotonic() - self._last_time >= self._spec.throttle_secs:
-            self._evaluate(final=False)
+            self._evaluate(final=self._max_steps is not None and global_step_value >= self._max_steps)
 
-    def end(self, session: tf.Session, global_step_value: int) -> None:
-        if self.evaluated_step is None or self.evaluated_step != global_step_value:
+    def end(self, session: Optional[tf.Session], global_step_value: Optional[int]) -> None:
+        if self.result is None or self.result["global_step"] != global_step_value:
             self._evaluate(final=True)
-        elif self._spec.exporters:
-            self._export(final=True)
 
     def _evaluate(self, final: bool) -> None:
         self._last_time = time.monotonic()
-        spec = self._spec
-        self.result = self._estimator._evaluate(spec.input_fn, spec.steps, spec.hooks, None, spec.name,
-                                                validation=True)
-        self.evaluated_step = self.result["global_step"]
-        self._export(final)
-
-    def _export(self, final: bool) -> None:
-        estimator = self._estimator
-        for exporter in self._spec.exporters:
+        spec, estimator = self._spec, self._estimator
+        self.result = estimator._evaluate(spec.input_fn, spec.steps, spec.hooks, None, spec.name, validation=True)
+        for exporter in spec.exporters:
             path = os.path.join(estimator.model_dir, "export", exporter.name)
             self.exports.append(exporter.export(estimator, path, estimator.latest_checkpoint(), self.result, final))
 
@@ -145,7 +137,7 @@ def train_and_evaluate(estimator: Any, train_spec: TrainSpec, eval_spec: EvalSpe
     if not isinstance(train_spec, TrainSpec) or not isinstance(eval_spec, EvalSpec):
         raise TypeError(f"train_and_evaluate takes (estimator, TrainSpec, EvalSpec), got "
                         f"({type(train_spec).__name__}, {type(eval_spec).__name__})")
-    evaluation = _EvaluateAfterSave(estimator, eval_spec)
+    evaluation = _EvaluateAfterSave(estimator, eval_spec, train_spec.max_steps)
     estimator.train(train_spec.input_fn, hooks=list(train_spec.hooks), max_steps=train_spec.max_steps,
                     saving_listeners=list(train_spec.saving_listeners) + [evaluation])
     if evaluation.result is None and estimator.latest_checkpoint() is not None:  # max_steps was reached before
