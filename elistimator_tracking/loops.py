@@ -130,6 +130,11 @@ class Loops:
         self.validation_stream = self._open(validation, "validation") if validation is not None else None
         self.train_stream.restart()
 
+    def restart_training(self) -> None:
+        """Begin the training data anew, from its first batch (without reading its input function again)."""
+        self._epoch_position = 0
+        self.train_stream.restart()
+
     def _open(self, data: InputData, slot: str) -> Stream:
         return open_stream(data, slot, self._slots, self.session, self.model.inputs, self.model.signature)
 

@@ -137,6 +137,14 @@ def test_steps_max_steps_and_the_end_of_the_data(tmp_path):
     est.train(programs.train_input_fn(repeat=False))  # no steps: one pass over 96 examples in batches of 16
     assert est.get_variable_value("global_step") == 17
     assert sorted(est.elistimator.checkpoints) == [7, 11, 17]  # saved at the end of every train()
+    calls = []
+
+    def one_pass():
+        calls.append(1)
+        return programs.train_input_fn(repeat=False)()
+    est.train(one_pass, steps=4)
+    est.train(one_pass)  # the same function: its data starts over (6 batches), without calling it again
+    assert est.get_variable_value("global_step") == 27 and len(calls) == 1
     est.close()
 
 

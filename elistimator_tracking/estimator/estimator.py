@@ -85,6 +85,7 @@ class Estimator:
         self._model.config = self._config
         self._layout: Optional[Layout] = self._read_layout()
         self._built = False
+        self._train_input_fn: Optional[Callable] = None  # the input_fn whose data is set up for training
         atexit.register(_close_at_exit, weakref.ref(self))
 
     # -- tf.estimator's properties ----------------------------------------------------------------
@@ -131,8 +132,7 @@ class Estimator:
         if max_steps is not None and self._latest_step() >= max_steps:
             log.info("Skipping training since max_steps has already saved.")
             return self
-        self._prepare(flat_input_fn(input_fn, ModeKeys.TRAIN, self._params, self._config,
-                                    found=self._learn_layout))
+        self._training_data(input_fn)
         el = self._elistimator
         start = el.global_step
         runner = TrainingRunner(hooks + self._model.hooks(ModeKeys.TRAIN), el.session, el._loops.model.train.loss,
@@ -147,6 +147,16 @@ class Estimator:
         for listener in listeners:
             listener.end(el.session, el.global_step)
         return self
+
+    def _training_data(self, input_fn: Callable) -> None:
+        """Train on ``input_fn``'s data from its first batch. tf.estimator called ``input_fn`` on every
+        ``train()``; the same function object as last time is not called again (its dataset, already
+        loaded, restarts), which saves reading and loading the whole data set per call."""
+        if self._built and input_fn is self._train_input_fn:
+            self._elistimator._require_model("train()").restart_training()
+            return
+        self._prepare(flat_input_fn(input_fn, ModeKeys.TRAIN, self._params, self._config, found=self._learn_layout))
+        self._train_input_fn = input_fn
 
     def _save(self, step: int, listeners: List[Any]) -> bool:
         """A checkpoint at ``step``; True when a saving listener asks to stop."""
