@@ -79,6 +79,33 @@ def test_a_model_fn_returning_no_spec_fails_and_leaves_nothing_written(tmp_path)
     est.close()
 
 
+def test_keras_layers_made_inside_model_fn_share_their_weights_across_modes(tmp_path):
+    """The official r1 MNIST style: a tf.keras.Sequential built anew in every call of model_fn."""
+    def model_fn(features, labels, mode):
+        model = tf.keras.Sequential([tf.keras.layers.Dense(8, activation="relu"), tf.keras.layers.Dense(2)])
+        logits = model(features["x"], training=mode == ModeKeys.TRAIN)
+        if mode == ModeKeys.PREDICT:
+            return tf_estimator.EstimatorSpec(mode, predictions={"logits": logits})
+        loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
+        train_op = tf.train.AdamOptimizer(0.05).minimize(loss, tf.train.get_global_step())
+        return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+    est = new_estimator(tmp_path / "model", model_fn)
+    est.train(programs.train_input_fn(), steps=30)
+    graph = est.elistimator.graph
+    assert sorted(v.op.name for v in graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES)) == [
+        "sequential/dense/bias", "sequential/dense/kernel", "sequential/dense_1/bias", "sequential/dense_1/kernel"]
+    assert est.evaluate(programs.eval_input_fn)["loss"] < 0.5  # the trained weights, not fresh ones
+    exported = est.export_saved_model(str(tmp_path / "export"), programs.serving_input_receiver_fn).decode()
+    x, _ = programs.blobs(10, seed=2)
+    with tf.Graph().as_default(), tf.Session() as session:
+        meta = tf.saved_model.loader.load(session, ["serve"], exported)
+        signature = meta.signature_def["serving_default"]
+        served = session.run(signature.outputs["logits"].name, {signature.inputs["x"].name: x})
+    predicted = np.stack([p["logits"] for p in est.predict(programs.predict_input_fn)])
+    np.testing.assert_allclose(served, predicted, rtol=1e-5)
+    est.close()
+
+
 # -- input functions ----------------------------------------------------------------------------------
 
 def test_every_input_fn_form_reaches_model_fn_in_its_structure(tmp_path):

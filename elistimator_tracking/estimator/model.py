@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from tensorflow.python.ops import variable_scope
-
 from .._tf import tf
 from ..model_graph import upstream_ops
 from ..specs import EvaluationSpec, PredictSpec, TrainSpec
 from .inputs import Layout, call_with
+from .sharing import NameCounters, SharedVariables
 from .spec import MODES, EstimatorSpec, ModeKeys
 
 
@@ -42,13 +41,14 @@ class EstimatorModel:
         graph = tf.get_default_graph()
         if self.config.tf_random_seed is not None:
             graph.seed = self.config.tf_random_seed
-        specs, names = {}, _NameCounters()
+        specs, names, shared = {}, NameCounters(), SharedVariables()
         with tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
             for mode in MODES:
                 names.rewind()  # each mode names its layers as in a graph of its own: dense, dense_1, ...
                 variables = set(graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES))
                 summaries = set(graph.get_collection(tf.GraphKeys.SUMMARIES))
-                specs[mode] = self.call(mode, features, labels if mode != ModeKeys.PREDICT else None, params)
+                with shared.recording() if mode == ModeKeys.TRAIN else shared.sharing():
+                    specs[mode] = self.call(mode, features, labels if mode != ModeKeys.PREDICT else None, params)
                 if mode == ModeKeys.TRAIN:
                     self._warm_start()
                     continue
@@ -99,45 +99,18 @@ class EstimatorModel:
 
 
 def _require_no_new_variables(spec: EstimatorSpec, graph: tf.Graph, before: set) -> None:
-    """Raise when the EVAL or PREDICT outputs read variables TRAIN did not make (e.g. Keras layer objects
-    made inside ``model_fn``): they would never be trained. Unused ones (an optimizer built in every
-    mode) are harmless."""
+    """Raise when the EVAL or PREDICT outputs read variables TRAIN did not make: they would never be
+    trained. Unused ones (an optimizer built in every mode) are harmless."""
     new = {v.op: v.op.name for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES) if v not in before}
     outputs = [spec.loss, *tf.nest.flatten(spec.predictions)] + [t for pair in spec.metric_pairs().values()
                                                                   for t in pair]
     used = sorted(new[op] for op in upstream_ops(t for t in outputs if t is not None) if op in new)
     if used:
         raise ValueError(f"model_fn created new variables in mode {spec.mode!r} that TRAIN did not ({used[:5]}): "
-                         "the three modes share one graph and their variables by name; create variables with "
-                         "tf.get_variable or tf.compat.v1.layers (Keras layer objects made inside model_fn are "
-                         "not shared)")
+                         "the three modes share one graph and its variables, so every mode must create the same "
+                         "variables, in the same order (create them before branching on mode)")
 
 
 def _drop_new_summaries(graph: tf.Graph, before: set) -> None:
     collection = graph.get_collection_ref(tf.GraphKeys.SUMMARIES)
     collection[:] = [summary for summary in collection if summary in before]
-
-
-class _NameCounters:
-    """The counters that make layer and scope names unique in the default graph (variable scopes', and
-    Keras' for ``tf.compat.v1.layers``), taken when made and put back by ``rewind``."""
-
-    def __init__(self) -> None:
-        self._store = variable_scope.get_variable_scope_store()
-        self._layers = _layer_name_counts()
-        self._saved = (dict(self._store.variable_scopes_count), dict(self._layers or {}))
-
-    def rewind(self) -> None:
-        self._store.variable_scopes_count = dict(self._saved[0])  # the store replaces this dict: set it anew
-        if self._layers is not None:
-            self._layers.clear()
-            self._layers.update(self._saved[1])
-
-
-def _layer_name_counts() -> Optional[Dict[str, int]]:
-    """The default graph's layer name counters of tf-keras (which ``tf.compat.v1.layers`` uses), if installed."""
-    try:
-        from tf_keras.src import backend
-    except ImportError:
-        return None
-    return backend.get_default_graph_uid_map()
