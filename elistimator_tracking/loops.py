@@ -26,18 +26,28 @@ class StepWatch(Protocol):
     it adds fetches and feeds to each step, sees their values, and may end the loop."""
 
     def before_step(self) -> Tuple[Any, Mapping[tf.Tensor, Any]]:
-        """The extra fetches and feeds of the next step."""
+        """The extra fetches and feeds of the next step (empty ones add nothing to the step)."""
 
     def after_step(self, values: Any) -> bool:
         """The extra fetches' values after the step; True ends the loop."""
 
 
-def _watched(fetches: Any, feed: Mapping[tf.Tensor, Any], watch: Optional[StepWatch]) -> Tuple[Any, Mapping]:
-    """``fetches`` and ``feed`` with the watch's own added (a pair of fetches when watched)."""
-    if watch is None:
-        return fetches, feed
-    extra, extra_feed = watch.before_step()
-    return (fetches, extra), ({**feed, **extra_feed} if extra_feed else feed)
+class _Step:
+    """One step's fetches and feeds with what a watch adds (nothing when it asks for nothing), and the
+    step's values split back into the loop's own and the watch's verdict."""
+
+    def __init__(self, fetches: Any, feed: Mapping[tf.Tensor, Any], watch: Optional[StepWatch]):
+        self.watch = watch
+        extra = watch.before_step() if watch is not None else None
+        self.paired = bool(extra and (extra[0] or extra[1]))
+        self.fetches, self.feed = ((fetches, extra[0]), {**feed, **extra[1]}) if self.paired else (fetches, feed)
+
+    def split(self, values: Any) -> Tuple[Any, bool]:
+        """The loop's own values, and whether the watch ends the loop."""
+        if self.watch is None:
+            return values, False
+        own, watched = values if self.paired else (values, {})
+        return own, bool(self.watch.after_step(watched))
 
 
 def _builds(model_fn: ModelFn, params: Mapping[str, Any], signature: InputSignature,
@@ -148,9 +158,9 @@ class Loops:
         done, step = 0, self.global_step
         with progress_bar(f"Training ({self._train_calls})", self._train_total(steps), verbose) as bar:
             while steps is None or done < steps:
+                this = _Step(self._train_fetches(step + 1), self._training, watch)
                 try:
-                    result = self.train_stream.run(*_watched(self._train_fetches(step + 1), self._training, watch),
-                                                   sized=not self._batch_size_told)
+                    result = self.train_stream.run(this.fetches, this.feed, sized=not self._batch_size_told)
                 except BaseException:
                     self._epoch_position += 1  # the batch was read, even though the step failed
                     raise
@@ -161,8 +171,7 @@ class Loops:
                     continue
                 self._epoch_position += 1
                 values, size = result
-                if watch is not None:
-                    values, watched = values
+                values, stop = this.split(values)
                 if not self._batch_size_told:
                     self._batch_size_told = True
                     listeners.notify("on_params", {"batch_size": size})
@@ -171,7 +180,7 @@ class Loops:
                 if verbose:
                     bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
                     bar.update()
-                if watch is not None and watch.after_step(watched):
+                if stop:
                     break
         listeners.notify("on_train_end", step)
 
@@ -239,14 +248,15 @@ class Loops:
         loss_sum, examples, batches = 0.0, 0, 0
         stream.restart()
         with progress_bar(description, self._lengths.get(stream.role), verbose) as bar:
-            while (result := stream.run(*_watched(fetches, {}, watch), sized=True)) is not None:
+            while (result := stream.run((this := _Step(fetches, {}, watch)).fetches, this.feed,
+                                        sized=True)) is not None:
                 values, size = result
-                (loss, _), watched = values if watch is not None else (values, None)
+                (loss, _), stop = this.split(values)
                 loss_sum += float(loss) * size
                 examples += size
                 batches += 1
                 bar.update()
-                if watch is not None and watch.after_step(watched):
+                if stop:
                     break
         if stream is self.validation_stream:
             self._lengths[stream.role] = batches
@@ -287,9 +297,9 @@ class Loops:
         try:
             stream.restart()
             with progress_bar("Prediction", None, verbose) as bar:
-                while (result := stream.run(*_watched(self.model.predict.output, {}, watch))) is not None:
-                    outputs, watched = result[0] if watch is not None else (result[0], None)
-                    stop = watch is not None and watch.after_step(watched)
+                while (result := stream.run((this := _Step(self.model.predict.output, {}, watch)).fetches,
+                                            this.feed)) is not None:
+                    outputs, stop = this.split(result[0])
                     yield outputs
                     bar.update()
                     if stop:

@@ -64,7 +64,8 @@ def test_the_saved_model_loads_in_a_fresh_process_and_predicts_as_predict_does(t
     expected = list(trained.predict(programs.predict_input_fn))
     script = ("import json, sys, numpy as np, tensorflow as tf\n"
               "model = tf.saved_model.load(sys.argv[1])\n"
-              "out = model.signatures['serving_default'](x=tf.constant(np.array(json.loads(sys.argv[2]), np.float32)))\n"
+              "x = tf.constant(np.array(json.loads(sys.argv[2]), np.float32))\n"
+              "out = model.signatures['serving_default'](x=x)\n"
               "print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))\n")
     answer = subprocess.run([sys.executable, "-c", script, exported, json.dumps(x.tolist())], capture_output=True,
                             text=True, env=subprocess_env(), check=True, timeout=300)

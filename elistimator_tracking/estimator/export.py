@@ -102,7 +102,8 @@ def write_saved_model(model: Any, params: Mapping[str, Any], checkpoint: str, ex
             graph.seed = model.config.tf_random_seed
         receiver = serving_input_receiver_fn()
         if not isinstance(receiver, ServingInputReceiver):
-            raise TypeError(f"serving_input_receiver_fn must return a ServingInputReceiver, got {type(receiver).__name__}")
+            raise TypeError("serving_input_receiver_fn must return a ServingInputReceiver, "
+                            f"got {type(receiver).__name__}")
         features = getattr(receiver, "single_feature", receiver.features)
         spec = model.call(ModeKeys.PREDICT, features, None, params)
         if not spec.export_outputs:
