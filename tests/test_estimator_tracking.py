@@ -144,3 +144,40 @@ def test_training_resumes_after_a_sigkill_in_the_same_run(tmp_path):
     assert artifact_steps(client, run_id) == [10, 20, 30, 40]
     steps = [step for step, _ in history(client, run_id, "train/loss")]
     assert steps[-4:] == [25, 30, 35, 40] and 20 in steps
+
+
+@pytest.mark.slow
+def test_the_tensorflow_getting_started_custom_estimator_runs_unchanged(tmp_path):
+    """tensorflow.org's TF 1.x "Getting Started" custom model_fn program, only its imports changed."""
+    program = PROGRAM.with_name("estimator_getting_started.py")
+    done = subprocess.run([sys.executable, str(program)], cwd=tmp_path, env=subprocess_env(), capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = {line.split(":")[0]: line.split(": ", 1)[1] for line in done.stdout.splitlines() if "metrics:" in line}
+    train, evaluation = (eval(lines[key], {}) for key in ("train metrics", "eval metrics"))  # noqa: S307
+    assert train["global_step"] == evaluation["global_step"] == 1000
+    assert train["loss"] < 1e-6 and evaluation["loss"] == pytest.approx(0.0101, abs=1e-3)
+
+
+def test_a_model_fn_failing_in_a_mode_fails_when_that_mode_is_used(tmp_path):
+    def model_fn(features, labels, mode):  # labels in every mode, as the Getting Started model_fn
+        y = tf.layers.dense(features["x"], 1)[:, 0]
+        loss = tf.reduce_mean(tf.square(y - tf.cast(labels, tf.float32)))
+        train_op = tf.train.GradientDescentOptimizer(0.01).minimize(loss, tf.train.get_global_step())
+        return tf_estimator.EstimatorSpec(mode, predictions=y, loss=loss, train_op=train_op)
+    est = tf_estimator.Estimator(model_fn, str(tmp_path), tracking=False)
+    est.train(programs.train_input_fn(), steps=3)
+    assert est.evaluate(programs.eval_input_fn)["global_step"] == 3
+    with pytest.raises(ValueError, match="model_fn failed in mode 'infer' when the graph was built: None values"):
+        next(est.predict(programs.predict_input_fn))
+    est.close()
+
+
+def test_numpy_input_fn_as_tf_estimator_had_it(tmp_path):
+    x, y = programs.blobs(40)
+    with pytest.raises(ValueError, match="shuffle must be provided explicitly"):
+        tf_estimator.inputs.numpy_input_fn({"x": x}, y)
+    est = tf_estimator.Estimator(programs.model_fn, str(tmp_path), tracking=False)
+    est.train(tf_estimator.inputs.numpy_input_fn({"x": x}, y, batch_size=8, num_epochs=2, shuffle=True))
+    assert est.get_variable_value("global_step") == 10
+    est.close()

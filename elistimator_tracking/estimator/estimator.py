@@ -182,6 +182,7 @@ class Estimator:
         fn = flat_input_fn(input_fn, ModeKeys.EVAL, self._params, self._config,
                            found=lambda layout: self._check_layout(layout, "evaluation"))
         self._prepare_trained()
+        self._model.require(ModeKeys.EVAL)
         el = self._elistimator
         with self._restored(checkpoint_path):
             runner = HookRunner(hooks + self._model.hooks(ModeKeys.EVAL), el.session, steps).begin()
@@ -201,6 +202,7 @@ class Estimator:
         fn = flat_input_fn(input_fn, ModeKeys.PREDICT, self._params, self._config, drop_labels=True,
                            found=lambda layout: self._check_layout(layout, "prediction"))
         self._prepare_trained()
+        self._model.require(ModeKeys.PREDICT)
         keys = self._predict_keys(predict_keys)
         with self._restored(checkpoint_path):
             runner = HookRunner(hooks + self._model.hooks(ModeKeys.PREDICT), self._elistimator.session).begin()

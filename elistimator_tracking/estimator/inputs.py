@@ -184,3 +184,22 @@ def matching(layout: Layout, trained: Layout, role: str) -> None:
 
 def _describe(keys: Union[Keys, Tuple]) -> str:
     return "as a single tensor" if keys is None else f"as a dict with keys {list(keys)}"
+
+
+def numpy_input_fn(x: Any, y: Any = None, batch_size: int = 128, num_epochs: Optional[int] = 1,
+                   shuffle: Optional[bool] = None, queue_capacity: int = 1000, num_threads: int = 1
+                   ) -> Callable[[], DatasetBase]:
+    """``tf.estimator.inputs.numpy_input_fn``: batches of ``(x, y)`` (dicts or arrays of numpy arrays) for
+    ``num_epochs`` passes (None: endless), shuffled within ``queue_capacity`` examples when ``shuffle``.
+    A Dataset where tf.estimator used queue runners; ``num_threads`` is not needed."""
+    if not isinstance(shuffle, bool):
+        raise ValueError(f"shuffle must be provided explicitly as True or False, got {shuffle!r}")
+    if num_epochs is not None and (not isinstance(num_epochs, int) or num_epochs < 1):
+        raise ValueError(f"num_epochs must be a positive int or None, got {num_epochs!r}")
+
+    def input_fn() -> DatasetBase:
+        dataset = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
+        if shuffle:
+            dataset = dataset.shuffle(queue_capacity)
+        return dataset.repeat(num_epochs).batch(batch_size)
+    return input_fn

@@ -31,7 +31,8 @@ class EstimatorModel:
         self.__name__ = getattr(model_fn, "__name__", type(model_fn).__name__)  # the experiment's default name
         self.__module__ = getattr(model_fn, "__module__", None)
         self.__qualname__ = getattr(model_fn, "__qualname__", self.__name__)
-        self.specs: Dict[str, EstimatorSpec] = {}
+        self.specs: Dict[str, Optional[EstimatorSpec]] = {}
+        self.failures: Dict[str, Exception] = {}  # what model_fn raised in EVAL or PREDICT mode
         self.single_prediction = False  # predictions were one tensor (predict yields arrays, not dicts)
 
     def __call__(self, flat: Mapping[str, tf.Tensor], is_training: tf.Tensor,
@@ -42,23 +43,42 @@ class EstimatorModel:
         if self.config.tf_random_seed is not None:
             graph.seed = self.config.tf_random_seed
         specs, names, shared = {}, NameCounters(), SharedVariables()
+        self.failures = {}
         with tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
             for mode in MODES:
                 names.rewind()  # each mode names its layers as in a graph of its own: dense, dense_1, ...
                 variables = set(graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES))
                 summaries = set(graph.get_collection(tf.GraphKeys.SUMMARIES))
-                with shared.recording() if mode == ModeKeys.TRAIN else shared.sharing():
-                    specs[mode] = self.call(mode, features, labels if mode != ModeKeys.PREDICT else None, params)
                 if mode == ModeKeys.TRAIN:
+                    with shared.recording():
+                        specs[mode] = self.call(mode, features, labels, params)
                     self._warm_start()
                     continue
-                _require_no_new_variables(specs[mode], graph, variables)
+                try:  # tf.estimator called EVAL and PREDICT only when asked to: their failure waits until then
+                    with shared.sharing():
+                        specs[mode] = self.call(mode, features, labels if mode != ModeKeys.PREDICT else None, params)
+                    _require_no_new_variables(specs[mode], graph, variables)
+                except Exception as error:  # noqa: BLE001 -- raised again by evaluate()/predict()
+                    self.failures[mode], specs[mode] = error, None
                 _drop_new_summaries(graph, summaries)
         self.specs = specs
-        self.single_prediction = isinstance(specs[ModeKeys.PREDICT].predictions, tf.Tensor)
         train, evaluation, predict = (specs[m] for m in MODES)
-        return (TrainSpec(train.loss, train.train_op), EvaluationSpec(evaluation.loss, evaluation.metric_pairs()),
-                PredictSpec(predict.predictions))
+        self.single_prediction = predict is not None and isinstance(predict.predictions, tf.Tensor)
+        return (TrainSpec(train.loss, train.train_op),
+                EvaluationSpec(evaluation.loss, evaluation.metric_pairs()) if evaluation else None,
+                PredictSpec(predict.predictions) if predict else None)
+
+    def require(self, mode: str) -> None:
+        """Raise what ``model_fn`` raised in ``mode`` when the graph was built, if it did."""
+        error = self.failures.get(mode)
+        if error is None:
+            return
+        message = f"model_fn failed in mode {mode!r} when the graph was built: {error}"
+        try:
+            again = type(error)(message)
+        except Exception:  # noqa: BLE001 -- an exception type that takes other arguments
+            again = RuntimeError(message)
+        raise again from error
 
     def call(self, mode: str, features: Any, labels: Any, params: Mapping[str, Any]) -> EstimatorSpec:
         """``model_fn`` for ``mode`` (a copy of a features dict: model functions may pop from it)."""
