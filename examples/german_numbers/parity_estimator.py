@@ -22,21 +22,16 @@ import tensorflow.compat.v1 as tf
 from elistimator_tracking import estimator as tf_estimator  # was: tf_estimator = tf.estimator
 from elistimator_tracking.tracking import command, ui_hint
 
-from data import MAX_LENGTH, VOCABULARY, encode, examples, seed_graph, split
+from data import MAX_LENGTH, encode, examples, split
+from parity import PARAMS, parity_logits
 from words import german
 
-PARAMS = {"embedding_size": 16, "lstm_units": 64, "learning_rate": 0.005, "batch_size": 64}
 REGISTERED_NAME = "german-parity-estimator"
 
 
 def model_fn(features, labels, mode, params):
-    """Characters -> embedding -> LSTM; its state after the last letter -> even/odd."""
-    seed_graph(params["seed"])
-    embedding = tf.get_variable("embedding", [VOCABULARY, params["embedding_size"]])
-    letters = tf.nn.embedding_lookup(embedding, features["chars"])
-    cell = tf.nn.rnn_cell.LSTMCell(params["lstm_units"], name="lstm")
-    _, state = tf.nn.dynamic_rnn(cell, letters, sequence_length=features["length"], dtype=tf.float32)
-    logits = tf.layers.dense(state.h, 2, name="logits")
+    """The parity example's char-LSTM (characters -> embedding -> LSTM -> even/odd), per mode."""
+    logits = parity_logits(features, params)
     odd = tf.argmax(logits, axis=1, output_type=tf.int32)
     predictions = {"odd": odd, "probability_odd": tf.nn.softmax(logits)[:, 1]}
     if mode == tf_estimator.ModeKeys.PREDICT:
