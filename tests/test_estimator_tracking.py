@@ -90,8 +90,9 @@ def test_from_disk_and_the_registry_serve_an_estimator_trained_model(trained, re
     run_id = trained.elistimator.run_id
     with Elistimator.from_disk(trained.model_dir, "best", tracking=False, verbose=False) as loaded:
         np.testing.assert_allclose(loaded.predict(x=x)["probabilities"], probabilities, rtol=1e-5)
-    with Elistimator.from_disk(f"runs:/{run_id}", "best", tracking=False, verbose=False) as loaded:
-        np.testing.assert_allclose(loaded.predict(x=x)["probabilities"], probabilities, rtol=1e-5)
+    for source in (f"runs:/{run_id}", f"models:/{request.node.name}@champion"):
+        with Elistimator.from_disk(source, "best", tracking=False, verbose=False) as loaded:
+            np.testing.assert_allclose(loaded.predict(x=x)["probabilities"], probabilities, rtol=1e-5)
 
 
 def test_export_needs_export_outputs_and_a_checkpoint(tmp_path):
