@@ -153,7 +153,7 @@ def test_every_input_fn_form_reaches_model_fn_in_its_structure(tmp_path):
 # -- train / evaluate / predict -------------------------------------------------------------------------
 
 def test_steps_max_steps_and_the_end_of_the_data(tmp_path):
-    est = new_estimator(tmp_path, save_checkpoints_steps=None, save_checkpoints_secs=None)
+    est = new_estimator(tmp_path, save_checkpoints_steps=None, save_checkpoints_secs=None, keep_checkpoint_max=2)
     with pytest.raises(ValueError, match="Can not provide both steps and max_steps"):
         est.train(programs.train_input_fn(), steps=5, max_steps=5)
     est.train(programs.train_input_fn(), max_steps=7)
@@ -163,7 +163,9 @@ def test_steps_max_steps_and_the_end_of_the_data(tmp_path):
     assert est.get_variable_value("global_step") == 11
     est.train(programs.train_input_fn(repeat=False))  # no steps: one pass over 96 examples in batches of 16
     assert est.get_variable_value("global_step") == 17
-    assert sorted(est.elistimator.checkpoints) == [7, 11, 17]  # saved at the end of every train()
+    checkpoints = est.elistimator.checkpoints
+    assert sorted(checkpoints) == [7, 11, 17]  # saved at the end of every train()
+    assert [checkpoints[s]["local"] for s in (7, 11, 17)] == [False, True, True]  # keep_checkpoint_max=2
     calls = []
 
     def one_pass():

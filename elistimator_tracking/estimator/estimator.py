@@ -267,7 +267,7 @@ class Estimator:
 
     def _prepare(self, input_fn: Callable) -> None:
         """Set up ``input_fn``'s data; the first time, build the graph and restore the latest checkpoint."""
-        self._elistimator.setup(input_fn)
+        self._elistimator.setup(input_fn, train_saver_args={"max_to_keep": self._config.keep_checkpoint_max})
         if not self._built:
             self._built = True
             self._write_layout()
