@@ -135,7 +135,8 @@ class Estimator:
         self._training_data(input_fn)
         el = self._elistimator
         start = el.global_step
-        runner = TrainingRunner(hooks + self._model.hooks(ModeKeys.TRAIN), el.session, el._loops.model.train.loss,
+        runner = TrainingRunner(hooks + self._model.hooks(ModeKeys.TRAIN), el.session,
+                                el._require_model("train()").model.train.loss,
                                 start, start + steps if steps is not None else max_steps, self._config,
                                 lambda step: self._save(step, listeners))
         for listener in listeners:
