@@ -42,12 +42,13 @@ class _Step:
         self.paired = bool(extra and (extra[0] or extra[1]))
         self.fetches, self.feed = ((fetches, extra[0]), {**feed, **extra[1]}) if self.paired else (fetches, feed)
 
-    def split(self, values: Any) -> Tuple[Any, bool]:
-        """The loop's own values, and whether the watch ends the loop."""
-        if self.watch is None:
-            return values, False
-        own, watched = values if self.paired else (values, {})
-        return own, bool(self.watch.after_step(watched))
+    def own(self, values: Any) -> Any:
+        """The loop's own part of the step's values."""
+        return values[0] if self.paired else values
+
+    def finished(self, values: Any) -> bool:
+        """Tell the watch the step's values; whether it ends the loop."""
+        return self.watch is not None and bool(self.watch.after_step(values[1] if self.paired else {}))
 
 
 def _builds(model_fn: ModelFn, params: Mapping[str, Any], signature: InputSignature,
@@ -170,8 +171,8 @@ class Loops:
                         break
                     continue
                 self._epoch_position += 1
-                values, size = result
-                values, stop = this.split(values)
+                fetched, size = result
+                values = this.own(fetched)
                 if not self._batch_size_told:
                     self._batch_size_told = True
                     listeners.notify("on_params", {"batch_size": size})
@@ -180,7 +181,7 @@ class Loops:
                 if verbose:
                     bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
                     bar.update()
-                if stop:
+                if this.finished(fetched):  # after the listeners heard of the step
                     break
         listeners.notify("on_train_end", step)
 
@@ -251,12 +252,12 @@ class Loops:
             while (result := stream.run((this := _Step(fetches, {}, watch)).fetches, this.feed,
                                         sized=True)) is not None:
                 values, size = result
-                (loss, _), stop = this.split(values)
+                loss, _ = this.own(values)
                 loss_sum += float(loss) * size
                 examples += size
                 batches += 1
                 bar.update()
-                if stop:
+                if this.finished(values):
                     break
         if stream is self.validation_stream:
             self._lengths[stream.role] = batches
@@ -299,7 +300,7 @@ class Loops:
             with progress_bar("Prediction", None, verbose) as bar:
                 while (result := stream.run((this := _Step(self.model.predict.output, {}, watch)).fetches,
                                             this.feed)) is not None:
-                    outputs, stop = this.split(result[0])
+                    outputs, stop = this.own(result[0]), this.finished(result[0])
                     yield outputs
                     bar.update()
                     if stop:
