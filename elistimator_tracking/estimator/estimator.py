@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import json
 import logging
 import weakref
 from pathlib import Path
@@ -313,7 +314,6 @@ class Estimator:
         matching(layout, self._trained_layout(), role)
 
     def _read_layout(self) -> Optional[Layout]:
-        import json
         path = Path(self.model_dir) / LAYOUT_FILE
         return Layout.from_json(json.loads(path.read_text())["layout"]) if path.is_file() else None
 
