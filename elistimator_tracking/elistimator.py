@@ -23,7 +23,7 @@ from .events import TensorBoardListener
 from .inputs import InputData, InputFn
 from .listeners import Listeners, RunContext
 from .loading import ModelOrigin, load, new_model
-from .loops import Loops
+from .loops import Loops, StepWatch
 from . import metadata as metadata_file
 from .metadata import Metadata
 from .model_graph import ModelFn
@@ -186,11 +186,12 @@ class Elistimator:
         self._write_metadata()  # the run it tracks to
         return self
 
-    def train(self, steps: Optional[int] = None) -> "Elistimator":
+    def train(self, steps: Optional[int] = None, *, watch: Optional[StepWatch] = None) -> "Elistimator":
         """Train for ``steps`` steps, or to the end of the current epoch; return ``self``.
 
         Each call continues where the previous one stopped; when the data runs out
-        during a ``steps`` call, a new epoch starts and training goes on.
+        during a ``steps`` call, a new epoch starts and training goes on. ``watch`` sees
+        every step and may end training early (the estimator front end's hooks).
         """
         self._require_open()
         if self._loops is None or self._loops.train_stream is None:
@@ -198,16 +199,22 @@ class Elistimator:
         steps = checked_steps(steps)
         self._checkpoints.start_branch(lambda step, dropped: self._commit("branch", "on_branch", step, dropped))
         with peer_errors(self._settings.distribute):
-            self._loops.train(steps, self.verbose, self._listeners)
+            self._loops.train(steps, self.verbose, self._listeners, watch)
         return self
 
-    def validate(self) -> Dict[str, float]:
-        """Run the validation data once: ``{metric: value, ..., 'loss': mean loss per example}``."""
+    def validate(self, input_fn: Optional[InputFn] = None, *,
+                 watch: Optional[StepWatch] = None) -> Dict[str, float]:
+        """Run the validation data once: ``{metric: value, ..., 'loss': mean loss per example}``.
+
+        ``input_fn``: validate on this data instead of setup's (the estimator front end's
+        ``evaluate``); the metrics count as the validation of the current global step either way.
+        """
         self._require_open()
         if self._loops is None:
             raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
         with peer_errors(self._settings.distribute):
-            metrics = self._loops.validate(self.verbose)
+            metrics = (self._loops.evaluate_input(input_fn, self.verbose, watch) if input_fn is not None
+                       else self._loops.validate(self.verbose, watch))
         step = self.global_step
         self._checkpoints.index.record_validation(step, metrics)
         saved = self._checkpoints.saved(step, self._metadata()) if step in self._checkpoints.index.records else None
@@ -216,10 +223,13 @@ class Elistimator:
             print(metrics_line(metrics), flush=True)
         return metrics
 
-    def evaluate(self, input_fn: InputFn) -> Dict[str, float]:
-        """Evaluate on the data of ``input_fn``; metrics start fresh on every call."""
-        metrics = self._require_model("evaluate()").evaluate_input(input_fn, self.verbose)
-        self._listeners.notify("on_evaluation", self.global_step, metrics)
+    def evaluate(self, input_fn: InputFn, *, watch: Optional[StepWatch] = None,
+                 name: Optional[str] = None) -> Dict[str, float]:
+        """Evaluate on the data of ``input_fn``; metrics start fresh on every call. With ``name`` the
+        run gets them as ``evaluation/<name>/<metric>``."""
+        metrics = self._require_model("evaluate()").evaluate_input(input_fn, self.verbose, watch)
+        self._listeners.notify("on_evaluation", self.global_step,
+                               {f"{name}/{k}": v for k, v in metrics.items()} if name else metrics)
         return metrics
 
     def predict(self, *inputs: Any, input_fn: Optional[InputFn] = None,
@@ -281,6 +291,11 @@ class Elistimator:
         self._require_model("register_best()")
         step = self._checkpoints.select("best", metric, mode)
         return self._run.register(self._checkpoints.saved(step, self._metadata()), name, alias, metric, mode)
+
+    def log_artifacts(self, directory: PathLike, artifact_path: str) -> None:
+        """Send the files of ``directory`` (e.g. an exported SavedModel) to the run under ``artifact_path``."""
+        self._require_model("log_artifacts()")
+        self._run.send_directory(Path(directory), artifact_path)
 
     def _metadata(self) -> Metadata:
         return Metadata(graph=self._loops.model.to_names(), index=self._checkpoints.index,

@@ -83,6 +83,22 @@ def new_model(model_fn: Any, model_dir: Optional[PathLike], params: Any, setting
                        model_fn=model_fn, params=dict(params or {}), temporary=temporary, writer=writer)
 
 
+def continued_model(model_fn: Any, model_dir: PathLike, params: Any, settings: Settings) -> ModelOrigin:
+    """A model function over a model directory that may already hold its checkpoints (the estimator
+    front end's contract: a new ``Estimator`` on the same ``model_dir`` goes on from its latest
+    checkpoint). The graph is built by ``model_fn`` at the first ``setup()``; the history, saver
+    settings and run to resume come from the directory. Without a model there, a new model."""
+    directory = ModelDirectory(_checked_path(model_dir, "model_dir"))
+    if not metadata_file.exists(directory):
+        return new_model(model_fn, model_dir, params, settings)
+    metadata = metadata_file.read(directory)
+    return ModelOrigin(directory, settings, (metadata.tracking or {}).get("experiment")
+                       or getattr(model_fn, "__name__", "model_fn"), index=metadata.index,
+                       saver=SaverSettings(metadata.max_to_keep, dict(metadata.saver_args)),
+                       recorded_run=metadata.tracking, model_fn=model_fn, params=dict(params or {}),
+                       metadata=metadata)
+
+
 def _new_model_dir(model_dir: Optional[PathLike]) -> Tuple[Path, Optional[tempfile.TemporaryDirectory], WriterLock]:
     """The new model's directory, with its writer lock taken (a new model writes at once)."""
     if model_dir is None:

@@ -8,7 +8,7 @@ or tracking.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -20,6 +20,36 @@ from .model_graph import ModelFn, ModelGraph
 from .progress import progress_bar
 from .settings import Settings
 from .streams import InputSlots, Stream, open_stream
+
+
+class StepWatch(Protocol):
+    """Something that watches every step of a loop (the estimator front end's ``SessionRunHook``s):
+    it adds fetches and feeds to each step, sees their values, and may end the loop."""
+
+    def before_step(self) -> Tuple[Any, Mapping[tf.Tensor, Any]]:
+        """The extra fetches and feeds of the next step (empty ones add nothing to the step)."""
+
+    def after_step(self, values: Any) -> bool:
+        """The extra fetches' values after the step; True ends the loop."""
+
+
+class _Step:
+    """One step's fetches and feeds with what a watch adds (nothing when it asks for nothing), and the
+    step's values split back into the loop's own and the watch's verdict."""
+
+    def __init__(self, fetches: Any, feed: Mapping[tf.Tensor, Any], watch: Optional[StepWatch]):
+        self.watch = watch
+        extra = watch.before_step() if watch is not None else None
+        self.paired = bool(extra and (extra[0] or extra[1]))
+        self.fetches, self.feed = ((fetches, extra[0]), {**feed, **extra[1]}) if self.paired else (fetches, feed)
+
+    def own(self, values: Any) -> Any:
+        """The loop's own part of the step's values."""
+        return values[0] if self.paired else values
+
+    def finished(self, values: Any) -> bool:
+        """Tell the watch the step's values; whether it ends the loop."""
+        return self.watch is not None and bool(self.watch.after_step(values[1] if self.paired else {}))
 
 
 def _builds(model_fn: ModelFn, params: Mapping[str, Any], signature: InputSignature,
@@ -113,20 +143,27 @@ class Loops:
         self.validation_stream = self._open(validation, "validation") if validation is not None else None
         self.train_stream.restart()
 
+    def restart_training(self) -> None:
+        """Begin the training data anew, from its first batch (without reading its input function again)."""
+        self._epoch_position = 0
+        self.train_stream.restart()
+
     def _open(self, data: InputData, slot: str) -> Stream:
         return open_stream(data, slot, self._slots, self.session, self.model.inputs, self.model.signature)
 
     # -- training -----------------------------------------------------------------------
 
-    def train(self, steps: Optional[int], verbose: bool, listeners: Listeners) -> None:
-        """``steps`` steps, or to the end of the current epoch; a new epoch starts when the data runs out."""
+    def train(self, steps: Optional[int], verbose: bool, listeners: Listeners,
+              watch: Optional[StepWatch] = None) -> None:
+        """``steps`` steps, or to the end of the current epoch; a new epoch starts when the data runs out.
+        ``watch`` sees every step and may end training early."""
         self._train_calls += 1
         done, step = 0, self.global_step
         with progress_bar(f"Training ({self._train_calls})", self._train_total(steps), verbose) as bar:
             while steps is None or done < steps:
+                this = _Step(self._train_fetches(step + 1), self._training, watch)
                 try:
-                    result = self.train_stream.run(self._train_fetches(step + 1), self._training,
-                                                   sized=not self._batch_size_told)
+                    result = self.train_stream.run(this.fetches, this.feed, sized=not self._batch_size_told)
                 except BaseException:
                     self._epoch_position += 1  # the batch was read, even though the step failed
                     raise
@@ -136,7 +173,8 @@ class Loops:
                         break
                     continue
                 self._epoch_position += 1
-                values, size = result
+                fetched, size = result
+                values = this.own(fetched)
                 if not self._batch_size_told:
                     self._batch_size_told = True
                     listeners.notify("on_params", {"batch_size": size})
@@ -145,6 +183,8 @@ class Loops:
                 if verbose:
                     bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
                     bar.update()
+                if this.finished(fetched):  # after the listeners heard of the step
+                    break
         listeners.notify("on_train_end", step)
 
     def _train_total(self, steps: Optional[int]) -> Optional[int]:
@@ -183,12 +223,12 @@ class Loops:
 
     # -- evaluation ---------------------------------------------------------------------
 
-    def validate(self, verbose: bool) -> Dict[str, float]:
+    def validate(self, verbose: bool, watch: Optional[StepWatch] = None) -> Dict[str, float]:
         if self.validation_stream is None:
             raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
-        return self.evaluate(self.validation_stream, "Validation", verbose)
+        return self.evaluate(self.validation_stream, "Validation", verbose, watch)
 
-    def evaluate_input(self, input_fn: InputFn, verbose: bool) -> Dict[str, float]:
+    def evaluate_input(self, input_fn: InputFn, verbose: bool, watch: Optional[StepWatch] = None) -> Dict[str, float]:
         """One pass over a fresh input function's data (its stream closed afterwards)."""
         if self.model.evaluation is None:
             raise RuntimeError("evaluate() needs an EvaluationSpec, but model_fn returned None for it")
@@ -196,12 +236,14 @@ class Loops:
         self.require_fits(data, self.model.evaluation_needs())
         stream = self._open(data, "evaluation")
         try:
-            return self.evaluate(stream, "Evaluation", verbose)
+            return self.evaluate(stream, "Evaluation", verbose, watch)
         finally:
             stream.close()
 
-    def evaluate(self, stream: Stream, description: str, verbose: bool) -> Dict[str, float]:
-        """One fresh pass over ``stream``: ``{metric: value, ..., 'loss': mean loss per example}``."""
+    def evaluate(self, stream: Stream, description: str, verbose: bool,
+                 watch: Optional[StepWatch] = None) -> Dict[str, float]:
+        """One fresh pass over ``stream`` (until ``watch`` ends it): ``{metric: value, ..., 'loss': mean loss
+        per example}``."""
         model = self.model
         spec = model.evaluation
         self.session.run(model.reset_metrics)
@@ -209,12 +251,16 @@ class Loops:
         loss_sum, examples, batches = 0.0, 0, 0
         stream.restart()
         with progress_bar(description, self._lengths.get(stream.role), verbose) as bar:
-            while (result := stream.run(fetches, {}, sized=True)) is not None:
-                (loss, _), size = result
+            while (result := stream.run((this := _Step(fetches, {}, watch)).fetches, this.feed,
+                                        sized=True)) is not None:
+                values, size = result
+                loss, _ = this.own(values)
                 loss_sum += float(loss) * size
                 examples += size
                 batches += 1
                 bar.update()
+                if this.finished(values):
+                    break
         if stream is self.validation_stream:
             self._lengths[stream.role] = batches
         if examples == 0:
@@ -227,7 +273,8 @@ class Loops:
     # -- prediction ---------------------------------------------------------------------
 
     def predict(self, inputs: Sequence[Any], features: Mapping[str, Any], input_fn: Optional[InputFn],
-                verbose: bool) -> Union[Dict[str, np.ndarray], Iterator[Dict[str, np.ndarray]]]:
+                verbose: bool, watch: Optional[StepWatch] = None
+                ) -> Union[Dict[str, np.ndarray], Iterator[Dict[str, np.ndarray]]]:
         """``Elistimator.predict``: batches of ``input_fn``, or one batch of arrays."""
         model = self.model
         if model.predict is None:
@@ -238,7 +285,7 @@ class Loops:
                                  "predict(images=x), not both")
             data = InputData(input_fn, "prediction")
             self.require_fits(data, model.predict_needs())
-            return self._predict_batches(self._open(data, "prediction"), verbose)
+            return self._predict_batches(self._open(data, "prediction"), verbose, watch)
         if not inputs and not features:
             raise ValueError("predict needs input_fn=... or one-off inputs such as predict(images=x); "
                              f"the signature is {model.signature.describe()}")
@@ -247,14 +294,19 @@ class Loops:
         batch = one_off_batch(model.signature, model.predict_needs(), inputs, features)
         return self.session.run(model.predict.output, {model.inputs[key]: value for key, value in batch.items()})
 
-    def _predict_batches(self, stream: Stream, verbose: bool) -> Iterator[Dict[str, np.ndarray]]:
-        """One ``{output: array}`` dict per batch of ``stream`` (closed at the end)."""
+    def _predict_batches(self, stream: Stream, verbose: bool,
+                         watch: Optional[StepWatch] = None) -> Iterator[Dict[str, np.ndarray]]:
+        """One ``{output: array}`` dict per batch of ``stream`` (closed at the end, or when ``watch`` ends it)."""
         try:
             stream.restart()
             with progress_bar("Prediction", None, verbose) as bar:
-                while (result := stream.run(self.model.predict.output, {})) is not None:
-                    yield result[0]
+                while (result := stream.run((this := _Step(self.model.predict.output, {}, watch)).fetches,
+                                            this.feed)) is not None:
+                    outputs, stop = this.own(result[0]), this.finished(result[0])
+                    yield outputs
                     bar.update()
+                    if stop:
+                        break
         finally:
             stream.close()
 

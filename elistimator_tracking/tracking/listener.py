@@ -186,6 +186,14 @@ class TrackingListener(Listener):
         self.tracker.log_artifacts(outbox, f"checkpoints/step-{checkpoint.step}")
         self.tracker.set_tags(selection_tags(checkpoint.index))
 
+    def send_directory(self, directory: Path, artifact_path: str) -> None:
+        """The files of ``directory`` under ``artifact_path`` of the run (hard-linked into an outbox)."""
+        if not self._tracking:
+            return
+        outbox = self.tracker.outbox(Path(artifact_path).name)
+        link_tree(directory, outbox)
+        self.tracker.log_artifacts(outbox, artifact_path)
+
     def _send_events(self) -> None:
         """The TensorBoard event directories, under ``tensorboard/``."""
         model_dir = self._context.model_dir

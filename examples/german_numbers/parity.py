@@ -29,14 +29,19 @@ PARAMS = {"embedding_size": 16, "lstm_units": 64, "learning_rate": 0.005, "batch
 REGISTERED_NAME = "german-parity"
 
 
-def parity_model_fn(features, is_training, params):
-    """Characters -> embedding -> LSTM; its state after the last letter -> even/odd."""
+def parity_logits(features, params):
+    """Characters -> embedding -> LSTM; its state after the last letter -> logits of even/odd."""
     seed_graph(params["seed"])
     embedding = tf.get_variable("embedding", [VOCABULARY, params["embedding_size"]])
     letters = tf.nn.embedding_lookup(embedding, features["chars"])
     cell = tf.nn.rnn_cell.LSTMCell(params["lstm_units"], name="lstm")
     _, state = tf.nn.dynamic_rnn(cell, letters, sequence_length=features["length"], dtype=tf.float32)
-    logits = tf.layers.dense(state.h, 2, name="logits")
+    return tf.layers.dense(state.h, 2, name="logits")
+
+
+def parity_model_fn(features, is_training, params):
+    """``parity_logits`` -> even/odd."""
+    logits = parity_logits(features, params)
     odd = tf.argmax(logits, axis=1, output_type=tf.int32)
     loss = tf.losses.sparse_softmax_cross_entropy(labels=features["odd"], logits=logits)
     train_op = tf.train.AdamOptimizer(params["learning_rate"]).minimize(loss, global_step=tf.train.get_global_step())

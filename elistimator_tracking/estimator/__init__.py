@@ -1,0 +1,25 @@
+"""The tf.estimator 1.15 API on TensorFlow 2.21, tracked in MLflow.
+
+``from elistimator_tracking import estimator as tf_estimator`` (or ``tf.estimator = estimator``)
+and an estimator program runs unchanged: ``model_fn(features, labels, mode, params)``
+returning ``EstimatorSpec``, ``input_fn`` returning a Dataset, ``train``/``evaluate``/
+``predict``/``export_saved_model``, ``train_and_evaluate``, ``SessionRunHook``s. Underneath,
+an Elistimator keeps one graph and session, checkpoints and the MLflow run.
+"""
+
+from . import export
+from .config import RunConfig
+from .estimator import Estimator
+from .spec import EstimatorSpec, ModeKeys
+from .training import EvalSpec, Exporter, FinalExporter, LatestExporter, TrainSpec, train_and_evaluate
+from .._tf import tf as _tf
+
+SessionRunHook = _tf.train.SessionRunHook
+CheckpointSaverListener = _tf.train.CheckpointSaverListener
+LoggingTensorHook = _tf.train.LoggingTensorHook
+StopAtStepHook = _tf.train.StopAtStepHook
+NanTensorHook = _tf.train.NanTensorHook
+
+__all__ = ["Estimator", "EstimatorSpec", "ModeKeys", "RunConfig", "TrainSpec", "EvalSpec", "train_and_evaluate",
+           "Exporter", "LatestExporter", "FinalExporter", "export", "SessionRunHook", "CheckpointSaverListener",
+           "LoggingTensorHook", "StopAtStepHook", "NanTensorHook"]

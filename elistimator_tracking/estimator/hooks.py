@@ -1,0 +1,120 @@
+"""``tf.compat.v1.train.SessionRunHook``s around the Elistimator's loops (its ``StepWatch``).
+
+A ``HookRunner`` gives each hook the moments ``MonitoredSession`` gave it: ``begin`` (the
+graph may still grow), ``after_create_session``, ``before_run`` / ``after_run`` around every
+step with the fetches and feeds it asked for, and ``end``. ``TrainingRunner`` adds what
+tf.estimator's own training hooks did: stop at ``steps`` / ``max_steps``, save checkpoints
+every ``save_checkpoints_steps`` or ``save_checkpoints_secs`` (telling ``saving_listeners``),
+and log the loss every ``log_step_count_steps``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+
+from .._tf import tf
+
+log = logging.getLogger("elistimator_tracking.estimator")
+
+
+def checked_hooks(hooks: Any, what: str) -> Tuple[Any, ...]:
+    hooks = tuple(hooks or ())
+    for hook in hooks:
+        if not isinstance(hook, tf.train.SessionRunHook):
+            raise TypeError(f"{what} must hold tf.compat.v1.train.SessionRunHook objects, got {type(hook).__name__}")
+    return hooks
+
+
+class HookRunner:
+    """Runs ``hooks`` around the steps of one loop over ``session``."""
+
+    def __init__(self, hooks: Sequence[Any], session: tf.Session, steps: Optional[int] = None):
+        """``steps``: stop after this many (evaluate's ``steps``), as tf.estimator's own evaluation hook did."""
+        self.hooks, self.session, self._steps = list(hooks), session, steps
+        self._context: Optional[tf.train.SessionRunContext] = None
+        self.done = 0
+
+    def begin(self) -> "HookRunner":
+        with self.session.graph.as_default():
+            for hook in self.hooks:
+                hook.begin()
+        coordinator = tf.train.Coordinator()
+        for hook in self.hooks:
+            hook.after_create_session(self.session, coordinator)
+        return self
+
+    def before_step(self) -> Tuple[Dict[int, Any], Dict[Any, Any]]:
+        self._context = tf.train.SessionRunContext(tf.train.SessionRunArgs(None), self.session)
+        fetches, feed = {}, {}
+        for position, hook in enumerate(self.hooks):
+            request = hook.before_run(self._context)
+            if request is None:
+                continue
+            if request.fetches is not None:
+                fetches[position] = request.fetches
+            for tensor, value in (request.feed_dict or {}).items():
+                if tensor in feed:
+                    raise RuntimeError(f"two SessionRunHooks feed the same tensor {tensor}")
+                feed[tensor] = value
+        return fetches, feed
+
+    def after_step(self, values: Mapping[int, Any]) -> bool:
+        for position, hook in enumerate(self.hooks):
+            hook.after_run(self._context, tf.train.SessionRunValues(values.get(position), None, None))
+        self.done += 1
+        return self._context.stop_requested or (self._steps is not None and self.done >= self._steps)
+
+    def end(self) -> None:
+        for hook in self.hooks:
+            hook.end(self.session)
+
+
+class TrainingRunner(HookRunner):
+    """The hooks of a ``train()`` call, and tf.estimator's own: the last step, checkpoints, the loss log."""
+
+    def __init__(self, hooks: Sequence[Any], session: tf.Session, loss: tf.Tensor, step: int, last_step: Optional[int],
+                 config: Any, save: Callable[[int], bool]):
+        super().__init__(hooks, session)
+        self.step, self.last_step, self.config, self._save = step, last_step, config, save
+        self.saved_step = step
+        self._saved_at = time.monotonic()
+        self._loss = loss
+        self._logged_at = (time.monotonic(), step)
+
+    def before_step(self) -> Tuple[Dict[Any, Any], Dict[Any, Any]]:
+        fetches, feed = super().before_step()
+        every = self.config.log_step_count_steps
+        if every and (self.step + 1) % every == 0 and log.isEnabledFor(logging.INFO):
+            fetches["loss"] = self._loss
+        return fetches, feed
+
+    def after_step(self, values: Mapping[Any, Any]) -> bool:
+        stop = super().after_step(values)
+        self.step += 1
+        if "loss" in values:
+            self._log(values["loss"])
+        if self._checkpoint_due():
+            stop = self.save() or stop
+        return stop or (self.last_step is not None and self.step >= self.last_step)
+
+    def _checkpoint_due(self) -> bool:
+        config = self.config
+        if config.save_checkpoints_steps is not None:
+            return self.step - self.saved_step >= config.save_checkpoints_steps
+        return config.save_checkpoints_secs is not None and \
+            time.monotonic() - self._saved_at >= config.save_checkpoints_secs
+
+    def save(self) -> bool:
+        """Save a checkpoint at the current step (unless saved there); True: a listener asked to stop."""
+        if self.saved_step == self.step:
+            return False
+        self.saved_step, self._saved_at = self.step, time.monotonic()
+        return self._save(self.step)
+
+    def _log(self, loss: float) -> None:
+        now, (then, step) = time.monotonic(), self._logged_at
+        rate = (self.step - step) / (now - then) if now > then else float("nan")
+        log.info("loss = %s, step = %d (%.1f steps/sec)", loss, self.step, rate)
+        self._logged_at = (now, self.step)

@@ -1,0 +1,136 @@
+"""An estimator ``model_fn`` as an Elistimator model function.
+
+tf.estimator built a new graph per mode and restored the latest checkpoint into it on
+every ``train``/``evaluate``/``predict`` call. Here the graph is built once: ``model_fn``
+is called for TRAIN, EVAL and PREDICT in that order, in the same graph, on the same
+features, with variables shared by name (``tf.AUTO_REUSE``), so the three specs read the
+same weights and repeated calls rebuild nothing. TRAIN goes first so ``UPDATE_OPS`` (batch
+norm) holds the training copy's updates only; summaries the EVAL and PREDICT copies add are
+dropped (tf.estimator wrote none for them either).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from .._tf import tf
+from ..model_graph import upstream_ops
+from ..specs import EvaluationSpec, PredictSpec, TrainSpec
+from .inputs import Layout, call_with
+from .sharing import NameCounters, SharedVariables
+from .spec import MODES, EstimatorSpec, ModeKeys
+
+
+class EstimatorModel:
+    """The Elistimator ``model_fn(features, is_training, params)`` over an estimator ``model_fn``;
+    keeps each mode's ``EstimatorSpec`` (its hooks, export outputs) from the last build."""
+
+    def __init__(self, model_fn: Callable, config: Any, layout: Callable[[], Layout],
+                 warm_start_from: Optional[str] = None):
+        self.model_fn, self.config, self._layout, self.warm_start_from = model_fn, config, layout, warm_start_from
+        self.__name__ = getattr(model_fn, "__name__", type(model_fn).__name__)  # the experiment's default name
+        self.__module__ = getattr(model_fn, "__module__", None)
+        self.__qualname__ = getattr(model_fn, "__qualname__", self.__name__)
+        self.specs: Dict[str, Optional[EstimatorSpec]] = {}
+        self.failures: Dict[str, Exception] = {}  # what model_fn raised in EVAL or PREDICT mode
+        self.single_prediction = False  # predictions were one tensor (predict yields arrays, not dicts)
+
+    def __call__(self, flat: Mapping[str, tf.Tensor], is_training: tf.Tensor,
+                 params: Mapping[str, Any]) -> Tuple[TrainSpec, EvaluationSpec, PredictSpec]:
+        layout = self._layout()
+        features, labels = layout.unflatten(flat)
+        graph = tf.get_default_graph()
+        if self.config.tf_random_seed is not None:
+            graph.seed = self.config.tf_random_seed
+        specs, names, shared = {}, NameCounters(), SharedVariables()
+        self.failures = {}
+        with tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
+            for mode in MODES:
+                names.rewind()  # each mode names its layers as in a graph of its own: dense, dense_1, ...
+                variables = set(graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES))
+                summaries = set(graph.get_collection(tf.GraphKeys.SUMMARIES))
+                if mode == ModeKeys.TRAIN:
+                    with shared.recording():
+                        specs[mode] = self.call(mode, features, labels, params)
+                    self._warm_start()
+                    continue
+                try:  # tf.estimator called EVAL and PREDICT only when asked to: their failure waits until then
+                    with shared.sharing():
+                        specs[mode] = self.call(mode, features, labels if mode != ModeKeys.PREDICT else None, params)
+                    _require_no_new_variables(specs[mode], graph, variables)
+                except Exception as error:  # noqa: BLE001 -- raised again by evaluate()/predict()
+                    self.failures[mode], specs[mode] = error, None
+                _drop_new_summaries(graph, summaries)
+        self.specs = specs
+        train, evaluation, predict = (specs[m] for m in MODES)
+        self.single_prediction = predict is not None and isinstance(predict.predictions, tf.Tensor)
+        return (TrainSpec(train.loss, train.train_op),
+                EvaluationSpec(evaluation.loss, evaluation.metric_pairs()) if evaluation else None,
+                PredictSpec(predict.predictions) if predict else None)
+
+    def require(self, mode: str) -> None:
+        """Raise what ``model_fn`` raised in ``mode`` when the graph was built, if it did."""
+        error = self.failures.get(mode)
+        if error is None:
+            return
+        message = f"model_fn failed in mode {mode!r} when the graph was built: {error}"
+        try:
+            again = type(error)(message)
+        except Exception:  # noqa: BLE001 -- an exception type that takes other arguments
+            again = RuntimeError(message)
+        raise again from error
+
+    def call(self, mode: str, features: Any, labels: Any, params: Mapping[str, Any]) -> EstimatorSpec:
+        """``model_fn`` for ``mode`` (a copy of a features dict: model functions may pop from it)."""
+        features = dict(features) if isinstance(features, Mapping) else features
+        spec = call_with(self.model_fn, "model_fn", {"features": features, "labels": labels, "mode": mode,
+                                                     "params": dict(params), "config": self.config},
+                         required=("features",))
+        if not isinstance(spec, EstimatorSpec):
+            raise TypeError(f"model_fn must return an EstimatorSpec (mode {mode!r}), got {type(spec).__name__}: "
+                            f"{spec!r}")
+        if spec.mode != mode:
+            raise ValueError(f"model_fn was called with mode {mode!r} but returned an EstimatorSpec for mode "
+                             f"{spec.mode!r}")
+        return spec
+
+    def hooks(self, mode: str) -> Tuple[Any, ...]:
+        """The hooks the last build's spec for ``mode`` asked for."""
+        spec = self.specs.get(mode)
+        if spec is None:
+            return ()
+        if mode == ModeKeys.TRAIN:
+            return spec.training_chief_hooks + spec.training_hooks
+        return spec.evaluation_hooks if mode == ModeKeys.EVAL else spec.prediction_hooks
+
+    def _warm_start(self) -> None:
+        """Initialize the variables from ``warm_start_from`` (a checkpoint or a model directory), as
+        tf.estimator did for a new model: every variable whose name the checkpoint holds."""
+        if self.warm_start_from is None:
+            return
+        source = self.warm_start_from
+        checkpoint = tf.train.latest_checkpoint(source) if tf.io.gfile.isdir(source) else source
+        if checkpoint is None:
+            raise ValueError(f"warm_start_from={source!r} holds no checkpoint")
+        held = {name for name, _ in tf.train.list_variables(checkpoint)}
+        names = [v.op.name for v in tf.global_variables() if v.op.name in held and v.op.name != "global_step"]
+        if names:
+            tf.train.warm_start(checkpoint, vars_to_warm_start=[f"^{name}$" for name in names])
+
+
+def _require_no_new_variables(spec: EstimatorSpec, graph: tf.Graph, before: set) -> None:
+    """Raise when the EVAL or PREDICT outputs read variables TRAIN did not make: they would never be
+    trained. Unused ones (an optimizer built in every mode) are harmless."""
+    new = {v.op: v.op.name for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES) if v not in before}
+    outputs = [spec.loss, *tf.nest.flatten(spec.predictions)] + [t for pair in spec.metric_pairs().values()
+                                                                  for t in pair]
+    used = sorted(new[op] for op in upstream_ops(t for t in outputs if t is not None) if op in new)
+    if used:
+        raise ValueError(f"model_fn created new variables in mode {spec.mode!r} that TRAIN did not ({used[:5]}): "
+                         "the three modes share one graph and its variables, so every mode must create the same "
+                         "variables, in the same order (create them before branching on mode)")
+
+
+def _drop_new_summaries(graph: tf.Graph, before: set) -> None:
+    collection = graph.get_collection_ref(tf.GraphKeys.SUMMARIES)
+    collection[:] = [summary for summary in collection if summary in before]
