@@ -246,3 +246,47 @@ def test_a_killed_worker_is_a_clear_error_on_the_other_within_the_timeout(tmp_pa
     assert loaded.global_step == last
     assert loaded.predict(x=examples(5, 2)[0])["classes"].shape == (5,)
     loaded.close()
+
+
+def estimator_model_fn(features, labels, mode):
+    """tf.estimator's form of the MLP above (seeded weights, Momentum)."""
+    from elistimator_tracking import estimator as tf_estimator
+    init = tf.glorot_uniform_initializer(seed=7)
+    hidden = tf.layers.dense(features["x"], 16, activation=tf.nn.tanh, kernel_initializer=init, name="hidden")
+    logits = tf.layers.dense(hidden, 3, kernel_initializer=init, name="logits")
+    classes = tf.argmax(logits, axis=1, output_type=tf.int32)
+    if mode == tf_estimator.ModeKeys.PREDICT:
+        return tf_estimator.EstimatorSpec(mode, predictions={"classes": classes})
+    loss = tf.losses.sparse_softmax_cross_entropy(labels=labels, logits=logits)
+    train_op = tf.train.MomentumOptimizer(0.3, 0.9).minimize(loss, global_step=tf.train.get_global_step())
+    return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
+                                      eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)})
+
+
+def test_run_config_train_distribute_trains_the_estimator_as_one_device(tmp_path, data):
+    from elistimator_tracking import estimator as tf_estimator
+    (x, y), (vx, vy) = data
+
+    def input_fn():
+        return tf.data.Dataset.from_tensor_slices(({"x": x}, y)).batch(64).repeat()
+
+    def eval_input_fn():
+        return tf.data.Dataset.from_tensor_slices(({"x": vx}, vy)).batch(64)
+    results = []
+    for name, strategy in (("one", None), ("two", mirrored())):
+        config = tf_estimator.RunConfig(train_distribute=strategy, session_config=TWO_CPUS["config"],
+                                        save_checkpoints_steps=None, save_checkpoints_secs=None)
+        est = tf_estimator.Estimator(estimator_model_fn, str(tmp_path / name), config=config, tracking=False)
+        est.train(input_fn, steps=8)
+        results.append(est.evaluate(eval_input_fn))
+        est.close()
+    one, two = results
+    assert one["global_step"] == two["global_step"] == 8
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-4) and two["accuracy"] == pytest.approx(one["accuracy"])
+    loaded = Elistimator.from_disk(str(tmp_path / "two"), verbose=False)  # one copy of each variable, one device
+    as_loaded = lambda: tf.data.Dataset.from_tensor_slices({"x": vx, "label": vy}).batch(64)  # noqa: E731
+    assert loaded.evaluate(as_loaded)["loss"] == pytest.approx(two["loss"], rel=1e-4)
+    loaded.close()
+    with pytest.raises(ValueError, match="eval_distribute must be None or the train_distribute strategy"):
+        tf_estimator.Estimator(estimator_model_fn, str(tmp_path / "three"), tracking=False,
+                               config=tf_estimator.RunConfig(train_distribute=mirrored(), eval_distribute=mirrored()))

@@ -320,14 +320,14 @@ def test_train_and_evaluate_validates_every_checkpoint_and_exports(tmp_path):
         tf_estimator.train_and_evaluate(est, programs.train_input_fn(), programs.eval_input_fn)
 
 
-def test_run_config_checks_and_tf_distribute_is_named(tmp_path):
+def test_run_config_checks_and_a_bad_strategy_is_named(tmp_path):
     with pytest.raises(ValueError, match="save_checkpoints_steps and save_checkpoints_secs cannot both be set"):
         tf_estimator.RunConfig(save_checkpoints_steps=10, save_checkpoints_secs=10)
     assert tf_estimator.RunConfig().save_checkpoints_secs == 600
     assert tf_estimator.RunConfig(save_checkpoints_steps=5).save_checkpoints_secs is None
     config = tf_estimator.RunConfig(train_distribute="strategy")
     assert config.train_distribute == "strategy"
-    with pytest.raises(NotImplementedError, match="issue 15, tf.distribute"):
+    with pytest.raises(TypeError, match="distribute must be a tf.distribute strategy"):
         tf_estimator.Estimator(programs.model_fn, str(tmp_path), config=config, tracking=False)
     with pytest.raises(ValueError, match="model_dir .* and RunConfig.model_dir .* differ"):
         tf_estimator.Estimator(programs.model_fn, str(tmp_path / "a"),

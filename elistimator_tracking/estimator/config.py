@@ -6,7 +6,7 @@ import os
 from typing import Any, Dict, Optional
 
 _DEFAULT = object()  # tf.estimator's _USE_DEFAULT: save every 600 s unless steps or secs are given
-DISTRIBUTE_FEATURE = "RunConfig(train_distribute=..., eval_distribute=...) (issue 15, tf.distribute)"
+DISTRIBUTE_FEATURE = "RunConfig(train_distribute=..., eval_distribute=...)"
 
 
 def _positive(name: str, value: Any, allow_none: bool = True) -> Optional[int]:

@@ -71,12 +71,12 @@ class Estimator:
                                       "WarmStartSettings are not supported")
         if model_dir is not None and config.model_dir is not None and str(model_dir) != config.model_dir:
             raise ValueError(f"model_dir {model_dir!r} and RunConfig.model_dir {config.model_dir!r} differ")
-        _require_local(config)
+        strategy = _strategy(config)
         self._params = copy.deepcopy(dict(params or {}))
         self._model = EstimatorModel(model_fn, config, self._trained_layout, warm_start_from)
         settings = Settings.checked(config.session_args(), verbose=verbose,
                                     summary_every_n_steps=config.save_summary_steps, tracking=tracking,
-                                    experiment=experiment, run_name=run_name, tags=tags)
+                                    experiment=experiment, run_name=run_name, tags=tags, distribute=strategy)
         directory = model_dir if model_dir is not None else config.model_dir
         origin = (continued_model if directory is not None else new_model)(self._model, directory, self._params,
                                                                            settings)
@@ -350,11 +350,15 @@ def _examples(batch: Dict[str, np.ndarray], single: bool, one_by_one: bool) -> I
         yield batch["output"][row] if single else {key: value[row] for key, value in batch.items()}
 
 
-def _require_local(config: RunConfig) -> None:
-    """The one place tf.distribute would plug in (issue 15): the Elistimator takes no ``distribute=`` yet."""
-    if config.distribute() is not None:
-        raise NotImplementedError(f"{DISTRIBUTE_FEATURE} is not supported on this version: the Elistimator has no "
-                                  "distribute= argument yet; leave train_distribute and eval_distribute None")
+def _strategy(config: RunConfig) -> Any:
+    """The Elistimator's ``distribute=`` from ``RunConfig``: one graph trains and evaluates, so
+    ``eval_distribute`` must be None or ``train_distribute`` itself. Batches are global (split
+    across replicas), not per replica as in tf.estimator: README, "More than one device"."""
+    train, evaluation = config.train_distribute, config.eval_distribute
+    if evaluation is not None and evaluation is not train:
+        raise ValueError(f"{DISTRIBUTE_FEATURE}: eval_distribute must be None or the train_distribute strategy "
+                         "itself (the model trains and evaluates in one graph)")
+    return train
 
 
 def _close_at_exit(reference: "weakref.ref[Estimator]") -> None:
