@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 import numpy as np
 
 from .._tf import tf
+from ..distribute import checked_strategy
 from ..elistimator import Elistimator
 from ..events import EventLog
 from ..inputs import InputSignature
@@ -358,7 +359,7 @@ def _strategy(config: RunConfig) -> Any:
     if evaluation is not None and evaluation is not train:
         raise ValueError(f"{DISTRIBUTE_FEATURE}: eval_distribute must be None or the train_distribute strategy "
                          "itself (the model trains and evaluates in one graph)")
-    return train
+    return checked_strategy(train)
 
 
 def _close_at_exit(reference: "weakref.ref[Estimator]") -> None:
