@@ -8,9 +8,10 @@ core notifies (``events.py`` for TensorBoard, ``tracking/listener.py`` for MLflo
 
 from __future__ import annotations
 
+import functools
 import traceback
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from ._faults import crash_point
 from ._tf import tf
 from .checkpoint_manager import CheckpointManager
 from .checkpoints import Selection
+from .datasets import describe_input
 from .events import TensorBoardListener
 from .inputs import BatchStream, InputFn
 from .listeners import Listeners, RunContext
@@ -130,6 +132,14 @@ class Elistimator:
         return {f.key: f"{f.dtype} {f.shape_text()}" for f in model.signature}
 
     @property
+    def prediction_features(self) -> List[Dict[str, Any]]:
+        """The features ``predict`` needs (those the PredictSpec's outputs depend on), in signature
+        order: ``{'key', 'dtype', 'shape', 'tensor'}`` with ``None`` for a dimension of any size."""
+        model = self._require_model("prediction_features").model
+        needed = model.predict_needs()
+        return [f.to_json() for f in model.signature if f.key in needed]
+
+    @property
     def checkpoints(self) -> Dict[int, Dict[str, Any]]:
         """``{global_step: {'file': path_prefix, 'metrics': {...}, 'local': bool}}``.
 
@@ -175,6 +185,9 @@ class Elistimator:
         self._listeners.notify("on_setup", RunContext(self.model_dir, self._params, saver.as_params(),
                                                       self._model_fn, self._loops.model.graph, self._checkpoints.index))
         self._write_metadata()  # the run it tracks to
+        for context, input_fn in (("training", train_input_fn), ("validation", validation_input_fn)):
+            if input_fn is not None:
+                self._listeners.notify("on_input", context, functools.partial(describe_input, input_fn, context))
         return self
 
     def train(self, steps: Optional[int] = None) -> "Elistimator":
@@ -209,6 +222,7 @@ class Elistimator:
         """Evaluate on the data of ``input_fn``; metrics start fresh on every call."""
         metrics = self._require_model("evaluate()").evaluate_input(input_fn, self.verbose)
         self._listeners.notify("on_evaluation", self.global_step, metrics)
+        self._listeners.notify("on_input", "evaluation", functools.partial(describe_input, input_fn, "evaluation"))
         return metrics
 
     def predict(self, *inputs: Any, input_fn: Optional[InputFn] = None,

@@ -13,9 +13,10 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from ..checkpoints import CheckpointIndex, best_step, latest_step
+from ..datasets import DataDescription
 from ..events import TRAIN_DIR, VALIDATION_DIR
 from ..listeners import Listener, RunContext, SavedCheckpoint
 from ..model_dir import link_tree
@@ -123,6 +124,11 @@ class TrackingListener(Listener):
 
     def on_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
         self._log_metrics("evaluation", step, metrics)
+
+    def on_input(self, context: str, describe: Callable[[], DataDescription]) -> None:
+        if self._tracking:
+            from .schemas import dataset_fields
+            self.tracker.log_input(dataset_fields(describe()), context)
 
     def on_checkpoint(self, checkpoint: SavedCheckpoint) -> None:
         if not self._tracking:

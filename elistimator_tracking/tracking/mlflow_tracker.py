@@ -116,6 +116,9 @@ class MlflowTracker(Tracker):
         self._append({"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()}, "step": int(step),
                       "timestamp": int(time.time() * 1000)})
 
+    def log_input(self, dataset: Mapping[str, str], context: str) -> None:
+        self._append({"op": "input", "dataset": dict(dataset), "context": context})
+
     def outbox(self, name: str) -> Path:
         return self._require_started().outbox(name)
 
