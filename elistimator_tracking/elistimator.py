@@ -52,16 +52,20 @@ class Elistimator:
             ``sqlite:///mlflow.db``), a tracking URI, a ``Tracker`` object, or ``False``.
         experiment: the MLflow experiment (default: the model function's name).
         run_name, tags: the MLflow run's name and extra tags.
+        system_metrics: sample CPU, memory, disk, network and (when present) GPU use into the run
+            with MLflow's monitors, as ``system/<metric>`` every 10 s (MLflow's
+            ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL``). Off by default: a sampling thread and a
+            dozen metric series per run are a cost most runs do not need (``docs/performance.md``).
     """
 
     def __init__(self, model_fn: Union[ModelFn, ModelOrigin], model_dir: Optional[PathLike] = None,
                  params: Optional[dict] = None, session_args: Optional[Mapping[str, Any]] = None, *,
                  verbose: bool = True, summary_every_n_steps: int = 10, tracking: Union[bool, str, Tracker] = True,
                  experiment: Optional[str] = None, run_name: Optional[str] = None,
-                 tags: Optional[Mapping[str, str]] = None):
+                 tags: Optional[Mapping[str, str]] = None, system_metrics: bool = False):
         origin = model_fn if isinstance(model_fn, ModelOrigin) else new_model(model_fn, model_dir, params, Settings.checked(
             session_args, verbose=verbose, summary_every_n_steps=summary_every_n_steps, tracking=tracking,
-            experiment=experiment, run_name=run_name, tags=tags))
+            experiment=experiment, run_name=run_name, tags=tags, system_metrics=system_metrics))
         settings = origin.settings
         self._origin, self._settings, self.verbose, self._closed = origin, settings, settings.verbose, False
         self._model_fn, self._params, self._directory, self._saver = (origin.model_fn, origin.params,
@@ -69,7 +73,7 @@ class Elistimator:
         self._writer = origin.writer  # held by a new model; a loaded one takes it at its first write
         self._run = TrackingListener(make_tracker(settings.tracking, (origin.recorded_run or {}).get("tracking_uri")),
                                      settings.experiment or origin.experiment, settings.run_name, settings.tags,
-                                     origin.recorded_run, settings.cache_dir)
+                                     origin.recorded_run, settings.cache_dir, settings.system_metrics)
         self._listeners = Listeners([TensorBoardListener(), self._run])
         self._checkpoints = CheckpointManager(self._directory, origin.index, self._saver.max_to_keep,
                                               self._run.checkpoint_store)
@@ -318,7 +322,8 @@ class Elistimator:
                   session_args: Optional[Mapping[str, Any]] = None, *, metric: str = "loss", mode: str = "min",
                   verbose: bool = True, summary_every_n_steps: int = 10, tracking: Union[bool, str, Tracker] = True,
                   experiment: Optional[str] = None, run_name: Optional[str] = None,
-                  tags: Optional[Mapping[str, str]] = None, cache_dir: Optional[PathLike] = None) -> "Elistimator":
+                  tags: Optional[Mapping[str, str]] = None, cache_dir: Optional[PathLike] = None,
+                  system_metrics: bool = False) -> "Elistimator":
         """Load a model without the model function.
 
         ``model_dir`` is a local model directory, ``runs:/<run_id>`` (any checkpoint the
@@ -334,7 +339,7 @@ class Elistimator:
         """
         settings = Settings.checked(session_args, verbose=verbose, summary_every_n_steps=summary_every_n_steps,
                                     tracking=tracking, experiment=experiment, run_name=run_name, tags=tags,
-                                    cache_dir=cache_dir)
+                                    cache_dir=cache_dir, system_metrics=system_metrics)
         return cls(load(model_dir, checkpoint, metric, mode, settings))
 
     # -- lifecycle ------------------------------------------------------------------

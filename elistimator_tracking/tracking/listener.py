@@ -21,7 +21,8 @@ from ..events import TRAIN_DIR, VALIDATION_DIR
 from ..listeners import Listener, RunContext, SavedCheckpoint
 from ..model_dir import link_tree
 from .base import NullTracker, Tracker, TrackingWarning
-from .run_info import mlflow_name, provenance_tags, redacted, run_params, scrub, version_tags
+from .run_info import (SOURCE_ARTIFACTS, mlflow_name, model_fn_file, provenance_tags, redacted, run_params,
+                       scrub, scrub_source, version_tags)
 from .spool import SPOOL_DIR
 
 
@@ -59,8 +60,11 @@ class TrackingListener(Listener):
     warning_category = TrackingWarning
 
     def __init__(self, tracker: Tracker, experiment: str, run_name: Optional[str], tags: Mapping[str, str],
-                 recorded: Optional[Mapping[str, Any]] = None, cache_dir: Optional[Path] = None):
+                 recorded: Optional[Mapping[str, Any]] = None, cache_dir: Optional[Path] = None,
+                 system_metrics: bool = False):
         self.tracker = tracker
+        self._system_metrics = system_metrics
+        self._sampler = None  # a SystemMetrics while the run is open
         self._experiment, self._run_name, self._tags = experiment, run_name, dict(tags)
         self._recorded = dict(recorded) if recorded else None
         self._cache_dir = cache_dir
@@ -98,9 +102,13 @@ class TrackingListener(Listener):
                           f"{self.failure_note()}", TrackingWarning, stacklevel=4)
             self.tracker = NullTracker()
             return
+        if self._system_metrics:
+            from .system_metrics import SystemMetrics
+            self._sampler = SystemMetrics(self.tracker.log_metrics).start()
         if resuming:
             self.tracker.set_tags(redacted(self._tags))
             return
+        self._send_source(context.model_fn)
         params, renamed = run_params(context.params, context.saver)
         if renamed:
             warnings.warn("params logged under other names (MLflow refuses theirs, or two of them share a name): "
@@ -154,6 +162,8 @@ class TrackingListener(Listener):
         if not self._tracking:
             return
         try:
+            if self._sampler is not None:
+                self._sampler.stop()
             self._send_events()
         finally:
             self.tracker.finish(status, scrub(error) if error else None)
@@ -172,6 +182,18 @@ class TrackingListener(Listener):
         checkpoint.write(outbox, files=files)
         self.tracker.log_artifacts(outbox, f"checkpoints/step-{checkpoint.step}")
         self.tracker.set_tags(selection_tags(checkpoint.index))
+
+    def _send_source(self, model_fn: Optional[Callable]) -> None:
+        """The file defining ``model_fn``, secrets redacted, under ``source/`` (beside the git tags: the
+        code as it ran, committed or not)."""
+        path = model_fn_file(model_fn)
+        if path is None:
+            return
+        outbox = self.tracker.outbox("source")
+        (outbox / path.name).write_text(scrub_source(path.read_text(encoding="utf-8", errors="replace")),
+                                        encoding="utf-8")
+        self.tracker.log_artifacts(outbox, SOURCE_ARTIFACTS)
+        self.tracker.set_tags({"elistimator.model_fn.source": f"{SOURCE_ARTIFACTS}/{path.name}"})
 
     def _send_events(self) -> None:
         """The TensorBoard event directories, under ``tensorboard/``."""
