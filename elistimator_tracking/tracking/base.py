@@ -63,8 +63,8 @@ class Tracker:
 
     def log_input(self, dataset: Mapping[str, str], context: str) -> None:
         """Record ``dataset`` (MLflow dataset fields: name, digest, source_type, source, schema, profile)
-        as an input of the run, used for ``context`` (training, validation, evaluation)."""
-        raise NotImplementedError
+        as an input of the run, used for ``context`` (training, validation, evaluation). A backend
+        without datasets ignores it (the default)."""
 
     def outbox(self, name: str) -> Path:
         """A fresh directory to fill and hand to ``log_artifacts`` (it is removed once delivered)."""
@@ -108,9 +108,6 @@ class NullTracker(Tracker):
         pass
 
     def log_metrics(self, metrics, step) -> None:
-        pass
-
-    def log_input(self, dataset, context) -> None:
         pass
 
     def outbox(self, name: str) -> Path:
