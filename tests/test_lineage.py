@@ -219,3 +219,13 @@ def test_a_dataset_sent_just_before_a_crash_reaches_the_run_exactly_once(tmp_pat
     assert [i.dataset.name for i in client.get_run(run.info.run_id).inputs.dataset_inputs] == ["input_fn"]
     assert sync(tmp_path / "model") == {store: 0}
     assert sorted(inputs_of(store, run.info.run_id)) == ["training", "validation"]
+
+
+def test_bad_dataset_names_and_system_metrics_settings_are_named(tmp_path):
+    with pytest.raises(ValueError, match="a dataset name must be a non-empty string, got ''"):
+        named_input(dataset_fn(*blobs(10)), "")
+    with pytest.raises(TypeError, match="named_input needs an input function, got str"):
+        named_input("data.csv", "data")
+    with pytest.raises(TypeError, match="system_metrics must be True or False, got 'yes'"):
+        Elistimator(tiny_model_fn, tmp_path / "model", system_metrics="yes")
+    assert not (tmp_path / "model").exists()
