@@ -192,8 +192,7 @@ class TrackingListener(Listener):
         outbox = self.tracker.outbox("source")
         (outbox / path.name).write_text(scrub_source(path.read_text(encoding="utf-8", errors="replace")),
                                         encoding="utf-8")
-        self.tracker.log_artifacts(outbox, SOURCE_ARTIFACTS)
-        self.tracker.set_tags({"elistimator.model_fn.source": f"{SOURCE_ARTIFACTS}/{path.name}"})
+        self.tracker.log_artifacts(outbox, SOURCE_ARTIFACTS)  # provenance_tags named it
 
     def _send_events(self) -> None:
         """The TensorBoard event directories, under ``tensorboard/``."""

@@ -126,13 +126,17 @@ def _flattened(params: Mapping[Any, Any], prefix: str) -> Iterator[Tuple[str, An
 
 
 def provenance_tags(model_fn: Optional[Callable]) -> Dict[str, str]:
-    """Package versions, the model function's qualified name, and git commit/dirty when in a repository."""
+    """Package versions, the model function's qualified name and the artifact of its file, and git
+    commit/dirty when in a repository."""
     from .._tf import tf
     import mlflow
     tags = {"elistimator.version": __version__, "tensorflow.version": tf.__version__,
             "mlflow.version": mlflow.__version__, "python.version": sys.version.split()[0]}
     if model_fn is not None:
         tags["elistimator.model_fn"] = f"{getattr(model_fn, '__module__', '?')}.{getattr(model_fn, '__qualname__', repr(model_fn))}"
+    source = model_fn_file(model_fn)
+    if source is not None:
+        tags["elistimator.model_fn.source"] = f"{SOURCE_ARTIFACTS}/{source.name}"  # the listener logs the file
     tags.update(git_tags(_source_dir(model_fn)))
     return tags
 
