@@ -24,7 +24,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ._tf import tf
 
 #: input tags of an MLflow dataset input: what the data was used for
 CONTEXTS = ("training", "validation", "evaluation")
@@ -68,6 +67,7 @@ def dataset_name(input_fn: Callable[[], Any], context: str) -> str:
 def describe_input(input_fn: Callable[[], Any], context: str) -> DataDescription:
     """Describe the data of ``input_fn`` (called once more, in a graph of its own that is then
     dropped: input functions return a fresh dataset on every call, and nothing is read)."""
+    from ._tf import tf
     from .inputs import InputSignature
     with tf.Graph().as_default():
         dataset = input_fn()
@@ -77,6 +77,7 @@ def describe_input(input_fn: Callable[[], Any], context: str) -> DataDescription
 
 def describe(dataset: Any, signature: Any, name: str, context: str) -> DataDescription:
     """The description of ``dataset`` (a graph-mode ``tf.data.Dataset``) with ``signature``."""
+    from ._tf import tf
     if context not in CONTEXTS:
         raise ValueError(f"context must be one of {CONTEXTS}, got {context!r}")
     ops = _pipeline(dataset._variant_tensor.op)  # noqa: SLF001 -- the dataset's op in its graph
@@ -87,13 +88,13 @@ def describe(dataset: Any, signature: Any, name: str, context: str) -> DataDescr
     patterns: List[str] = []
     for op in ops:
         digest.update(op.type.encode())
+        if op.type == "Const":  # its NodeDef would copy the whole array twice: the value alone, once
+            digest.update(_value_bytes(op))
+            if op.get_attr("dtype") == tf.string:
+                strings.extend(_decoded(op.get_attr("value")))
+            continue
         digest.update(_attributes(op.node_def, op.graph))
-        if op.type == "Const":
-            value = op.get_attr("value")
-            digest.update(value.SerializeToString(deterministic=True))
-            if value.dtype == tf.string.as_datatype_enum:
-                strings.extend(_decoded(value))
-        elif op.type in _FILE_OPS:
+        if op.type in _FILE_OPS:
             patterns.extend(s for i in op.inputs if i.op.type == "Const"
                             for s in _decoded(i.op.get_attr("value")))
     files = sorted({os.path.abspath(s) for s in strings if _is_file(s)}
@@ -117,6 +118,16 @@ def _pipeline(head: Any) -> List[Any]:
         todo.extend(tensor.op for tensor in op.inputs)
         todo.extend(op.control_inputs)
     return sorted(seen.values(), key=lambda op: op._id)  # noqa: SLF001 -- creation order
+
+
+def _value_bytes(op: Any) -> bytes:
+    """A constant's serialized value as TensorFlow holds it (``Operation.get_attr`` without the parse)."""
+    from ._tf import tf  # noqa: F401 -- TensorFlow's environment first
+    from tensorflow.python.client import pywrap_tf_session as c_api
+    from tensorflow.python.framework import c_api_util
+    with c_api_util.tf_buffer() as buffer:
+        c_api.TF_OperationGetAttrValueProto(op._c_op, "value", buffer)  # noqa: SLF001
+        return c_api.TF_GetBuffer(buffer)
 
 
 def _attributes(node_def: Any, graph: Any) -> bytes:

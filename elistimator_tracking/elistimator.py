@@ -19,7 +19,7 @@ from ._faults import crash_point
 from ._tf import tf
 from .checkpoint_manager import CheckpointManager
 from .checkpoints import Selection
-from .datasets import describe_input
+from .datasets import dataset_name, describe
 from .events import TensorBoardListener
 from .inputs import BatchStream, InputFn
 from .listeners import Listeners, RunContext
@@ -189,9 +189,9 @@ class Elistimator:
         self._listeners.notify("on_setup", RunContext(self.model_dir, self._params, saver.as_params(),
                                                       self._model_fn, self._loops.model.graph, self._checkpoints.index))
         self._write_metadata()  # the run it tracks to
-        for context, input_fn in (("training", train_input_fn), ("validation", validation_input_fn)):
-            if input_fn is not None:
-                self._listeners.notify("on_input", context, functools.partial(describe_input, input_fn, context))
+        self._announce_input(train, train_input_fn)
+        if validation is not None:
+            self._announce_input(validation, validation_input_fn)
         return self
 
     def train(self, steps: Optional[int] = None) -> "Elistimator":
@@ -224,10 +224,17 @@ class Elistimator:
 
     def evaluate(self, input_fn: InputFn) -> Dict[str, float]:
         """Evaluate on the data of ``input_fn``; metrics start fresh on every call."""
-        metrics = self._require_model("evaluate()").evaluate_input(input_fn, self.verbose)
+        streams = []
+        metrics = self._require_model("evaluate()").evaluate_input(input_fn, self.verbose, streams.append)
         self._listeners.notify("on_evaluation", self.global_step, metrics)
-        self._listeners.notify("on_input", "evaluation", functools.partial(describe_input, input_fn, "evaluation"))
+        self._announce_input(streams[0], input_fn)
         return metrics
+
+    def _announce_input(self, stream: BatchStream, input_fn: InputFn) -> None:
+        """Tell listeners what data ``stream`` reads; its description (a digest of the dataset already
+        in the stream's graph: nothing is read or built again) is computed only if one asks."""
+        self._listeners.notify("on_input", stream.role, functools.partial(
+            describe, stream.dataset, stream.signature, dataset_name(input_fn, stream.role), stream.role))
 
     def predict(self, *inputs: Any, input_fn: Optional[InputFn] = None,
                 **features: Any) -> Union[Dict[str, np.ndarray], Iterator[Dict[str, np.ndarray]]]:

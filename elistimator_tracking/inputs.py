@@ -177,6 +177,7 @@ class BatchStream:
                 raise TypeError(f"the {role} input function must return a tf.data.Dataset, "
                                 f"got {type(dataset).__name__}")
             self.signature = InputSignature.from_element_spec(dataset.element_spec, role)
+            self.dataset = dataset  # what the run's dataset digest reads (datasets.describe)
             self._iterator = tf.data.make_initializable_iterator(dataset)
             self._next = self._iterator.get_next()
         self._session = new_session(self._graph, config=tf.ConfigProto(device_count={"GPU": 0}))

@@ -8,7 +8,7 @@ metadata or tracking.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -166,14 +166,19 @@ class Loops:
             raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
         return self.evaluate(self.validation_stream, "Validation", verbose)
 
-    def evaluate_input(self, input_fn: InputFn, verbose: bool) -> Dict[str, float]:
-        """One pass over a fresh input function's data (its stream closed afterwards)."""
+    def evaluate_input(self, input_fn: InputFn, verbose: bool,
+                       evaluated: Optional[Callable[[BatchStream], None]] = None) -> Dict[str, float]:
+        """One pass over a fresh input function's data (its stream closed afterwards; ``evaluated``
+        is told of it after the pass)."""
         if self.model.evaluation is None:
             raise RuntimeError("evaluate() needs an EvaluationSpec, but model_fn returned None for it")
         stream = BatchStream(input_fn, "evaluation")
         try:
             self.require_fits(stream, self.model.evaluation_needs())
-            return self.evaluate(stream, "Evaluation", verbose)
+            metrics = self.evaluate(stream, "Evaluation", verbose)
+            if evaluated is not None:
+                evaluated(stream)
+            return metrics
         finally:
             stream.close()
 

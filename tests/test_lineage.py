@@ -53,7 +53,7 @@ def test_a_run_records_its_training_validation_and_evaluation_data(tmp_path, sto
         est.setup(named_input(dataset_fn(x, y), "blobs-train"), dataset_fn(vx, vy))
         train_epochs(est, 1)
         est.evaluate(lambda: tf.data.Dataset.from_tensor_slices({"x": tx, "y": ty}).batch(5))
-        run_id = est.run_id
+    run_id = est.run_id  # known once close() delivered the start, however slow the store
     found = inputs_of(store, run_id)
     assert sorted(found) == ["evaluation", "training", "validation"]
     assert [found[c].name for c in ("training", "validation", "evaluation")] == ["blobs-train", "input_fn",
@@ -133,7 +133,7 @@ def test_the_model_functions_file_is_an_artifact_with_secrets_redacted(tmp_path,
         sys.path.remove(str(tmp_path))
     with Elistimator(my_model_fn, tmp_path / "model", verbose=False, tracking=store) as est:
         est.setup(dataset_fn(x, y))
-        run_id = est.run_id
+    run_id = est.run_id
     client = MlflowClient(store)
     assert client.get_run(run_id).data.tags["elistimator.model_fn.source"] == "source/my_model.py"
     logged = Path(client.download_artifacts(run_id, "source/my_model.py", str(tmp_path / "down"))).read_text()
@@ -151,7 +151,7 @@ def test_system_metrics_are_sampled_only_when_asked_for(tmp_path, store, data, m
         while on and not any(op.get("op") == "metrics" and "system/cpu_utilization_percentage" in op["metrics"]
                              for op in journaled(tmp_path / "model")) and time.monotonic() < deadline:
             est.train()  # work for the sampler to see, until it logged a point
-        run_id = est.run_id
+    run_id = est.run_id
     metrics = MlflowClient(store).get_run(run_id).data.metrics
     system = {key for key in metrics if key.startswith("system/")}
     if on:
