@@ -7,7 +7,8 @@ names) and, for each file a constant names (``TFRecordDataset``, ``TextLineDatas
 ``list_files`` patterns), its path, size and modification time. So a digest changes when the
 arrays, the files or the pipeline change, and stays the same across runs for the same data
 (an unseeded shuffle is the same pipeline every time). Its cost is a hash of the captured
-arrays: measured in ``bench/lineage_cost.py`` (docs/performance.md). A ``from_generator``
+arrays, taken from the dataset the input stream already built: measured in
+``bench/lineage_cost.py`` (docs/performance.md). A ``from_generator``
 dataset's values are produced by Python code the graph does not hold: its digest covers the
 pipeline only.
 
@@ -65,8 +66,8 @@ def dataset_name(input_fn: Callable[[], Any], context: str) -> str:
 
 
 def describe_input(input_fn: Callable[[], Any], context: str) -> DataDescription:
-    """Describe the data of ``input_fn`` (called once more, in a graph of its own that is then
-    dropped: input functions return a fresh dataset on every call, and nothing is read)."""
+    """What a run records for ``input_fn``'s data, without a run (e.g. to check whether data still
+    has a run's digest): the dataset is built in a graph of its own, then dropped; nothing is read."""
     from ._tf import tf
     from .inputs import InputSignature
     with tf.Graph().as_default():
