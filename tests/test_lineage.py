@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from conftest import blobs, dataset_fn, tiny_model_fn, train_epochs
+from conftest import blobs, dataset_fn, registered_tiny_model, tiny_model_fn, train_epochs
 from elistimator_tracking import Elistimator, named_input
 from elistimator_tracking._faults import CRASH_ENV
 from elistimator_tracking._tf import tf
@@ -95,13 +95,9 @@ def test_a_file_source_is_recorded_and_the_digest_follows_the_files(tmp_path):
 
 
 def test_a_registered_version_has_a_signature_and_an_input_example(tmp_path, data, request):
-    (x, y), (vx, vy) = data
+    (_, _), (vx, _) = data
     name = request.node.name
-    with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False) as est:
-        est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
-        train_epochs(est, 1)
-        est.register_best(name)
-        expected = est.predict(x=vx[:3])
+    expected = registered_tiny_model(tmp_path / "model", data, name, rows=3)
     info = mlflow.models.get_model_info(f"models:/{name}@champion")
     signature = info.signature.to_dict()
     assert json.loads(signature["inputs"]) == [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 2]},

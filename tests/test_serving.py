@@ -9,21 +9,16 @@ import urllib.request
 import numpy as np
 import pytest
 
-from conftest import dataset_fn, tiny_model_fn, train_epochs
-from elistimator_tracking import Elistimator
+from conftest import registered_tiny_model
 from mlflow_server import ModelServer
 
 pytestmark = pytest.mark.slow
 
 
 def test_mlflow_models_serve_answers_with_the_predict_spec_outputs_and_refuses_a_wrong_shape(tmp_path, data, request):
-    (x, y), (vx, vy) = data
+    (_, _), (vx, _) = data
     name = request.node.name
-    with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False) as est:
-        est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
-        train_epochs(est, 1)
-        est.register_best(name)
-        expected = est.predict(x=vx[:5])
+    expected = registered_tiny_model(tmp_path / "model", data, name, rows=5)
     server = ModelServer(tmp_path / "serve", f"models:/{name}@champion").start()
     try:
         status, predictions = invoke(server, {"inputs": {"x": vx[:5].tolist()}})
