@@ -9,11 +9,12 @@ from typing import Any, List
 
 from . import _env  # noqa: F401  (before anything imports TensorFlow)
 from ._version import __version__
+from .datasets import named_input
 from .errors import CheckpointNotFoundError, ElistimatorError, ModelDirectoryError, TrackingError
 
 _LAZY = {"Elistimator": "elistimator", "TrainSpec": "specs", "EvaluationSpec": "specs", "PredictSpec": "specs"}
 
-__all__ = ["Elistimator", "TrainSpec", "EvaluationSpec", "PredictSpec", "ElistimatorError",
+__all__ = ["Elistimator", "TrainSpec", "EvaluationSpec", "PredictSpec", "named_input", "ElistimatorError",
            "CheckpointNotFoundError", "ModelDirectoryError", "TrackingError", "__version__"]
 
 

@@ -8,9 +8,10 @@ core notifies (``events.py`` for TensorBoard, ``tracking/listener.py`` for MLflo
 
 from __future__ import annotations
 
+import functools
 import traceback
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from ._faults import crash_point
 from ._tf import tf
 from .checkpoint_manager import CheckpointManager
 from .checkpoints import Selection
+from .datasets import dataset_name, describe
 from .distribute import checked_strategy, describe as describe_strategy, is_chief, peer_errors
 from .events import TensorBoardListener
 from .inputs import InputData, InputFn
@@ -56,19 +58,26 @@ class Elistimator:
             (global) batch; see ``distribute.py`` and the README's "More than one device". In a
             multi-worker job, workers other than the chief write to a temporary directory
             instead of ``model_dir`` and track nothing.
+        system_metrics: sample CPU, memory, disk, network and (when present) GPU use into the run
+            with MLflow's monitors, as ``system/<metric>`` every 10 s (MLflow's
+            ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL``). Off by default: 8 more metric series per
+            run (about 2,900 points an hour), a thread and store writes most runs do not need
+            (a sample costs about 0.6 ms of CPU; ``docs/performance.md``).
     """
 
     def __init__(self, model_fn: Union[ModelFn, ModelOrigin], model_dir: Optional[PathLike] = None,
                  params: Optional[dict] = None, session_args: Optional[Mapping[str, Any]] = None, *,
                  verbose: bool = True, summary_every_n_steps: int = 10, tracking: Union[bool, str, Tracker] = True,
                  experiment: Optional[str] = None, run_name: Optional[str] = None,
-                 tags: Optional[Mapping[str, str]] = None, distribute: Any = None):
+                 tags: Optional[Mapping[str, str]] = None, distribute: Any = None,
+                 system_metrics: bool = False):
         distribute = checked_strategy(distribute)
         if not is_chief(distribute):  # only the chief of a multi-worker job writes the model and tracks
             model_dir, tracking = None, False
         origin = model_fn if isinstance(model_fn, ModelOrigin) else new_model(model_fn, model_dir, params, Settings.checked(
             session_args, verbose=verbose, summary_every_n_steps=summary_every_n_steps, tracking=tracking,
-            experiment=experiment, run_name=run_name, tags=tags, distribute=distribute))
+            experiment=experiment, run_name=run_name, tags=tags, distribute=distribute,
+            system_metrics=system_metrics))
         settings = origin.settings
         self._origin, self._settings, self.verbose, self._closed = origin, settings, settings.verbose, False
         self._model_fn, self._params, self._directory, self._saver = (origin.model_fn, origin.params,
@@ -76,7 +85,7 @@ class Elistimator:
         self._writer = origin.writer  # held by a new model; a loaded one takes it at its first write
         self._run = TrackingListener(make_tracker(settings.tracking, (origin.recorded_run or {}).get("tracking_uri")),
                                      settings.experiment or origin.experiment, settings.run_name, settings.tags,
-                                     origin.recorded_run, settings.cache_dir)
+                                     origin.recorded_run, settings.cache_dir, settings.system_metrics)
         self._listeners = Listeners([TensorBoardListener(), self._run])
         self._checkpoints = CheckpointManager(self._directory, origin.index, self._saver.max_to_keep,
                                               self._run.checkpoint_store)
@@ -139,6 +148,14 @@ class Elistimator:
         return {f.key: f"{f.dtype} {f.shape_text()}" for f in model.signature}
 
     @property
+    def prediction_features(self) -> List[Dict[str, Any]]:
+        """The features ``predict`` needs (those the PredictSpec's outputs depend on), in signature
+        order: ``{'key', 'dtype', 'shape', 'tensor'}`` with ``None`` for a dimension of any size."""
+        model = self._require_model("prediction_features").model
+        needed = model.predict_needs()
+        return [f.to_json() for f in model.signature if f.key in needed]
+
+    @property
     def checkpoints(self) -> Dict[int, Dict[str, Any]]:
         """``{global_step: {'file': path_prefix, 'metrics': {...}, 'local': bool}}``.
 
@@ -184,6 +201,9 @@ class Elistimator:
         if built_now and self._settings.distribute is not None:
             self._listeners.notify("on_params", describe_strategy(self._settings.distribute))
         self._write_metadata()  # the run it tracks to
+        self._announce_input(train, train_input_fn)
+        if validation is not None:
+            self._announce_input(validation, validation_input_fn)
         return self
 
     def train(self, steps: Optional[int] = None, *, watch: Optional[StepWatch] = None) -> "Elistimator":
@@ -227,10 +247,18 @@ class Elistimator:
                  name: Optional[str] = None) -> Dict[str, float]:
         """Evaluate on the data of ``input_fn``; metrics start fresh on every call. With ``name`` the
         run gets them as ``evaluation/<name>/<metric>``."""
-        metrics = self._require_model("evaluate()").evaluate_input(input_fn, self.verbose, watch)
+        evaluated = []
+        metrics = self._require_model("evaluate()").evaluate_input(input_fn, self.verbose, watch, evaluated.append)
         self._listeners.notify("on_evaluation", self.global_step,
                                {f"{name}/{k}": v for k, v in metrics.items()} if name else metrics)
+        self._announce_input(evaluated[0], input_fn)
         return metrics
+
+    def _announce_input(self, data: InputData, input_fn: InputFn) -> None:
+        """Tell listeners what data ``data`` holds; its description (a digest of the dataset already
+        built in its graph: nothing is read or built again) is computed only if one asks."""
+        self._listeners.notify("on_input", data.role, functools.partial(
+            describe, data.dataset, data.signature, dataset_name(input_fn, data.role), data.role))
 
     def predict(self, *inputs: Any, input_fn: Optional[InputFn] = None,
                 **features: Any) -> Union[Dict[str, np.ndarray], Iterator[Dict[str, np.ndarray]]]:
@@ -330,7 +358,8 @@ class Elistimator:
                   session_args: Optional[Mapping[str, Any]] = None, *, metric: str = "loss", mode: str = "min",
                   verbose: bool = True, summary_every_n_steps: int = 10, tracking: Union[bool, str, Tracker] = True,
                   experiment: Optional[str] = None, run_name: Optional[str] = None,
-                  tags: Optional[Mapping[str, str]] = None, cache_dir: Optional[PathLike] = None) -> "Elistimator":
+                  tags: Optional[Mapping[str, str]] = None, cache_dir: Optional[PathLike] = None,
+                  system_metrics: bool = False) -> "Elistimator":
         """Load a model without the model function.
 
         ``model_dir`` is a local model directory, ``runs:/<run_id>`` (any checkpoint the
@@ -346,7 +375,7 @@ class Elistimator:
         """
         settings = Settings.checked(session_args, verbose=verbose, summary_every_n_steps=summary_every_n_steps,
                                     tracking=tracking, experiment=experiment, run_name=run_name, tags=tags,
-                                    cache_dir=cache_dir)
+                                    cache_dir=cache_dir, system_metrics=system_metrics)
         return cls(load(model_dir, checkpoint, metric, mode, settings))
 
     # -- lifecycle ------------------------------------------------------------------

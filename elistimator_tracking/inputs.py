@@ -198,7 +198,7 @@ class InputData:
                 raise TypeError(f"the {role} input function must return a tf.data.Dataset, "
                                 f"got {type(dataset).__name__}")
             self.signature = InputSignature.from_element_spec(dataset.element_spec, role)
-        self._dataset = dataset
+        self.dataset = dataset  # also what the run's dataset digest reads (datasets.describe)
 
     def serialized(self, model: InputSignature) -> Optional[bytes]:
         """The dataset as a serialized GraphDef whose elements are the model's features in
@@ -211,7 +211,7 @@ class InputData:
             return tuple(values[key] if key in values else _empty(model[key]) for key in order)
         with self.graph.as_default():
             try:
-                dataset = self._dataset if set(self.signature.keys()) == set(order) else self._dataset.map(padded)
+                dataset = self.dataset if set(self.signature.keys()) == set(order) else self.dataset.map(padded)
                 serialize = dataset._as_serialized_graph(external_state_policy=_KEEP_STATEFUL_OPS)
             except (ValueError, TypeError, tf.errors.OpError):
                 return None
@@ -241,7 +241,7 @@ class BatchReader:
 
     def __init__(self, data: InputData):
         with data.graph.as_default():
-            self._iterator = tf.data.make_initializable_iterator(data._dataset)
+            self._iterator = tf.data.make_initializable_iterator(data.dataset)
             self._next = self._iterator.get_next()
         self._session = new_session(data.graph, config=NO_GPU)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Set, Tuple, Type
 
 from .checkpoints import CheckpointIndex
+from .datasets import DataDescription
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ class Listener:
 
     def on_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
         """An ``evaluate(input_fn)`` result."""
+
+    def on_input(self, context: str, describe: Callable[[], DataDescription]) -> None:
+        """Data used for ``context`` (training, validation at ``setup()``; evaluation at ``evaluate``):
+        ``describe()`` computes its description (a digest of the pipeline; called only by who needs it)."""
 
     def on_checkpoint(self, checkpoint: SavedCheckpoint) -> None:
         """A checkpoint is about to be committed. Its files may be pruned right after: link them now."""

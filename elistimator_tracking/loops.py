@@ -8,7 +8,7 @@ or tracking.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterator, Mapping, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -228,15 +228,20 @@ class Loops:
             raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
         return self.evaluate(self.validation_stream, "Validation", verbose, watch)
 
-    def evaluate_input(self, input_fn: InputFn, verbose: bool, watch: Optional[StepWatch] = None) -> Dict[str, float]:
-        """One pass over a fresh input function's data (its stream closed afterwards)."""
+    def evaluate_input(self, input_fn: InputFn, verbose: bool, watch: Optional[StepWatch] = None,
+                       evaluated: Optional[Callable[[InputData], None]] = None) -> Dict[str, float]:
+        """One pass over a fresh input function's data (its stream closed afterwards; ``evaluated``
+        is told of the data after the pass)."""
         if self.model.evaluation is None:
             raise RuntimeError("evaluate() needs an EvaluationSpec, but model_fn returned None for it")
         data = InputData(input_fn, "evaluation")
         self.require_fits(data, self.model.evaluation_needs())
         stream = self._open(data, "evaluation")
         try:
-            return self.evaluate(stream, "Evaluation", verbose, watch)
+            metrics = self.evaluate(stream, "Evaluation", verbose, watch)
+            if evaluated is not None:
+                evaluated(data)
+            return metrics
         finally:
             stream.close()
 

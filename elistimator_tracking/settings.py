@@ -31,12 +31,14 @@ class Settings:
     tags: Dict[str, str] = field(default_factory=dict)
     cache_dir: Optional[Path] = None
     distribute: Any = None  # a tf.distribute strategy (checked by distribute.checked_strategy)
+    system_metrics: bool = False
 
     @classmethod
     def checked(cls, session_args: Optional[Mapping[str, Any]] = None, *, verbose: bool = True,
                 summary_every_n_steps: int = 10, tracking: Any = True, experiment: Optional[str] = None,
                 run_name: Optional[str] = None, tags: Optional[Mapping[str, str]] = None,
-                cache_dir: Optional[PathLike] = None, distribute: Any = None) -> "Settings":
+                cache_dir: Optional[PathLike] = None, distribute: Any = None,
+                system_metrics: bool = False) -> "Settings":
         if isinstance(summary_every_n_steps, bool) or not isinstance(summary_every_n_steps, int) \
                 or summary_every_n_steps < 1:
             raise ValueError(f"summary_every_n_steps must be a positive int, got {summary_every_n_steps!r}")
@@ -52,11 +54,13 @@ class Settings:
                             f"got {tracking!r}")
         if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
             raise TypeError(f"cache_dir must be a str or pathlib.Path, got {type(cache_dir).__name__}")
+        if not isinstance(system_metrics, bool):
+            raise TypeError(f"system_metrics must be True or False, got {system_metrics!r}")
         return cls(session_args=_checked_session_args(session_args), verbose=bool(verbose),
                    summary_every_n_steps=summary_every_n_steps, tracking=tracking, experiment=experiment,
                    run_name=run_name, tags=dict(tags or {}),
                    cache_dir=Path(cache_dir).expanduser() if cache_dir is not None else None,
-                   distribute=distribute)
+                   distribute=distribute, system_metrics=system_metrics)
 
 
 def _checked_session_args(session_args: Optional[Mapping[str, Any]]) -> Dict[str, Any]:

@@ -101,6 +101,17 @@ def estimator(tmp_path, data):
     est.close()
 
 
+def registered_tiny_model(model_dir: Path, data, name: str, rows: int) -> dict:
+    """Train the tiny model an epoch in ``model_dir``, register its best checkpoint as ``name``
+    (alias champion); return what it predicts for the first ``rows`` validation examples."""
+    (x, y), (vx, vy) = data
+    with Elistimator(tiny_model_fn, model_dir, verbose=False) as est:
+        est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+        train_epochs(est, 1)
+        est.register_best(name)
+        return est.predict(x=vx[:rows])
+
+
 def train_epochs(est: Elistimator, epochs: int, save_first: bool = False, each=None) -> dict:
     """The loop every test writes: an epoch of training, then validate and save (or save, then
     validate), then ``each(global_step)`` if given. Returns ``{global_step: what validate() returned}``."""

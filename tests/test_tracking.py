@@ -498,7 +498,7 @@ def test_a_tracker_object_plugs_in_another_backend(tmp_path, data):
     assert params["learning_rate"] == "0.5" and params["batch_size"] == "8" and params["saver.max_to_keep"] == "5"
     validations = {c[1]: c[2] for c in calls if c[0] == "metrics" and "validation/loss" in c[2]}
     assert validations == {s: {f"validation/{k}": v for k, v in m.items()} for s, m in returned.items()}
-    assert [c[1:] for c in calls if c[0] == "artifacts"] == [
+    assert [c[1:] for c in calls if c[0] == "artifacts"] == [("source", []),  # the model function's file
         ("checkpoints/step-9", ["model-9.index"]), ("checkpoints/step-18", ["model-18.index"]), ("tensorboard", [])]
     assert {c[1]["elistimator.latest_step"] for c in calls if c[0] == "tags"} == {"9", "18"}
     assert kinds.count("start") == 1

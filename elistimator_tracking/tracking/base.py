@@ -61,6 +61,11 @@ class Tracker:
         """All of ``metrics`` at global ``step``, delivered as one batch."""
         raise NotImplementedError
 
+    def log_input(self, dataset: Mapping[str, str], context: str) -> None:
+        """Record ``dataset`` (MLflow dataset fields: name, digest, source_type, source, schema, profile)
+        as an input of the run, used for ``context`` (training, validation, evaluation). A backend
+        without datasets ignores it (the default)."""
+
     def outbox(self, name: str) -> Path:
         """A fresh directory to fill and hand to ``log_artifacts`` (it is removed once delivered)."""
         raise NotImplementedError

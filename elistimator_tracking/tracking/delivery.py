@@ -13,9 +13,10 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from .._faults import crash_point
 from ..errors import TrackingError
@@ -90,6 +91,9 @@ class Delivery:
             return self.log_items(run_id, "params", [Param(k, v) for k, v in op["params"].items()])
         if kind == "tags":
             return self.log_items(run_id, "tags", [RunTag(k, v) for k, v in op["tags"].items()])
+        if kind == "input":  # the store keeps one input per run and dataset (name, digest): replays are harmless
+            client.log_inputs(run_id, [DatasetInput(Dataset(**op["dataset"]), [InputTag(MLFLOW_DATASET_CONTEXT, op["context"])])])
+            return []
         if kind == "artifacts":
             directory = self._spool.outbox_path(op["directory"])
             if directory.is_dir():  # gone only if an earlier attempt delivered it and then crashed

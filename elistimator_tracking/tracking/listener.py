@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from ..checkpoints import CheckpointIndex, best_step, latest_step
+from ..datasets import DataDescription
 from ..events import TRAIN_DIR, VALIDATION_DIR
 from ..listeners import Listener, RunContext, SavedCheckpoint
 from ..model_dir import link_tree
 from .base import NullTracker, Tracker, TrackingWarning
-from .run_info import mlflow_name, provenance_tags, redacted, run_params, scrub, version_tags
+from .run_info import (SOURCE_ARTIFACTS, mlflow_name, model_fn_file, provenance_tags, redacted, run_params,
+                       scrub, scrub_source, version_tags)
 from .spool import SPOOL_DIR
 
 
@@ -64,9 +66,11 @@ class TrackingListener(Listener):
 
     def __init__(self, tracker: Union[Tracker, Callable[[], Tracker]], experiment: str, run_name: Optional[str],
                  tags: Mapping[str, str], recorded: Optional[Mapping[str, Any]] = None,
-                 cache_dir: Optional[Path] = None):
+                 cache_dir: Optional[Path] = None, system_metrics: bool = False):
         self._tracker = tracker if isinstance(tracker, Tracker) else None
         self._make_tracker = tracker
+        self._system_metrics = system_metrics
+        self._sampler = None  # a SystemMetrics while the run is open
         self._experiment, self._run_name, self._tags = experiment, run_name, dict(tags)
         self._recorded = dict(recorded) if recorded else None
         self._cache_dir = cache_dir
@@ -116,9 +120,13 @@ class TrackingListener(Listener):
                           f"{self.failure_note()}", TrackingWarning, stacklevel=4)
             self.tracker = NullTracker()
             return
+        if self._system_metrics:
+            from .system_metrics import SystemMetrics
+            self._sampler = SystemMetrics(self.tracker.log_metrics).start()
         if resuming:
             self.tracker.set_tags(redacted(self._tags))
             return
+        self._send_source(context.model_fn)
         params, renamed = run_params(context.params, context.saver)
         if renamed:
             warnings.warn("params logged under other names (MLflow refuses theirs, or two of them share a name): "
@@ -142,6 +150,11 @@ class TrackingListener(Listener):
 
     def on_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
         self._log_metrics("evaluation", step, metrics)
+
+    def on_input(self, context: str, describe: Callable[[], DataDescription]) -> None:
+        if self._tracking:
+            from .schemas import dataset_fields
+            self.tracker.log_input(dataset_fields(describe()), context)
 
     def on_checkpoint(self, checkpoint: SavedCheckpoint) -> None:
         if not self._tracking:
@@ -167,6 +180,8 @@ class TrackingListener(Listener):
         if not self._tracking:
             return
         try:
+            if self._sampler is not None:
+                self._sampler.stop()
             self._send_events()
         finally:
             self.tracker.finish(status, scrub(error) if error else None)
@@ -193,6 +208,17 @@ class TrackingListener(Listener):
         outbox = self.tracker.outbox(Path(artifact_path).name)
         link_tree(directory, outbox)
         self.tracker.log_artifacts(outbox, artifact_path)
+
+    def _send_source(self, model_fn: Optional[Callable]) -> None:
+        """The file defining ``model_fn``, secrets redacted, under ``source/`` (beside the git tags: the
+        code as it ran, committed or not)."""
+        path = model_fn_file(model_fn)
+        if path is None:
+            return
+        outbox = self.tracker.outbox("source")
+        (outbox / path.name).write_text(scrub_source(path.read_text(encoding="utf-8", errors="replace")),
+                                        encoding="utf-8")
+        self.tracker.log_artifacts(outbox, SOURCE_ARTIFACTS)  # provenance_tags named it
 
     def _send_events(self) -> None:
         """The TensorBoard event directories, under ``tensorboard/``."""

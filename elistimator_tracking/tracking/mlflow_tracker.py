@@ -75,6 +75,9 @@ class MlflowTracker(Tracker):
         self._queue: Deque[Dict[str, Any]] = collections.deque()
         self._held: Optional[List[Dict[str, Any]]] = None  # journaled, awaiting elistimator.json's commit
         self._clause: Optional[Dict[str, Any]] = None
+        self._holder: Optional[int] = None  # the thread whose work is held (the training thread)
+        self._deferred: List[Dict[str, Any]] = []  # other threads' work during a hold
+        self._holding = threading.RLock()  # journal order == queue order
         self._cond = threading.Condition()
         self._marking = threading.Lock()  # the worker writes to the spool only while holding it
         self._worker: Optional[threading.Thread] = None
@@ -116,6 +119,9 @@ class MlflowTracker(Tracker):
         self._append({"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()}, "step": int(step),
                       "timestamp": int(time.time() * 1000)})
 
+    def log_input(self, dataset: Mapping[str, str], context: str) -> None:
+        self._append({"op": "input", "dataset": dict(dataset), "context": context})
+
     def outbox(self, name: str) -> Path:
         return self._require_started().outbox(name)
 
@@ -124,14 +130,19 @@ class MlflowTracker(Tracker):
                       "artifact_path": artifact_path})
 
     def hold(self, clause: Mapping[str, Any]) -> None:
-        self._clause, self._held = dict(clause), []
+        with self._holding:
+            self._clause, self._held, self._holder = dict(clause), [], threading.get_ident()
 
     def release(self, committed: bool) -> None:
-        held, self._clause, self._held = self._held or [], None, None
-        if committed and held:
-            with self._cond:
-                self._queue.extend(held)
-                self._cond.notify_all()
+        with self._holding:
+            held, deferred = self._held or [], self._deferred
+            self._clause, self._held, self._deferred = None, None, []
+            if committed and held:
+                with self._cond:
+                    self._queue.extend(held)
+                    self._cond.notify_all()
+            for op in deferred:
+                self._append(op)
 
     def finish(self, status: str, error: Optional[str] = None) -> None:
         if status not in RUN_STATUSES:
@@ -201,16 +212,24 @@ class MlflowTracker(Tracker):
         return self._spool
 
     def _append(self, op: Dict[str, Any]) -> Dict[str, Any]:
-        """Journal ``op``; queue it for delivery, or hold it back until the commit it belongs to."""
-        if self._clause is not None:
-            op = self._require_started().append({"run": self._key, **op, "commit": self._clause}, durable=True)
-            self._held.append(op)
+        """Journal ``op``; queue it for delivery, or hold it back until the commit it belongs to.
+
+        Work of other threads (system metrics) during a hold waits in memory until ``release``:
+        journaled then, its sequence numbers follow the held work's, so the journal stays in the
+        order the queue delivers it (a delivered mark never passes undelivered work)."""
+        with self._holding:
+            if self._clause is not None:
+                if threading.get_ident() != self._holder:
+                    self._deferred.append(op)
+                    return op
+                op = self._require_started().append({"run": self._key, **op, "commit": self._clause}, durable=True)
+                self._held.append(op)
+                return op
+            with self._cond:
+                op = self._require_started().append({"run": self._key, **op})
+                self._queue.append(op)
+                self._cond.notify_all()
             return op
-        op = self._require_started().append({"run": self._key, **op})
-        with self._cond:
-            self._queue.append(op)
-            self._cond.notify_all()
-        return op
 
     def _start_worker(self, name: str) -> None:
         self._worker = threading.Thread(target=self._work, name=name, daemon=True)

@@ -5,7 +5,9 @@ directory that is stored next to it (``artifacts['model_dir']``) with
 ``Elistimator.from_disk``, and ``predict`` feeds the PredictSpec's outputs through the
 input signature. Input: a dict of arrays by feature name (``{'images': ...}``), a
 pandas DataFrame (one column per feature, one row per example), or one array for the
-features the outputs need. Output: ``{output name: array}``.
+features the outputs need. Output: ``{output name: array}``. A version registered with a
+signature (``schemas.py``) has its input checked by MLflow first: a wrong shape or dtype is
+refused with MLflow's schema error before ``predict`` runs.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from .http_limits import bounded
 from .layout import MODEL_DIR_ARTIFACT, model_artifact_path
 from .resolve import RunCheckpoints
 from .run_info import version_tags
+from .schemas import model_signature
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 
@@ -50,15 +51,18 @@ def checked_registration(name: object, alias: object) -> None:
 
 def register_model_dir(client: MlflowClient, run_id: str, step: int, model_dir: Path, name: str,
                        alias: Optional[str], tags: Mapping[str, str]) -> str:
-    """Log ``model_dir`` (a one-checkpoint model directory) as an MLflow Model in the run and
-    register it as a new version of ``name``; point ``alias`` at it. Returns the version."""
+    """Log ``model_dir`` (a one-checkpoint model directory) as an MLflow Model in the run, with its
+    signature and input example, and register it as a new version of ``name``; point ``alias`` at
+    it. Returns the version."""
+    signature, example = model_signature(model_dir)
     with tempfile.TemporaryDirectory(prefix="elistimator-model-") as work:
         packaged = Path(work) / "model"
         with warnings.catch_warnings():  # MLflow's advice on type hints concerns schema inference we do not use
             warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
             mlflow.pyfunc.save_model(str(packaged), python_model=str(PYFUNC_CODE),
                                      artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
-                                     pip_requirements=_requirements())
+                                     pip_requirements=_requirements(), signature=signature,
+                                     input_example=example)
         client.log_artifacts(run_id, str(packaged), model_artifact_path(step))
     source = f"{client.get_run(run_id).info.artifact_uri}/{model_artifact_path(step)}"
     try:

@@ -26,6 +26,8 @@ MAX_PARAM_KEY = 250  # MLflow's limits
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
 REDACTED = "<redacted>"
+SOURCE_ARTIFACTS = "source"  # the model function's file, in the run
+MAX_SOURCE_BYTES = 1_000_000
 #: a name holding one of these words (or its plural) looks secret: "db.password", "apiToken", "pwd"
 SECRET_WORDS = frozenset({"password", "passwd", "pwd", "pass", "passphrase", "secret", "token", "credential",
                           "auth", "authorization", "bearer", "cookie", "signature", "sig", "apikey", "accesskey",
@@ -37,6 +39,7 @@ INVALID_NAME_CHARACTERS = re.compile(r"[^/\w.\- :]")  # what MLflow refuses in p
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _URL_USER_INFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@]+@")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[\w\-.~+/]+=*")
+_QUOTED_KEY = re.compile(r"""((["'])([^"'\n]+)\2\s*:\s*)("[^"\n]*"|'[^'\n]*')""")
 _ASSIGNMENT = re.compile(r"([A-Za-z_][\w.\-]*)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s&,;?\"']+)")
 
 
@@ -58,6 +61,13 @@ def scrub(text: str) -> str:
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     return _ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}" if is_secret_name(m.group(1))
                            else m.group(0), text)
+
+
+def scrub_source(text: str) -> str:
+    """Source code as a run may hold it: ``scrub``-bed, and string values given to secret-looking
+    quoted keys (``{"password": "..."}``) redacted too."""
+    return _QUOTED_KEY.sub(lambda m: f"{m.group(1)}{REDACTED!r}" if is_secret_name(m.group(3))
+                           else m.group(0), scrub(text))
 
 
 def redacted(values: Mapping[str, Any], limit: int = MAX_TAG_VALUE) -> Dict[str, str]:
@@ -116,13 +126,17 @@ def _flattened(params: Mapping[Any, Any], prefix: str) -> Iterator[Tuple[str, An
 
 
 def provenance_tags(model_fn: Optional[Callable]) -> Dict[str, str]:
-    """Package versions, the model function's qualified name, and git commit/dirty when in a repository."""
+    """Package versions, the model function's qualified name and the artifact of its file, and git
+    commit/dirty when in a repository."""
     from .._tf import tf
     import mlflow
     tags = {"elistimator.version": __version__, "tensorflow.version": tf.__version__,
             "mlflow.version": mlflow.__version__, "python.version": sys.version.split()[0]}
     if model_fn is not None:
         tags["elistimator.model_fn"] = f"{getattr(model_fn, '__module__', '?')}.{getattr(model_fn, '__qualname__', repr(model_fn))}"
+    source = model_fn_file(model_fn)
+    if source is not None:
+        tags["elistimator.model_fn.source"] = f"{SOURCE_ARTIFACTS}/{source.name}"  # the listener logs the file
     tags.update(git_tags(_source_dir(model_fn)))
     return tags
 
@@ -140,6 +154,18 @@ def git_tags(directory: Path) -> Dict[str, str]:
         return {}
     dirty = git("status", "--porcelain", "--untracked-files=no")
     return {"mlflow.source.git.commit": commit, "git.dirty": str(bool(dirty)).lower()}
+
+
+def model_fn_file(model_fn: Optional[Callable]) -> Optional[Path]:
+    """The Python file that defines ``model_fn`` (None for one defined elsewhere: a notebook cell, a
+    built-in, a file over ``MAX_SOURCE_BYTES`` or with a secret-looking name)."""
+    code = getattr(model_fn, "__code__", None)
+    if code is None or not code.co_filename.endswith(".py") or not os.path.isfile(code.co_filename):
+        return None
+    path = Path(code.co_filename).resolve()
+    if is_secret_name(path.stem) or path.stat().st_size > MAX_SOURCE_BYTES:
+        return None
+    return path
 
 
 def _source_dir(model_fn: Optional[Callable]) -> Path:
