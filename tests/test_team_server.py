@@ -1,0 +1,208 @@
+"""A team's MLflow server: PostgreSQL backend store, artifacts proxied by the server
+(``mlflow-artifacts:/``), basic-auth logins; many trainings at once, a server restart among them.
+
+The servers are real: PostgreSQL made by ``initdb`` (``PostgresServer``) and ``mlflow server`` on it,
+started with the commands docs/deploy.md gives. Without PostgreSQL the tests skip, saying why;
+``ELISTIMATOR_REQUIRE_POSTGRES=1`` (``.ci/run`` sets it where PostgreSQL is installed) turns that
+skip into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from conftest import artifact_steps, dataset_fn, history, tiny_model_fn, train_epochs
+from elistimator_tracking import Elistimator
+from elistimator_tracking.tracking import TrackingWarning, sync
+from mlflow_server import MlflowServer, PostgresServer, postgres_bin
+
+pytestmark = pytest.mark.slow
+
+HERE = Path(__file__).resolve().parent
+USER, USER_PASSWORD = "alice", "Alice-Team-Pw-9071"
+ADMIN_PASSWORD = "Admin-Team-Pw-5523"
+CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
+def files_containing(root: Path, secret: str) -> List[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and not p.is_symlink() and secret.encode() in p.read_bytes()]
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL cluster of the module's own (skipped, or failed when required, without PostgreSQL)."""
+    bin_dir = postgres_bin()
+    missing = None if bin_dir else ("PostgreSQL's initdb and postgres were not found (/usr/lib/postgresql/<n>/bin, "
+                                    "PATH or $ELISTIMATOR_POSTGRES_BIN)")
+    try:
+        import psycopg  # noqa: F401  (MLflow's PostgreSQL driver)
+    except ImportError:
+        missing = missing or "the PostgreSQL driver psycopg is not installed (pip install -e '.[test]')"
+    if missing:
+        if os.environ.get("ELISTIMATOR_REQUIRE_POSTGRES") == "1":
+            pytest.fail(missing + ", but ELISTIMATOR_REQUIRE_POSTGRES=1 requires them")
+        pytest.skip(missing)
+    server = PostgresServer(bin_dir).start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="module")
+def team_server(postgres, tmp_path_factory):
+    """``mlflow server`` on PostgreSQL with proxied artifacts (no logins)."""
+    server = MlflowServer(tmp_path_factory.mktemp("team-server"), backend=postgres.create_database("mlflow")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def auth_server(postgres, tmp_path_factory):
+    """The same server with ``--app-name basic-auth`` (its users in PostgreSQL too) and the user
+    alice, created through MLflow's auth API by the admin."""
+    root = tmp_path_factory.mktemp("auth-server")
+    config = root / "basic_auth.ini"
+    config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {postgres.create_database('mlflow_auth')}\n"
+                      f"admin_username = admin\nadmin_password = {ADMIN_PASSWORD}\n"
+                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    server = MlflowServer(root, backend=postgres.create_database("mlflow_team"), args=("--app-name", "basic-auth"),
+                          env={"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 32})
+    server.start()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        patch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+        from mlflow.server import get_app_client
+        get_app_client("basic-auth", tracking_uri=server.uri).create_user(USER, USER_PASSWORD)
+    yield server
+    server.stop()
+
+
+def permission_of_the_user(server: MlflowServer, experiment_id: str) -> str:
+    """The user's permission on an experiment, as the server's auth store says (asked by the admin):
+    MANAGE when the user's login created it."""
+    from mlflow.server import get_app_client
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        patch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+        return get_app_client("basic-auth", tracking_uri=server.uri).get_experiment_permission(
+            experiment_id, USER).permission
+
+
+def client_of(server: MlflowServer, monkeypatch) -> MlflowClient:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", USER)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", USER_PASSWORD)
+    return MlflowClient(server.uri)
+
+
+# -- restore through the team server ----------------------------------------------------
+
+def test_a_process_that_did_not_train_restores_registers_and_serves_through_proxied_artifacts(
+        team_server, tmp_path, data):
+    (x, y), (vx, vy) = data
+    predictions = {}
+    with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=team_server.uri,
+                     params={"learning_rate": 0.05}, experiment="team-restore") as est:
+        est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
+        returned = train_epochs(est, 3, each=lambda step: predictions.update({step: est.predict(x=vx)["probabilities"]}))
+        run_id = est.run_id
+    client = MlflowClient(team_server.uri)
+    assert client.get_run(run_id).info.artifact_uri.startswith("mlflow-artifacts:/")
+    assert artifact_steps(client, run_id) == [9, 18, 27]
+    assert list((team_server.root / "artifacts").rglob("step-9"))  # stored by the server, not by the client
+    best = min(returned, key=lambda step: returned[step]["loss"])
+    np.save(tmp_path / "vx.npy", vx)
+    script = f"""
+import json, mlflow, numpy as np
+from elistimator_tracking import Elistimator
+from elistimator_tracking.tracking.registry import register_best
+vx, cache, answers = np.load({str(tmp_path / 'vx.npy')!r}), {str(tmp_path / 'cache')!r}, {{}}
+with Elistimator.from_disk("runs:/{run_id}", checkpoint="best", cache_dir=cache, verbose=False) as est:
+    answers["runs"] = [est.global_step, est.predict(x=vx)["probabilities"].tolist()]
+answers["version"] = register_best("{run_id}", "team-model", cache_dir=cache)
+with Elistimator.from_disk("models:/team-model@champion", cache_dir=cache, verbose=False) as est:
+    answers["champion"] = [est.global_step, est.predict(x=vx)["probabilities"].tolist()]
+model = mlflow.pyfunc.load_model("models:/team-model@champion")
+answers["pyfunc"] = [None, model.predict({{"x": vx}})["probabilities"].tolist()]
+print(json.dumps(answers))
+"""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": team_server.uri}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answers = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answers.pop("version") == "1"
+    for source, (step, probabilities) in answers.items():
+        assert step in (None, best), source
+        np.testing.assert_allclose(probabilities, predictions[best], rtol=1e-6, err_msg=source)
+    (version,) = client.search_model_versions("name = 'team-model'")
+    assert version.source.startswith("mlflow-artifacts:/") or version.source.startswith("models:/")
+
+
+# -- logins -------------------------------------------------------------------------------
+
+def test_a_user_with_the_right_credentials_tracks_and_the_password_is_written_nowhere(
+        auth_server, postgres, tmp_path, data, monkeypatch, capfd):
+    (x, y), (vx, vy) = data
+    client = client_of(auth_server, monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=True, tracking=auth_server.uri,
+                         experiment="team-login") as est:
+            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+            returned = train_epochs(est, 2)
+            run_id = est.run_id
+    assert not [w for w in caught if issubclass(w.category, TrackingWarning)]
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and permission_of_the_user(auth_server, run.info.experiment_id) == "MANAGE"
+    assert history(client, run_id, "validation/loss") == [(s, m["loss"]) for s, m in returned.items()]
+    assert artifact_steps(client, run_id) == [9, 18]
+    out, err = capfd.readouterr()
+    assert USER_PASSWORD not in out + err
+    for place in (tmp_path / "model", auth_server.root, postgres.data):
+        assert files_containing(place, USER_PASSWORD) == [], place
+
+
+@pytest.mark.parametrize("login", ["wrong", "missing"])
+def test_a_refused_login_warns_once_keeps_the_work_and_sync_delivers_it_once(
+        login, auth_server, postgres, tmp_path, data, monkeypatch, capfd):
+    (x, y), (vx, vy) = data
+    wrong = f"not-{USER_PASSWORD}"
+    for name in CREDENTIALS:
+        monkeypatch.delenv(name, raising=False)
+    if login == "wrong":
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", USER)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", wrong)
+    model_dir, experiment = tmp_path / "model", f"team-login-{login}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Elistimator(tiny_model_fn, model_dir, verbose=False, tracking=auth_server.uri,
+                         experiment=experiment) as est:
+            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+            returned = train_epochs(est, 2)  # training goes on
+    tracking = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
+    assert len(tracking) == 1 and auth_server.uri in tracking[0] and "401" in tracking[0], tracking
+    assert any(p.stat().st_size for p in (model_dir / "tracking").glob("store-*/journal.jsonl"))
+    client = client_of(auth_server, monkeypatch)  # the credentials fixed
+    assert client.get_experiment_by_name(experiment) is None
+    assert sync(model_dir) == {auth_server.uri: 0}
+    assert sync(model_dir) == {auth_server.uri: 0}  # again: nothing is sent twice
+    (run,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert run.info.status == "FINISHED" and permission_of_the_user(auth_server, run.info.experiment_id) == "MANAGE"
+    assert history(client, run.info.run_id, "validation/loss") == [(s, m["loss"]) for s, m in returned.items()]
+    assert artifact_steps(client, run.info.run_id) == [9, 18]
+    out, err = capfd.readouterr()
+    for secret in (USER_PASSWORD, wrong):
+        assert secret not in out + err + "".join(tracking)
+        for place in (model_dir, auth_server.root, postgres.data):
+            assert files_containing(place, secret) == [], (secret, place)
