@@ -95,8 +95,8 @@ def permission_of_the_user(server: MlflowServer, experiment_id: str) -> str:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
         patch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
-        return get_app_client("basic-auth", tracking_uri=server.uri).get_experiment_permission(
-            experiment_id, USER).permission
+        return get_app_client("basic-auth", tracking_uri=server.uri).get_user_permission(
+            USER, "experiment", experiment_id).permission
 
 
 def client_of(server: MlflowServer, monkeypatch) -> MlflowClient:
@@ -191,7 +191,7 @@ def test_a_refused_login_warns_once_keeps_the_work_and_sync_delivers_it_once(
             est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
             returned = train_epochs(est, 2)  # training goes on
     tracking = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
-    assert len(tracking) == 1 and auth_server.uri in tracking[0] and "401" in tracking[0], tracking
+    assert len(tracking) == 1 and auth_server.uri in tracking[0] and "401" in tracking[0], "\n".join(tracking)
     assert any(p.stat().st_size for p in (model_dir / "tracking").glob("store-*/journal.jsonl"))
     client = client_of(auth_server, monkeypatch)  # the credentials fixed
     assert client.get_experiment_by_name(experiment) is None
