@@ -206,3 +206,88 @@ def test_a_refused_login_warns_once_keeps_the_work_and_sync_delivers_it_once(
         assert secret not in out + err + "".join(tracking)
         for place in (model_dir, auth_server.root, postgres.data):
             assert files_containing(place, secret) == [], (secret, place)
+
+
+# -- many trainings at once, the server killed and restarted among them --------------------
+
+WORKERS, STEPS_PER_ROUND, ROUND_SECONDS = 6, 25, 2.0
+
+
+def rounds_done(out: Path) -> List[List[float]]:
+    """The rounds a worker finished so far: ``[step, start, end]`` each."""
+    progress = Path(f"{out}.progress")
+    return [list(map(float, line.split())) for line in progress.read_text().splitlines()] if progress.exists() else []
+
+
+def wait_for_rounds(outs: List[Path], workers: List[subprocess.Popen], count: int, after: float = 0.0,
+                    timeout: float = 300.0) -> None:
+    """Wait until each worker has finished ``count`` rounds that started after ``after``."""
+    deadline = time.monotonic() + timeout
+    while any(len([r for r in rounds_done(out) if r[1] > after]) < count for out in outs):
+        assert all(w.poll() is None for w in workers), [w.returncode for w in workers]
+        assert time.monotonic() < deadline, [len(rounds_done(out)) for out in outs]
+        time.sleep(0.5)
+
+
+def timed_search(client: MlflowClient, experiment_id: str) -> float:
+    start = time.monotonic()
+    assert len(client.search_runs([experiment_id])) == WORKERS
+    return time.monotonic() - start
+
+
+def test_six_trainings_at_once_lose_and_duplicate_nothing_while_the_server_restarts(team_server, tmp_path):
+    """Six processes train against the PostgreSQL-backed server; it is killed (SIGKILL) and started
+    again while they run. Every run finishes, every validation point and checkpoint is there
+    exactly once, and each process trained on while the server was down."""
+    stop, outs = tmp_path / "stop", [tmp_path / f"worker-{n}.json" for n in range(WORKERS)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"}
+    logs = [open(tmp_path / f"worker-{n}.log", "wb") for n in range(WORKERS)]
+    workers = [subprocess.Popen([sys.executable, str(HERE / "team_worker.py"), team_server.uri,
+                                 str(tmp_path / f"model-{n}"), "team-load", str(STEPS_PER_ROUND), str(ROUND_SECONDS), str(stop), str(out)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT) for n, (out, log) in enumerate(zip(outs, logs))]
+    try:
+        client = MlflowClient(team_server.uri)
+        wait_for_rounds(outs, workers, 3)
+        experiment_id = client.get_experiment_by_name("team-load").experiment_id
+        latencies = [timed_search(client, experiment_id)]
+        down = time.time()
+        team_server.stop(signal.SIGKILL)
+        wait_for_rounds(outs, workers, 2, after=down)  # they train on while it is down
+        team_server.start()
+        up = time.time()
+        wait_for_rounds(outs, workers, 3, after=up)
+        latencies.append(timed_search(client, experiment_id))
+        stop.touch()
+        for worker in workers:
+            worker.wait(timeout=300)
+    finally:
+        for worker in workers:
+            worker.kill() if worker.poll() is None else None
+        for log in logs:
+            log.close()
+    assert [w.returncode for w in workers] == [0] * WORKERS, [(tmp_path / f"worker-{n}.log").read_text()[-3000:]
+                                                             for n in range(WORKERS)]
+    results = [json.loads(out.read_text()) for out in outs]
+    runs = {run.info.run_id: run for run in client.search_runs([experiment_id])}
+    assert sorted(runs) == sorted(r["run_id"] for r in results)
+    expected = found = duplicated = 0
+    for result in results:
+        run_id, returned = result["run_id"], {int(s): m for s, m in result["returned"].items()}
+        assert runs[run_id].info.status == "FINISHED"
+        points = history(client, run_id, "validation/loss")
+        assert points == [(s, m["loss"]) for s, m in returned.items()]
+        checkpoints = artifact_steps(client, run_id)
+        assert checkpoints == result["saved"]
+        expected += len(returned) + len(result["saved"])
+        found += len({s for s, _ in points}) + len(set(checkpoints))
+        duplicated += len(points) - len({s for s, _ in points}) + len(checkpoints) - len(set(checkpoints))
+        assert [c for c in result["calls"] if down < c[0] and c[1] < up]  # whole train() calls while it was down
+    during = [max((e - s for s, e in r["calls"] if s < up and e > down), default=0.0) for r in results]
+    outside = [max((e - s for s, e in r["calls"] if e < down or s > up), default=0.0) for r in results]
+    print(f"\nteam load: {WORKERS} runs, validation points and checkpoints expected {expected}, found {found}, "
+          f"lost {expected - found}, duplicated {duplicated}; server down {up - down:.1f} s; longest train() "
+          f"call of {STEPS_PER_ROUND} steps while down {max(during):.2f} s (per process "
+          f"{', '.join(f'{d:.2f}' for d in during)}), while up {max(outside):.2f} s; search_runs under load "
+          f"{', '.join(f'{s:.2f}' for s in latencies)} s; rounds per process "
+          f"{', '.join(str(len(r['saved'])) for r in results)}")
