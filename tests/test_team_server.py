@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,6 +148,35 @@ print(json.dumps(answers))
         np.testing.assert_allclose(probabilities, predictions[best], rtol=1e-6, err_msg=source)
     (version,) = client.search_model_versions("name = 'team-model'")
     assert version.source.startswith("mlflow-artifacts:/") or version.source.startswith("models:/")
+
+
+def test_a_backup_of_the_database_and_the_artifacts_restores_the_runs(team_server, postgres, tmp_path, data):
+    """docs/deploy.md's backup: ``pg_dump`` first, then the artifacts; restored into another database
+    and folder, a new server holds the same run, and ``runs:/`` restores through it."""
+    (x, y), (vx, vy) = data
+    with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=team_server.uri,
+                     experiment="team-backup") as est:
+        est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+        returned = train_epochs(est, 2)
+        expected, run_id = est.predict(x=vx)["probabilities"], est.run_id
+    dump = tmp_path / "mlflow.dump"
+    subprocess.run([str(postgres.bin_dir / "pg_dump"), "-Fc", "-d", postgres.database_uri("mlflow"), "-f", str(dump)],
+                   check=True, capture_output=True)
+    shutil.copytree(team_server.root / "artifacts", tmp_path / "restored" / "artifacts")
+    restored_uri = postgres.create_database("mlflow_restored")
+    subprocess.run([str(postgres.bin_dir / "pg_restore"), "--no-owner", "-d", restored_uri, str(dump)],
+                   check=True, capture_output=True)
+    restored = MlflowServer(tmp_path / "restored", backend=restored_uri).start()
+    try:
+        client = MlflowClient(restored.uri)
+        assert client.get_run(run_id).info.status == "FINISHED"
+        assert history(client, run_id, "validation/loss") == [(s, m["loss"]) for s, m in returned.items()]
+        with Elistimator.from_disk(f"runs:/{run_id}", tracking=restored.uri, verbose=False,
+                                   cache_dir=tmp_path / "cache") as loaded:
+            assert loaded.global_step == 18
+            np.testing.assert_allclose(loaded.predict(x=vx)["probabilities"], expected, rtol=1e-6)
+    finally:
+        restored.stop()
 
 
 # -- logins -------------------------------------------------------------------------------
