@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,8 @@ def postgres():
     bin_dir = postgres_bin()
     missing = None if bin_dir else ("PostgreSQL's initdb and postgres were not found (/usr/lib/postgresql/<n>/bin, "
                                     "PATH or $ELISTIMATOR_POSTGRES_BIN)")
+    if bin_dir and os.geteuid() == 0 and "postgres" not in {entry.pw_name for entry in pwd.getpwall()}:
+        missing = "running as root, and there is no postgres user to run PostgreSQL as (it refuses root)"
     try:
         import psycopg  # noqa: F401  (MLflow's PostgreSQL driver)
     except ImportError:
