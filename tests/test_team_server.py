@@ -34,6 +34,7 @@ pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
 USER, USER_PASSWORD = "alice", "Alice-Team-Pw-9071"
+OTHER, OTHER_PASSWORD = "bob", "Bob-Team-Pw-3318"
 ADMIN_PASSWORD = "Admin-Team-Pw-5523"
 CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
@@ -73,8 +74,8 @@ def team_server(postgres, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def auth_server(postgres, tmp_path_factory):
-    """The same server with ``--app-name basic-auth`` (its users in PostgreSQL too) and the user
-    alice, created through MLflow's auth API by the admin."""
+    """The same server with ``--app-name basic-auth`` (its users in PostgreSQL too) and the users
+    alice and bob, created through MLflow's auth API by the admin."""
     root = tmp_path_factory.mktemp("auth-server")
     config = root / "basic_auth.ini"
     config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {postgres.create_database('mlflow_auth')}\n"
@@ -87,20 +88,25 @@ def auth_server(postgres, tmp_path_factory):
         patch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
         patch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
         from mlflow.server import get_app_client
-        get_app_client("basic-auth", tracking_uri=server.uri).create_user(USER, USER_PASSWORD)
+        for user, password in ((USER, USER_PASSWORD), (OTHER, OTHER_PASSWORD)):
+            get_app_client("basic-auth", tracking_uri=server.uri).create_user(user, password)
     yield server
     server.stop()
+
+
+def as_admin(server: MlflowServer):
+    """MLflow's auth API client of ``server``, logged in as its admin."""
+    from mlflow.server import get_app_client
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        patch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+        return get_app_client("basic-auth", tracking_uri=server.uri)
 
 
 def permission_of_the_user(server: MlflowServer, experiment_id: str) -> str:
     """The user's permission on an experiment, as the server's auth store says (asked by the admin):
     MANAGE when the user's login created it."""
-    from mlflow.server import get_app_client
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
-        patch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
-        return get_app_client("basic-auth", tracking_uri=server.uri).get_user_permission(
-            USER, "experiment", experiment_id).permission
+    return as_admin(server).get_user_permission(USER, "experiment", experiment_id).permission
 
 
 def client_of(server: MlflowServer, monkeypatch) -> MlflowClient:
@@ -324,3 +330,29 @@ def test_six_trainings_at_once_lose_and_duplicate_nothing_while_the_server_resta
           f"{', '.join(f'{d:.2f}' for d in during)}), while up {max(outside):.2f} s; search_runs under load "
           f"{', '.join(f'{s:.2f}' for s in latencies)} s; rounds per process "
           f"{', '.join(str(len(r['saved'])) for r in results)}")
+
+
+def test_an_account_without_permission_warns_once_and_sync_delivers_after_the_grant(
+        auth_server, tmp_path, data, monkeypatch):
+    """bob may read alice's experiment but not write to it (HTTP 403); once the admin grants him EDIT,
+    ``sync`` delivers his kept run, once."""
+    (x, y), (vx, vy) = data
+    experiment_id = client_of(auth_server, monkeypatch).create_experiment("team-alice-only")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", OTHER)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", OTHER_PASSWORD)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=auth_server.uri,
+                         experiment="team-alice-only") as est:
+            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+            returned = train_epochs(est, 2)
+    tracking = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
+    assert len(tracking) == 1 and auth_server.uri in tracking[0] and "HTTP 403" in tracking[0], "\n".join(tracking)
+    client = MlflowClient(auth_server.uri)
+    assert client.search_runs([experiment_id]) == []
+    as_admin(auth_server).grant_user_permission(OTHER, "experiment", experiment_id, "EDIT")
+    assert sync(tmp_path / "model") == {auth_server.uri: 0}
+    (run,) = client.search_runs([experiment_id])
+    assert run.info.status == "FINISHED"
+    assert history(client, run.info.run_id, "validation/loss") == [(s, m["loss"]) for s, m in returned.items()]
+    assert artifact_steps(client, run.info.run_id) == [9, 18]

@@ -328,12 +328,7 @@ class MlflowTracker(Tracker):
         self._login_refused = status is not None
         if status is not None and not self._warned_login:
             self._warned_login = True
-            warnings.warn(f"the tracking store {self.tracking_uri} refused the login (HTTP {status}, "
-                          f"{error.error_code}): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an "
-                          f"account of that server. Training goes on; its tracking is kept in {self._spool.path} "
-                          "and delivered, once the credentials are right, by "
-                          "elistimator_tracking.tracking.sync(model_dir) or the next run in this model directory",
-                          TrackingWarning)
+            warnings.warn(login_refused(self.tracking_uri, status, self._spool.path), TrackingWarning)
         elif status is None and not self._warned_behind:
             self._warned_behind = True
             warnings.warn(f"tracking to {self.tracking_uri} is behind: {self._last_error}. Training goes on; "
@@ -355,6 +350,17 @@ class MlflowTracker(Tracker):
         if self._client is None:
             self._client = MlflowClient(self._store.client_uri)
         return self._client
+
+
+def login_refused(tracking_uri: str, status: int, kept_in: Path) -> str:
+    """The one warning for a server refusing the credentials (401) or the account (403)."""
+    fix = ("refused the login (HTTP 401, UNAUTHENTICATED): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+           "to an account of that server" if status == 401 else
+           "refused access (HTTP 403, PERMISSION_DENIED): the account may not write there; ask the server's admin "
+           "for permission (EDIT on the experiment) or use another account")
+    return (f"the tracking store {tracking_uri} {fix}. Training goes on; its tracking is kept in {kept_in} and "
+            "delivered, once the server accepts it, by elistimator_tracking.tracking.sync(model_dir) or the next "
+            "run in this model directory")
 
 
 def _is_permanent(error: Exception, op: Mapping[str, Any]) -> bool:
