@@ -94,19 +94,20 @@ def auth_server(postgres, tmp_path_factory):
     server.stop()
 
 
-def as_admin(server: MlflowServer):
-    """MLflow's auth API client of ``server``, logged in as its admin."""
+def as_admin(server: MlflowServer, call):
+    """``call(client)`` with MLflow's auth API client of ``server``, logged in as its admin (the
+    client reads the credentials from the environment at each request)."""
     from mlflow.server import get_app_client
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
         patch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
-        return get_app_client("basic-auth", tracking_uri=server.uri)
+        return call(get_app_client("basic-auth", tracking_uri=server.uri))
 
 
 def permission_of_the_user(server: MlflowServer, experiment_id: str) -> str:
     """The user's permission on an experiment, as the server's auth store says (asked by the admin):
     MANAGE when the user's login created it."""
-    return as_admin(server).get_user_permission(USER, "experiment", experiment_id).permission
+    return as_admin(server, lambda auth: auth.get_user_permission(USER, "experiment", experiment_id).permission)
 
 
 def client_of(server: MlflowServer, monkeypatch) -> MlflowClient:
@@ -350,7 +351,7 @@ def test_an_account_without_permission_warns_once_and_sync_delivers_after_the_gr
     assert len(tracking) == 1 and auth_server.uri in tracking[0] and "HTTP 403" in tracking[0], "\n".join(tracking)
     client = MlflowClient(auth_server.uri)
     assert client.search_runs([experiment_id]) == []
-    as_admin(auth_server).grant_user_permission(OTHER, "experiment", experiment_id, "EDIT")
+    as_admin(auth_server, lambda auth: auth.grant_user_permission(OTHER, "experiment", experiment_id, "EDIT"))
     assert sync(tmp_path / "model") == {auth_server.uri: 0}
     (run,) = client.search_runs([experiment_id])
     assert run.info.status == "FINISHED"
