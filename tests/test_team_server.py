@@ -110,6 +110,19 @@ def permission_of_the_user(server: MlflowServer, experiment_id: str) -> str:
     return as_admin(server, lambda auth: auth.get_user_permission(USER, "experiment", experiment_id).permission)
 
 
+def train_against(server: MlflowServer, model_dir: Path, experiment: str, data, verbose: bool = False):
+    """Two epochs of the tiny model tracked to ``server`` (credentials from the environment).
+    Returns what validate() returned by step, the run id, and the tracking warnings' texts."""
+    (x, y), (vx, vy) = data
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Elistimator(tiny_model_fn, model_dir, verbose=verbose, tracking=server.uri, experiment=experiment) as est:
+            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+            returned = train_epochs(est, 2)  # training goes on whatever the server answers
+            run_id = est.run_id
+    return returned, run_id, [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
+
+
 def client_of(server: MlflowServer, monkeypatch) -> MlflowClient:
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", USER)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", USER_PASSWORD)
@@ -193,16 +206,9 @@ def test_a_backup_of_the_database_and_the_artifacts_restores_the_runs(team_serve
 
 def test_a_user_with_the_right_credentials_tracks_and_the_password_is_written_nowhere(
         auth_server, postgres, tmp_path, data, monkeypatch, capfd):
-    (x, y), (vx, vy) = data
     client = client_of(auth_server, monkeypatch)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=True, tracking=auth_server.uri,
-                         experiment="team-login") as est:
-            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
-            returned = train_epochs(est, 2)
-            run_id = est.run_id
-    assert not [w for w in caught if issubclass(w.category, TrackingWarning)]
+    returned, run_id, tracking = train_against(auth_server, tmp_path / "model", "team-login", data, verbose=True)
+    assert tracking == []
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and permission_of_the_user(auth_server, run.info.experiment_id) == "MANAGE"
     assert history(client, run_id, "validation/loss") == [(s, m["loss"]) for s, m in returned.items()]
@@ -216,7 +222,6 @@ def test_a_user_with_the_right_credentials_tracks_and_the_password_is_written_no
 @pytest.mark.parametrize("login", ["wrong", "missing"])
 def test_a_refused_login_warns_once_keeps_the_work_and_sync_delivers_it_once(
         login, auth_server, postgres, tmp_path, data, monkeypatch, capfd):
-    (x, y), (vx, vy) = data
     wrong = f"not-{USER_PASSWORD}"
     for name in CREDENTIALS:
         monkeypatch.delenv(name, raising=False)
@@ -224,13 +229,7 @@ def test_a_refused_login_warns_once_keeps_the_work_and_sync_delivers_it_once(
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", USER)
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", wrong)
     model_dir, experiment = tmp_path / "model", f"team-login-{login}"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with Elistimator(tiny_model_fn, model_dir, verbose=False, tracking=auth_server.uri,
-                         experiment=experiment) as est:
-            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
-            returned = train_epochs(est, 2)  # training goes on
-    tracking = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
+    returned, _, tracking = train_against(auth_server, model_dir, experiment, data)
     assert len(tracking) == 1 and auth_server.uri in tracking[0] and "401" in tracking[0], "\n".join(tracking)
     assert any(p.stat().st_size for p in (model_dir / "tracking").glob("store-*/journal.jsonl"))
     client = client_of(auth_server, monkeypatch)  # the credentials fixed
@@ -337,17 +336,10 @@ def test_an_account_without_permission_warns_once_and_sync_delivers_after_the_gr
         auth_server, tmp_path, data, monkeypatch):
     """bob may read alice's experiment but not write to it (HTTP 403); once the admin grants him EDIT,
     ``sync`` delivers his kept run, once."""
-    (x, y), (vx, vy) = data
     experiment_id = client_of(auth_server, monkeypatch).create_experiment("team-alice-only")
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", OTHER)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", OTHER_PASSWORD)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=auth_server.uri,
-                         experiment="team-alice-only") as est:
-            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
-            returned = train_epochs(est, 2)
-    tracking = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
+    returned, _, tracking = train_against(auth_server, tmp_path / "model", "team-alice-only", data)
     assert len(tracking) == 1 and auth_server.uri in tracking[0] and "HTTP 403" in tracking[0], "\n".join(tracking)
     client = MlflowClient(auth_server.uri)
     assert client.search_runs([experiment_id]) == []
