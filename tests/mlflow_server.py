@@ -1,21 +1,27 @@
-"""Real MLflow servers on 127.0.0.1 for tests: started as children, stopped by their PID.
+"""Real servers on 127.0.0.1 for tests: started as children, stopped by their PID.
 
-``MlflowServer`` is a tracking server (``mlflow server``); ``ModelServer`` is the scoring server
-of a registered model (``mlflow models serve``). Both run in their own process group (their
-uvicorn workers are children), so stopping one by its PID stops its workers too.
+``MlflowServer`` is a tracking server (``mlflow server``, on SQLite or on a given backend store);
+``ModelServer`` is the scoring server of a registered model (``mlflow models serve``);
+``PostgresServer`` is a PostgreSQL cluster made by ``initdb`` in a temporary directory, the backend
+store of a team's server. Each runs in its own process group (uvicorn workers and PostgreSQL's
+backends are children), so stopping one by its PID stops its workers too.
 """
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 
 def free_port() -> int:
@@ -64,20 +70,29 @@ class ServerProcess:
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                            env=self.environment(), start_new_session=True)
+                                            env=self.environment(), start_new_session=True, **self.process_user())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
-            try:
-                with urllib.request.urlopen(f"{self.uri}{self.health_path}", timeout=2) as answer:
-                    if answer.status == 200:
-                        return True
-            except OSError:
-                time.sleep(0.3)
+            if self.ready():
+                return True
+            time.sleep(0.3)
         self.stop()
         raise TimeoutError(f"{type(self).__name__} on port {self.port} did not answer {self.health_path} "
                            f"within {timeout} s; see {self.log}")
+
+    def process_user(self) -> dict:
+        """``Popen``'s user and groups to run the server as (none: this process's)."""
+        return {}
+
+    def ready(self) -> bool:
+        """Whether the server answers its health check."""
+        try:
+            with urllib.request.urlopen(f"{self.uri}{self.health_path}", timeout=2) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
 
     @property
     def log(self) -> Path:
@@ -108,17 +123,20 @@ class ServerProcess:
 
 
 class MlflowServer(ServerProcess):
-    """``mlflow server`` with a SQLite backend and proxied artifacts under ``root``; restarting
-    reuses the port, store and artifacts. ``args``/``env``: more options and settings (e.g.
-    ``--app-name basic-auth`` and its configuration)."""
+    """``mlflow server`` with proxied artifacts under ``root`` (clients see ``mlflow-artifacts:/``
+    URIs) and a SQLite backend there, or ``backend`` (e.g. ``PostgresServer.database_uri``);
+    restarting reuses the port, store and artifacts. ``args``/``env``: more options and settings
+    (e.g. ``--app-name basic-auth`` and its configuration)."""
 
-    def __init__(self, root: Path, port: int = 0, args: tuple = (), env: dict | None = None):
+    def __init__(self, root: Path, port: int = 0, args: tuple = (), env: dict | None = None,
+                 backend: Optional[str] = None):
         super().__init__(root, port)
         self.args, self.env = tuple(args), dict(env or {})
+        self.backend = backend or f"sqlite:///{root / 'store.db'}"
 
     def command(self) -> List[str]:
         return [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-                "--backend-store-uri", f"sqlite:///{self.root / 'store.db'}",
+                "--backend-store-uri", self.backend,
                 "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1", *self.args]
 
     def environment(self) -> dict:
@@ -141,6 +159,93 @@ class ModelServer(ServerProcess):
     def environment(self) -> dict:
         # the scoring server runs `uvicorn` from PATH: as with an activated virtual environment
         return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+
+
+def postgres_bin() -> Optional[Path]:
+    """The directory of PostgreSQL's ``initdb`` and ``postgres``: ``$ELISTIMATOR_POSTGRES_BIN``, else
+    the newest of Debian's versioned ``/usr/lib/postgresql/<n>/bin``, else PATH; None without them."""
+    given = os.environ.get("ELISTIMATOR_POSTGRES_BIN")
+    found = [Path(given)] if given else sorted(Path("/").glob(POSTGRES_BIN_GLOB.lstrip("/")),
+                                               key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    if not given and shutil.which("initdb"):
+        found.insert(0, Path(shutil.which("initdb")).parent)
+    return next((d for d in reversed(found) if (d / "initdb").is_file() and (d / "postgres").is_file()), None)
+
+
+class PostgresServer(ServerProcess):
+    """A PostgreSQL cluster of its own: ``initdb`` into a new temporary directory, the server on
+    127.0.0.1:``port`` (no Unix socket), password login (scram-sha-256) for ``user``.
+
+    PostgreSQL refuses to run as root: as root, the cluster belongs to the ``postgres`` user and
+    its programs run as that user. The directory lies outside pytest's (a root-only folder) and
+    ``remove()`` deletes it. ``stop()`` is a fast shutdown (SIGINT to the postmaster's group).
+    """
+
+    health_path = "(a login)"
+
+    def __init__(self, bin_dir: Path, user: str = "mlflow", password: str = "team-db-pw", port: int = 0):
+        super().__init__(Path(tempfile.mkdtemp(prefix="elistimator-postgres-")), port)
+        self.bin_dir, self.user, self.password = bin_dir, user, password
+        self._owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+        self._chown(self.root)
+        (self.root / "password").write_text(password + "\n")
+        self._chown(self.root / "password")
+        self._run([str(bin_dir / "initdb"), "-D", str(self.data), "-U", user, f"--pwfile={self.root / 'password'}",
+                   "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"])
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def database_uri(self, database: str) -> str:
+        """The SQLAlchemy URI of ``database`` (created by ``create_database``), as ``mlflow server`` takes it."""
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def command(self) -> List[str]:
+        return [str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port),
+                "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="]
+
+    def ready(self) -> bool:
+        import psycopg
+        try:
+            psycopg.connect(self.database_uri("postgres"), connect_timeout=2).close()
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name``; returns its URI."""
+        import psycopg
+        with psycopg.connect(self.database_uri("postgres"), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return self.database_uri(name)
+
+    def stop(self, sig: int = signal.SIGINT) -> None:
+        super().stop(sig)
+
+    def remove(self) -> None:
+        """Stop the server and delete its cluster."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def process_user(self) -> dict:
+        if self._owner is None:
+            return {}
+        return {"user": self._owner.pw_uid, "group": self._owner.pw_gid,
+                "extra_groups": [g.gr_gid for g in grp.getgrall() if self._owner.pw_name in g.gr_mem]}
+
+    def _chown(self, path: Path) -> None:
+        if self._owner is not None:
+            os.chown(path, self._owner.pw_uid, self._owner.pw_gid)
+
+    def _run(self, command: List[str]) -> None:
+        done = subprocess.run(command, capture_output=True, text=True, **self.process_user())
+        if done.returncode != 0:
+            self.remove()
+            raise RuntimeError(f"{command[0]} failed ({done.returncode}): {done.stdout[-2000:]}{done.stderr[-2000:]}")
 
 
 class FlakyProxy:

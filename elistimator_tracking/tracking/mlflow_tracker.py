@@ -19,7 +19,9 @@ an answer (``ARTIFACT_TIMEOUT`` for an upload); ``start`` waits for the run at m
 ``start_timeout`` and stops at the first unanswered request, which the first warning
 names; ``finish`` waits for delivery at most ``close_timeout``, and only while the store
 answers. When the store does not answer the worker backs off (up to ``max_backoff``),
-warns once, and keeps everything in the spool.
+warns once, and keeps everything in the spool. A store that refuses the login (HTTP 401 or
+403: wrong or missing credentials) gets one warning of its own, saying how to fix it and that
+``sync`` delivers the kept work afterwards.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from .store_uri import StoreUri
 
 ANSWER_TIMEOUT = 5.0  # seconds a request of the worker waits for an answer (an upload: ARTIFACT_TIMEOUT)
 ARTIFACT_TIMEOUT = 30.0
+#: the answers of a server that refuses the credentials (``--app-name basic-auth``): error code -> HTTP status
+LOGIN_REFUSALS = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}
 
 
 class MlflowTracker(Tracker):
@@ -85,7 +89,8 @@ class MlflowTracker(Tracker):
         self._retry_now = False
         self._failures = 0  # failed delivery attempts, ever
         self._delivered_seq = 0
-        self._warned_behind = False
+        self._warned_behind = self._warned_login = False
+        self._login_refused = False  # the last failed attempt was a refused login (already warned about)
         self._last_error: Optional[str] = None
 
     # -- the Tracker interface ----------------------------------------------------------
@@ -150,7 +155,7 @@ class MlflowTracker(Tracker):
         if self._spool is None:
             return
         last = self._append({"op": "finish", "status": status, "error": error})
-        if not self._drain(last["seq"], self.close_timeout):
+        if not self._drain(last["seq"], self.close_timeout) and not self._login_refused:
             left = len(self._spool.pending())
             warnings.warn(f"{left} tracking operation(s) could not be delivered to {self.tracking_uri} "
                           f"({self._last_error or 'the store did not answer in time'}); they are kept in "
@@ -338,7 +343,12 @@ class MlflowTracker(Tracker):
         timeout = ARTIFACT_TIMEOUT if op["op"] == "artifacts" else ANSWER_TIMEOUT
         self._last_error = (f"the store did not answer within {timeout:g} s" if "timed out" in str(error).lower()
                             else summary(error))
-        if not self._warned_behind:
+        status = LOGIN_REFUSALS.get(getattr(error, "error_code", None))
+        self._login_refused = status is not None
+        if status is not None and not self._warned_login:
+            self._warned_login = True
+            warnings.warn(login_refused(self.tracking_uri, status, self._spool.path), TrackingWarning)
+        elif status is None and not self._warned_behind:
             self._warned_behind = True
             warnings.warn(f"tracking to {self.tracking_uri} is behind: {self._last_error}. Training goes on; "
                           f"what is not delivered yet is kept in {self._spool.path} and sent when the store "
@@ -359,6 +369,17 @@ class MlflowTracker(Tracker):
         if self._client is None:
             self._client = MlflowClient(self._store.client_uri)
         return self._client
+
+
+def login_refused(tracking_uri: str, status: int, kept_in: Path) -> str:
+    """The one warning for a server refusing the credentials (401) or the account (403)."""
+    fix = ("refused the login (HTTP 401, UNAUTHENTICATED): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+           "to an account of that server" if status == 401 else
+           "refused access (HTTP 403, PERMISSION_DENIED): the account may not write there; ask the server's admin "
+           "for permission (EDIT on the experiment) or use another account")
+    return (f"the tracking store {tracking_uri} {fix}. Training goes on; its tracking is kept in {kept_in} and "
+            "delivered, once the server accepts it, by elistimator_tracking.tracking.sync(model_dir) or the next "
+            "run in this model directory")
 
 
 def _is_permanent(error: Exception, op: Mapping[str, Any]) -> bool:
