@@ -61,6 +61,15 @@ class Tracker:
         """All of ``metrics`` at global ``step``, delivered as one batch."""
         raise NotImplementedError
 
+    def log_model_metrics(self, metrics: Mapping[str, float], step: int, files: Mapping[str, str]) -> None:
+        """Like ``log_metrics``, and linked to the logged model of the checkpoint at ``step`` whose
+        files have the checksums ``files`` (see ``log_checkpoint_model``); this one: ``log_metrics``."""
+        self.log_metrics(metrics, step)
+
+    def log_checkpoint_model(self, directory: Path, step: int, files: Mapping[str, str]) -> None:
+        """Make an ``outbox`` directory holding one checkpoint (its files' checksums: ``files``) a
+        model of the run at global ``step`` (in MLflow: a logged model). This one does nothing."""
+
     def outbox(self, name: str) -> Path:
         """A fresh directory to fill and hand to ``log_artifacts`` (it is removed once delivered)."""
         raise NotImplementedError

@@ -13,6 +13,7 @@ CHECKPOINT_ARTIFACTS = "checkpoints"
 STEP_DIR = re.compile(r"step-(\d+)")
 MODEL_DIR_ARTIFACT = "model_dir"  # the pyfunc artifact of a registered version that holds the checkpoint
 SOURCE = re.compile(r"^(?:runs:/(?P<run>[0-9a-zA-Z_-]+)/?"
+                    r"|models:/(?P<model_id>m-[0-9a-f]+)/?"
                     r"|models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))/?)$")
 
 
@@ -32,9 +33,9 @@ def is_remote_source(source: object) -> bool:
 
 
 def parse_source(source: str) -> Dict[str, Optional[str]]:
-    """``{'run', 'name', 'version', 'alias'}`` of a ``runs:/`` or ``models:/`` source."""
+    """``{'run', 'model_id', 'name', 'version', 'alias'}`` of a ``runs:/`` or ``models:/`` source."""
     match = SOURCE.match(source)
     if not match:
         raise ValueError(f"{source!r} is not a model source: expected a model directory, runs:/<run_id>, "
-                         "models:/<name>/<version> or models:/<name>@<alias>")
+                         "models:/<name>/<version>, models:/<name>@<alias> or models:/m-<logged model id>")
     return match.groupdict()

@@ -117,9 +117,12 @@ class TrackingListener(Listener):
         if not self._tracking:
             return
         self.tracker.hold({"kind": "validation", "step": step, "metrics": dict(metrics)})
-        self._log_metrics("validation", step, metrics)
-        if checkpoint is not None:
-            self._send(checkpoint, files=False)  # a checkpoint already sent: only its metrics changed
+        if checkpoint is None:
+            self._log_metrics("validation", step, metrics)
+            return
+        named = {mlflow_name(f"validation/{k}"): v for k, v in metrics.items()}
+        self.tracker.log_model_metrics(named, step, checkpoint.index.records[step].files)
+        self._send(checkpoint, files=False)  # a checkpoint already sent: only its metrics changed
 
     def on_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
         self._log_metrics("evaluation", step, metrics)
@@ -127,9 +130,12 @@ class TrackingListener(Listener):
     def on_checkpoint(self, checkpoint: SavedCheckpoint) -> None:
         if not self._tracking:
             return
-        self.tracker.hold({"kind": "checkpoint", "step": checkpoint.step,
-                           "files": checkpoint.index.records[checkpoint.step].files})
+        files = checkpoint.index.records[checkpoint.step].files
+        self.tracker.hold({"kind": "checkpoint", "step": checkpoint.step, "files": files})
         self._send(checkpoint, files=True)
+        model = self.tracker.outbox(f"model-step-{checkpoint.step}")
+        checkpoint.write(model)
+        self.tracker.log_checkpoint_model(model, checkpoint.step, files)
 
     def on_branch(self, step: int, dropped: Mapping[int, Mapping[str, float]]) -> None:
         """The run keeps the abandoned branch's validation points; a NaN after them at each of their

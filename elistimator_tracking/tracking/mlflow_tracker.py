@@ -41,6 +41,7 @@ from ..errors import TrackingError
 from .base import RUN_STATUSES, Tracker, TrackingWarning
 from .delivery import ITEM_REFUSALS, MAX_METRICS_PER_BATCH, RUN_GONE, Delivery, RunRefused, summary
 from .http_limits import bounded
+from .logged_models import checkpoint_key
 from .spool import Spool
 from .store_uri import StoreUri
 
@@ -115,6 +116,14 @@ class MlflowTracker(Tracker):
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         self._append({"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()}, "step": int(step),
                       "timestamp": int(time.time() * 1000)})
+
+    def log_model_metrics(self, metrics: Mapping[str, float], step: int, files: Mapping[str, str]) -> None:
+        self._append({"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()}, "step": int(step),
+                      "timestamp": int(time.time() * 1000), "model_key": checkpoint_key(self._key, step, files)})
+
+    def log_checkpoint_model(self, directory: Path, step: int, files: Mapping[str, str]) -> None:
+        self._append({"op": "logged_model", "directory": self._require_started().relative(directory),
+                      "step": int(step), "key": checkpoint_key(self._key, step, files)})
 
     def outbox(self, name: str) -> Path:
         return self._require_started().outbox(name)
@@ -263,7 +272,7 @@ class MlflowTracker(Tracker):
             run_id, notes = None, []
             try:
                 # the worker retries on its own terms, not MLflow's
-                with bounded(ARTIFACT_TIMEOUT if batch[0]["op"] == "artifacts" else ANSWER_TIMEOUT):
+                with bounded(ARTIFACT_TIMEOUT if "directory" in batch[0] else ANSWER_TIMEOUT):
                     run_id, notes = self._delivery.deliver(batch)
             except RunRefused as refusal:
                 notes = [refusal.note] if refusal.note else []
@@ -292,7 +301,7 @@ class MlflowTracker(Tracker):
                 self._spool.set_run(batch[0]["run"], run_id)
             self._spool.mark_delivered(batch[-1]["seq"])
             for op in batch:
-                if op["op"] == "artifacts":
+                if "directory" in op:
                     self._spool.remove_outbox(op["directory"])
         with self._cond:
             for _ in batch:
@@ -316,7 +325,7 @@ class MlflowTracker(Tracker):
 
     def _fell_behind(self, error: Exception, op: Mapping[str, Any]) -> None:
         """One warning (the first failure), given before anyone waiting hears of the failure."""
-        timeout = ARTIFACT_TIMEOUT if op["op"] == "artifacts" else ANSWER_TIMEOUT
+        timeout = ARTIFACT_TIMEOUT if "directory" in op else ANSWER_TIMEOUT
         self._last_error = (f"the store did not answer within {timeout:g} s" if "timed out" in str(error).lower()
                             else summary(error))
         if not self._warned_behind:

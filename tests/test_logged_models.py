@@ -1,0 +1,71 @@
+"""Checkpoints as MLflow 3 logged models (real SQLite store): one per checkpoint at its step, the
+validation metrics linked to it, found by ``search_logged_models``, loadable from ``models:/m-<id>``."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from conftest import fit_targets, target_model_fn, zero_targets
+from elistimator_tracking import Elistimator
+
+
+@pytest.fixture
+def store(tmp_path):
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+def train_run(tmp_path, store, name, course, save_first=False):
+    """A run of ``target_model_fn`` over ``course`` (validation loss = target^2 per epoch)."""
+    with Elistimator(target_model_fn, tmp_path / name, verbose=False, tracking=store, experiment="targets",
+                     run_name=name) as est:
+        if save_first:
+            est.setup(lambda: zero_targets(), zero_targets)
+        returned = fit_targets(est, course)
+        return est.run_id, returned
+
+
+def checkpoint_models(client, run_id):
+    run = client.get_run(run_id)
+    models = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'")
+    return {int(m.tags["elistimator.step"]): m for m in models}
+
+
+def test_every_checkpoint_is_a_logged_model_of_its_run_at_its_step_with_its_metrics(tmp_path, store):
+    run_id, returned = train_run(tmp_path, store, "first", [3.0, 1.0, 2.0])
+    client = MlflowClient(store)
+    models = checkpoint_models(client, run_id)
+    assert sorted(models) == sorted(returned) == [3, 6, 9]
+    outputs = {o.model_id: o.step for o in client.get_run(run_id).outputs.model_outputs}
+    assert outputs == {m.model_id: step for step, m in models.items()}
+    for step, model in models.items():
+        assert str(model.status) == "READY" and model.name == f"step-{step}"
+        linked = {m.key: (m.step, m.value) for m in model.metrics}
+        assert linked == {f"validation/{k}": (step, pytest.approx(v)) for k, v in returned[step].items()}
+    # the run keeps one validation point per step: linking did not log them twice
+    assert [m.step for m in client.get_metric_history(run_id, "validation/loss")] == [3, 6, 9]
+
+
+def test_search_logged_models_orders_checkpoints_across_runs_by_validation_loss(tmp_path, store):
+    first, a = train_run(tmp_path, store, "first", [3.0, 0.5])
+    second, b = train_run(tmp_path, store, "second", [2.0, 0.25, 1.0])
+    experiment = mlflow.set_tracking_uri(store) or MlflowClient(store).get_experiment_by_name("targets")
+    found = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list",
+                                        order_by=[{"field_name": "metrics.validation/loss", "ascending": True}])
+    losses = [(m.source_run_id, int(m.tags["elistimator.step"])) for m in found]
+    expected = sorted([(first, s) for s in a] + [(second, s) for s in b],
+                      key=lambda rs: {**{(first, s): v["loss"] for s, v in a.items()},
+                                      **{(second, s): v["loss"] for s, v in b.items()}}[rs])
+    assert losses == expected and losses[0] == (second, 6)
+
+
+def test_a_checkpoint_model_loads_with_pyfunc_and_from_disk(tmp_path, store):
+    run_id, returned = train_run(tmp_path, store, "first", [3.0, 0.5])
+    model = checkpoint_models(MlflowClient(store), run_id)[2]
+    mlflow.set_tracking_uri(store)
+    loaded = mlflow.pyfunc.load_model(f"models:/{model.model_id}")
+    assert float(np.asarray(loaded.predict({"t": np.zeros(2, np.float32)})["w"])[0]) == pytest.approx(0.5)
+    with Elistimator.from_disk(f"models:/{model.model_id}", tracking=store, verbose=False) as est:
+        assert est.global_step == 2 and float(est.predict(t=np.zeros(1, np.float32))["w"][0]) == pytest.approx(0.5)
