@@ -70,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("name", help="registered model name")
     register.add_argument("--metric", default="loss")
     register.add_argument("--mode", choices=("min", "max"), default="min")
-    register.add_argument("--alias", default="champion")
+    register.add_argument("--alias", default="champion", help="moves only to a version that beats the alias's "
+                                                               "current one on --metric (default: champion)")
+    register.add_argument("--force", action="store_true", help="move the alias even if the new version is not better")
 
     download = command("download", _download, "Download a checkpoint (runs:/<id> or models:/<name>/<version> or "
                                               "models:/<name>@<alias>) into a new model directory.")
@@ -182,9 +184,12 @@ def _best(args) -> int:
 
 def _register(args) -> int:
     from .tracking.registry import register_best
-    version = register_best(args.run_id, args.name, args.metric, args.mode, args.alias or None, args.tracking_uri)
-    alias = f" (@{args.alias})" if args.alias else ""
+    version, kept = register_best(args.run_id, args.name, args.metric, args.mode, args.alias or None,
+                                  args.tracking_uri, force=args.force)
+    alias = f" (@{args.alias})" if args.alias and not kept else ""
     print(f"registered models:/{args.name}/{version}{alias} from run {args.run_id}")
+    if kept:
+        print(kept)
     return 0
 
 

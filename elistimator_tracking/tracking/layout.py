@@ -11,7 +11,7 @@ from typing import Dict, Optional
 
 CHECKPOINT_ARTIFACTS = "checkpoints"
 STEP_DIR = re.compile(r"step-(\d+)")
-MODEL_DIR_ARTIFACT = "model_dir"  # the pyfunc artifact of a registered version that holds the checkpoint
+MODEL_DIR_ARTIFACT = "model_dir"  # the pyfunc artifact of a checkpoint's logged model that holds the checkpoint
 SOURCE = re.compile(r"^(?:runs:/(?P<run>[0-9a-zA-Z_-]+)/?"
                     r"|models:/(?P<model_id>m-[0-9a-f]+)/?"
                     r"|models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))/?)$")
@@ -20,11 +20,6 @@ SOURCE = re.compile(r"^(?:runs:/(?P<run>[0-9a-zA-Z_-]+)/?"
 def checkpoint_artifact_path(step: int) -> str:
     """``checkpoints/step-<N>``: a logged checkpoint, itself a model directory."""
     return f"{CHECKPOINT_ARTIFACTS}/step-{step}"
-
-
-def model_artifact_path(step: int) -> str:
-    """``models/step-<N>``: the MLflow Model a registered version points to."""
-    return f"models/step-{step}"
 
 
 def is_remote_source(source: object) -> bool:

@@ -198,7 +198,7 @@ class TrackingListener(Listener):
         return self._stores[key]
 
     def register(self, checkpoint: SavedCheckpoint, name: str, alias: Optional[str], metric: str,
-                 mode: str) -> str:
+                 mode: str, force: bool = False) -> Tuple[str, Optional[str]]:
         """Register ``checkpoint`` as a new version of ``name`` (see ``Elistimator.register_best``)."""
         if self.tracker.active:
             from .registry import checked_registration
@@ -208,4 +208,5 @@ class TrackingListener(Listener):
             checkpoint.write(export)
             return self.tracker.register(checkpoint.step, export, name, alias,
                                          version_tags(checkpoint.step, checkpoint.metrics, metric, mode),
-                                         run_id=self.run_record().get("run_id"))
+                                         run_id=self.run_record().get("run_id"), metric=metric, mode=mode,
+                                         force=force)

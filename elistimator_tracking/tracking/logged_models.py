@@ -44,7 +44,9 @@ def checkpoint_key(run_key: str, step: int, files: Mapping[str, str]) -> str:
 def package_checkpoint(model_dir: Path, destination: Path) -> None:
     """Write the MLflow Model (pyfunc, models-from-code) holding ``model_dir`` as its ``model_dir``
     artifact to the new directory ``destination``; pip requirements are explicit (no inference)."""
-    mlflow.pyfunc.save_model(str(destination), python_model=str(PYFUNC_CODE),
+    # signature=False: the input signature lives in the checkpoint's own JSON; MLflow's inference would only
+    # log that it cannot infer one from the predict hint
+    mlflow.pyfunc.save_model(str(destination), python_model=str(PYFUNC_CODE), signature=False,
                              artifacts={MODEL_DIR_ARTIFACT: str(model_dir)}, pip_requirements=requirements())
 
 

@@ -31,7 +31,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -169,8 +169,9 @@ class MlflowTracker(Tracker):
         return self._wait_delivered(last, timeout, retry_now=True)
 
     def register(self, step: int, model_dir: Path, name: str, alias: Optional[str],
-                 tags: Mapping[str, str], run_id: Optional[str] = None) -> str:
-        from .registry import register_model_dir
+                 tags: Mapping[str, str], run_id: Optional[str] = None, *, metric: str = "loss",
+                 mode: str = "min", force: bool = False) -> Tuple[str, Optional[str]]:
+        from .registry import register_checkpoint
         if self._spool is not None:
             self.flush(self.close_timeout)
             run_id = self._spool.run_id(self._key)
@@ -178,7 +179,7 @@ class MlflowTracker(Tracker):
             raise TrackingError(f"cannot register {name!r}: the run does not exist yet in {self.tracking_uri} "
                                f"({self._last_error or 'the store has not answered'}); try again when it answers")
         with bounded():
-            return register_model_dir(self._mlflow(), run_id, step, model_dir, name, alias, tags)
+            return register_checkpoint(self._mlflow(), run_id, step, model_dir, name, alias, tags, metric, mode, force)
 
     # -- replay of a spool without a training run (``sync``) -------------------------------
 

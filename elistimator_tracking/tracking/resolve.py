@@ -160,7 +160,7 @@ def _model_fetcher(artifact_uri: str, store: StoreUri, label: str) -> Callable[[
 
 
 def _model_dir_artifact(model: Path) -> Optional[str]:
-    """Where an MLflow Model made by ``register_model_dir`` keeps the checkpoint (relative path)."""
+    """Where an MLflow Model made by ``logged_models.package_checkpoint`` (or, before, by the registry) keeps the checkpoint (relative path)."""
     if not (model / "MLmodel").is_file():
         return None
     flavor = mlflow.models.Model.load(str(model)).flavors.get("python_function", {})
