@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -113,7 +113,7 @@ def _runs(args) -> int:
     metric_names = sorted({k for r in runs for k in r.data.metrics if k.startswith("validation/")})
     if key not in metric_names:
         raise LookupError(f"no run of {args.experiment!r} logged {key}; metrics: {metric_names or 'none'}")
-    params = _differing_params(runs)
+    params, differ = _differing_params(runs)
     rows = []
     for run in runs:
         history = {name: [m.value for m in client.get_metric_history(run.info.run_id, name)] for name in metric_names}
@@ -131,6 +131,12 @@ def _runs(args) -> int:
         rows.append(row)
     rows.sort(key=lambda r: r["_sort"])
     _print_table(rows, [c for c in rows[0] if c != "_sort"])
+    from .tracking.store_uri import StoreUri
+    from .tracking.ui import experiment_link
+    print()
+    if not differ and len(runs) > 1:
+        print(f"no params differ between these {len(runs)} runs")
+    print(f"MLflow UI: {experiment_link(StoreUri.given(client.tracking_uri).public, runs[0].info.experiment_id)}")
     return 0
 
 
@@ -141,11 +147,12 @@ def _direction(name: str, sort_key: str, mode: str) -> str:
     return "min" if any(word in name for word in ("loss", "error")) else "max"
 
 
-def _differing_params(runs) -> List[str]:
-    """The params whose values differ between the runs (all of them when there is one run), at most 6."""
+def _differing_params(runs) -> Tuple[List[str], bool]:
+    """The params whose values differ between the runs, at most 6, and True; when none differ (or
+    there is one run), the first 6 params and False."""
     names = sorted({p for r in runs for p in r.data.params})
     differing = [p for p in names if len({r.data.params.get(p) for r in runs}) > 1]
-    return (differing or names)[:6]
+    return (differing or names)[:6], bool(differing)
 
 
 def _number(value: float) -> str:

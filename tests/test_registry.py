@@ -36,8 +36,8 @@ def test_register_best_registers_the_best_checkpoint_with_its_metrics(trained, r
     assert float(registered.tags["validation/loss"]) == pytest.approx(trained.checkpoints[best]["metrics"]["loss"])
     assert registered.tags["elistimator.selected_by"] == "validation/loss (min)"
     # the version's source is the checkpoint's logged model, which names the run and the step
-    model = client.get_logged_model(registered.source[len("models:/"):])
-    assert model.source_run_id == trained.run_id
+    model = client.get_logged_model(registered.tags["elistimator.model_id"])
+    assert registered.source == model.artifact_location and model.source_run_id == trained.run_id
     assert model.tags["elistimator.step"] == str(best)
 
 

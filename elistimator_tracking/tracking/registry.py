@@ -1,8 +1,9 @@
 """The Model Registry: a checkpoint's logged model becomes a registered version, and an alias
 moves only to a better one.
 
-A version's source is the checkpoint's MLflow 3 logged model (``models:/m-<id>``, see
-``logged_models.py``), so its page shows the run and the model, and ``models:/<name>@champion``
+A version's source is the checkpoint's MLflow 3 logged model (its artifacts; the version's
+``elistimator.model_id`` tag names it, ``models:/m-<id>``; see ``logged_models.py``), its run is the
+checkpoint's run, and ``models:/<name>@champion``
 can be restored with ``Elistimator.from_disk``, loaded with ``mlflow.pyfunc.load_model`` and
 served with ``mlflow models serve``. A checkpoint of a run logged before checkpoints were logged
 models (only ``checkpoints/step-<N>/``) gets its logged model when it is first registered.
@@ -30,6 +31,8 @@ from ..model_dir import ModelDirectory
 from .http_limits import bounded
 from .logged_models import RUN_KEY_TAG, checkpoint_key, create_checkpoint_model
 from .resolve import NOT_FOUND, RunCheckpoints
+
+MODEL_ID_TAG = "elistimator.model_id"  # a version's logged model (a SQL registry does not keep model_id)
 from .run_info import version_tags
 
 
@@ -68,8 +71,11 @@ def register_checkpoint(client: MlflowClient, run_id: str, step: int, model_dir:
     except MlflowException as error:
         if error.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    version = str(client.create_model_version(name, source=f"models:/{model_id}", run_id=run_id, tags=dict(tags),
-                                              model_id=model_id).version)
+    # the source is the logged model's artifact location, not models:/<id>: a SQL registry resolves that
+    # through MLflow's global tracking URI, which need not be this store (MLflow's own TODO)
+    source = client.get_logged_model(model_id).artifact_location
+    version = str(client.create_model_version(name, source=source, run_id=run_id, model_id=model_id,
+                                              tags={**tags, MODEL_ID_TAG: model_id}).version)
     note = None if not alias else alias_kept(client, name, alias, version, tags, metric, mode, force)
     if alias and note is None:
         client.set_registered_model_alias(name, alias, version)

@@ -83,8 +83,8 @@ def main(argv=None) -> dict:
     for word, odd in zip(words, answers):
         print(f"  {word}: {'odd' if odd else 'even'}")
     print(f"\nMLflow run {run_id}, named {model_dir.name!r} (experiment {args.experiment!r}); registered "
-          f"models:/{args.register_as}/{version} with alias @champion")
-    print(f"Compare runs in the MLflow UI:  {ui_hint(tracking_uri)}")
+          f"models:/{args.register_as}/{version} (@champion moves to it only if it beats the current champion)")
+    print(f"Compare runs in the MLflow UI:  {ui_hint(tracking_uri, run_id)}")
     print(f"TensorBoard (runs by name):    {command('tensorboard')} --logdir {model_dir.parent}")
     return {"test": tested, "best_step": best_step, "run_id": run_id, "version": version, "seconds": elapsed}
 
