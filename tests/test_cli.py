@@ -177,7 +177,7 @@ def test_register_leaves_the_champion_on_a_better_version_unless_forced(experime
     assert out[1].startswith(f"@champion stays on version 1 of {name!r}: its validation/loss")
     assert run_cli(experiment, "register", worse.run_id, name, "--force") == \
         f"registered models:/{name}/3 (@champion) from run {worse.run_id}\n"
-    assert MlflowClient(experiment.store).get_model_version_by_alias(name, "champion").version == "3"
+    assert MlflowClient(experiment.store).get_model_version_by_alias(name, "champion").version == 3
 
 
 def io_of(argv) -> str:
