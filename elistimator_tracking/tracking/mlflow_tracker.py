@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import collections
 import itertools
+import logging
+import os
 import threading
 import time
 import uuid
@@ -40,7 +42,7 @@ from .._faults import crash_point
 from ..errors import TrackingError
 from .base import RUN_STATUSES, Tracker, TrackingWarning
 from .delivery import ITEM_REFUSALS, MAX_METRICS_PER_BATCH, RUN_GONE, Delivery, RunRefused, summary
-from .http_limits import bounded
+from .http_limits import bounded, quiet
 from .logged_models import checkpoint_key
 from .spool import Spool
 from .store_uri import StoreUri
@@ -65,6 +67,7 @@ class MlflowTracker(Tracker):
 
     def __init__(self, tracking_uri: Optional[str] = None, *, start_timeout: float = 10.0,
                  close_timeout: float = 60.0, max_backoff: float = 30.0):
+        _quiet_store_logs()
         self._store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
         self.tracking_uri = self._store.public
         self.start_timeout, self.close_timeout, self.max_backoff = start_timeout, close_timeout, max_backoff
@@ -178,7 +181,7 @@ class MlflowTracker(Tracker):
         if run_id is None:
             raise TrackingError(f"cannot register {name!r}: the run does not exist yet in {self.tracking_uri} "
                                f"({self._last_error or 'the store has not answered'}); try again when it answers")
-        with bounded():
+        with bounded(), quiet():
             return register_checkpoint(self._mlflow(), run_id, step, model_dir, name, alias, tags, metric, mode, force)
 
     # -- replay of a spool without a training run (``sync``) -------------------------------
@@ -273,7 +276,7 @@ class MlflowTracker(Tracker):
             run_id, notes = None, []
             try:
                 # the worker retries on its own terms, not MLflow's
-                with bounded(ARTIFACT_TIMEOUT if "directory" in batch[0] else ANSWER_TIMEOUT):
+                with bounded(ARTIFACT_TIMEOUT if "directory" in batch[0] else ANSWER_TIMEOUT), quiet():
                     run_id, notes = self._delivery.deliver(batch)
             except RunRefused as refusal:
                 notes = [refusal.note] if refusal.note else []
@@ -350,6 +353,16 @@ class MlflowTracker(Tracker):
         if self._client is None:
             self._client = MlflowClient(self._store.client_uri)
         return self._client
+
+
+def _quiet_store_logs() -> None:
+    """MLflow's INFO lines on creating a store's tables are not news during training. A user who
+    configured MLflow's logging (``MLFLOW_LOGGING_LEVEL``, or a level on these loggers) keeps it."""
+    if "MLFLOW_LOGGING_LEVEL" in os.environ:
+        return
+    for name in ("mlflow.store.db.utils", "alembic"):
+        if logging.getLogger(name).level == logging.NOTSET:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _is_permanent(error: Exception, op: Mapping[str, Any]) -> bool:

@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 from .. import metadata as metadata_file
 from ..checkpoints import best_step
 from ..model_dir import ModelDirectory
-from .http_limits import bounded
+from .http_limits import bounded, quiet
 from .logged_models import RUN_KEY_TAG, checkpoint_key, create_checkpoint_model
 from .resolve import NOT_FOUND, RunCheckpoints
 
@@ -125,6 +125,6 @@ def register_best(run_id: str, name: str, metric: str = "loss", mode: str = "min
     index = run.index()
     step = best_step(index, metric, mode)
     model_dir = run.fetch(step)
-    with bounded():
+    with bounded(), quiet():
         return register_checkpoint(run.client, run_id, step, model_dir, name, alias,
                                    version_tags(step, index.metrics(step), metric, mode), metric, mode, force)

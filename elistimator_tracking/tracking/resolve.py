@@ -28,7 +28,7 @@ from ..checkpoints import CheckpointIndex, CheckpointRecord, Selection, checked_
 from ..errors import CheckpointNotFoundError, ModelDirectoryError
 from ..metadata import METADATA_FILE
 from ..model_dir import ModelDirectory
-from .http_limits import bounded
+from .http_limits import bounded, quiet
 from .store_uri import StoreUri
 from .layout import CHECKPOINT_ARTIFACTS, MODEL_DIR_ARTIFACT, STEP_DIR, checkpoint_artifact_path, parse_source
 
@@ -185,7 +185,7 @@ def _cached(target: Path, fetch: Callable[[Path], str], label: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{label}-", dir=target.parent))
     try:
-        with bounded():
+        with bounded(), quiet():  # a progress bar per checkpoint download is not news
             downloaded = Path(fetch(work))
         require_inside(work, downloaded)
         metadata_file.read_verified(ModelDirectory(downloaded))
