@@ -3,13 +3,22 @@ validation metrics linked to it, found by ``search_logged_models``, loadable fro
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 
 from conftest import fit_targets, target_model_fn, zero_targets
-from elistimator_tracking import Elistimator
+from elistimator_tracking import Elistimator, metadata
+from elistimator_tracking._faults import CRASH_ENV
+from elistimator_tracking.model_dir import ModelDirectory
+from elistimator_tracking.tracking import sync
+from elistimator_tracking.tracking.resolve import download_logged_model
 
 
 @pytest.fixture
@@ -69,3 +78,28 @@ def test_a_checkpoint_model_loads_with_pyfunc_and_from_disk(tmp_path, store):
     assert float(np.asarray(loaded.predict({"t": np.zeros(2, np.float32)})["w"])[0]) == pytest.approx(0.5)
     with Elistimator.from_disk(f"models:/{model.model_id}", tracking=store, verbose=False) as est:
         assert est.global_step == 6 and float(est.predict(t=np.zeros(1, np.float32))["w"][0]) == pytest.approx(0.5)
+
+
+def test_a_crash_between_creating_and_filling_a_logged_model_leaves_one_model_per_checkpoint(tmp_path, store):
+    """Killed right after the store created the second checkpoint's logged model (still empty): sync
+    finds it again by its checkpoint key and fills it; no checkpoint gets two models, none stays empty."""
+    worker = Path(__file__).with_name("crash_worker.py")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(worker.parents[1]), *sys.path]),
+           "MLFLOW_TRACKING_URI": store, CRASH_ENV: "tracking.model_created:2"}
+    done = subprocess.run([sys.executable, str(worker), str(tmp_path / "model"), "small"], env=env, timeout=300,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert done.returncode == -9  # the crash point, not an error
+    client = MlflowClient(store)
+    run_id = metadata.read(ModelDirectory(tmp_path / "model")).tracking["run_id"]
+    experiment = client.get_run(run_id).info.experiment_id
+    before = client.search_logged_models([experiment])
+    assert sorted(str(m.status) for m in before).count("PENDING") == 1  # the one the crash left empty
+    assert sync(tmp_path / "model") == {store: 0}
+    steps = metadata.read(ModelDirectory(tmp_path / "model")).index.steps()
+    models = client.search_logged_models([experiment])
+    assert sorted(int(m.tags["elistimator.step"]) for m in models) == steps
+    assert {str(m.status) for m in models} == {"READY"}
+    assert {m.model_id for m in before} <= {m.model_id for m in models}
+    for model in models:  # each holds its checkpoint, checksums verified
+        held = download_logged_model(f"models:/{model.model_id}", tmp_path / "cache", store)
+        assert metadata.read(ModelDirectory(held)).index.steps() == [int(model.tags["elistimator.step"])]

@@ -25,6 +25,7 @@ import mlflow
 from mlflow.entities import LoggedModel, LoggedModelOutput, Metric
 from mlflow.tracking import MlflowClient
 
+from .._faults import crash_point
 from .._version import __version__
 from .layout import MODEL_DIR_ARTIFACT
 
@@ -72,6 +73,7 @@ def create_checkpoint_model(client: MlflowClient, run_id: str, step: int, model_
                                            tags={KEY_TAG: key, STEP_TAG: str(step),
                                                  RUN_KEY_TAG: key.split(":", 1)[0], **(tags or {})},
                                            model_type="elistimator-checkpoint")
+        crash_point("tracking.model_created")
     with tempfile.TemporaryDirectory(prefix="elistimator-logged-model-") as work:
         package_checkpoint(model_dir, Path(work) / "model")
         client.log_model_artifacts(model.model_id, str(Path(work) / "model"))
