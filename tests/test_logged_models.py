@@ -33,7 +33,9 @@ def train_run(tmp_path, store, name, course, save_first=False):
         if save_first:
             est.setup(lambda: zero_targets(), zero_targets)
         returned = fit_targets(est, course)
-        return est.run_id, returned
+    # the run id as the model directory records it once close() delivered everything (a store that
+    # is slow to create its tables may answer after start() stopped waiting)
+    return metadata.read(ModelDirectory(tmp_path / name)).tracking["run_id"], returned
 
 
 def checkpoint_models(client, run_id):
@@ -103,3 +105,21 @@ def test_a_crash_between_creating_and_filling_a_logged_model_leaves_one_model_pe
     for model in models:  # each holds its checkpoint, checksums verified
         held = download_logged_model(f"models:/{model.model_id}", tmp_path / "cache", store)
         assert metadata.read(ModelDirectory(held)).index.steps() == [int(model.tags["elistimator.step"])]
+
+
+def test_a_run_from_before_logged_models_still_loads_and_registers(tmp_path, store):
+    """A run holding only ``checkpoints/step-<N>/`` (its logged models deleted here, as if it was logged
+    before): ``runs:/`` loads it, and registering its best checkpoint gives it a logged model."""
+    from elistimator_tracking.tracking.registry import register_best
+    run_id, returned = train_run(tmp_path, store, "old", [3.0, 0.5, 2.0])
+    client = MlflowClient(store)
+    for model in checkpoint_models(client, run_id).values():
+        client.delete_logged_model(model.model_id)
+    assert checkpoint_models(client, run_id) == {}
+    with Elistimator.from_disk(f"runs:/{run_id}", checkpoint="best", tracking=store, verbose=False) as est:
+        assert est.global_step == 6
+    version, kept = register_best(run_id, "old-layout", tracking_uri=store, cache_dir=tmp_path / "cache")
+    assert (version, kept) == ("1", None)
+    models = checkpoint_models(client, run_id)
+    registered = client.get_model_version("old-layout", "1")
+    assert list(models) == [6] and registered.tags["elistimator.model_id"] == models[6].model_id

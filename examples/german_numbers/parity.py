@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+import warnings
 from pathlib import Path
 
 from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
@@ -56,8 +57,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--experiment", default="german-parity")
     parser.add_argument("--register-as", default=REGISTERED_NAME)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars, no TensorFlow notices that the TF1 layers used here are deprecated")
     args = parser.parse_args(argv)
+    if args.quiet:  # known and not news: this example is TF1 graph code on purpose
+        tf.get_logger().setLevel("ERROR")
+        warnings.filterwarnings("ignore", message=r"`tf\.(layers|nn\.rnn_cell)\..*is deprecated", category=UserWarning)
     started = time.perf_counter()
     numbers = split({"train": args.train_size, "validation": 2000, "test": 2000}, args.seed)
     train, validation, test = (examples(numbers[name]) for name in ("train", "validation", "test"))
