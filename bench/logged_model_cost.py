@@ -12,35 +12,22 @@ seconds, and the bytes each form takes in the store.
 """
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 import elistimator_tracking  # noqa: F401  (sets the TensorFlow environment first)
-from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec, metadata
-from elistimator_tracking._tf import tf
+from elistimator_tracking import Elistimator, metadata
 from elistimator_tracking.model_dir import ModelDirectory
 from elistimator_tracking.tracking.http_limits import quiet
 from elistimator_tracking.tracking.logged_models import checkpoint_key, create_checkpoint_model
 from mlflow import MlflowClient
 
-
-def model_fn(features, is_training, params):
-    hidden = tf.layers.dense(features["x"], params["hidden"], activation=tf.nn.relu)
-    logits = tf.layers.dense(hidden, 2)
-    loss = tf.losses.sparse_softmax_cross_entropy(features["y"], logits)
-    train_op = tf.train.GradientDescentOptimizer(0.01).minimize(loss, tf.train.get_global_step())
-    return TrainSpec(loss, train_op), EvaluationSpec(loss), PredictSpec({"logits": logits})
-
-
-def input_fn():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 256)).astype(np.float32)
-    return tf.data.Dataset.from_tensor_slices({"x": x, "y": (x[:, 0] > 0).astype(np.int32)}).batch(16)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from crash_worker import input_fn, model_fn  # noqa: E402  (the crash tests' dense model on 256 inputs)
 
 
 def size_of(path: Path) -> int:
@@ -71,11 +58,11 @@ def measure(root: Path, hidden: int, repeats: int) -> dict:
         artifacts.append(time.perf_counter() - started)
         started = time.perf_counter()
         with quiet():
-            create_checkpoint_model(client, run_id, step, export / "model_dir", checkpoint_key(f"bench{i}", step, files))
+            model_id = create_checkpoint_model(client, run_id, step, export / "model_dir",
+                                               checkpoint_key(f"bench{i}", step, files))
         models.append(time.perf_counter() - started)
-    run = client.get_run(run_id)
-    artifact_root = Path(run.info.artifact_uri)
-    one_model = next(p for p in (artifact_root.parents[1] / "models").iterdir())
+    artifact_root = Path(client.get_run(run_id).info.artifact_uri)
+    one_model = Path(client.get_logged_model(model_id).artifact_location)
     return {"hidden": hidden, "checkpoint_bytes": size_of(export / "model_dir"),
             "artifacts": artifacts, "model": models,
             "artifact_bytes": size_of(artifact_root / "bench" / "step-0"), "model_bytes": size_of(one_model)}
@@ -92,6 +79,7 @@ def main() -> None:
     print("| --- | --- | --- | --- |")
     for hidden in (args.small, args.large):
         with tempfile.TemporaryDirectory() as work:
+            os.chdir(work)  # the store's default artifact root is ./mlruns
             r = measure(Path(work), hidden, args.repeats)
         print(f"| {r['checkpoint_bytes'] / 1e6:.2f} MB (hidden {hidden}) "
               f"| {statistics.median(r['artifacts']):.3f} / {min(r['artifacts']):.3f} "
