@@ -59,10 +59,11 @@ def test_every_checkpoint_is_a_logged_model_of_its_run_at_its_step_with_its_metr
     assert [m.step for m in client.get_metric_history(run_id, "validation/loss")] == [3, 6, 9]
 
 
-def test_search_logged_models_orders_checkpoints_across_runs_by_validation_loss(tmp_path, store):
+def test_search_logged_models_orders_checkpoints_across_runs_by_validation_loss(tmp_path, store, monkeypatch):
     first, a = train_run(tmp_path, store, "first", [3.0, 0.5])
     second, b = train_run(tmp_path, store, "second", [2.0, 0.25, 1.0])
-    experiment = mlflow.set_tracking_uri(store) or MlflowClient(store).get_experiment_by_name("targets")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # MLflow's fluent API searches there
+    experiment = MlflowClient(store).get_experiment_by_name("targets")
     found = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list",
                                         order_by=[{"field_name": "metrics.validation/loss", "ascending": True}])
     losses = [(m.source_run_id, int(m.tags["elistimator.step"])) for m in found]
@@ -72,10 +73,10 @@ def test_search_logged_models_orders_checkpoints_across_runs_by_validation_loss(
     assert losses == expected and losses[0] == (second, 6)
 
 
-def test_a_checkpoint_model_loads_with_pyfunc_and_from_disk(tmp_path, store):
+def test_a_checkpoint_model_loads_with_pyfunc_and_from_disk(tmp_path, store, monkeypatch):
     run_id, returned = train_run(tmp_path, store, "first", [3.0, 0.5])
     model = checkpoint_models(MlflowClient(store), run_id)[6]  # trained on 0.5 last
-    mlflow.set_tracking_uri(store)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # where mlflow.pyfunc looks models:/ up
     loaded = mlflow.pyfunc.load_model(f"models:/{model.model_id}")
     assert float(np.asarray(loaded.predict({"t": np.zeros(2, np.float32)})["w"])[0]) == pytest.approx(0.5)
     with Elistimator.from_disk(f"models:/{model.model_id}", tracking=store, verbose=False) as est:

@@ -356,11 +356,12 @@ class MlflowTracker(Tracker):
 
 
 def _quiet_store_logs() -> None:
-    """MLflow's INFO lines on creating a store's tables are not news during training. A user who
-    configured MLflow's logging (``MLFLOW_LOGGING_LEVEL``, or a level on these loggers) keeps it."""
+    """MLflow's INFO lines on creating a store's tables (or on waiting for a registered version) are
+    not news. A user who configured MLflow's logging (``MLFLOW_LOGGING_LEVEL``, or a level on these
+    loggers) keeps it."""
     if "MLFLOW_LOGGING_LEVEL" in os.environ:
         return
-    for name in ("mlflow.store.db.utils", "alembic"):
+    for name in ("mlflow.store.db.utils", "alembic", "mlflow.store.model_registry.abstract_store"):
         if logging.getLogger(name).level == logging.NOTSET:
             logging.getLogger(name).setLevel(logging.WARNING)
 
