@@ -24,6 +24,7 @@ CRASH_POINTS = (
     "journal.appended",     # a journal line written and synced, not yet queued
     "delivery.sent",        # a batch reached the store; the journal has not marked it delivered
     "tracking.run_created", # the store created the run; the journal has not recorded its id
+    "tracking.model_created",  # a checkpoint's logged model exists, empty and PENDING; nothing is marked
 )
 _reached: Dict[str, int] = {}
 

@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -70,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("name", help="registered model name")
     register.add_argument("--metric", default="loss")
     register.add_argument("--mode", choices=("min", "max"), default="min")
-    register.add_argument("--alias", default="champion")
+    register.add_argument("--alias", default="champion", help="moves only to a version that beats the alias's "
+                                                               "current one on --metric (default: champion)")
+    register.add_argument("--force", action="store_true", help="move the alias even if the new version is not better")
 
     download = command("download", _download, "Download a checkpoint (runs:/<id> or models:/<name>/<version> or "
                                               "models:/<name>@<alias>) into a new model directory.")
@@ -111,7 +113,7 @@ def _runs(args) -> int:
     metric_names = sorted({k for r in runs for k in r.data.metrics if k.startswith("validation/")})
     if key not in metric_names:
         raise LookupError(f"no run of {args.experiment!r} logged {key}; metrics: {metric_names or 'none'}")
-    params = _differing_params(runs)
+    params, differ = _differing_params(runs)
     rows = []
     for run in runs:
         history = {name: [m.value for m in client.get_metric_history(run.info.run_id, name)] for name in metric_names}
@@ -129,6 +131,12 @@ def _runs(args) -> int:
         rows.append(row)
     rows.sort(key=lambda r: r["_sort"])
     _print_table(rows, [c for c in rows[0] if c != "_sort"])
+    from .tracking.store_uri import StoreUri
+    from .tracking.ui import experiment_link
+    print()
+    if not differ and len(runs) > 1:
+        print(f"no params differ between these {len(runs)} runs")
+    print(f"MLflow UI: {experiment_link(StoreUri.given(client.tracking_uri).public, runs[0].info.experiment_id)}")
     return 0
 
 
@@ -139,11 +147,12 @@ def _direction(name: str, sort_key: str, mode: str) -> str:
     return "min" if any(word in name for word in ("loss", "error")) else "max"
 
 
-def _differing_params(runs) -> List[str]:
-    """The params whose values differ between the runs (all of them when there is one run), at most 6."""
+def _differing_params(runs) -> Tuple[List[str], bool]:
+    """The params whose values differ between the runs, at most 6, and True; when none differ (or
+    there is one run), the first 6 params and False."""
     names = sorted({p for r in runs for p in r.data.params})
     differing = [p for p in names if len({r.data.params.get(p) for r in runs}) > 1]
-    return (differing or names)[:6]
+    return (differing or names)[:6], bool(differing)
 
 
 def _number(value: float) -> str:
@@ -182,9 +191,12 @@ def _best(args) -> int:
 
 def _register(args) -> int:
     from .tracking.registry import register_best
-    version = register_best(args.run_id, args.name, args.metric, args.mode, args.alias or None, args.tracking_uri)
-    alias = f" (@{args.alias})" if args.alias else ""
+    version, kept = register_best(args.run_id, args.name, args.metric, args.mode, args.alias or None,
+                                  args.tracking_uri, force=args.force)
+    alias = f" (@{args.alias})" if args.alias and not kept else ""
     print(f"registered models:/{args.name}/{version}{alias} from run {args.run_id}")
+    if kept:
+        print(kept)
     return 0
 
 

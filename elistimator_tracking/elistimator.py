@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
 
@@ -31,7 +32,7 @@ from .metadata import Metadata
 from .model_graph import ModelFn
 from .progress import metrics_line
 from .settings import PathLike, Settings, checked_steps
-from .tracking.base import Tracker
+from .tracking.base import AliasKeptWarning, Tracker
 from .tracking.listener import TrackingListener, make_tracker
 
 
@@ -310,15 +311,21 @@ class Elistimator:
         return self
 
     def register_best(self, name: str, metric: str = "loss", mode: str = "min",
-                      alias: Optional[str] = "champion") -> str:
+                      alias: Optional[str] = "champion", force: bool = False) -> str:
         """Register the best checkpoint (by validation ``metric`` and ``mode``) in the MLflow Model
-        Registry as a new version of ``name``, tagged with its step and metrics, and point
-        ``alias`` at it. The version is an MLflow Model too (``mlflow.pyfunc.load_model``,
-        ``mlflow models serve``). Returns the version number.
+        Registry as a new version of ``name`` (from the checkpoint's logged model), tagged with its
+        step and metrics. ``alias`` moves to it only when it beats the version the alias points at
+        on ``metric`` in ``mode`` (a tie keeps the current one; ``force=True`` moves it anyway); an
+        ``AliasKeptWarning`` says when it stays. The version is an MLflow Model too
+        (``mlflow.pyfunc.load_model``, ``mlflow models serve``). Returns the version number.
         """
         self._require_model("register_best()")
         step = self._checkpoints.select("best", metric, mode)
-        return self._run.register(self._checkpoints.saved(step, self._metadata()), name, alias, metric, mode)
+        version, kept = self._run.register(self._checkpoints.saved(step, self._metadata()), name, alias, metric,
+                                           mode, force)
+        if kept:
+            warnings.warn(kept, AliasKeptWarning, stacklevel=2)
+        return version
 
     def log_artifacts(self, directory: PathLike, artifact_path: str) -> None:
         """Send the files of ``directory`` (e.g. an exported SavedModel) to the run under ``artifact_path``."""

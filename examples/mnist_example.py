@@ -88,8 +88,9 @@ def main(argv=None) -> dict:
     print(f"\nbest checkpoint: step {summary['best_step']}, accuracy {best['accuracy']:.4f}, loss {best['loss']:.4f}; "
           f"first test image predicted {summary['first_prediction']} (label {summary['first_label']}); "
           f"{summary['seconds']:.0f} s")
-    print(f"registered models:/{args.register_as}/{version} (@champion) from run {summary['run_id']}")
-    print(f"MLflow UI:   {ui_hint(tracking_uri)}")
+    print(f"registered models:/{args.register_as}/{version} from run {summary['run_id']} (@champion moves to it "
+          "only if it beats the current champion)")
+    print(f"MLflow UI:   {ui_hint(tracking_uri, summary['run_id'])}")
     print(f"TensorBoard: {command('tensorboard')} --logdir {model_dir.parent} (run {model_dir.name!r})")
     return summary
 

@@ -39,17 +39,12 @@ def experiment(tmp_path_factory):
 
 def run_cli(experiment, *argv: str) -> str:
     """The command's stdout (it must succeed); --tracking-uri goes to the experiment's store."""
-    import io
-    from contextlib import redirect_stdout
-    out = io.StringIO()
-    with redirect_stdout(out):
-        assert main([*argv, "--tracking-uri", experiment.store]) == 0
-    return out.getvalue()
+    return io_of([*argv, "--tracking-uri", experiment.store])
 
 
 def table(text: str):
     """The rows of a printed table as dicts (columns are separated by two or more spaces)."""
-    lines = text.splitlines()
+    lines = text.split("\n\n")[0].splitlines()
     header = re.split(r"\s{2,}", lines[0].strip())
     return [dict(zip(header, re.split(r"\s{2,}", line.strip()))) for line in lines[2:]]
 
@@ -154,3 +149,41 @@ def test_the_console_script_fails_with_one_line(tmp_path):
         assert err.count("\n") == 1 and err.startswith(f"elistimator {name}: error: "), (name, err)
         assert commands[name][1] in err, (name, err)
     assert (tmp_path / "mlflow.db").is_file()  # register really opened (and created) the default store
+
+
+def test_runs_prints_the_experiment_link_in_the_model_training_view(experiment):
+    experiment_id = MlflowClient(experiment.store).get_experiment_by_name("cli-values").experiment_id
+    lines = run_cli(experiment, "runs", "cli-values").split("\n\n")[1].splitlines()
+    assert lines == [f"MLflow UI: http://127.0.0.1:5000/#/experiments/{experiment_id}?workflowType=machine_learning"]
+
+
+def test_runs_says_when_no_params_differ(tmp_path):
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    for name in ("a", "b"):
+        with Elistimator(target_model_fn, tmp_path / name, params={"same": 1}, verbose=False, tracking=store,
+                         experiment="alike", run_name=name) as est:
+            fit_targets(est, [1.0])
+    out = io_of(["runs", "alike", "--tracking-uri", store])
+    assert "no params differ between these 2 runs" in out.split("\n\n")[1].splitlines()
+    assert {row["same"] for row in table(out)} == {"1"}
+
+
+def test_register_leaves_the_champion_on_a_better_version_unless_forced(experiment, request):
+    name, steady, jumpy = request.node.name, experiment.runs["steady"], experiment.runs["jumpy"]
+    better, worse = sorted((steady, jumpy), key=lambda r: min(m["loss"] for m in r.returned.values()))
+    run_cli(experiment, "register", better.run_id, name)
+    out = run_cli(experiment, "register", worse.run_id, name).splitlines()
+    assert out[0] == f"registered models:/{name}/2 from run {worse.run_id}"
+    assert out[1].startswith(f"@champion stays on version 1 of {name!r}: its validation/loss")
+    assert run_cli(experiment, "register", worse.run_id, name, "--force") == \
+        f"registered models:/{name}/3 (@champion) from run {worse.run_id}\n"
+    assert MlflowClient(experiment.store).get_model_version_by_alias(name, "champion").version == 3
+
+
+def io_of(argv) -> str:
+    import io
+    from contextlib import redirect_stdout
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(argv) == 0
+    return out.getvalue()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from conftest import dataset_fn, tiny_model_fn, train_epochs
+from conftest import dataset_fn, fit_targets, target_model_fn, tiny_model_fn, train_epochs
 from elistimator_tracking import Elistimator
+from elistimator_tracking.tracking import AliasKeptWarning
 
 
 @pytest.fixture
@@ -32,8 +35,51 @@ def test_register_best_registers_the_best_checkpoint_with_its_metrics(trained, r
     assert registered.tags["elistimator.step"] == str(best)
     assert float(registered.tags["validation/loss"]) == pytest.approx(trained.checkpoints[best]["metrics"]["loss"])
     assert registered.tags["elistimator.selected_by"] == "validation/loss (min)"
-    assert trained.register_best(name, metric="accuracy", mode="max", alias="champion") == "2"
-    assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
+    # the version's source is the checkpoint's logged model, which names the run and the step
+    model = client.get_logged_model(registered.tags["elistimator.model_id"])
+    assert registered.source == model.artifact_location and model.source_run_id == trained.run_id
+    assert model.tags["elistimator.step"] == str(best)
+
+
+def register_course(tmp_path, name, course, **register):
+    """A run of ``target_model_fn`` over ``course`` (validation loss = target^2), its best checkpoint
+    registered as ``name``; returns the version and the AliasKeptWarnings given."""
+    with Elistimator(target_model_fn, tmp_path / f"run-{len(list(tmp_path.iterdir()))}", verbose=False,
+                     experiment="alias-rule") as est:
+        fit_targets(est, course)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            version = est.register_best(name, **register)
+    return version, [str(w.message) for w in caught if issubclass(w.category, AliasKeptWarning)]
+
+
+def champion(name):
+    return str(MlflowClient().get_model_version_by_alias(name, "champion").version)
+
+
+def test_the_champion_moves_only_to_a_better_version_unless_forced(tmp_path, request):
+    name = request.node.name[:60]
+    assert register_course(tmp_path, name, [1.0, 0.5]) == ("1", [])  # best loss 0.25
+    assert champion(name) == "1"
+    version, said = register_course(tmp_path, name, [2.0, 1.0])  # worse: best loss 1.0
+    assert version == "2" and champion(name) == "1"
+    assert said == [f"@champion stays on version 1 of {name!r}: its validation/loss 0.25 is at least as good as "
+                    "version 2's 1 (min; a tie keeps the current one). force=True moves it"]
+    version, said = register_course(tmp_path, name, [0.5])  # a tie keeps the current one
+    assert version == "3" and champion(name) == "1" and len(said) == 1
+    assert register_course(tmp_path, name, [2.0], force=True) == ("4", []) and champion(name) == "4"
+    assert register_course(tmp_path, name, [0.25]) == ("5", []) and champion(name) == "5"  # better
+    assert register_course(tmp_path, name, [0.5], mode="max") == ("6", []) and champion(name) == "6"
+
+
+def test_a_version_without_the_metric_never_takes_the_alias(tmp_path, request):
+    from elistimator_tracking.tracking.registry import alias_kept
+    name = request.node.name[:60]
+    register_course(tmp_path, name, [1.0])
+    note = alias_kept(MlflowClient(), name, "champion", "2", {"validation/accuracy": "0.9"}, "loss", "min", False)
+    assert note == (f"version 2 of {name!r} recorded no validation/loss: @champion is left where it is "
+                    "(force=True moves it)")
+    assert alias_kept(MlflowClient(), name, "champion", "2", {}, "loss", "min", True) is None
 
 
 def test_a_registered_version_loads_as_a_pyfunc_model(trained, data, request):

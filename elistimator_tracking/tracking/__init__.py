@@ -6,9 +6,9 @@ Importing this package does not import mlflow; the modules that need it import i
 
 from __future__ import annotations
 
-from .base import NullTracker, Tracker, TrackingWarning
+from .base import AliasKeptWarning, NullTracker, Tracker, TrackingWarning
 from .layout import is_remote_source
 from .sync import sync
 from .ui import command, ui_hint
 
-__all__ = ["Tracker", "NullTracker", "TrackingWarning", "sync", "ui_hint", "command", "is_remote_source"]
+__all__ = ["Tracker", "NullTracker", "TrackingWarning", "AliasKeptWarning", "sync", "ui_hint", "command", "is_remote_source"]

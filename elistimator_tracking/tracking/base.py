@@ -8,7 +8,7 @@ It imports nothing of the package but its exceptions. The MLflow implementation
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ..errors import TrackingError
 
@@ -17,6 +17,10 @@ RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 class TrackingWarning(UserWarning):
     """Tracking is behind, or something is not being tracked (training goes on)."""
+
+
+class AliasKeptWarning(UserWarning):
+    """A new registered version did not take the alias: it does not beat the alias's version."""
 
 
 class Tracker:
@@ -66,6 +70,15 @@ class Tracker:
         as an input of the run, used for ``context`` (training, validation, evaluation). A backend
         without datasets ignores it (the default)."""
 
+    def log_model_metrics(self, metrics: Mapping[str, float], step: int, files: Mapping[str, str]) -> None:
+        """Like ``log_metrics``, and linked to the logged model of the checkpoint at ``step`` whose
+        files have the checksums ``files`` (see ``log_checkpoint_model``); this one: ``log_metrics``."""
+        self.log_metrics(metrics, step)
+
+    def log_checkpoint_model(self, directory: Path, step: int, files: Mapping[str, str]) -> None:
+        """Make an ``outbox`` directory holding one checkpoint (its files' checksums: ``files``) a
+        model of the run at global ``step`` (in MLflow: a logged model). This one does nothing."""
+
     def outbox(self, name: str) -> Path:
         """A fresh directory to fill and hand to ``log_artifacts`` (it is removed once delivered)."""
         raise NotImplementedError
@@ -83,8 +96,11 @@ class Tracker:
         raise NotImplementedError
 
     def register(self, step: int, model_dir: Path, name: str, alias: Optional[str],
-                 tags: Mapping[str, str], run_id: Optional[str] = None) -> str:
-        """Register ``model_dir`` (one checkpoint) as a new version of model ``name``; return the version.
+                 tags: Mapping[str, str], run_id: Optional[str] = None, *, metric: str = "loss",
+                 mode: str = "min", force: bool = False) -> Tuple[str, Optional[str]]:
+        """Register ``model_dir`` (one checkpoint) as a new version of model ``name``; move ``alias`` to
+        it only if it beats the alias's version on validation ``metric`` in ``mode`` (or ``force``).
+        Returns the version and, when the alias stayed, why.
 
         The version belongs to this tracker's run, or to ``run_id`` when no run was started
         (a model loaded with ``from_disk`` names its run). Unlike the logging calls this one
@@ -122,7 +138,8 @@ class NullTracker(Tracker):
     def describe(self) -> None:
         return None
 
-    def register(self, step, model_dir, name, alias, tags, run_id=None) -> str:
+    def register(self, step, model_dir, name, alias, tags, run_id=None, *, metric="loss", mode="min",
+                 force=False) -> Tuple[str, Optional[str]]:
         raise TrackingError("registering a model needs tracking: create the Elistimator with tracking=True "
                            "(or a tracking URI)")
 

@@ -21,6 +21,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from .._faults import crash_point
 from ..errors import TrackingError
 from .base import TrackingWarning
+from .logged_models import create_checkpoint_model, find_checkpoint_model
 from .spool import Spool
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limits
@@ -55,6 +56,7 @@ class Delivery:
         self._client, self._spool, self.tracking_uri = client, spool, tracking_uri
         self._refused: Dict[str, str] = {}  # run key -> why the store will never take its work
         self._orphans: Set[str] = set()  # run keys with work but no run and no start: said once
+        self._models: Dict[str, Optional[str]] = {}  # checkpoint key -> logged model id (None: none found)
 
     def deliver(self, batch: Sequence[Mapping[str, Any]]) -> Tuple[Optional[str], List[str]]:
         """Send ``batch`` (one operation, or consecutive metric points of one run). Returns the run
@@ -85,7 +87,8 @@ class Delivery:
     def _send(self, kind: str, batch: Sequence[Mapping[str, Any]], run_id: str) -> List[str]:
         op, client = batch[0], self._client()
         if kind == "metrics":
-            points = [Metric(key, value, o["timestamp"], o["step"]) for o in batch for key, value in o["metrics"].items()]
+            points = [Metric(key, value, o["timestamp"], o["step"], model_id=self._model_id(run_id, o.get("model_key")))
+                      for o in batch for key, value in o["metrics"].items()]
             return self.log_items(run_id, "metrics", points, MAX_METRICS_PER_BATCH)
         if kind == "params":
             return self.log_items(run_id, "params", [Param(k, v) for k, v in op["params"].items()])
@@ -98,6 +101,11 @@ class Delivery:
             directory = self._spool.outbox_path(op["directory"])
             if directory.is_dir():  # gone only if an earlier attempt delivered it and then crashed
                 client.log_artifacts(run_id, str(directory), op["artifact_path"])
+            return []
+        if kind == "logged_model":
+            directory = self._spool.outbox_path(op["directory"])
+            if directory.is_dir():  # gone only if an earlier attempt delivered it and then crashed
+                self._models[op["key"]] = create_checkpoint_model(client, run_id, op["step"], directory, op["key"])
             return []
         if kind == "finish":
             if op.get("error"):
@@ -127,6 +135,15 @@ class Delivery:
                     refused.append(f"the tracking store {self.tracking_uri} refused the {kind[:-1]} "
                                    f"{item.key!r} and it is dropped (the others are kept): {summary(error)}")
         return refused
+
+    def _model_id(self, run_id: str, key: Optional[str]) -> Optional[str]:
+        """The logged model of checkpoint ``key`` in the run's experiment (None: no key, or none there:
+        the points then go to the run only)."""
+        if key is not None and key not in self._models:
+            experiment_id = self._client().get_run(run_id).info.experiment_id
+            model = find_checkpoint_model(self._client(), [experiment_id], key)
+            self._models[key] = model.model_id if model is not None else None
+        return self._models.get(key) if key is not None else None
 
     # -- the run ----------------------------------------------------------------------
 

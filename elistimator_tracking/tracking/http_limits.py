@@ -6,6 +6,10 @@ when a server is down; it offers no per-client setting. This package's own calls
 inside ``bounded(...)``, which overrides those two settings for the current thread
 only (a context variable), and only where the user has not set them in the
 environment. The user's own MLflow calls, on any thread, behave as MLflow documents.
+
+``quiet()`` does the same for what MLflow prints on its own: artifact progress bars
+(``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``) and the "View run at" lines a finished run prints
+(``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT``; ours carry the UI's model-training view, ``ui.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ DEFAULT_STORE_TIMEOUT = 10.0
 
 _limits: contextvars.ContextVar[Optional[Tuple[int, float]]] = contextvars.ContextVar(
     "elistimator_http_limits", default=None)
+_quiet: contextvars.ContextVar[bool] = contextvars.ContextVar("elistimator_quiet", default=False)
 _install_lock = threading.Lock()
 _installed = False
 
@@ -47,16 +52,38 @@ def bounded(timeout: Optional[float] = None, retries: int = 0) -> Iterator[None]
         _limits.reset(token)
 
 
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """MLflow calls of this thread inside the block print no artifact progress bars and no
+    "View run at" lines (unless the user set those settings in the environment)."""
+    _install()
+    token = _quiet.set(True)
+    try:
+        yield
+    finally:
+        _quiet.reset(token)
+
+
 def _install() -> None:
-    """Teach MLflow's two settings to consult the context variable (once per process)."""
+    """Teach MLflow's settings to consult the context variables (once per process)."""
     global _installed
     with _install_lock:
         if _installed:
             return
-        from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT
+        from mlflow.environment_variables import (MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR, MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+                                                  MLFLOW_HTTP_REQUEST_TIMEOUT, MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT)
         for position, variable in enumerate((MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT)):
             variable.get = _consulting(variable, variable.get, position)
+        for variable, when_quiet in ((MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR, False),
+                                     (MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, True)):
+            variable.get = _quieted(variable, variable.get, when_quiet)
         _installed = True
+
+
+def _quieted(variable, original, when_quiet: bool):
+    def get():
+        return when_quiet if _quiet.get() and variable.name not in os.environ else original()
+    return get
 
 
 def _consulting(variable, original, position: int):

@@ -11,8 +11,9 @@ from typing import Dict, Optional
 
 CHECKPOINT_ARTIFACTS = "checkpoints"
 STEP_DIR = re.compile(r"step-(\d+)")
-MODEL_DIR_ARTIFACT = "model_dir"  # the pyfunc artifact of a registered version that holds the checkpoint
+MODEL_DIR_ARTIFACT = "model_dir"  # the pyfunc artifact of a checkpoint's logged model that holds the checkpoint
 SOURCE = re.compile(r"^(?:runs:/(?P<run>[0-9a-zA-Z_-]+)/?"
+                    r"|models:/(?P<model_id>m-[0-9a-f]+)/?"
                     r"|models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))/?)$")
 
 
@@ -21,20 +22,15 @@ def checkpoint_artifact_path(step: int) -> str:
     return f"{CHECKPOINT_ARTIFACTS}/step-{step}"
 
 
-def model_artifact_path(step: int) -> str:
-    """``models/step-<N>``: the MLflow Model a registered version points to."""
-    return f"models/step-{step}"
-
-
 def is_remote_source(source: object) -> bool:
     """``runs:/...`` or ``models:/...`` rather than a local model directory."""
     return isinstance(source, str) and source.startswith(("runs:/", "models:/"))
 
 
 def parse_source(source: str) -> Dict[str, Optional[str]]:
-    """``{'run', 'name', 'version', 'alias'}`` of a ``runs:/`` or ``models:/`` source."""
+    """``{'run', 'model_id', 'name', 'version', 'alias'}`` of a ``runs:/`` or ``models:/`` source."""
     match = SOURCE.match(source)
     if not match:
         raise ValueError(f"{source!r} is not a model source: expected a model directory, runs:/<run_id>, "
-                         "models:/<name>/<version> or models:/<name>@<alias>")
+                         "models:/<name>/<version>, models:/<name>@<alias> or models:/m-<logged model id>")
     return match.groupdict()

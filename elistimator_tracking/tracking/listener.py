@@ -144,9 +144,12 @@ class TrackingListener(Listener):
         if not self._tracking:
             return
         self.tracker.hold({"kind": "validation", "step": step, "metrics": dict(metrics)})
-        self._log_metrics("validation", step, metrics)
-        if checkpoint is not None:
-            self._send(checkpoint, files=False)  # a checkpoint already sent: only its metrics changed
+        if checkpoint is None:
+            self._log_metrics("validation", step, metrics)
+            return
+        named = {mlflow_name(f"validation/{k}"): v for k, v in metrics.items()}
+        self.tracker.log_model_metrics(named, step, checkpoint.index.records[step].files)
+        self._send(checkpoint, files=False)  # a checkpoint already sent: only its metrics changed
 
     def on_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
         self._log_metrics("evaluation", step, metrics)
@@ -159,9 +162,12 @@ class TrackingListener(Listener):
     def on_checkpoint(self, checkpoint: SavedCheckpoint) -> None:
         if not self._tracking:
             return
-        self.tracker.hold({"kind": "checkpoint", "step": checkpoint.step,
-                           "files": checkpoint.index.records[checkpoint.step].files})
+        files = checkpoint.index.records[checkpoint.step].files
+        self.tracker.hold({"kind": "checkpoint", "step": checkpoint.step, "files": files})
         self._send(checkpoint, files=True)
+        model = self.tracker.outbox(f"model-step-{checkpoint.step}")
+        checkpoint.write(model)
+        self.tracker.log_checkpoint_model(model, checkpoint.step, files)
 
     def on_branch(self, step: int, dropped: Mapping[int, Mapping[str, float]]) -> None:
         """The run keeps the abandoned branch's validation points; a NaN after them at each of their
@@ -245,7 +251,7 @@ class TrackingListener(Listener):
         return self._stores[key]
 
     def register(self, checkpoint: SavedCheckpoint, name: str, alias: Optional[str], metric: str,
-                 mode: str) -> str:
+                 mode: str, force: bool = False) -> Tuple[str, Optional[str]]:
         """Register ``checkpoint`` as a new version of ``name`` (see ``Elistimator.register_best``)."""
         if self.tracker.active:
             from .registry import checked_registration
@@ -255,4 +261,5 @@ class TrackingListener(Listener):
             checkpoint.write(export)
             return self.tracker.register(checkpoint.step, export, name, alias,
                                          version_tags(checkpoint.step, checkpoint.metrics, metric, mode),
-                                         run_id=self.run_record().get("run_id"))
+                                         run_id=self.run_record().get("run_id"), metric=metric, mode=mode,
+                                         force=force)

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import collections
 import itertools
+import logging
+import os
 import threading
 import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -42,7 +44,8 @@ from .._faults import crash_point
 from ..errors import TrackingError
 from .base import RUN_STATUSES, Tracker, TrackingWarning
 from .delivery import ITEM_REFUSALS, MAX_METRICS_PER_BATCH, RUN_GONE, Delivery, RunRefused, summary
-from .http_limits import bounded
+from .http_limits import bounded, quiet
+from .logged_models import checkpoint_key
 from .spool import Spool
 from .store_uri import StoreUri
 
@@ -68,6 +71,7 @@ class MlflowTracker(Tracker):
 
     def __init__(self, tracking_uri: Optional[str] = None, *, start_timeout: float = 10.0,
                  close_timeout: float = 60.0, max_backoff: float = 30.0):
+        _quiet_store_logs()
         self._store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
         self.tracking_uri = self._store.public
         self.start_timeout, self.close_timeout, self.max_backoff = start_timeout, close_timeout, max_backoff
@@ -127,6 +131,14 @@ class MlflowTracker(Tracker):
     def log_input(self, dataset: Mapping[str, str], context: str) -> None:
         self._append({"op": "input", "dataset": dict(dataset), "context": context})
 
+    def log_model_metrics(self, metrics: Mapping[str, float], step: int, files: Mapping[str, str]) -> None:
+        self._append({"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()}, "step": int(step),
+                      "timestamp": int(time.time() * 1000), "model_key": checkpoint_key(self._key, step, files)})
+
+    def log_checkpoint_model(self, directory: Path, step: int, files: Mapping[str, str]) -> None:
+        self._append({"op": "logged_model", "directory": self._require_started().relative(directory),
+                      "step": int(step), "key": checkpoint_key(self._key, step, files)})
+
     def outbox(self, name: str) -> Path:
         return self._require_started().outbox(name)
 
@@ -176,16 +188,17 @@ class MlflowTracker(Tracker):
         return self._wait_delivered(last, timeout, retry_now=True)
 
     def register(self, step: int, model_dir: Path, name: str, alias: Optional[str],
-                 tags: Mapping[str, str], run_id: Optional[str] = None) -> str:
-        from .registry import register_model_dir
+                 tags: Mapping[str, str], run_id: Optional[str] = None, *, metric: str = "loss",
+                 mode: str = "min", force: bool = False) -> Tuple[str, Optional[str]]:
+        from .registry import register_checkpoint
         if self._spool is not None:
             self.flush(self.close_timeout)
             run_id = self._spool.run_id(self._key)
         if run_id is None:
             raise TrackingError(f"cannot register {name!r}: the run does not exist yet in {self.tracking_uri} "
                                f"({self._last_error or 'the store has not answered'}); try again when it answers")
-        with bounded():
-            return register_model_dir(self._mlflow(), run_id, step, model_dir, name, alias, tags)
+        with bounded(), quiet():
+            return register_checkpoint(self._mlflow(), run_id, step, model_dir, name, alias, tags, metric, mode, force)
 
     # -- replay of a spool without a training run (``sync``) -------------------------------
 
@@ -287,7 +300,7 @@ class MlflowTracker(Tracker):
             run_id, notes = None, []
             try:
                 # the worker retries on its own terms, not MLflow's
-                with bounded(ARTIFACT_TIMEOUT if batch[0]["op"] == "artifacts" else ANSWER_TIMEOUT):
+                with bounded(ARTIFACT_TIMEOUT if "directory" in batch[0] else ANSWER_TIMEOUT), quiet():
                     run_id, notes = self._delivery.deliver(batch)
             except RunRefused as refusal:
                 notes = [refusal.note] if refusal.note else []
@@ -316,7 +329,7 @@ class MlflowTracker(Tracker):
                 self._spool.set_run(batch[0]["run"], run_id)
             self._spool.mark_delivered(batch[-1]["seq"])
             for op in batch:
-                if op["op"] == "artifacts":
+                if "directory" in op:
                     self._spool.remove_outbox(op["directory"])
         with self._cond:
             for _ in batch:
@@ -340,7 +353,7 @@ class MlflowTracker(Tracker):
 
     def _fell_behind(self, error: Exception, op: Mapping[str, Any]) -> None:
         """One warning (the first failure), given before anyone waiting hears of the failure."""
-        timeout = ARTIFACT_TIMEOUT if op["op"] == "artifacts" else ANSWER_TIMEOUT
+        timeout = ARTIFACT_TIMEOUT if "directory" in op else ANSWER_TIMEOUT
         self._last_error = (f"the store did not answer within {timeout:g} s" if "timed out" in str(error).lower()
                             else summary(error))
         status = LOGIN_REFUSALS.get(getattr(error, "error_code", None))
@@ -380,6 +393,17 @@ def login_refused(tracking_uri: str, status: int, kept_in: Path) -> str:
     return (f"the tracking store {tracking_uri} {fix}. Training goes on; its tracking is kept in {kept_in} and "
             "delivered, once the server accepts it, by elistimator_tracking.tracking.sync(model_dir) or the next "
             "run in this model directory")
+
+
+def _quiet_store_logs() -> None:
+    """MLflow's INFO lines on creating a store's tables (or on waiting for a registered version) are
+    not news. A user who configured MLflow's logging (``MLFLOW_LOGGING_LEVEL``, or a level on these
+    loggers) keeps it."""
+    if "MLFLOW_LOGGING_LEVEL" in os.environ:
+        return
+    for name in ("mlflow.store.db.utils", "alembic", "mlflow.store.model_registry.abstract_store"):
+        if logging.getLogger(name).level == logging.NOTSET:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _is_permanent(error: Exception, op: Mapping[str, Any]) -> bool:

@@ -12,27 +12,24 @@ refused with MLflow's schema error before ``predict`` runs.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
 
-with warnings.catch_warnings():  # MLflow advises type hints on predict; they would make it coerce inputs
-    warnings.filterwarnings("ignore", message=".*type hints", category=UserWarning)
+class ElistimatorPyfunc(PythonModel):
+    def load_context(self, context) -> None:
+        from elistimator_tracking import Elistimator
+        self.estimator = Elistimator.from_disk(context.artifacts["model_dir"], tracking=False, verbose=False)
 
-    class ElistimatorPyfunc(PythonModel):
-        def load_context(self, context) -> None:
-            from elistimator_tracking import Elistimator
-            self.estimator = Elistimator.from_disk(context.artifacts["model_dir"], tracking=False, verbose=False)
-
-        def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
-            if isinstance(model_input, dict):
-                return self.estimator.predict(**{str(k): np.asarray(v) for k, v in model_input.items()})
-            if hasattr(model_input, "columns"):  # a pandas DataFrame
-                return self.estimator.predict(**{str(c): _stacked(model_input[c]) for c in model_input.columns})
-            return self.estimator.predict(np.asarray(model_input))
+    def predict(self, context, model_input: np.ndarray, params=None):
+        """``model_input``: a dict, a DataFrame or an array (the hint is one MLflow infers no schema
+        from: it then neither validates nor converts the input, and does not ask for type hints)."""
+        if isinstance(model_input, dict):
+            return self.estimator.predict(**{str(k): np.asarray(v) for k, v in model_input.items()})
+        if hasattr(model_input, "columns"):  # a pandas DataFrame
+            return self.estimator.predict(**{str(c): _stacked(model_input[c]) for c in model_input.columns})
+        return self.estimator.predict(np.asarray(model_input))
 
 
 def _stacked(column) -> np.ndarray:
@@ -40,6 +37,4 @@ def _stacked(column) -> np.ndarray:
     return np.stack([np.asarray(v) for v in values]) if values and np.ndim(values[0]) else np.asarray(values)
 
 
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*type hints", category=UserWarning)
-    set_model(ElistimatorPyfunc())
+set_model(ElistimatorPyfunc())

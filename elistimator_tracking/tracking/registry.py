@@ -1,32 +1,40 @@
-"""The Model Registry: a checkpoint becomes a registered version that is also an MLflow Model.
+"""The Model Registry: a checkpoint's logged model becomes a registered version, and an alias
+moves only to a better one.
 
-A version's files are ``models/step-<N>/`` in the run: an MLmodel (pyfunc flavor, the
-model loaded from code in ``pyfunc_model.py``) with the checkpoint's model directory as
-its artifact ``model_dir``. So ``models:/<name>@champion`` can be restored with
-``Elistimator.from_disk``, loaded with ``mlflow.pyfunc.load_model`` and served with
-``mlflow models serve``.
+A version's source is the checkpoint's MLflow 3 logged model (its artifacts; the version's
+``elistimator.model_id`` tag names it, ``models:/m-<id>``; see ``logged_models.py``), its run is the
+checkpoint's run, and ``models:/<name>@champion``
+can be restored with ``Elistimator.from_disk``, loaded with ``mlflow.pyfunc.load_model`` and
+served with ``mlflow models serve``. A checkpoint of a run logged before checkpoints were logged
+models (only ``checkpoints/step-<N>/``) gets its logged model when it is first registered.
+
+The alias rule: every call registers a new version; the alias (``champion``) moves to it only
+when its validation metric beats the metric of the version the alias points at, in the
+selection mode (a tie keeps the current one), or when no version has the alias yet, or when
+the version it points at recorded no value of that metric. A new version without the metric
+never takes the alias. ``force=True`` moves it anyway. When the alias stays, the returned note says
+why.
 """
 
 from __future__ import annotations
 
-import tempfile
-import warnings
+import math
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Tuple
 
-import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from .._version import __version__
+from .. import metadata as metadata_file
 from ..checkpoints import best_step
-from .http_limits import bounded
-from .layout import MODEL_DIR_ARTIFACT, model_artifact_path
-from .resolve import RunCheckpoints
-from .run_info import version_tags
-from .schemas import model_signature
+from ..model_dir import ModelDirectory
+from .http_limits import bounded, quiet
+from .logged_models import RUN_KEY_TAG, checkpoint_key, create_checkpoint_model, describe_checkpoint_model
+from .resolve import NOT_FOUND, RunCheckpoints
 
-PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+from .run_info import version_tags
+
+MODEL_ID_TAG = "elistimator.model_id"  # a version's logged model (a SQL registry does not keep model_id)
 
 
 def checked_registration(name: object, alias: object) -> None:
@@ -49,48 +57,76 @@ def checked_registration(name: object, alias: object) -> None:
                              f"{error.message}") from None
 
 
-def register_model_dir(client: MlflowClient, run_id: str, step: int, model_dir: Path, name: str,
-                       alias: Optional[str], tags: Mapping[str, str]) -> str:
-    """Log ``model_dir`` (a one-checkpoint model directory) as an MLflow Model in the run, with its
-    signature and input example, and register it as a new version of ``name``; point ``alias`` at
-    it. Returns the version."""
-    signature, example = model_signature(model_dir)
-    with tempfile.TemporaryDirectory(prefix="elistimator-model-") as work:
-        packaged = Path(work) / "model"
-        with warnings.catch_warnings():  # MLflow's advice on type hints concerns schema inference we do not use
-            warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
-            mlflow.pyfunc.save_model(str(packaged), python_model=str(PYFUNC_CODE),
-                                     artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
-                                     pip_requirements=_requirements(), signature=signature,
-                                     input_example=example)
-        client.log_artifacts(run_id, str(packaged), model_artifact_path(step))
-    source = f"{client.get_run(run_id).info.artifact_uri}/{model_artifact_path(step)}"
+def register_checkpoint(client: MlflowClient, run_id: str, step: int, model_dir: Path, name: str,
+                        alias: Optional[str], tags: Mapping[str, str], metric: str, mode: str,
+                        force: bool = False) -> Tuple[str, Optional[str]]:
+    """Register the logged model of the checkpoint ``model_dir`` (one checkpoint of run ``run_id`` at
+    ``step``; its logged model is created when the run has none) as a new version of ``name``,
+    and move ``alias`` by the alias rule. Returns the version and, when the alias stayed, why."""
+    run = client.get_run(run_id)
+    files = metadata_file.read(ModelDirectory(model_dir)).index.records[step].files
+    key = checkpoint_key(run.data.tags.get(RUN_KEY_TAG, run_id), step, files)
+    model_id = create_checkpoint_model(client, run_id, step, model_dir, key)
+    describe_checkpoint_model(client, model_id, model_dir)  # its signature and input example
     try:
         client.create_registered_model(name)
     except MlflowException as error:
         if error.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    version = client.create_model_version(name, source=source, run_id=run_id, tags=dict(tags))
-    if alias:
-        client.set_registered_model_alias(name, alias, version.version)
-    return str(version.version)
+    # the source is the logged model's artifact location, not models:/<id>: a SQL registry resolves that
+    # through MLflow's global tracking URI, which need not be this store (MLflow's own TODO)
+    source = client.get_logged_model(model_id).artifact_location
+    version = str(client.create_model_version(name, source=source, run_id=run_id, model_id=model_id,
+                                              tags={**tags, MODEL_ID_TAG: model_id}).version)
+    note = None if not alias else alias_kept(client, name, alias, version, tags, metric, mode, force)
+    if alias and note is None:
+        client.set_registered_model_alias(name, alias, version)
+    return version, note
 
 
-def _requirements() -> list:
-    from .._tf import tf
-    return [f"elistimator_tracking=={__version__}", f"tensorflow=={tf.__version__}",
-            f"tf-keras=={tf.__version__}", f"mlflow=={mlflow.__version__}"]
+def alias_kept(client: MlflowClient, name: str, alias: str, version: str, tags: Mapping[str, str], metric: str,
+               mode: str, force: bool) -> Optional[str]:
+    """Why ``alias`` stays where it is rather than moving to the new ``version`` (tagged ``tags``);
+    None when it moves (see the module's alias rule)."""
+    if force:
+        return None
+    key = f"validation/{metric}"
+    new = _value(tags.get(key))
+    if new is None:
+        return (f"version {version} of {name!r} recorded no {key}: @{alias} is left where it is "
+                "(force=True moves it)")
+    try:
+        current = client.get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        if error.error_code in NOT_FOUND:
+            return None
+        raise
+    old = _value(current.tags.get(key))
+    if old is None or (new < old if mode == "min" else new > old):
+        return None
+    return (f"@{alias} stays on version {current.version} of {name!r}: its {key} {old:.6g} is at least as good as "
+            f"version {version}'s {new:.6g} ({mode}; a tie keeps the current one). force=True moves it")
+
+
+def _value(text: Optional[str]) -> Optional[float]:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return None if value is None or math.isnan(value) else value
 
 
 def register_best(run_id: str, name: str, metric: str = "loss", mode: str = "min", alias: Optional[str] = "champion",
-                  tracking_uri: Optional[str] = None, cache_dir: Optional[Path] = None) -> str:
+                  tracking_uri: Optional[str] = None, cache_dir: Optional[Path] = None,
+                  force: bool = False) -> Tuple[str, Optional[str]]:
     """Register the best checkpoint a run logged (by validation ``metric`` and ``mode``) as a new
-    version of ``name``, pointing ``alias`` at it; for runs whose model directory is elsewhere."""
+    version of ``name``, moving ``alias`` by the alias rule; for runs whose model directory is
+    elsewhere. Returns the version and, when the alias stayed, why."""
     checked_registration(name, alias)
     run = RunCheckpoints(run_id, tracking_uri, cache_dir)
     index = run.index()
     step = best_step(index, metric, mode)
     model_dir = run.fetch(step)
-    with bounded():
-        return register_model_dir(run.client, run_id, step, model_dir, name, alias,
-                                  version_tags(step, index.metrics(step), metric, mode))
+    with bounded(), quiet():
+        return register_checkpoint(run.client, run_id, step, model_dir, name, alias,
+                                   version_tags(step, index.metrics(step), metric, mode), metric, mode, force)

@@ -28,7 +28,7 @@ from ..checkpoints import CheckpointIndex, CheckpointRecord, Selection, checked_
 from ..errors import CheckpointNotFoundError, ModelDirectoryError
 from ..metadata import METADATA_FILE
 from ..model_dir import ModelDirectory
-from .http_limits import bounded
+from .http_limits import bounded, quiet
 from .store_uri import StoreUri
 from .layout import CHECKPOINT_ARTIFACTS, MODEL_DIR_ARTIFACT, STEP_DIR, checkpoint_artifact_path, parse_source
 
@@ -125,22 +125,42 @@ def download_model_version(source: str, cache_dir: Optional[Path] = None,
                                           f"{known or 'none'}") from None
         raise
     target = _cache_root(cache_dir, uri) / "models" / name / f"version-{version.version}"
+    return _cached(target, _model_fetcher(version.source, store, f"{source} (version {version.version})"),
+                   "model_dir")
 
+
+def download_logged_model(source: str, cache_dir: Optional[Path] = None, tracking_uri: Optional[str] = None) -> Path:
+    """``models:/m-<id>`` (a checkpoint logged as an MLflow 3 logged model) as a verified local model directory."""
+    model_id = parse_source(source)["model_id"]
+    store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
+    client = MlflowClient(store.client_uri)
+    try:
+        with bounded():
+            model = client.get_logged_model(model_id)
+    except MlflowException as error:
+        if error.error_code in NOT_FOUND:
+            raise CheckpointNotFoundError(f"there is no logged model {model_id!r} in {store.public}") from None
+        raise
+    target = _cache_root(cache_dir, store.public) / "logged-models" / model_id
+    return _cached(target, _model_fetcher(model.artifact_location, store, source), "model_dir")
+
+
+def _model_fetcher(artifact_uri: str, store: StoreUri, label: str) -> Callable[[Path], str]:
+    """Downloads an MLflow Model made by ``logged_models.package_checkpoint`` (from the store the
+    caller named, not the default one) and returns the checkpoint directory inside it."""
     def fetch(where: Path) -> str:
-        # the version's own source, in the store the caller named (not the default store)
-        downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(where),
+        downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(where),
                                                               tracking_uri=store.client_uri))
         inner = _model_dir_artifact(downloaded)
         if inner is None or not (downloaded / inner / METADATA_FILE).is_file():
-            raise ModelDirectoryError(f"{source} (version {version.version}) holds no Elistimator checkpoint "
+            raise ModelDirectoryError(f"{label} holds no Elistimator checkpoint "
                                       f"(no MLmodel with a {MODEL_DIR_ARTIFACT!r} artifact holding {METADATA_FILE})")
         return str(downloaded / inner)
-
-    return _cached(target, fetch, "model_dir")
+    return fetch
 
 
 def _model_dir_artifact(model: Path) -> Optional[str]:
-    """Where an MLflow Model made by ``register_model_dir`` keeps the checkpoint (relative path)."""
+    """Where an MLflow Model made by ``logged_models.package_checkpoint`` (or, before, by the registry) keeps the checkpoint (relative path)."""
     if not (model / "MLmodel").is_file():
         return None
     flavor = mlflow.models.Model.load(str(model)).flavors.get("python_function", {})
@@ -165,7 +185,7 @@ def _cached(target: Path, fetch: Callable[[Path], str], label: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{label}-", dir=target.parent))
     try:
-        with bounded():
+        with bounded(), quiet():  # a progress bar per checkpoint download is not news
             downloaded = Path(fetch(work))
         require_inside(work, downloaded)
         metadata_file.read_verified(ModelDirectory(downloaded, cached=True))  # moves into the cache as is
@@ -196,6 +216,8 @@ def resolve_source(source: str, checkpoint: Selection, metric: str, mode: str, c
         run = RunCheckpoints(parts["run"], tracking_uri, cache_dir)
         return run.fetch(select_step(run.index(), checkpoint, metric, mode))
     if checkpoint not in ("latest", "best"):
-        raise ValueError(f"a registered version holds one checkpoint: checkpoint must be 'latest' or 'best' "
-                         f"for {source}, got {checkpoint!r}")
+        raise ValueError(f"a registered version or logged model holds one checkpoint: checkpoint must be "
+                         f"'latest' or 'best' for {source}, got {checkpoint!r}")
+    if parts["model_id"]:
+        return download_logged_model(str(source), cache_dir, tracking_uri)
     return download_model_version(str(source), cache_dir, tracking_uri)

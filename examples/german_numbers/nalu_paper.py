@@ -149,7 +149,7 @@ def main(argv=None) -> Dict[str, List[dict]]:
     print(f"\nBeyond the training range (1,000 numbers per order of magnitude), same runs:\n")
     print("\n".join(beyond_table(results)))
     print(f"\n{len(args.models) * len(args.seeds)} runs in {elapsed:.0f} s; MLflow experiment {args.experiment!r}: "
-          f"{ui_hint(results[args.models[0]][0]['tracking_uri'])}")
+          f"{ui_hint(results[args.models[0]][0]['tracking_uri'], results[args.models[0]][0]['run_id'])}")
     print(f"TensorBoard (runs by name): {command('tensorboard')} --logdir {args.runs_dir}")
     return results
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+import warnings
 from pathlib import Path
 
 from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
@@ -61,8 +62,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--experiment", default="german-parity")
     parser.add_argument("--register-as", default=REGISTERED_NAME)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars, no TensorFlow notices that the TF1 layers used here are deprecated")
     args = parser.parse_args(argv)
+    if args.quiet:  # known and not news: this example is TF1 graph code on purpose
+        tf.get_logger().setLevel("ERROR")
+        warnings.filterwarnings("ignore", message=r"`tf\.(layers|nn\.rnn_cell)\..*is deprecated", category=UserWarning)
     started = time.perf_counter()
     numbers = split({"train": args.train_size, "validation": 2000, "test": 2000}, args.seed)
     train, validation, test = (examples(numbers[name]) for name in ("train", "validation", "test"))
@@ -88,8 +93,8 @@ def main(argv=None) -> dict:
     for word, odd in zip(words, answers):
         print(f"  {word}: {'odd' if odd else 'even'}")
     print(f"\nMLflow run {run_id}, named {model_dir.name!r} (experiment {args.experiment!r}); registered "
-          f"models:/{args.register_as}/{version} with alias @champion")
-    print(f"Compare runs in the MLflow UI:  {ui_hint(tracking_uri)}")
+          f"models:/{args.register_as}/{version} (@champion moves to it only if it beats the current champion)")
+    print(f"Compare runs in the MLflow UI:  {ui_hint(tracking_uri, run_id)}")
     print(f"TensorBoard (runs by name):    {command('tensorboard')} --logdir {model_dir.parent}")
     return {"test": tested, "best_step": best_step, "run_id": run_id, "version": version, "seconds": elapsed}
 
