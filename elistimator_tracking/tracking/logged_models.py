@@ -20,7 +20,7 @@ import hashlib
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import mlflow
 from mlflow.entities import LoggedModel, LoggedModelOutput, Metric
@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from .._faults import crash_point
 from .._version import __version__
+from ..model_dir import link_tree
 from .layout import MODEL_DIR_ARTIFACT
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -43,13 +44,20 @@ def checkpoint_key(run_key: str, step: int, files: Mapping[str, str]) -> str:
     return f"{run_key}:{step}:{digest}"
 
 
-def package_checkpoint(model_dir: Path, destination: Path) -> None:
+def package_checkpoint(model_dir: Path, destination: Path, signature: Any = False,
+                       example: Optional[Mapping[str, Any]] = None) -> None:
     """Write the MLflow Model (pyfunc, models-from-code) holding ``model_dir`` as its ``model_dir``
-    artifact to the new directory ``destination``; pip requirements are explicit (no inference)."""
-    # signature=False: the input signature lives in the checkpoint's own JSON; MLflow's inference would only
-    # log that it cannot infer one from the predict hint
-    mlflow.pyfunc.save_model(str(destination), python_model=str(PYFUNC_CODE), signature=False,
-                             artifacts={MODEL_DIR_ARTIFACT: str(model_dir)}, pip_requirements=requirements())
+    artifact (always at ``artifacts/model_dir``, whatever the folder's own name) to the new directory
+    ``destination``; pip requirements are explicit (no inference). ``signature=False``: none (MLflow's
+    inference would only log that it cannot infer one from the predict hint)."""
+    with tempfile.TemporaryDirectory(prefix="elistimator-package-") as work:
+        named = model_dir
+        if model_dir.name != MODEL_DIR_ARTIFACT:
+            named = Path(work) / MODEL_DIR_ARTIFACT
+            link_tree(model_dir, named)
+        mlflow.pyfunc.save_model(str(destination), python_model=str(PYFUNC_CODE), signature=signature,
+                                 input_example=example, artifacts={MODEL_DIR_ARTIFACT: str(named)},
+                                 pip_requirements=requirements())
 
 
 def describe_checkpoint_model(client: MlflowClient, model_id: str, model_dir: Path) -> None:
@@ -63,9 +71,7 @@ def describe_checkpoint_model(client: MlflowClient, model_id: str, model_dir: Pa
         return
     with tempfile.TemporaryDirectory(prefix="elistimator-signature-") as work:
         packaged, described = Path(work) / "model", Path(work) / "described"
-        mlflow.pyfunc.save_model(str(packaged), python_model=str(PYFUNC_CODE), signature=signature,
-                                 input_example=example, artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
-                                 pip_requirements=requirements())
+        package_checkpoint(model_dir, packaged, signature, example)
         described.mkdir()
         for item in packaged.iterdir():
             if item.is_file() and (item.name == "MLmodel" or "example" in item.name):
