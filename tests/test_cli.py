@@ -230,3 +230,11 @@ def test_help_imports_neither_tensorflow_nor_mlflow():
             "except SystemExit:\n    pass\nprint(sorted(m for m in ('tensorflow', 'mlflow') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.splitlines()[-1] == "[]", done.stderr
+
+
+def test_downloads_draw_no_progress_bars(experiment, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    steady = experiment.runs["steady"]
+    assert main(["download", f"runs:/{steady.run_id}", str(tmp_path / "model"), "--tracking-uri",
+                 experiment.store, "--checkpoint", "latest"]) == 0
+    assert "Downloading artifacts" not in capsys.readouterr().err
