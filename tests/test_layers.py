@@ -95,7 +95,7 @@ with Elistimator.from_disk({str(tmp_path / 'model')!r}, verbose=False) as loaded
     loaded.evaluate(dataset_fn(x, y))
 print("mlflow" in sys.modules, sorted(os.listdir({str(tmp_path / 'model')!r})))
 """
-    assert run_python(code, tmp_path) == "False ['checkpoints', 'elistimator.json', 'train']"
+    assert run_python(code, tmp_path) == "False ['.writer.lock', 'checkpoints', 'elistimator.json', 'train']"
 
 
 def imports_of(module: Path) -> set:
