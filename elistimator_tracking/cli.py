@@ -228,13 +228,23 @@ def _download(args) -> int:
 
 
 def _sync(args) -> int:
-    from .tracking import sync
-    left = sync(args.model_dir, args.tracking_uri, args.timeout)
+    import warnings
+    from .tracking import TrackingWarning, sync
+    with warnings.catch_warnings(record=True) as caught:  # the reason goes into the one line below
+        warnings.simplefilter("always", TrackingWarning)
+        left = sync(args.model_dir, args.tracking_uri, args.timeout)
     if not left:
         print(f"{args.model_dir}: nothing to sync (no undelivered tracking work)")
     for uri, pending in left.items():
-        print(f"{uri}: {'all delivered' if pending == 0 else f'{pending} operation(s) still pending'}")
-    return 0 if not any(left.values()) else 1
+        if pending == 0:
+            print(f"{uri}: all delivered")
+    pending = {uri: count for uri, count in left.items() if count}
+    if pending:
+        why = [str(w.message).split(". Training goes on")[0] for w in caught if w.category is TrackingWarning]
+        raise RuntimeError("; ".join(f"{count} operation(s) still pending for {uri}" for uri, count in pending.items())
+                           + f" ({why[0] if why else 'the store did not answer in time'}); they stay in "
+                           f"{args.model_dir}: run sync again when the store answers")
+    return 0
 
 
 if __name__ == "__main__":

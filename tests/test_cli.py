@@ -238,3 +238,19 @@ def test_downloads_draw_no_progress_bars(experiment, tmp_path, capsys, monkeypat
     assert main(["download", f"runs:/{steady.run_id}", str(tmp_path / "model"), "--tracking-uri",
                  experiment.store, "--checkpoint", "latest"]) == 0
     assert "Downloading artifacts" not in capsys.readouterr().err
+
+
+def test_sync_to_a_store_that_is_down_is_one_line_naming_what_is_kept(tmp_path, data, capsys):
+    from mlflow_server import free_port
+    (x, y), _ = data
+    with pytest.warns(UserWarning):
+        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False,
+                         tracking=MlflowTracker("notascheme://typo", start_timeout=1, close_timeout=1)) as est:
+            est.setup(dataset_fn(x, y))
+            est.train().save_ckpt()
+    store = f"http://127.0.0.1:{free_port()}"
+    assert main(["sync", str(tmp_path / "model"), "--tracking-uri", store]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert re.match(rf"elistimator sync: error: \d+ operation\(s\) still pending for {store} \(tracking to {store} "
+                    rf"is behind: .*\); they stay in {tmp_path / 'model'}: run sync again", err), err
