@@ -80,7 +80,7 @@ def require_existing(store: StoreUri) -> None:
         return
     if missing:
         raise FileNotFoundError(f"there is no MLflow store at {store.public} ({path} does not exist); "
-                                "name the store with --tracking-uri or MLFLOW_TRACKING_URI")
+                                "name the store that holds the runs (--tracking-uri, tracking=..., or MLFLOW_TRACKING_URI)")
 
 
 def public_uri(uri: str) -> str:
