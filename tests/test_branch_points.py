@@ -4,6 +4,7 @@ checkpoint afterwards (in memory, after a reload, in the run) is the new branch'
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -57,11 +58,10 @@ def test_from_disk_at_an_older_checkpoint_is_a_branch_point(history_dir, data, c
         assert max(history_dir["returned"], key=lambda s: history_dir["returned"][s]["loss"]) == 9
     est = Elistimator.from_disk(history_dir["path"], checkpoint=checkpoint, metric=metric, mode=mode, verbose=False)
     assert est.global_step == 9
-    metrics = branch_on(est, data)
-    run_id = est.run_id
-    check_branched(est, metrics, history_dir)
-    assert run_id == history_dir["run_id"]  # the same run goes on; the abandoned validations are retracted
-    points = history(MlflowClient(), run_id, "validation/loss")
+    check_branched(est, branch_on(est, data), history_dir)
+    recorded = json.loads((history_dir["path"] / "elistimator.json").read_text())["tracking"]
+    assert recorded["run_id"] == history_dir["run_id"]  # the same run goes on; the abandoned validations are retracted
+    points = history(MlflowClient(), history_dir["run_id"], "validation/loss")
     assert all(math.isnan([v for s, v in points if s == step][-1]) for step in (27, 36))
 
 
