@@ -1,7 +1,7 @@
 """A script that never calls close(): ``exit_worker.py MODEL_DIR TRACKING_URI HOW``.
 
 It trains an epoch, validates and saves a checkpoint (tracked to TRACKING_URI), prints
-``saved <run_id>``, then ends as HOW says: ``end`` (falls off the end of the script),
+``saved``, then ends as HOW says: ``end`` (falls off the end of the script),
 ``raise`` (an unhandled RuntimeError), ``wait`` (sleeps until a signal ends it), ``stdin``
 (ends when a line arrives on stdin).
 """
@@ -32,7 +32,7 @@ estimator = Elistimator(model_fn, model_dir, verbose=False, tracking=tracking_ur
 estimator.setup(input_fn, input_fn)
 estimator.train().validate()
 estimator.save_ckpt()
-print("saved", estimator.run_id, flush=True)
+print("saved", flush=True)
 if how == "raise":
     raise RuntimeError("the script failed")
 if how == "wait":

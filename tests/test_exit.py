@@ -3,6 +3,7 @@ the store did not take stays in the journal for sync (issue 20, finding 2)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -26,10 +27,14 @@ def start(tmp_path: Path, store: str, how: str) -> subprocess.Popen:
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def saved_run(process: subprocess.Popen) -> str:
+def wait_saved(process: subprocess.Popen) -> None:
     line = process.stdout.readline()
-    assert line.startswith("saved "), process.stderr.read()[-3000:] if not line else line
-    return line.split()[1]
+    assert line == "saved\n", process.stderr.read()[-3000:] if not line else line
+
+
+def recorded_run(tmp_path: Path) -> str:
+    """The run the model directory names (known once the store answered, at the latest at exit)."""
+    return json.loads((tmp_path / "model" / "elistimator.json").read_text())["tracking"]["run_id"]
 
 
 @pytest.mark.parametrize("how, signal_, status, code", [
@@ -37,16 +42,17 @@ def saved_run(process: subprocess.Popen) -> str:
     ("wait", signal.SIGTERM, "KILLED", 128 + signal.SIGTERM), ("wait", signal.SIGINT, "KILLED", -signal.SIGINT)])
 def test_a_run_the_script_never_closed_ends_at_exit(tmp_path, tracking_store, how, signal_, status, code):
     process = start(tmp_path, tracking_store, how)
-    run_id = saved_run(process)
+    wait_saved(process)
     if signal_ is not None:
         process.send_signal(signal_)
     _, err = process.communicate(timeout=120)
     assert process.returncode == code, err[-3000:]
+    run_id = recorded_run(tmp_path)
     run = MlflowClient().get_run(run_id)
     assert run.info.status == status
     assert artifact_steps(MlflowClient(), run_id) == [4]  # the last checkpoint arrived
     assert (run.data.tags.get("elistimator.error") or "").startswith(
-        {"FAILED": "RuntimeError: the script failed", "KILLED": "SIG" if signal_ == signal.SIGTERM else
+        {"FAILED": "RuntimeError: the script failed", "KILLED": "SIGTERM" if signal_ == signal.SIGTERM else
          "KeyboardInterrupt"}.get(status, ""))
 
 
@@ -56,10 +62,11 @@ def test_an_exit_the_store_missed_is_marked_by_sync(tmp_path):
     proxy = FlakyProxy(server.port)
     try:
         process = start(tmp_path, proxy.uri, "stdin")
-        run_id = saved_run(process)
+        wait_saved(process)
         proxy.down()  # the script exits while the store does not answer
         _, err = process.communicate("\n", timeout=180)
         assert process.returncode == 0 and "could not be delivered" in err, err[-3000:]
+        run_id = recorded_run(tmp_path)
         assert MlflowClient(server.uri).get_run(run_id).info.status == "RUNNING"
         proxy.up()
         assert sync(tmp_path / "model") == {proxy.uri: 0}
