@@ -3,6 +3,7 @@ validate() returned; failures as a user sees them, from the real console script.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -33,7 +34,9 @@ def experiment(tmp_path_factory):
         with Elistimator(target_model_fn, root / name, params={"schedule": name}, verbose=False, tracking=store,
                          experiment="cli-values", run_name=name) as est:
             est.setup(targets(course[0]), zero_targets)
-            runs[name] = SimpleNamespace(returned=fit_targets(est, course), run_id=est.run_id)
+            returned = fit_targets(est, course)
+        recorded = json.loads((root / name / "elistimator.json").read_text())["tracking"]  # known after close
+        runs[name] = SimpleNamespace(returned=returned, run_id=recorded["run_id"])
     return SimpleNamespace(store=store, runs=runs, root=root)
 
 
