@@ -17,9 +17,26 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 
+class UsageError(Exception):
+    """A command line argparse refuses; reported like every other failure (one line, exit 1)."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(self.prog, f"{message} (see {self.prog} --help)")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:
+        print(f"{error.prog}: error: {error}", file=sys.stderr)
+        return 1
     if not hasattr(args, "command"):
         parser.print_help()
         return 1
@@ -44,7 +61,7 @@ def _quiet_mlflow_logs() -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="elistimator", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="elistimator", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(title="commands")
 
     def command(name: str, function, help_text: str) -> argparse.ArgumentParser:
@@ -99,8 +116,10 @@ def _experiment_runs(client, name: str, max_runs: int):
 def _client(args):
     import mlflow
     from mlflow.tracking import MlflowClient
-    from .tracking.store_uri import StoreUri
-    return MlflowClient(StoreUri.given(args.tracking_uri or mlflow.get_tracking_uri()).client_uri)
+    from .tracking.store_uri import StoreUri, require_existing
+    store = StoreUri.given(args.tracking_uri or mlflow.get_tracking_uri())
+    require_existing(store)  # reading never creates a store
+    return MlflowClient(store.client_uri)
 
 
 def _runs(args) -> int:
@@ -171,8 +190,8 @@ def _best(args) -> int:
     from .checkpoints import best_step
     from .tracking.resolve import RunCheckpoints
     client = _client(args)
-    candidates = []
-    for run in _experiment_runs(client, args.experiment, 1000):
+    candidates, runs = [], _experiment_runs(client, args.experiment, 1000)
+    for run in runs:
         try:
             index = RunCheckpoints(run.info.run_id, client.tracking_uri).index()
             step = best_step(index, args.metric, args.mode)
@@ -180,7 +199,9 @@ def _best(args) -> int:
             continue  # a run without checkpoints or without that metric
         candidates.append((index.metrics(step)[args.metric], step, run))
     if not candidates:
-        raise LookupError(f"no run of {args.experiment!r} has a checkpoint with validation metric {args.metric!r}")
+        names = sorted({k[len("validation/"):] for r in runs for k in r.data.metrics if k.startswith("validation/")})
+        raise LookupError(f"no run of {args.experiment!r} has a checkpoint with validation metric {args.metric!r}; "
+                          f"validation metrics: {names or 'none'}")
     sign = 1 if args.mode == "min" else -1
     value, step, run = min(candidates, key=lambda c: (sign * c[0], -c[1]))
     print(f"best run: {run.info.run_name} ({run.info.run_id})")
@@ -219,11 +240,23 @@ def _download(args) -> int:
 
 
 def _sync(args) -> int:
-    from .tracking import sync
-    left = sync(args.model_dir, args.tracking_uri, args.timeout)
+    import warnings
+    from .tracking import TrackingWarning, sync
+    with warnings.catch_warnings(record=True) as caught:  # the reason goes into the one line below
+        warnings.simplefilter("always", TrackingWarning)
+        left = sync(args.model_dir, args.tracking_uri, args.timeout)
+    if not left:
+        print(f"{args.model_dir}: nothing to sync (no undelivered tracking work)")
     for uri, pending in left.items():
-        print(f"{uri}: {'all delivered' if pending == 0 else f'{pending} operation(s) still pending'}")
-    return 0 if not any(left.values()) else 1
+        if pending == 0:
+            print(f"{uri}: all delivered")
+    pending = {uri: count for uri, count in left.items() if count}
+    if pending:
+        why = [str(w.message).split(". Training goes on")[0] for w in caught if w.category is TrackingWarning]
+        raise RuntimeError("; ".join(f"{count} operation(s) still pending for {uri}" for uri, count in pending.items())
+                           + f" ({why[0] if why else 'the store did not answer in time'}); they stay in "
+                           f"{args.model_dir}: run sync again when the store answers")
+    return 0
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ core notifies (``events.py`` for TensorBoard, ``tracking/listener.py`` for MLflo
 from __future__ import annotations
 
 import functools
-import traceback
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
 
 import numpy as np
 
+from . import _exit
 from ._faults import crash_point
 from ._tf import tf
 from .checkpoint_manager import CheckpointManager
@@ -205,6 +205,7 @@ class Elistimator:
         self._announce_input(train, train_input_fn)
         if validation is not None:
             self._announce_input(validation, validation_input_fn)
+        _exit.keep_open(id(self), self._close)  # a script that never calls close() still ends its run
         return self
 
     def train(self, steps: Optional[int] = None, *, watch: Optional[StepWatch] = None) -> "Elistimator":
@@ -399,6 +400,7 @@ class Elistimator:
         if self._closed:
             return
         self._closed = True
+        _exit.closed(id(self))
         try:
             self._listeners.notify("on_close", status, error)
             if self._loops is not None:
@@ -413,12 +415,7 @@ class Elistimator:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         """Leaving the block ends the run: FINISHED, KILLED on Ctrl-C, FAILED (with the error) otherwise."""
-        if exc_type is None or (issubclass(exc_type, SystemExit) and exc.code in (0, None)):
-            self._close("FINISHED")
-        elif issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
-            self._close("KILLED", exc_type.__name__)
-        else:
-            self._close("FAILED", "".join(traceback.format_exception_only(exc_type, exc)).strip())
+        self._close(*_exit.status_of(exc))
 
     # -- helpers --------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ validate() returned; failures as a user sees them, from the real console script.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -33,7 +34,9 @@ def experiment(tmp_path_factory):
         with Elistimator(target_model_fn, root / name, params={"schedule": name}, verbose=False, tracking=store,
                          experiment="cli-values", run_name=name) as est:
             est.setup(targets(course[0]), zero_targets)
-            runs[name] = SimpleNamespace(returned=fit_targets(est, course), run_id=est.run_id)
+            returned = fit_targets(est, course)
+        recorded = json.loads((root / name / "elistimator.json").read_text())["tracking"]  # known after close
+        runs[name] = SimpleNamespace(returned=returned, run_id=recorded["run_id"])
     return SimpleNamespace(store=store, runs=runs, root=root)
 
 
@@ -105,8 +108,9 @@ def test_download_of_a_registered_version_from_a_named_store(experiment, tmp_pat
     (["download", "nonsense", "out"], "is not a model source"),
     (["sync", "no-such-dir"], "does not exist"),
 ])
-def test_failures_exit_1_with_one_clear_line(argv, message, capsys, tmp_path, monkeypatch):
+def test_failures_exit_1_with_one_clear_line(argv, message, capsys, tmp_path, monkeypatch, tracking_store):
     monkeypatch.chdir(tmp_path)
+    MlflowClient(tracking_store).search_experiments()  # the store exists (commands never create one)
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and err.startswith(f"elistimator {argv[0]}: error: ")
@@ -138,7 +142,7 @@ def test_the_console_script_fails_with_one_line(tmp_path):
     # as in a user's shell: importing the package set TF_CPP_MIN_LOG_LEVEL in this process only
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "TF_CPP_MIN_LOG_LEVEL")}
     commands = {"register": (["register", "0123456789abcdef0123456789abcdef", "m"],
-                             "there is no run '0123456789abcdef0123456789abcdef' in sqlite:///"),
+                             f"there is no MLflow store at sqlite:///{tmp_path / 'mlflow.db'}"),
                 "download": (["download", "nonsense", "out"], "'nonsense' is not a model source")}
     processes = {name: subprocess.Popen([str(SCRIPT), *argv], cwd=tmp_path, env=env, text=True,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -148,7 +152,7 @@ def test_the_console_script_fails_with_one_line(tmp_path):
         assert process.returncode == 1 and out == "", (name, out, err)
         assert err.count("\n") == 1 and err.startswith(f"elistimator {name}: error: "), (name, err)
         assert commands[name][1] in err, (name, err)
-    assert (tmp_path / "mlflow.db").is_file()  # register really opened (and created) the default store
+    assert not (tmp_path / "mlflow.db").exists()  # the default store was not there: none is created
 
 
 def test_runs_prints_the_experiment_link_in_the_model_training_view(experiment):
@@ -187,3 +191,102 @@ def io_of(argv) -> str:
     with redirect_stdout(out):
         assert main(argv) == 0
     return out.getvalue()
+
+
+# -- what a newcomer tripped on (issue 20) ---------------------------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["runs", "mnist"], ["best", "mnist"], ["register", "6f012829", "m"], ["download", "runs:/6f012829", "out"],
+    ["runs", "mnist", "--tracking-uri", "sqlite:///nosuch/mlflow.db"], ["runs", "mnist", "--tracking-uri", "nosuch"]])
+def test_commands_create_no_store_directory_or_file(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # MLflow's default: sqlite:///mlflow.db here
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"elistimator {argv[0]}: error: there is no MLflow store at ") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_run_ids_runs_prints_work_in_every_command(experiment, tmp_path, request):
+    printed = {row["run"]: row["id"] for row in table(run_cli(experiment, "runs", "cli-values"))}
+    steady = experiment.runs["steady"]
+    assert printed["steady"] == steady.run_id[:8]
+    assert run_cli(experiment, "register", printed["steady"], request.node.name) == \
+        f"registered models:/{request.node.name}/1 (@champion) from run {printed['steady']}\n"
+    assert MlflowClient(experiment.store).get_model_version_by_alias(request.node.name, "champion").run_id == \
+        steady.run_id
+    run_cli(experiment, "download", f"runs:/{printed['steady']}", str(tmp_path / "model"), "--checkpoint", "latest")
+    with Elistimator.from_disk(f"runs:/{printed['jumpy']}", tracking=experiment.store, verbose=False,
+                               cache_dir=tmp_path / "cache") as est:
+        assert est.global_step == max(experiment.runs["jumpy"].returned)
+
+
+def test_a_run_id_prefix_several_runs_share_is_refused_naming_them(tmp_path, capsys):
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    client = MlflowClient(store)
+    experiment = client.create_experiment("prefixes")
+    by_first = {}
+    while True:  # at most 17 runs: two share their first character
+        run_id = client.create_run(experiment).info.run_id
+        if run_id[0] in by_first:
+            break
+        by_first[run_id[0]] = run_id
+    assert main(["register", run_id[0], "m", "--tracking-uri", store]) == 1
+    err = capsys.readouterr().err
+    assert f"{run_id[0]!r} is the start of several run ids in {store}" in err
+    assert by_first[run_id[0]] in err and run_id in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["runs"], ["nosuch"], ["runs", "x", "--max-runs", "many"], ["best", "x", "--mode", "up"],
+                                  ["sync"], ["runs", "x", "--no-such-option"]])
+def test_argument_errors_are_one_line_and_exit_1(argv, capsys):
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and ": error: " in err and "--help)" in err
+    assert err.startswith("elistimator runs: " if argv == ["runs"] else "elistimator")
+
+
+def test_sync_of_a_directory_with_nothing_to_sync_succeeds(tmp_path, data, capsys):
+    (x, y), _ = data
+    with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=False) as est:
+        est.setup(dataset_fn(x, y))
+        est.train().save_ckpt()
+    assert main(["sync", str(tmp_path / "model")]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'model'}: nothing to sync (no undelivered tracking work)\n"
+
+
+def test_best_with_an_unknown_metric_lists_the_metrics(experiment, capsys):
+    assert main(["best", "cli-values", "--metric", "nosuchmetric", "--tracking-uri", experiment.store]) == 1
+    err = capsys.readouterr().err
+    assert "validation metric 'nosuchmetric'; validation metrics: ['loss', 'w']" in err and err.count("\n") == 1
+
+
+def test_help_imports_neither_tensorflow_nor_mlflow():
+    code = ("import sys\nfrom elistimator_tracking.cli import main\ntry:\n    main(['runs', '--help'])\n"
+            "except SystemExit:\n    pass\nprint(sorted(m for m in ('tensorflow', 'mlflow') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "[]", done.stderr
+
+
+def test_downloads_draw_no_progress_bars(experiment, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    steady = experiment.runs["steady"]
+    assert main(["download", f"runs:/{steady.run_id}", str(tmp_path / "model"), "--tracking-uri",
+                 experiment.store, "--checkpoint", "latest"]) == 0
+    assert "Downloading artifacts" not in capsys.readouterr().err
+
+
+def test_sync_to_a_store_that_is_down_is_one_line_naming_what_is_kept(tmp_path, data, capsys):
+    from mlflow_server import free_port
+    (x, y), _ = data
+    with pytest.warns(UserWarning):
+        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False,
+                         tracking=MlflowTracker("notascheme://typo", start_timeout=1, close_timeout=1)) as est:
+            est.setup(dataset_fn(x, y))
+            est.train().save_ckpt()
+    store = f"http://127.0.0.1:{free_port()}"
+    assert main(["sync", str(tmp_path / "model"), "--tracking-uri", store]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert re.match(rf"elistimator sync: error: \d+ operation\(s\) still pending for {store} \(tracking to {store} "
+                    rf"is behind: .*\); they stay in {tmp_path / 'model'}: run sync again", err), err

@@ -1,4 +1,4 @@
-"""Bounded HTTP calls to an MLflow server, without changing the user's process-wide settings.
+"""Bounded, quiet calls to an MLflow store, without changing the user's process-wide settings.
 
 MLflow's REST client reads ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` and
 ``MLFLOW_HTTP_REQUEST_TIMEOUT`` on every request, and its defaults retry for minutes

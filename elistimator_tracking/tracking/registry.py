@@ -128,5 +128,5 @@ def register_best(run_id: str, name: str, metric: str = "loss", mode: str = "min
     step = best_step(index, metric, mode)
     model_dir = run.fetch(step)
     with bounded(), quiet():
-        return register_checkpoint(run.client, run_id, step, model_dir, name, alias,
+        return register_checkpoint(run.client, run.run_id, step, model_dir, name, alias,
                                    version_tags(step, index.metrics(step), metric, mode), metric, mode, force)

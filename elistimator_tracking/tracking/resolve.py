@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import mlflow
+from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -29,11 +31,12 @@ from ..errors import CheckpointNotFoundError, ModelDirectoryError
 from ..metadata import METADATA_FILE
 from ..model_dir import ModelDirectory
 from .http_limits import bounded, quiet
-from .store_uri import StoreUri
+from .store_uri import StoreUri, require_existing
 from .layout import CHECKPOINT_ARTIFACTS, MODEL_DIR_ARTIFACT, STEP_DIR, checkpoint_artifact_path, parse_source
 
 CACHE_ENV = "ELISTIMATOR_CACHE_DIR"
 NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+RUN_ID_PREFIX = re.compile(r"[0-9a-f]{1,31}")
 
 
 def default_cache_dir() -> Path:
@@ -46,19 +49,15 @@ class RunCheckpoints:
 
     def __init__(self, run_id: str, tracking_uri: Optional[str] = None, cache_dir: Optional[Path] = None):
         store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
+        require_existing(store)
         self.tracking_uri = store.public
         self.client = MlflowClient(store.client_uri)
-        self.run_id, self.label = run_id, f"run {run_id}"
         self._cache_dir = cache_dir
         self._steps: Optional[List[int]] = None
         self._fetched: Dict[int, Path] = {}
-        try:
-            with bounded():
-                self.run = self.client.get_run(run_id)
-        except MlflowException as error:
-            if error.error_code in NOT_FOUND:
-                raise CheckpointNotFoundError(f"there is no run {run_id!r} in {self.tracking_uri}") from None
-            raise
+        self.run = find_run(self.client, run_id, self.tracking_uri)
+        self.run_id = self.run.info.run_id
+        self.label = f"run {self.run_id}"
 
     def steps(self) -> List[int]:
         """The logged checkpoint steps (listed once per instance)."""
@@ -102,11 +101,35 @@ class RunCheckpoints:
         return self._fetched[step]
 
 
+def find_run(client: MlflowClient, run_id: str, tracking_uri: str):
+    """The run ``run_id`` names: a whole run id, or the start of exactly one (``elistimator runs``
+    shows the first 8 characters)."""
+    try:
+        with bounded():
+            return client.get_run(run_id)
+    except MlflowException as error:
+        if error.error_code not in NOT_FOUND:
+            raise
+    matches = []
+    if RUN_ID_PREFIX.fullmatch(run_id):
+        with bounded():
+            experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+            matches = client.search_runs(experiments, f"attributes.run_id LIKE '{run_id}%'",
+                                         run_view_type=ViewType.ALL, max_results=10) if experiments else []
+    if len(matches) > 1:
+        raise ValueError(f"{run_id!r} is the start of several run ids in {tracking_uri}: "
+                         f"{sorted(run.info.run_id for run in matches)}; give more of it")
+    if not matches:
+        raise CheckpointNotFoundError(f"there is no run {run_id!r} in {tracking_uri}")
+    return matches[0]
+
+
 def download_model_version(source: str, cache_dir: Optional[Path] = None,
                            tracking_uri: Optional[str] = None) -> Path:
     """``models:/<name>/<version>`` or ``models:/<name>@<alias>`` as a verified local model directory."""
     parts = parse_source(source)
     store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
+    require_existing(store)
     uri = store.public
     client = MlflowClient(store.client_uri, registry_uri=store.client_uri)
     name = parts["name"]

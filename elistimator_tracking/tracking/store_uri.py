@@ -66,6 +66,23 @@ class StoreUri:
         return cls(public, public)
 
 
+def require_existing(store: StoreUri) -> None:
+    """Refuse a local store that does not exist: reading one must never create it (MLflow would make an
+    empty ``mlflow.db``, or a folder, and then report an unknown run or experiment)."""
+    parts = urlsplit(store.client_uri)
+    if parts.scheme == "sqlite":
+        path = store.client_uri[len("sqlite:///"):] if store.client_uri.startswith("sqlite:///") else ""
+        missing = path and path != ":memory:" and not os.path.isfile(path)
+    elif parts.scheme in ("", "file"):
+        path = parts.path if parts.scheme else store.client_uri
+        missing = not os.path.isdir(path)
+    else:
+        return
+    if missing:
+        raise FileNotFoundError(f"there is no MLflow store at {store.public} ({path} does not exist); "
+                                "name the store that holds the runs (--tracking-uri, tracking=..., or MLFLOW_TRACKING_URI)")
+
+
 def public_uri(uri: str) -> str:
     """``uri`` without user info and without query parameters whose names look secret."""
     parts = urlsplit(uri)

@@ -19,7 +19,7 @@ def sync(model_dir: Union[str, os.PathLike], tracking_uri: Optional[str] = None,
     """Deliver the tracking work a model directory kept while its store did not answer.
 
     Returns ``{tracking_uri: operations still pending}`` (all zeros when everything
-    arrived). ``tracking_uri`` sends the work to another store than the one recorded,
+    arrived; ``{}`` when the directory kept no tracking work). ``tracking_uri`` sends the work to another store than the one recorded,
     for example after a typo in the URI (only work that never reached any store can
     move); the model directory then records the new store and run.
     """
@@ -29,7 +29,7 @@ def sync(model_dir: Union[str, os.PathLike], tracking_uri: Optional[str] = None,
     if not directory.path.is_dir():
         raise ModelDirectoryError(f"model directory {str(directory.path)!r} does not exist")
     if not root.is_dir():
-        raise FileNotFoundError(f"{str(directory.path)!r} has no tracking spool ({SPOOL_DIR}/): nothing to sync")
+        return {}  # never tracked, or everything arrived: nothing to sync
     writer = WriterLock(directory.path)
     writer.acquire("elistimator sync")  # the journal is the writer's: never replay one a training is writing
     try:

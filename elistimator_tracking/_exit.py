@@ -1,0 +1,89 @@
+"""Ending what a script left open when the interpreter exits, as MLflow's fluent API ends its active run.
+
+An Elistimator whose run started (its first ``setup()``) and that was not closed is closed at
+exit: FINISHED after a normal end of the script, FAILED after an unhandled exception (with the
+error), KILLED after Ctrl-C or SIGTERM. SIGTERM gets a handler only while such an Elistimator
+is open and only where the process had none of its own (the default action): it raises
+``SystemExit(128 + SIGTERM)`` in the main thread, so ``with`` blocks and ``finally`` clauses
+unwind before the exit handler ends the rest.
+"""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import sys
+import threading
+import traceback
+from typing import Callable, Dict, Optional, Tuple
+
+Closer = Callable[[str, Optional[str]], None]  # close(status, error)
+
+_open: Dict[int, Closer] = {}
+_lock = threading.Lock()
+_registered = False
+_signalled: Optional[str] = None
+
+
+def keep_open(key: int, close: Closer) -> None:
+    """``close(status, error)`` is called at interpreter exit unless ``closed(key)`` came first."""
+    global _registered
+    with _lock:
+        _open[key] = close
+        if not _registered:  # after the tracker's imports: this handler runs before MLflow's own
+            atexit.register(_close_all)
+            _registered = True
+    _handle_sigterm()
+
+
+def closed(key: int) -> None:
+    with _lock:
+        _open.pop(key, None)
+        last = not _open
+    if last and threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def status_of(error: Optional[BaseException]) -> Tuple[str, Optional[str]]:
+    """A run's end after ``error`` (None: none): FINISHED, KILLED (Ctrl-C, ``sys.exit`` with a code
+    other than 0 or None) or FAILED with the error's text."""
+    if error is None or (isinstance(error, SystemExit) and error.code in (0, None)):
+        return "FINISHED", None
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        return "KILLED", type(error).__name__
+    return "FAILED", "".join(traceback.format_exception_only(type(error), error)).strip()
+
+
+def exit_status() -> Tuple[str, Optional[str]]:
+    """How the interpreter is ending: ``(status, error)`` for the runs still open."""
+    if _signalled:
+        return "KILLED", _signalled
+    error = getattr(sys, "last_value", None)  # set when an exception reached the top level
+    return status_of(error if isinstance(error, BaseException) else None)
+
+
+def _close_all() -> None:
+    status, error = exit_status()
+    with _lock:
+        closers = list(_open.values())
+        _open.clear()
+    for close in closers:
+        try:
+            close(status, error)
+        except Exception as failure:  # noqa: BLE001 -- one Elistimator failing must not keep the others open
+            print(f"elistimator_tracking: closing at exit failed: {type(failure).__name__}: {failure}",
+                  file=sys.stderr)
+
+
+def _handle_sigterm() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame) -> None:
+    global _signalled
+    _signalled = signal.Signals(signum).name
+    raise SystemExit(128 + signum)

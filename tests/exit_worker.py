@@ -1,0 +1,41 @@
+"""A script that never calls close(): ``exit_worker.py MODEL_DIR TRACKING_URI HOW``.
+
+It trains an epoch, validates and saves a checkpoint (tracked to TRACKING_URI), prints
+``saved``, then ends as HOW says: ``end`` (falls off the end of the script),
+``raise`` (an unhandled RuntimeError), ``wait`` (sleeps until a signal ends it), ``stdin``
+(ends when a line arrives on stdin).
+"""
+
+import sys
+import time
+
+import numpy as np
+
+from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
+import tensorflow.compat.v1 as tf
+
+
+def model_fn(features, is_training, params):
+    logits = tf.layers.dense(features["x"], 2)
+    loss = tf.losses.sparse_softmax_cross_entropy(features["y"], logits)
+    train_op = tf.train.GradientDescentOptimizer(0.1).minimize(loss, tf.train.get_global_step())
+    return TrainSpec(loss, train_op), EvaluationSpec(loss), PredictSpec({"logits": logits})
+
+
+def input_fn():
+    x = np.random.default_rng(0).normal(size=(32, 2)).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices({"x": x, "y": (x[:, 0] > 0).astype(np.int32)}).batch(8)
+
+
+model_dir, tracking_uri, how = sys.argv[1:4]
+estimator = Elistimator(model_fn, model_dir, verbose=False, tracking=tracking_uri, experiment="exit")
+estimator.setup(input_fn, input_fn)
+estimator.train().validate()
+estimator.save_ckpt()
+print("saved", flush=True)
+if how == "raise":
+    raise RuntimeError("the script failed")
+if how == "wait":
+    time.sleep(600)
+if how == "stdin":
+    sys.stdin.readline()
