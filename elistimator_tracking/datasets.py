@@ -18,6 +18,7 @@ MLflow dataset of the run.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import os
@@ -74,6 +75,12 @@ def describe_input(input_fn: Callable[[], Any], context: str) -> DataDescription
         dataset = input_fn()
         signature = InputSignature.from_element_spec(dataset.element_spec, context)
         return describe(dataset, signature, dataset_name(input_fn, context), context)
+
+
+def described(data: Any, input_fn: Callable[[], Any]) -> Callable[[], DataDescription]:
+    """What ``data`` (an ``inputs.InputData``) holds, described when called: the ``on_input``
+    moment's promise (a listener that records datasets calls it; nothing is read or built again)."""
+    return functools.partial(describe, data.dataset, data.signature, dataset_name(input_fn, data.role), data.role)
 
 
 def describe(dataset: Any, signature: Any, name: str, context: str) -> DataDescription:

@@ -8,31 +8,28 @@ core notifies (``events.py`` for TensorBoard, ``tracking/listener.py`` for MLflo
 
 from __future__ import annotations
 
-import functools
-import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
 
 import numpy as np
 
 from . import _exit
-from ._faults import crash_point
 from ._tf import tf
 from .checkpoint_manager import CheckpointManager
 from .checkpoints import Selection
-from .datasets import dataset_name, describe
+from .commits import Commits
+from .datasets import described
 from .distribute import checked_strategy, describe as describe_strategy, is_chief, peer_errors
 from .events import TensorBoardListener
 from .inputs import InputData, InputFn
 from .listeners import Listeners, RunContext
 from .loading import ModelOrigin, load, new_model
 from .loops import Loops, StepWatch
-from . import metadata as metadata_file
 from .metadata import Metadata
 from .model_graph import ModelFn
 from .progress import metrics_line
 from .settings import PathLike, Settings, checked_steps
-from .tracking.base import AliasKeptWarning, Tracker
+from .tracking.base import Tracker
 from .tracking.listener import TrackingListener, make_tracker
 
 
@@ -59,11 +56,9 @@ class Elistimator:
             (global) batch; see ``distribute.py`` and the README's "More than one device". In a
             multi-worker job, workers other than the chief write to a temporary directory
             instead of ``model_dir`` and track nothing.
-        system_metrics: sample CPU, memory, disk, network and (when present) GPU use into the run
-            with MLflow's monitors, as ``system/<metric>`` every 10 s (MLflow's
-            ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL``). Off by default: 8 more metric series per
-            run (about 2,900 points an hour), a thread and store writes most runs do not need
-            (a sample costs about 0.6 ms of CPU; ``docs/performance.md``).
+        system_metrics: sample CPU, memory, disk, network and GPU use into the run as
+            ``system/<metric>`` every 10 s (MLflow's monitors). Off by default: 8 more metric
+            series per run (about 2,900 points an hour) most runs do not need (docs/performance.md).
     """
 
     def __init__(self, model_fn: Union[ModelFn, ModelOrigin], model_dir: Optional[PathLike] = None,
@@ -88,6 +83,7 @@ class Elistimator:
                                      settings.experiment or origin.experiment, settings.run_name, settings.tags,
                                      origin.recorded_run, settings.cache_dir, settings.system_metrics)
         self._listeners = Listeners([TensorBoardListener(), self._run])
+        self._commits = Commits(self._directory, self._listeners, self._metadata)
         self._checkpoints = CheckpointManager(self._directory, origin.index, self._saver.max_to_keep,
                                               self._run.checkpoint_store)
         self._loops: Optional[Loops] = None
@@ -196,15 +192,15 @@ class Elistimator:
                 self._loops = None
             raise
         self._saver, self._checkpoints.max_to_keep = saver, saver.max_to_keep
-        self._write_metadata()
+        self._commits.write()
         self._listeners.notify("on_setup", RunContext(self.model_dir, self._params, saver.as_params(),
                                                       self._model_fn, self._loops.model.graph, self._checkpoints.index))
         if built_now and self._settings.distribute is not None:
             self._listeners.notify("on_params", describe_strategy(self._settings.distribute))
-        self._write_metadata()  # the run it tracks to
-        self._announce_input(train, train_input_fn)
+        self._commits.write()  # the run it tracks to
+        self._listeners.notify("on_input", "training", described(train, train_input_fn))
         if validation is not None:
-            self._announce_input(validation, validation_input_fn)
+            self._listeners.notify("on_input", "validation", described(validation, validation_input_fn))
         _exit.keep_open(id(self), self._close)  # a script that never calls close() still ends its run
         return self
 
@@ -219,7 +215,7 @@ class Elistimator:
         if self._loops is None or self._loops.train_stream is None:
             raise RuntimeError("train() needs setup(train_input_fn, ...) first")
         steps = checked_steps(steps)
-        self._checkpoints.start_branch(lambda step, dropped: self._commit("branch", "on_branch", step, dropped))
+        self._checkpoints.start_branch(lambda step, dropped: self._commits.commit("branch", "on_branch", step, dropped))
         with peer_errors(self._settings.distribute):
             self._loops.train(steps, self.verbose, self._listeners, watch)
         return self
@@ -240,7 +236,7 @@ class Elistimator:
         step = self.global_step
         self._checkpoints.index.record_validation(step, metrics)
         saved = self._checkpoints.saved(step, self._metadata()) if step in self._checkpoints.index.records else None
-        self._commit("validate", "on_validation", step, metrics, saved)
+        self._commits.commit("validate", "on_validation", step, metrics, saved)
         if self.verbose:
             print(metrics_line(metrics), flush=True)
         return metrics
@@ -253,14 +249,8 @@ class Elistimator:
         metrics = self._require_model("evaluate()").evaluate_input(input_fn, self.verbose, watch, evaluated.append)
         self._listeners.notify("on_evaluation", self.global_step,
                                {f"{name}/{k}": v for k, v in metrics.items()} if name else metrics)
-        self._announce_input(evaluated[0], input_fn)
+        self._listeners.notify("on_input", "evaluation", described(evaluated[0], input_fn))
         return metrics
-
-    def _announce_input(self, data: InputData, input_fn: InputFn) -> None:
-        """Tell listeners what data ``data`` holds; its description (a digest of the dataset already
-        built in its graph: nothing is read or built again) is computed only if one asks."""
-        self._listeners.notify("on_input", data.role, functools.partial(
-            describe, data.dataset, data.signature, dataset_name(input_fn, data.role), data.role))
 
     def predict(self, *inputs: Any, input_fn: Optional[InputFn] = None,
                 **features: Any) -> Union[Dict[str, np.ndarray], Iterator[Dict[str, np.ndarray]]]:
@@ -285,7 +275,7 @@ class Elistimator:
         loops = self._require_model("save_ckpt()")
         self._writer.acquire()
         step = loops.global_step
-        self._checkpoints.save(loops, step, uncommit=self._write_metadata, commit=lambda: self._commit(
+        self._checkpoints.save(loops, step, uncommit=self._commits.write, commit=lambda: self._commits.commit(
             "save", "on_checkpoint", self._checkpoints.saved(step, self._metadata())))
         self._checkpoints.remove_unreferenced_files()  # after listeners linked what they send
         return self._checkpoints.file_of(step)
@@ -322,11 +312,7 @@ class Elistimator:
         """
         self._require_model("register_best()")
         step = self._checkpoints.select("best", metric, mode)
-        version, kept = self._run.register(self._checkpoints.saved(step, self._metadata()), name, alias, metric,
-                                           mode, force)
-        if kept:
-            warnings.warn(kept, AliasKeptWarning, stacklevel=2)
-        return version
+        return self._run.register(self._checkpoints.saved(step, self._metadata()), name, alias, metric, mode, force)
 
     def log_artifacts(self, directory: PathLike, artifact_path: str) -> None:
         """Send the files of ``directory`` (e.g. an exported SavedModel) to the run under ``artifact_path``."""
@@ -337,27 +323,6 @@ class Elistimator:
         return Metadata(graph=self._loops.model.to_names(), index=self._checkpoints.index,
                         global_step=self.global_step, max_to_keep=self._saver.max_to_keep,
                         saver_args=self._saver.args, tracking=self._run.run_record() or None)
-
-    def _write_metadata(self) -> None:
-        metadata_file.write(self._directory, self._metadata())
-
-    def _commit(self, name: str, moment: str, *args: Any) -> None:
-        """Announce ``moment`` (a validation, checkpoint or branch), then commit it to elistimator.json.
-
-        Listeners journal what they will send before the commit and deliver it only after
-        (``on_commit``): a crash in between leaves journaled work the file does not hold, which
-        the next run (or ``sync``) drops; after the commit, work it delivers. The crash points
-        ``<name>.journaled`` and ``<name>.committed`` name the two sides.
-        """
-        self._listeners.notify(moment, *args)
-        crash_point(f"{name}.journaled")
-        committed = False
-        try:
-            self._write_metadata()
-            committed = True
-            crash_point(f"{name}.committed")
-        finally:
-            self._listeners.notify("on_commit", committed)
 
     # -- loading ----------------------------------------------------------------------
 
@@ -405,7 +370,7 @@ class Elistimator:
             self._listeners.notify("on_close", status, error)
             if self._loops is not None:
                 if self._loops.train_stream is not None:  # set up: the run id, if the store answered late
-                    self._write_metadata()
+                    self._commits.write()
                 self._loops.close()
         finally:
             self._writer.release()

@@ -11,6 +11,7 @@ there, ends delivery for that run with one warning: retrying could never succeed
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
@@ -221,3 +222,17 @@ def summary(error: BaseException) -> str:
     """The first line of an error, short."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"{type(error).__name__}: {text[:300]}"
+
+
+LOGIN_REFUSALS = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}  # MLflow's error codes -> HTTP status
+
+
+def login_refused(tracking_uri: str, status: int, kept_in: Path) -> str:
+    """The one warning for a server refusing the credentials (401) or the account (403)."""
+    fix = ("refused the login (HTTP 401, UNAUTHENTICATED): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+           "to an account of that server" if status == 401 else
+           "refused access (HTTP 403, PERMISSION_DENIED): the account may not write there; ask the server's admin "
+           "for permission (EDIT on the experiment) or use another account")
+    return (f"the tracking store {tracking_uri} {fix}. Training goes on; its tracking is kept in {kept_in} and "
+            "delivered, once the server accepts it, by elistimator_tracking.tracking.sync(model_dir) or the next "
+            "run in this model directory")

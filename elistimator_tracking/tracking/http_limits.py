@@ -9,13 +9,15 @@ environment. The user's own MLflow calls, on any thread, behave as MLflow docume
 
 ``quiet()`` does the same for what MLflow prints on its own: artifact progress bars
 (``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``) and the "View run at" lines a finished run prints
-(``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT``; ours carry the UI's model-training view, ``ui.py``).
+(``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT``; ours carry the UI's model-training view, ``ui.py``);
+``quiet_store_logs()`` hides the store's table-creation INFO lines unless the user configured them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import threading
 from typing import Iterator, Optional, Tuple
@@ -93,3 +95,14 @@ def _consulting(variable, original, position: int):
             return original()
         return limits[position]
     return get
+
+
+def quiet_store_logs() -> None:
+    """MLflow's INFO lines on creating a store's tables (or on waiting for a registered version) are
+    not news. A user who configured MLflow's logging (``MLFLOW_LOGGING_LEVEL``, or a level on these
+    loggers) keeps it."""
+    if "MLFLOW_LOGGING_LEVEL" in os.environ:
+        return
+    for name in ("mlflow.store.db.utils", "alembic", "mlflow.store.model_registry.abstract_store"):
+        if logging.getLogger(name).level == logging.NOTSET:
+            logging.getLogger(name).setLevel(logging.WARNING)

@@ -20,7 +20,7 @@ from ..datasets import DataDescription
 from ..events import TRAIN_DIR, VALIDATION_DIR
 from ..listeners import Listener, RunContext, SavedCheckpoint
 from ..model_dir import link_tree
-from .base import NullTracker, Tracker, TrackingWarning
+from .base import AliasKeptWarning, NullTracker, Tracker, TrackingWarning
 from .run_info import (SOURCE_ARTIFACTS, mlflow_name, model_fn_file, provenance_tags, redacted, run_params,
                        scrub, scrub_source, version_tags)
 from .spool import SPOOL_DIR
@@ -251,15 +251,19 @@ class TrackingListener(Listener):
         return self._stores[key]
 
     def register(self, checkpoint: SavedCheckpoint, name: str, alias: Optional[str], metric: str,
-                 mode: str, force: bool = False) -> Tuple[str, Optional[str]]:
-        """Register ``checkpoint`` as a new version of ``name`` (see ``Elistimator.register_best``)."""
+                 mode: str, force: bool = False) -> str:
+        """Register ``checkpoint`` as a new version of ``name`` (see ``Elistimator.register_best``);
+        an ``AliasKeptWarning`` when the alias stays where it is."""
         if self.tracker.active:
             from .registry import checked_registration
             checked_registration(name, alias)
         with tempfile.TemporaryDirectory(prefix="elistimator-register-") as work:
             export = Path(work) / "model_dir"
             checkpoint.write(export)
-            return self.tracker.register(checkpoint.step, export, name, alias,
-                                         version_tags(checkpoint.step, checkpoint.metrics, metric, mode),
-                                         run_id=self.run_record().get("run_id"), metric=metric, mode=mode,
-                                         force=force)
+            version, kept = self.tracker.register(checkpoint.step, export, name, alias,
+                                                  version_tags(checkpoint.step, checkpoint.metrics, metric, mode),
+                                                  run_id=self.run_record().get("run_id"), metric=metric, mode=mode,
+                                                  force=force)
+        if kept:
+            warnings.warn(kept, AliasKeptWarning, stacklevel=3)
+        return version

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import logging
-import os
 import threading
 import time
 import uuid
@@ -43,8 +41,9 @@ from mlflow.tracking import MlflowClient
 from .._faults import crash_point
 from ..errors import TrackingError
 from .base import RUN_STATUSES, Tracker, TrackingWarning
-from .delivery import ITEM_REFUSALS, MAX_METRICS_PER_BATCH, RUN_GONE, Delivery, RunRefused, summary
-from .http_limits import bounded, quiet
+from .delivery import (ITEM_REFUSALS, LOGIN_REFUSALS, MAX_METRICS_PER_BATCH, RUN_GONE, Delivery, RunRefused,
+                       login_refused, summary)
+from .http_limits import bounded, quiet, quiet_store_logs
 from .logged_models import checkpoint_key
 from .spool import Spool
 from .store_uri import StoreUri
@@ -52,7 +51,6 @@ from .store_uri import StoreUri
 ANSWER_TIMEOUT = 5.0  # seconds a request of the worker waits for an answer (an upload: ARTIFACT_TIMEOUT)
 ARTIFACT_TIMEOUT = 30.0
 #: the answers of a server that refuses the credentials (``--app-name basic-auth``): error code -> HTTP status
-LOGIN_REFUSALS = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}
 
 
 class MlflowTracker(Tracker):
@@ -71,7 +69,7 @@ class MlflowTracker(Tracker):
 
     def __init__(self, tracking_uri: Optional[str] = None, *, start_timeout: float = 10.0,
                  close_timeout: float = 60.0, max_backoff: float = 30.0):
-        _quiet_store_logs()
+        quiet_store_logs()
         self._store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
         self.tracking_uri = self._store.public
         self.start_timeout, self.close_timeout, self.max_backoff = start_timeout, close_timeout, max_backoff
@@ -382,28 +380,6 @@ class MlflowTracker(Tracker):
         if self._client is None:
             self._client = MlflowClient(self._store.client_uri)
         return self._client
-
-
-def login_refused(tracking_uri: str, status: int, kept_in: Path) -> str:
-    """The one warning for a server refusing the credentials (401) or the account (403)."""
-    fix = ("refused the login (HTTP 401, UNAUTHENTICATED): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
-           "to an account of that server" if status == 401 else
-           "refused access (HTTP 403, PERMISSION_DENIED): the account may not write there; ask the server's admin "
-           "for permission (EDIT on the experiment) or use another account")
-    return (f"the tracking store {tracking_uri} {fix}. Training goes on; its tracking is kept in {kept_in} and "
-            "delivered, once the server accepts it, by elistimator_tracking.tracking.sync(model_dir) or the next "
-            "run in this model directory")
-
-
-def _quiet_store_logs() -> None:
-    """MLflow's INFO lines on creating a store's tables (or on waiting for a registered version) are
-    not news. A user who configured MLflow's logging (``MLFLOW_LOGGING_LEVEL``, or a level on these
-    loggers) keeps it."""
-    if "MLFLOW_LOGGING_LEVEL" in os.environ:
-        return
-    for name in ("mlflow.store.db.utils", "alembic", "mlflow.store.model_registry.abstract_store"):
-        if logging.getLogger(name).level == logging.NOTSET:
-            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _is_permanent(error: Exception, op: Mapping[str, Any]) -> bool:
