@@ -30,10 +30,26 @@ def keep_open(key: int, close: Closer) -> None:
     global _registered
     with _lock:
         _open[key] = close
-        if not _registered:  # after the tracker's imports: this handler runs before MLflow's own
-            atexit.register(_close_all)
+        if not _registered:
+            _register_at_exit(_close_all)
             _registered = True
     _handle_sigterm()
+
+
+def _register_at_exit(handler: Callable[[], None]) -> None:
+    """Run ``handler`` when the interpreter starts to exit, before ``concurrent.futures`` refuses new
+    work: delivering a run's last operations (a checkpoint's logged model, say) uses MLflow code
+    that submits to thread pools. ``threading``'s own exit hooks run, newest first, before the
+    interpreter joins threads and before ``atexit`` handlers (the pools register theirs there when
+    imported, so ours, registered later, runs first). ``atexit`` where that hook does not exist."""
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is not None:
+            register(handler)
+            return
+    except RuntimeError:  # the interpreter is already shutting down
+        pass
+    atexit.register(handler)
 
 
 def closed(key: int) -> None:

@@ -39,14 +39,16 @@ def recorded_run(tmp_path: Path) -> str:
 
 @pytest.mark.parametrize("how, signal_, status, code", [
     ("end", None, "FINISHED", 0), ("raise", None, "FAILED", 1),
-    ("wait", signal.SIGTERM, "KILLED", 128 + signal.SIGTERM), ("wait", signal.SIGINT, "KILLED", -signal.SIGINT)])
+    ("wait", signal.SIGTERM, "KILLED", 128 + signal.SIGTERM), ("wait", signal.SIGINT, "KILLED", (-signal.SIGINT, 1))])
 def test_a_run_the_script_never_closed_ends_at_exit(tmp_path, tracking_store, how, signal_, status, code):
     process = start(tmp_path, tracking_store, how)
     wait_saved(process)
     if signal_ is not None:
         process.send_signal(signal_)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == code, err[-3000:]
+    # after Ctrl-C CPython exits by SIGINT, unless packaging the checkpoint's logged model at exit reset
+    # its record of the unhandled KeyboardInterrupt: then 1 (a known limit, README "Closing at exit")
+    assert process.returncode in (code if isinstance(code, tuple) else (code,)), err[-3000:]
     run_id = recorded_run(tmp_path)
     run = MlflowClient().get_run(run_id)
     assert run.info.status == status

@@ -21,6 +21,8 @@ IMAGES = 700  # 560 to train (10 steps an epoch), 140 to validate
 
 
 def python_blocks(text: str) -> list:
+    """The ```python blocks; ```python no-run marks a reference snippet that needs another set-up
+    (several devices or processes) and is not part of the walkthrough."""
     return re.findall(r"^```python\n(.*?)^```$", text, flags=re.S | re.M)
 
 
@@ -56,6 +58,9 @@ def test_the_readme_walkthrough_runs_as_written(small_mnist):
     runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
     assert [run.info.status for run in runs] == ["FINISHED"]  # the `with` block ended it
     champion = client.get_model_version_by_alias("mnist-cnn", "champion")
-    assert champion.run_id == runs[0].info.run_id  # register_best(run_id, ...) came last
+    first, second = (client.get_model_version("mnist-cnn", v) for v in ("1", "2"))
+    assert second.run_id == runs[0].info.run_id  # register_best(run_id, ...) came last, by validation/loss
+    better = float(second.tags["validation/loss"]) < float(first.tags["validation/loss"])
+    assert str(champion.version) == ("2" if better else "1")  # the alias moves only to a better version
     everything = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert {run.info.status for run in everything} == {"FINISHED"}  # closed, or ended at exit

@@ -153,7 +153,7 @@ from elistimator_tracking.tracking.registry import register_best
 vx, cache, answers = np.load({str(tmp_path / 'vx.npy')!r}), {str(tmp_path / 'cache')!r}, {{}}
 with Elistimator.from_disk("runs:/{run_id}", checkpoint="best", cache_dir=cache, verbose=False) as est:
     answers["runs"] = [est.global_step, est.predict(x=vx)["probabilities"].tolist()]
-answers["version"] = register_best("{run_id}", "team-model", cache_dir=cache)
+answers["version"] = register_best("{run_id}", "team-model", cache_dir=cache)[0]
 with Elistimator.from_disk("models:/team-model@champion", cache_dir=cache, verbose=False) as est:
     answers["champion"] = [est.global_step, est.predict(x=vx)["probabilities"].tolist()]
 model = mlflow.pyfunc.load_model("models:/team-model@champion")

@@ -85,7 +85,8 @@ def test_register_best_registers_the_best_checkpoint_with_its_values(course, req
     name = request.node.name
     with Elistimator.from_disk(course.model_dir, verbose=False, cache_dir=course.cache) as est:
         version = est.register_best(name)
-    assert register_best(course.run_id, name, metric="w", mode="max", alias="highest", cache_dir=course.cache) == "2"
+    assert register_best(course.run_id, name, metric="w", mode="max", alias="highest",
+                         cache_dir=course.cache) == ("2", None)  # the version, and no note: the alias moved
     client = MlflowClient()
     for alias, (metric, mode) in (("champion", ("loss", "min")), ("highest", ("w", "max"))):
         expected = best_of(course.returned, metric, mode)
@@ -110,8 +111,8 @@ def test_each_validation_dict_travels_in_one_log_batch(tmp_path, monkeypatch):
     calls = []
     original = MlflowClient.log_batch
 
-    def counting(self, run_id, metrics=(), *args, **kwargs):
-        calls.append([(m.key, m.step) for m in metrics])
+    def counting(self, run_id, metrics=(), *args, **kwargs):  # not the link of logged points to a logged model
+        calls.append([(m.key, m.step) for m in metrics if m.model_id is None])
         return original(self, run_id, metrics, *args, **kwargs)
 
     monkeypatch.setattr(MlflowClient, "log_batch", counting)
