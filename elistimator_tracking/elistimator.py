@@ -198,9 +198,9 @@ class Elistimator:
         if built_now and self._settings.distribute is not None:
             self._listeners.notify("on_params", describe_strategy(self._settings.distribute))
         self._commits.write()  # the run it tracks to
-        self._listeners.notify("on_input", "training", described(train, train_input_fn))
+        self._listeners.notify("on_input", train.role, described(train, train_input_fn))
         if validation is not None:
-            self._listeners.notify("on_input", "validation", described(validation, validation_input_fn))
+            self._listeners.notify("on_input", validation.role, described(validation, validation_input_fn))
         _exit.keep_open(id(self), self._close)  # a script that never calls close() still ends its run
         return self
 
@@ -249,7 +249,7 @@ class Elistimator:
         metrics = self._require_model("evaluate()").evaluate_input(input_fn, self.verbose, watch, evaluated.append)
         self._listeners.notify("on_evaluation", self.global_step,
                                {f"{name}/{k}": v for k, v in metrics.items()} if name else metrics)
-        self._listeners.notify("on_input", "evaluation", described(evaluated[0], input_fn))
+        self._listeners.notify("on_input", evaluated[0].role, described(evaluated[0], input_fn))
         return metrics
 
     def predict(self, *inputs: Any, input_fn: Optional[InputFn] = None,

@@ -26,13 +26,9 @@ def index_of(losses=LOSSES, accuracies=ACCURACIES, local=lambda step: True) -> C
 
 
 def expected_best(values, mode):
-    """Best by value, ties to the later step: worked out by sorting, not by the policy's own min()."""
-    ranked = sorted(values.items(), key=lambda item: (item[1], item[0]))
-    if mode == "min":
-        lowest = ranked[0][1]
-        return max(step for step, value in values.items() if value == lowest)
-    highest = ranked[-1][1]
-    return max(step for step, value in values.items() if value == highest)
+    """Best by value, ties to the later step: the best value first, then the latest step holding it."""
+    best = min(values.values()) if mode == "min" else max(values.values())
+    return max(step for step, value in values.items() if value == best)
 
 
 @pytest.mark.parametrize("metric, mode, values", [("loss", "min", LOSSES), ("accuracy", "max", ACCURACIES),

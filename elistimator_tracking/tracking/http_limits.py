@@ -101,8 +101,28 @@ def quiet_store_logs() -> None:
     """MLflow's INFO lines on creating a store's tables (or on waiting for a registered version) are
     not news. A user who configured MLflow's logging (``MLFLOW_LOGGING_LEVEL``, or a level on these
     loggers) keeps it."""
-    if "MLFLOW_LOGGING_LEVEL" in os.environ:
-        return
     for name in ("mlflow.store.db.utils", "alembic", "mlflow.store.model_registry.abstract_store"):
-        if logging.getLogger(name).level == logging.NOTSET:
-            logging.getLogger(name).setLevel(logging.WARNING)
+        logger = _unconfigured(name)
+        if logger is not None:
+            logger.setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """``name``'s INFO lines hidden for the block, unless the user configured MLflow's logging."""
+    logger = _unconfigured(name)
+    if logger is None:
+        yield
+        return
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(logging.NOTSET)
+
+
+def _unconfigured(name: str) -> Optional[logging.Logger]:
+    """The logger ``name`` when the user left its level alone (no ``MLFLOW_LOGGING_LEVEL``, no level
+    of its own), else None."""
+    logger = logging.getLogger(name)
+    return logger if "MLFLOW_LOGGING_LEVEL" not in os.environ and logger.level == logging.NOTSET else None

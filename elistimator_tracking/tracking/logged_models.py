@@ -16,14 +16,11 @@ tag instead of creating it twice.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import mlflow
 from mlflow.entities import LoggedModel, LoggedModelOutput, Metric
@@ -32,6 +29,7 @@ from mlflow.tracking import MlflowClient
 from .._faults import crash_point
 from .._version import __version__
 from ..model_dir import link_tree
+from .http_limits import quiet_logger
 from .layout import MODEL_DIR_ARTIFACT
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -74,27 +72,13 @@ def describe_checkpoint_model(client: MlflowClient, model_id: str, model_dir: Pa
         return
     with tempfile.TemporaryDirectory(prefix="elistimator-signature-") as work:
         packaged, described = Path(work) / "model", Path(work) / "described"
-        with _quiet_logger("mlflow.pyfunc"):  # "Validating input example against model signature"
+        with quiet_logger("mlflow.pyfunc"):  # "Validating input example against model signature"
             package_checkpoint(model_dir, packaged, signature, example)
         described.mkdir()
         for item in packaged.iterdir():
             if item.is_file() and (item.name == "MLmodel" or "example" in item.name):
                 shutil.copy2(item, described / item.name)
         client.log_model_artifacts(model_id, str(described))
-
-
-@contextlib.contextmanager
-def _quiet_logger(name: str) -> Iterator[None]:
-    """``name``'s INFO lines hidden for the block, unless the user configured MLflow's logging."""
-    logger = logging.getLogger(name)
-    if "MLFLOW_LOGGING_LEVEL" in os.environ or logger.level != logging.NOTSET:
-        yield
-        return
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(logging.NOTSET)
 
 
 def requirements() -> List[str]:
