@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = "0123456789abcdef0123456789abcdef"
@@ -50,9 +49,14 @@ with warnings.catch_warnings():
 
 CALLS = {  # (imports, the call)
     "cli runs": ("from elistimator_tracking.cli import main", "main(['runs', 'mnist', '--tracking-uri', STORE])"),
-    "from_disk": ("from elistimator_tracking import Elistimator", f"Elistimator.from_disk('runs:/{RUN_ID}', tracking=STORE)"),
-    "register_best": ("from elistimator_tracking.tracking.registry import register_best",
-                      f"register_best('{RUN_ID}', 'm', tracking_uri=STORE)"),
+    "from_disk": (
+        "from elistimator_tracking import Elistimator",
+        f"Elistimator.from_disk('runs:/{RUN_ID}', tracking=STORE)",
+    ),
+    "register_best": (
+        "from elistimator_tracking.tracking.registry import register_best",
+        f"register_best('{RUN_ID}', 'm', tracking_uri=STORE)",
+    ),
     "sync": ("from elistimator_tracking.tracking import sync", "print(sync(MODEL_DIR, tracking_uri=STORE))"),
 }
 
@@ -79,7 +83,7 @@ while True:
 """
 
 
-def timed(argv: List[str], env: Dict[str, str]) -> tuple:
+def timed(argv: list[str], env: dict[str, str]) -> tuple:
     """(wall s, call s or None, exit code, the last line other than the call time)."""
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -92,6 +96,7 @@ def timed(argv: List[str], env: Dict[str, str]) -> tuple:
 
 def free_port() -> int:
     import socket
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -110,12 +115,15 @@ def main() -> None:
     silent = subprocess.Popen([sys.executable, "-c", SILENT], stdout=subprocess.PIPE, text=True)
     silent_uri = f"http://127.0.0.1:{silent.stdout.readline().strip()}"
     with tempfile.TemporaryDirectory() as root:
-        subprocess.run([sys.executable, "-c", PREPARE, str(ROOT / "tests"), root], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", PREPARE, str(ROOT / "tests"), root], env=env, check=True, capture_output=True
+        )
         store = f"sqlite:///{root}/store.db"
-        rows = {"elistimator --help": [script, "--help"],
-                "elistimator runs (SQLite, 2 runs)": [script, "runs", "bench", "--tracking-uri", store],
-                "elistimator best (SQLite, 2 runs)": [script, "best", "bench", "--tracking-uri", store]}
+        rows = {
+            "elistimator --help": [script, "--help"],
+            "elistimator runs (SQLite, 2 runs)": [script, "runs", "bench", "--tracking-uri", store],
+            "elistimator best (SQLite, 2 runs)": [script, "best", "bench", "--tracking-uri", store],
+        }
         for what, (imports, call) in CALLS.items():
             for kind in ("refused", "silent"):
                 uri = silent_uri if kind == "silent" else f"http://127.0.0.1:{free_port()}"
@@ -127,8 +135,11 @@ def main() -> None:
                 results = [timed(argv, env) for _ in range(args.repeats)]
                 walls, calls = [r[0] for r in results], [r[1] for r in results if r[1] is not None]
                 call = f"{statistics.median(calls):>10.2f} {min(calls):>10.2f}" if calls else f"{'-':>10} {'-':>10}"
-                print(f"{what:<34} {statistics.median(walls):>11.2f} {min(walls):>10.2f} {call}  {results[-1][2]:>4}  "
-                      f"{results[-1][3]}", flush=True)
+                print(
+                    f"{what:<34} {statistics.median(walls):>11.2f} {min(walls):>10.2f} {call}  {results[-1][2]:>4}  "
+                    f"{results[-1][3]}",
+                    flush=True,
+                )
         finally:
             silent.kill()
 

@@ -57,8 +57,14 @@ def dataset(images, labels, batch: int):
 
 
 def estimator(images, labels, batch: int, hidden: int, strategy=None) -> Elistimator:
-    est = Elistimator(model_fn, params={"hidden": hidden}, verbose=False, tracking=False, distribute=strategy,
-                      session_args={"config": TWO_CPUS})
+    est = Elistimator(
+        model_fn,
+        params={"hidden": hidden},
+        verbose=False,
+        tracking=False,
+        distribute=strategy,
+        session_args={"config": TWO_CPUS},
+    )
     return est.setup(lambda: dataset(images, labels, batch))
 
 
@@ -75,9 +81,13 @@ class HandWritten:
                 iterator = tf.data.make_initializable_iterator(dataset(images, labels, batch).repeat())
                 batch_tensors = iterator.get_next()
                 half = batch // 2
-                parts = [{k: v[:half] for k, v in batch_tensors.items()}, {k: v[half:] for k, v in batch_tensors.items()}]
+                parts = [
+                    {k: v[:half] for k, v in batch_tensors.items()},
+                    {k: v[half:] for k, v in batch_tensors.items()},
+                ]
                 inputs = strategy.experimental_distribute_values_from_function(
-                    lambda context: {k: tf.identity(v) for k, v in parts[context.replica_id_in_sync_group].items()})
+                    lambda context: {k: tf.identity(v) for k, v in parts[context.replica_id_in_sync_group].items()}
+                )
             else:
                 iterator = strategy.make_dataset_iterator(dataset(images, labels, batch).repeat())
                 inputs = iterator.get_next()
@@ -88,8 +98,10 @@ class HandWritten:
 
             with strategy._scale_loss_for_estimator_enabled():
                 loss, train_op = strategy.run(step, args=(inputs,))
-            self.fetches = [tf.group(*strategy.experimental_local_results(train_op)),
-                            strategy.reduce(tf2.distribute.ReduceOp.MEAN, loss, axis=None)]
+            self.fetches = [
+                tf.group(*strategy.experimental_local_results(train_op)),
+                strategy.reduce(tf2.distribute.ReduceOp.MEAN, loss, axis=None),
+            ]
             init = [tf.global_variables_initializer(), iterator.initializer]
         self.session = new_session(self.graph, config=strategy.update_config_proto(TWO_CPUS))
         self.session.run(init)
@@ -112,15 +124,19 @@ def main() -> None:
     two = estimator(images, labels, args.batch, args.hidden, strategy)
     bare = HandWritten(strategy, images, labels, args.batch, args.hidden)
     sliced = HandWritten(strategy, images, labels, args.batch, args.hidden, slice_in_step=True)
-    sides = {"1 device (Elistimator)": lambda: one.train(args.steps),
-             "2 replicas (Elistimator)": lambda: two.train(args.steps),
-             "2 replicas (hand-written strategy.run)": lambda: bare.train(args.steps),
-             "2 replicas (hand-written, sliced in step)": lambda: sliced.train(args.steps)}
+    sides = {
+        "1 device (Elistimator)": lambda: one.train(args.steps),
+        "2 replicas (Elistimator)": lambda: two.train(args.steps),
+        "2 replicas (hand-written strategy.run)": lambda: bare.train(args.steps),
+        "2 replicas (hand-written, sliced in step)": lambda: sliced.train(args.steps),
+    }
     for work in sides.values():
         work()  # warm up
     results = alternate({name: timed_rate(work, args.steps) for name, work in sides.items()}, args.repeats)
-    print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {args.repeats} alternating repeats "
-          f"of {args.steps} steps; MLP 784-{args.hidden}-10, global batch {args.batch}")
+    print(
+        f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {args.repeats} alternating repeats "
+        f"of {args.steps} steps; MLP 784-{args.hidden}-10, global batch {args.batch}"
+    )
     print(f"| {'side':<40} | steps/s median | steps/s best |")
     print(f"| {'-' * 40} | ---: | ---: |")
     medians = {}
@@ -129,8 +145,10 @@ def main() -> None:
         print(f"| {name:<40} | {medians[name]:.1f} | {max(rates):.1f} |")
     names = list(results)
     print(f"\n2 replicas / 1 device (medians): {medians[names[1]] / medians[names[0]]:.2f}x")
-    print(f"Elistimator / hand-written, 2 replicas (medians): {medians[names[1]] / medians[names[2]]:.2f}x "
-          f"(bests: {max(results[names[1]]) / max(results[names[2]]):.2f}x)")
+    print(
+        f"Elistimator / hand-written, 2 replicas (medians): {medians[names[1]] / medians[names[2]]:.2f}x "
+        f"(bests: {max(results[names[1]]) / max(results[names[2]]):.2f}x)"
+    )
     for closing in (one, two):
         closing.close()
 

@@ -43,23 +43,34 @@ def model_fn(features, labels, mode):
         return tf_estimator.EstimatorSpec(mode, predictions={"classes": classes})
     loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
     if mode == tf_estimator.ModeKeys.EVAL:
-        return tf_estimator.EstimatorSpec(mode, loss=loss,
-                                          eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)})
+        return tf_estimator.EstimatorSpec(
+            mode, loss=loss, eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)}
+        )
     train_op = tf.train.GradientDescentOptimizer(0.1).minimize(loss, global_step=tf.train.get_global_step())
     return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
 
 
 def input_fns(images, labels, batch: int):
     def train_fn():
-        return tf.data.Dataset.from_tensor_slices(({"images": images}, labels)).batch(batch).prefetch(batch) \
-            .shuffle(1000).repeat()
+        return (
+            tf.data.Dataset.from_tensor_slices(({"images": images}, labels))
+            .batch(batch)
+            .prefetch(batch)
+            .shuffle(1000)
+            .repeat()
+        )
 
     def eval_fn():
         return tf.data.Dataset.from_tensor_slices(({"images": images}, labels)).batch(batch).prefetch(batch)
 
     def plain_fn():
-        return tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels}).batch(batch) \
-            .prefetch(batch).shuffle(1000)
+        return (
+            tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels})
+            .batch(batch)
+            .prefetch(batch)
+            .shuffle(1000)
+        )
+
     return train_fn, eval_fn, plain_fn
 
 
@@ -96,6 +107,7 @@ def training_rows(images, labels, steps: int, repeats: int, model_dir: str):
         estimator.train(train_fn, steps=steps, hooks=[clock])
         overheads.append(time.perf_counter() - start - steps / clock.rate())
         return clock.rate()
+
     rates = alternate({"plain": timed_rate(lambda: plain.train(steps), steps), "Estimator.train()": ours}, repeats)
     estimator.close()
     plain.session.close()
@@ -126,7 +138,7 @@ def main() -> None:
     images, labels = load_mnist(args.data_dir)["test"]
     with tempfile.TemporaryDirectory() as work:
         rates, overheads = training_rows(images, labels, args.steps, args.repeats, work)
-        eval_images, eval_labels = images[:args.eval_size], labels[:args.eval_size]
+        eval_images, eval_labels = images[: args.eval_size], labels[: args.eval_size]
         firsts, laters = evaluation_times(eval_images, eval_labels, max(3, args.repeats // 2), work)
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {args.repeats} alternating repeats")
     print("| 2-layer MLP b32, MNIST | median | best |")
@@ -136,11 +148,16 @@ def main() -> None:
     ratio = statistics.median(rates["Estimator.train()"]) / statistics.median(rates["plain"])
     best = max(rates["Estimator.train()"]) / max(rates["plain"])
     print(f"| ratio of medians (of bests) | {ratio:.3f} | {best:.3f} |")
-    print(f"| Estimator.train() overhead per call ({len(images):,} training images), s | "
-          f"{statistics.median(overheads):.2f} | {min(overheads):.2f} |")
-    print(f"| first evaluate() of a new Estimator (build + restore + {args.eval_size:,} examples), s | "
-          f"{statistics.median(firsts):.3f} | {min(firsts):.3f} |")
+    print(
+        f"| Estimator.train() overhead per call ({len(images):,} training images), s | "
+        f"{statistics.median(overheads):.2f} | {min(overheads):.2f} |"
+    )
+    print(
+        f"| first evaluate() of a new Estimator (build + restore + {args.eval_size:,} examples), s | "
+        f"{statistics.median(firsts):.3f} | {min(firsts):.3f} |"
+    )
     print(f"| 2nd-4th evaluate() calls, s | {statistics.median(laters):.3f} | {min(laters):.3f} |")
+
 
 if __name__ == "__main__":
     main()

@@ -25,13 +25,13 @@ import statistics
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List
+
+from train_speed import PARAMS, cnn_model_fn, input_fn, load_mnist, mlp_model_fn
 
 import elistimator_tracking  # noqa: F401  (sets the TensorFlow environment first)
 from elistimator_tracking._tf import new_session, tf
 from elistimator_tracking.inputs import InputData, keyed
 from elistimator_tracking.streams import GraphInput, GraphStream, InputSlots
-from train_speed import PARAMS, cnn_model_fn, input_fn, load_mnist, mlp_model_fn
 
 NO_GPU = tf.ConfigProto(device_count={"GPU": 0})
 
@@ -115,7 +115,7 @@ class Fed(Design):
 class ThreadFed(Fed):
     def start(self) -> None:
         super().start()
-        self.queue: "queue.Queue" = queue.Queue(maxsize=4)
+        self.queue: queue.Queue = queue.Queue(maxsize=4)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.fill, daemon=True)
         self.thread.start()
@@ -159,7 +159,9 @@ class InGraphQueue(Design):
         try:
             while True:
                 batch = self.data.batch()
-                self.session.run(self.enqueue, dict(zip(self.placeholders, (batch["images"], batch["labels"]))))
+                self.session.run(
+                    self.enqueue, dict(zip(self.placeholders, (batch["images"], batch["labels"]), strict=False))
+                )
         except (tf.errors.CancelledError, RuntimeError):
             pass  # the queue was closed, or the session
 
@@ -177,8 +179,9 @@ class Serialized(Design):
 
     def start(self) -> None:
         slots = InputSlots(self.graph_input, self.session)
-        self.stream = GraphStream(slots, "training", self.input_data, self.input_data.serialized(
-            self.input_data.signature))
+        self.stream = GraphStream(
+            slots, "training", self.input_data, self.input_data.serialized(self.input_data.signature)
+        )
         self.stream.restart()
 
     def train(self, steps: int) -> None:
@@ -188,11 +191,16 @@ class Serialized(Design):
                 self.stream.restart()
 
 
-DESIGNS = {"plain (data in the graph)": Plain, "feed, synchronous (before)": Fed, "(a) feed from a thread": ThreadFed,
-           "(b) in-graph queue, thread": InGraphQueue, "(c) serialized dataset (now)": Serialized}
+DESIGNS = {
+    "plain (data in the graph)": Plain,
+    "feed, synchronous (before)": Fed,
+    "(a) feed from a thread": ThreadFed,
+    "(b) in-graph queue, thread": InGraphQueue,
+    "(c) serialized dataset (now)": Serialized,
+}
 
 
-def measure(design: Design, steps: int) -> Dict[str, float]:
+def measure(design: Design, steps: int) -> dict[str, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     design.train(steps)
     return {"rate": steps / (time.perf_counter() - wall), "cpu": (time.process_time() - cpu) / steps}
@@ -211,7 +219,7 @@ def main() -> None:
     designs = {name: cls(model_fn, dataset_fn) for name, cls in DESIGNS.items()}
     for design in designs.values():
         design.train(20)  # warm-up
-    results: Dict[str, List[Dict[str, float]]] = {name: [] for name in designs}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in designs}
     order = list(designs)
     for _ in range(args.repeats):
         for name in order:
@@ -220,14 +228,18 @@ def main() -> None:
     for design in designs.values():
         design.close()
     plain = statistics.median(r["rate"] for r in results[next(iter(designs))])
-    print(f"{args.model} batch {batch}, {args.repeats} x {args.steps} steps per design, rotating order; "
-          f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(
+        f"{args.model} batch {batch}, {args.repeats} x {args.steps} steps per design, rotating order; "
+        f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+    )
     print("| design | steps/s median | best | vs plain (medians) | CPU ms per step |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, runs in results.items():
         rates = [r["rate"] for r in runs]
-        print(f"| {name} | {statistics.median(rates):,.1f} | {max(rates):,.1f} | "
-              f"{statistics.median(rates) / plain:.3f} | {1000 * statistics.median(r['cpu'] for r in runs):.2f} |")
+        print(
+            f"| {name} | {statistics.median(rates):,.1f} | {max(rates):,.1f} | "
+            f"{statistics.median(rates) / plain:.3f} | {1000 * statistics.median(r['cpu'] for r in runs):.2f} |"
+        )
 
 
 if __name__ == "__main__":

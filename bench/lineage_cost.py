@@ -59,8 +59,15 @@ def digest_seconds(images: int, repeats: int = 5):
 def one_run(mode: str, store: str, train_fn, validation_fn, epochs: int, work: Path):
     """``setup()`` seconds and the seconds of each epoch (train + validate)."""
     TrackingListener.on_input = ON_INPUT if mode != "datasets off" else (lambda self, context, describe: None)
-    estimator = Elistimator(cnn_model_fn, tempfile.mkdtemp(dir=work), params=PARAMS, verbose=False, tracking=store,
-                            experiment="bench-lineage", system_metrics=mode == "+ system metrics")
+    estimator = Elistimator(
+        cnn_model_fn,
+        tempfile.mkdtemp(dir=work),
+        params=PARAMS,
+        verbose=False,
+        tracking=store,
+        experiment="bench-lineage",
+        system_metrics=mode == "+ system metrics",
+    )
     try:
         start = time.perf_counter()
         estimator.setup(train_fn, validation_fn)
@@ -93,8 +100,9 @@ def main() -> None:
         print(f"{images:>8,}{images * 28 * 28 * 4 / 1e6:>8.1f}{built:>10.3f}{digest:>10.3f}")
 
     images, labels = load_mnist(args.data_dir)["test"]
-    train_fn, validation_fn = input_fns((images[:8000], labels[:8000]), (images[8000:], labels[8000:]),
-                                        PARAMS["batch_size"])
+    train_fn, validation_fn = input_fns(
+        (images[:8000], labels[:8000]), (images[8000:], labels[8000:]), PARAMS["batch_size"]
+    )
     modes = ["datasets off", "datasets on", "+ system metrics"]
     setups = {m: [] for m in modes}
     firsts = {m: [] for m in modes}
@@ -109,8 +117,10 @@ def main() -> None:
                 firsts[mode].append(times[0])
                 laters[mode] += times[1:]
             order = order[1:] + order[:1]
-    print(f"\nMNIST CNN, 8,000 images, tracked to SQLite; system metrics every {args.interval:g} s; "
-          f"{args.repeats} runs x {args.epochs} epochs per mode (median / best, seconds)")
+    print(
+        f"\nMNIST CNN, 8,000 images, tracked to SQLite; system metrics every {args.interval:g} s; "
+        f"{args.repeats} runs x {args.epochs} epochs per mode (median / best, seconds)"
+    )
     print(f"{'mode':<18}{'setup()':>16}{'first epoch':>16}{'later epochs':>16}")
     for mode in modes:
         cells = [f"{statistics.median(v):.2f} / {min(v):.2f}" for v in (setups[mode], firsts[mode], laters[mode])]

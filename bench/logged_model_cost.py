@@ -19,12 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from mlflow import MlflowClient
+
 import elistimator_tracking  # noqa: F401  (sets the TensorFlow environment first)
 from elistimator_tracking import Elistimator, metadata
 from elistimator_tracking.model_dir import ModelDirectory
 from elistimator_tracking.tracking.http_limits import quiet
 from elistimator_tracking.tracking.logged_models import checkpoint_key, create_checkpoint_model
-from mlflow import MlflowClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from crash_worker import input_fn, model_fn  # noqa: E402  (the crash tests' dense model on 256 inputs)
@@ -36,8 +37,9 @@ def size_of(path: Path) -> int:
 
 def measure(root: Path, hidden: int, repeats: int) -> dict:
     store = f"sqlite:///{root / 'store.db'}"
-    with Elistimator(model_fn, root / "model", params={"hidden": hidden}, verbose=False, tracking=store,
-                     experiment=f"cost-{hidden}") as est:
+    with Elistimator(
+        model_fn, root / "model", params={"hidden": hidden}, verbose=False, tracking=store, experiment=f"cost-{hidden}"
+    ) as est:
         est.setup(input_fn, input_fn)
         est.train(4).validate()
         est.save_ckpt()
@@ -58,14 +60,20 @@ def measure(root: Path, hidden: int, repeats: int) -> dict:
         artifacts.append(time.perf_counter() - started)
         started = time.perf_counter()
         with quiet():
-            model_id = create_checkpoint_model(client, run_id, step, export / "model_dir",
-                                               checkpoint_key(f"bench{i}", step, files))
+            model_id = create_checkpoint_model(
+                client, run_id, step, export / "model_dir", checkpoint_key(f"bench{i}", step, files)
+            )
         models.append(time.perf_counter() - started)
     artifact_root = Path(client.get_run(run_id).info.artifact_uri)
     one_model = Path(client.get_logged_model(model_id).artifact_location)
-    return {"hidden": hidden, "checkpoint_bytes": size_of(export / "model_dir"),
-            "artifacts": artifacts, "model": models,
-            "artifact_bytes": size_of(artifact_root / "bench" / "step-0"), "model_bytes": size_of(one_model)}
+    return {
+        "hidden": hidden,
+        "checkpoint_bytes": size_of(export / "model_dir"),
+        "artifacts": artifacts,
+        "model": models,
+        "artifact_bytes": size_of(artifact_root / "bench" / "step-0"),
+        "model_bytes": size_of(one_model),
+    }
 
 
 def main() -> None:
@@ -74,17 +82,22 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    print("| checkpoint | as run artifacts: median / best s | as logged model: median / best s "
-          "| store bytes: artifacts / logged model |")
+    print(
+        "| checkpoint | as run artifacts: median / best s | as logged model: median / best s "
+        "| store bytes: artifacts / logged model |"
+    )
     print("| --- | --- | --- | --- |")
     for hidden in (args.small, args.large):
         with tempfile.TemporaryDirectory() as work:
             os.chdir(work)  # the store's default artifact root is ./mlruns
             r = measure(Path(work), hidden, args.repeats)
-        print(f"| {r['checkpoint_bytes'] / 1e6:.2f} MB (hidden {hidden}) "
-              f"| {statistics.median(r['artifacts']):.3f} / {min(r['artifacts']):.3f} "
-              f"| {statistics.median(r['model']):.3f} / {min(r['model']):.3f} "
-              f"| {r['artifact_bytes']:,} / {r['model_bytes']:,} |", flush=True)
+        print(
+            f"| {r['checkpoint_bytes'] / 1e6:.2f} MB (hidden {hidden}) "
+            f"| {statistics.median(r['artifacts']):.3f} / {min(r['artifacts']):.3f} "
+            f"| {statistics.median(r['model']):.3f} / {min(r['model']):.3f} "
+            f"| {r['artifact_bytes']:,} / {r['model_bytes']:,} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

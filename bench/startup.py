@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,62 +64,68 @@ with Elistimator(cnn_model_fn, "model", params=PARAMS, verbose=False, experiment
 """
 
 
-def run(args: List[str], package: Path, cwd: Path, env: Dict[str, str]) -> subprocess.CompletedProcess:
+def run(args: list[str], package: Path, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     done = subprocess.run(args, capture_output=True, text=True, cwd=cwd, env={**env, "PYTHONPATH": str(package)})
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:3])} failed: {done.stderr[-2000:]}")
     return done
 
 
-def wall(args: List[str], package: Path, cwd: Path, env: Dict[str, str]) -> float:
+def wall(args: list[str], package: Path, cwd: Path, env: dict[str, str]) -> float:
     start = time.perf_counter()
     run(args, package, cwd, env)
     return time.perf_counter() - start
 
 
-def command() -> List[str]:
+def command() -> list[str]:
     script = Path(sys.executable).parent / "elistimator"
     return [str(script)] if script.exists() else [sys.executable, "-m", "elistimator_tracking.cli"]
 
 
-def measure(packages: Dict[str, Path], source: str, work: Path, env: Dict[str, str], repeats: int) -> Dict:
-    results: Dict[str, Dict[str, List]] = {name: {"help": [], "import": [], "load": []} for name in packages}
+def measure(packages: dict[str, Path], source: str, work: Path, env: dict[str, str], repeats: int) -> dict:
+    results: dict[str, dict[str, list]] = {name: {"help": [], "import": [], "load": []} for name in packages}
     caches = {name: work / f"cache-{i}" for i, name in enumerate(packages)}
     for name, package in packages.items():  # a cold load fills each cache
         run([sys.executable, "-c", LOAD, source, str(caches[name]), env["MLFLOW_TRACKING_URI"]], package, work, env)
     for _ in range(repeats):
         for name, package in packages.items():
             results[name]["help"].append(wall(command() + ["--help"], package, work, env))
-            results[name]["import"].append(wall([sys.executable, "-c", "import elistimator_tracking"], package, work,
-                                                env))
-            done = run([sys.executable, "-c", LOAD, source, str(caches[name]), env["MLFLOW_TRACKING_URI"]], package,
-                       work, env)
+            results[name]["import"].append(
+                wall([sys.executable, "-c", "import elistimator_tracking"], package, work, env)
+            )
+            done = run(
+                [sys.executable, "-c", LOAD, source, str(caches[name]), env["MLFLOW_TRACKING_URI"]], package, work, env
+            )
             results[name]["load"].append(json.loads(done.stdout.strip().splitlines()[-1]))
         packages = dict(reversed(list(packages.items())))  # alternate which goes first
     return results
 
 
-def print_tables(results: Dict, source: str, repeats: int) -> None:
-    print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {repeats} fresh processes each, "
-          "alternating; seconds, median (best)")
+def print_tables(results: dict, source: str, repeats: int) -> None:
+    print(
+        f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {repeats} fresh processes each, "
+        "alternating; seconds, median (best)"
+    )
     print("| package | `elistimator --help` | `import elistimator_tracking` |")
     print("| --- | ---: | ---: |")
     for name, r in results.items():
         print(f"| {name} | {cell(r['help'])} | {cell(r['import'])} |")
     keys = ("total", "tensorflow", "mlflow", "package", "modules", "from_disk", "predict")
     print(f"\n`from_disk({source!r})` + first `predict`, warm cache")
-    print("| package | total | TensorFlow import | MLflow import | package's share | of it: modules | from_disk | "
-          "first predict |")
+    print(
+        "| package | total | TensorFlow import | MLflow import | package's share | of it: modules | from_disk | "
+        "first predict |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in results.items():
         print(f"| {name} | " + " | ".join(cell([load[k] for load in r["load"]]) for k in keys) + " |")
 
 
-def cell(values: List[float]) -> str:
+def cell(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f})"
 
 
-def prepare(data_dir: str, work: Path, env: Dict[str, str]) -> str:
+def prepare(data_dir: str, work: Path, env: dict[str, str]) -> str:
     run([sys.executable, "-c", PREPARE, data_dir, str(ROOT / "examples")], ROOT, work, env)
     return "models:/mnist-cnn@champion"
 
@@ -133,12 +138,12 @@ def main() -> None:
     parser.add_argument("--compare-with", type=Path, help="a directory holding another elistimator_tracking")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    packages: Dict[str, Path] = {"this checkout": ROOT}
+    packages: dict[str, Path] = {"this checkout": ROOT}
     if args.compare_with:
         packages = {f"{args.compare_with}": args.compare_with.absolute(), **packages}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as work:
         work = Path(work)
-        uri: Optional[str] = args.tracking_uri if args.source else None
+        uri: str | None = args.tracking_uri if args.source else None
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri or f"sqlite:///{work / 'mlflow.db'}"}
         source = args.source or prepare(args.data_dir, work, env)
         print_tables(measure(packages, source, work, env, args.repeats), source, args.repeats)

@@ -32,8 +32,11 @@ def linear_model_fn(features, is_training, params):
     loss = tf.losses.sparse_softmax_cross_entropy(labels=features["y"], logits=logits)
     train_op = tf.train.GradientDescentOptimizer(0.1).minimize(loss, global_step=tf.train.get_global_step())
     classes = tf.argmax(logits, axis=1, output_type=tf.int32)
-    return (TrainSpec(loss, train_op), EvaluationSpec(loss, {"accuracy": tf.metrics.accuracy(features["y"], classes)}),
-            PredictSpec({"classes": classes}))
+    return (
+        TrainSpec(loss, train_op),
+        EvaluationSpec(loss, {"accuracy": tf.metrics.accuracy(features["y"], classes)}),
+        PredictSpec({"classes": classes}),
+    )
 
 
 def input_fn(n: int, seed: int):
@@ -46,8 +49,9 @@ def input_fn(n: int, seed: int):
 def epoch_seconds(tracking, epochs: int, workdir: Path):
     """Seconds of each timed epoch (after a warm-up epoch)."""
     times = []
-    with Elistimator(linear_model_fn, Path(tempfile.mkdtemp(dir=workdir)), verbose=False, tracking=tracking,
-                     experiment="bench-team") as estimator:
+    with Elistimator(
+        linear_model_fn, Path(tempfile.mkdtemp(dir=workdir)), verbose=False, tracking=tracking, experiment="bench-team"
+    ) as estimator:
         estimator.setup(input_fn(2000, 0), input_fn(500, 1))
         for epoch in range(epochs + 1):
             start = time.perf_counter()
@@ -71,8 +75,11 @@ def main() -> None:
         server = None
         try:
             server = MlflowServer(work / "server", backend=postgres.create_database("mlflow")).start()
-            modes = {"tracking off": False, "SQLite store": f"sqlite:///{work / 'mlflow.db'}",
-                     "PostgreSQL server": server.uri}
+            modes = {
+                "tracking off": False,
+                "SQLite store": f"sqlite:///{work / 'mlflow.db'}",
+                "PostgreSQL server": server.uri,
+            }
             seconds = {mode: [] for mode in modes}
             order = list(modes)
             for _ in range(args.repeats):

@@ -33,7 +33,6 @@ from mlflow_server import MlflowServer  # noqa: E402
 from mnist_cnn import PARAMS, cnn_model_fn, input_fns, load_mnist  # noqa: E402
 from train_speed import PlainLoop  # noqa: E402
 
-
 TRACKING_SECONDS = [0.0]
 
 
@@ -44,6 +43,7 @@ def timed(moment):
             return moment(self, *args)
         finally:
             TRACKING_SECONDS[0] += time.perf_counter() - start
+
     return handle
 
 
@@ -51,8 +51,9 @@ def epoch_seconds(tracking, train_input_fn, validation_input_fn, epochs: int, wo
     """Seconds per timed epoch, training-thread seconds in tracking calls per epoch, and ``close()`` seconds."""
     model_dir = Path(tempfile.mkdtemp(dir=workdir))
     times, in_tracking = [], []
-    estimator = Elistimator(cnn_model_fn, model_dir, params=PARAMS, verbose=False, tracking=tracking,
-                            experiment="bench")
+    estimator = Elistimator(
+        cnn_model_fn, model_dir, params=PARAMS, verbose=False, tracking=tracking, experiment="bench"
+    )
     estimator.setup(train_input_fn, validation_input_fn)
     for epoch in range(epochs + 1):
         TRACKING_SECONDS[0] = 0.0
@@ -88,8 +89,9 @@ def main() -> None:
     for name in [n for n in vars(TrackingListener) if n.startswith("on_")]:
         setattr(TrackingListener, name, timed(getattr(TrackingListener, name)))
     images, labels = load_mnist(args.data_dir)["test"]
-    train_input_fn, validation_input_fn = input_fns((images[:8000], labels[:8000]), (images[8000:], labels[8000:]),
-                                                    PARAMS["batch_size"])
+    train_input_fn, validation_input_fn = input_fns(
+        (images[:8000], labels[:8000]), (images[8000:], labels[8000:]), PARAMS["batch_size"]
+    )
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as work:
         work = Path(work)
         server = MlflowServer(work / "server").start()
@@ -105,10 +107,11 @@ def main() -> None:
                 order = order[1:] + order[:1]  # rotate, so no mode always runs first or last
                 for mode in order:
                     tracking = modes[mode]
-                    times, tracked, close_time = epoch_seconds(tracking, train_input_fn, validation_input_fn,
-                                                               args.epochs, work)
+                    times, tracked, close_time = epoch_seconds(
+                        tracking, train_input_fn, validation_input_fn, args.epochs, work
+                    )
                     epochs[mode] += times
-                    in_tracking[mode] += [t / e for t, e in zip(tracked, times)]
+                    in_tracking[mode] += [t / e for t, e in zip(tracked, times, strict=False)]
                     closing[mode].append(close_time)
         finally:
             server.stop()
@@ -119,10 +122,14 @@ def main() -> None:
     for mode in modes:
         m = statistics.median(epochs[mode])
         share = f"{100 * statistics.median(in_tracking[mode]):.2f} %"
-        print(f"{mode:<16}{m:>9.2f}{m / off:>9.3f}{m / plain_epoch:>10.3f}{share:>19}"
-              f"{statistics.median(closing[mode]):>9.2f}")
-    print(f"(median of {args.repeats} x {args.epochs} epochs per mode; an epoch = train 143 steps + validate "
-          f"2,000 images + save_ckpt; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())})")
+        print(
+            f"{mode:<16}{m:>9.2f}{m / off:>9.3f}{m / plain_epoch:>10.3f}{share:>19}"
+            f"{statistics.median(closing[mode]):>9.2f}"
+        )
+    print(
+        f"(median of {args.repeats} x {args.epochs} epochs per mode; an epoch = train 143 steps + validate "
+        f"2,000 images + save_ckpt; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())})"
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
@@ -44,15 +44,20 @@ def mlp_model_fn(features, is_training, params):
     train_op = tf.train.GradientDescentOptimizer(0.1).minimize(loss, global_step=tf.train.get_global_step())
     classes = tf.argmax(logits, 1, output_type=tf.int32)
     metrics = {"accuracy": tf.metrics.accuracy(features["labels"], classes)}
-    return (TrainSpec(loss, train_op), EvaluationSpec(loss, metrics),
-            PredictSpec({"classes": classes, "probabilities": tf.nn.softmax(logits)}))
+    return (
+        TrainSpec(loss, train_op),
+        EvaluationSpec(loss, metrics),
+        PredictSpec({"classes": classes, "probabilities": tf.nn.softmax(logits)}),
+    )
 
 
 def input_fn(images, labels, batch: int, shuffle: bool):
     """The seed's input functions: batch, prefetch, shuffle (training)."""
+
     def make():
         dataset = tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels}).batch(batch).prefetch(batch)
         return dataset.shuffle(1000) if shuffle else dataset
+
     return make
 
 
@@ -79,7 +84,7 @@ class PlainLoop:
         for _ in range(steps):
             self.session.run(self.train_fetches, {self.is_training: True})
 
-    def validate(self) -> Dict[str, float]:
+    def validate(self) -> dict[str, float]:
         self.session.run([self.reset, self.iterator.initializer])
         losses = []
         try:
@@ -90,7 +95,7 @@ class PlainLoop:
         return {**self.session.run(self.metrics), "loss": float(np.mean(losses))}
 
 
-def alternate(sides: Dict[str, Callable[[], float]], repeats: int) -> Dict[str, List[float]]:
+def alternate(sides: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
     """Each side's measurements, taken in turns (the order flips every repeat)."""
     results = {name: [] for name in sides}
     order = list(sides)
@@ -106,20 +111,33 @@ def timed_rate(work: Callable[[], None], units: int) -> Callable[[], float]:
         start = time.perf_counter()
         work()
         return units / (time.perf_counter() - start)
+
     return measure
 
 
-def training_rows(model_fn, name: str, batch: int, steps: int, images, labels, repeats: int) -> List[Tuple]:
+def training_rows(model_fn, name: str, batch: int, steps: int, images, labels, repeats: int) -> list[tuple]:
     train_fn, eval_fn = input_fn(images, labels, batch, True), input_fn(images, labels, batch, False)
     plain, plain_eval = PlainLoop(model_fn, train_fn, True), PlainLoop(model_fn, eval_fn, False)
     estimator = Elistimator(model_fn, params=PARAMS, verbose=False, tracking=False).setup(train_fn, eval_fn)
     plain.train(20), estimator.train(20), plain_eval.validate(), estimator.validate()  # warm-up
-    train = alternate({"plain": timed_rate(lambda: plain.train(steps), steps),
-                       "train()": timed_rate(lambda: estimator.train(steps), steps)}, repeats)
-    validation = alternate({"plain": timed_rate(plain_eval.validate, len(images)),
-                            "validate()": timed_rate(estimator.validate, len(images))}, repeats)
-    rows = [(f"{name} b{batch}", "train steps/s", train["plain"], train["train()"]),
-            (f"{name} b{batch}", "validate examples/s", validation["plain"], validation["validate()"])]
+    train = alternate(
+        {
+            "plain": timed_rate(lambda: plain.train(steps), steps),
+            "train()": timed_rate(lambda: estimator.train(steps), steps),
+        },
+        repeats,
+    )
+    validation = alternate(
+        {
+            "plain": timed_rate(plain_eval.validate, len(images)),
+            "validate()": timed_rate(estimator.validate, len(images)),
+        },
+        repeats,
+    )
+    rows = [
+        (f"{name} b{batch}", "train steps/s", train["plain"], train["train()"]),
+        (f"{name} b{batch}", "validate examples/s", validation["plain"], validation["validate()"]),
+    ]
     if model_fn is cnn_model_fn:
         rows.append(prediction_row(estimator, images[:1], repeats))
     estimator.close()
@@ -128,7 +146,7 @@ def training_rows(model_fn, name: str, batch: int, steps: int, images, labels, r
     return rows
 
 
-def prediction_row(estimator: Elistimator, image: np.ndarray, repeats: int, calls: int = 100) -> Tuple:
+def prediction_row(estimator: Elistimator, image: np.ndarray, repeats: int, calls: int = 100) -> tuple:
     """Per-call latency in ms (lower is better; reported as calls/s so every ratio reads 'higher is better')."""
     outputs = estimator._loops.model.predict.output
     images = estimator.graph.get_tensor_by_name(estimator._loops.model.signature["images"].tensor)
@@ -140,24 +158,30 @@ def prediction_row(estimator: Elistimator, image: np.ndarray, repeats: int, call
     def ours() -> None:
         for _ in range(calls):
             estimator.predict(images=image)
+
     bare(), ours()
     result = alternate({"bare": timed_rate(bare, calls), "predict": timed_rate(ours, calls)}, repeats)
     return ("seed CNN", "one-off predict calls/s", result["bare"], result["predict"])
 
 
-def print_table(rows: List[Tuple], repeats: int) -> None:
+def print_table(rows: list[tuple], repeats: int) -> None:
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {repeats} alternating repeats")
-    print(f"| model | measure | hand-written median | best | Elistimator median | best | ratio of medians | "
-          f"ratio of bests |")
+    print(
+        "| model | measure | hand-written median | best | Elistimator median | best | ratio of medians | "
+        "ratio of bests |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for model, measure, plain, ours in rows:
         pm, pb, om, ob = statistics.median(plain), max(plain), statistics.median(ours), max(ours)
-        print(f"| {model} | {measure} | {pm:,.1f} | {pb:,.1f} | {om:,.1f} | {ob:,.1f} | {om / pm:.3f} "
-              f"| {ob / pb:.3f} |")
-    for model, measure, plain, ours in rows:
+        print(
+            f"| {model} | {measure} | {pm:,.1f} | {pb:,.1f} | {om:,.1f} | {ob:,.1f} | {om / pm:.3f} | {ob / pb:.3f} |"
+        )
+    for _model, measure, plain, ours in rows:
         if measure.startswith("one-off"):
-            print(f"one-off predict latency: bare session.run {1000 / statistics.median(plain):.3f} ms, "
-                  f"predict() {1000 / statistics.median(ours):.3f} ms (medians)")
+            print(
+                f"one-off predict latency: bare session.run {1000 / statistics.median(plain):.3f} ms, "
+                f"predict() {1000 / statistics.median(ours):.3f} ms (medians)"
+            )
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ neither TensorFlow nor MLflow: ``Elistimator`` and the specs load on first use.
 """
 
 import importlib
-from typing import Any, List
+from typing import Any
 
 from . import _env  # noqa: F401  (before anything imports TensorFlow)
 from ._version import __version__
@@ -14,8 +14,18 @@ from .errors import CheckpointNotFoundError, ElistimatorError, ModelDirectoryErr
 
 _LAZY = {"Elistimator": "elistimator", "TrainSpec": "specs", "EvaluationSpec": "specs", "PredictSpec": "specs"}
 
-__all__ = ["Elistimator", "TrainSpec", "EvaluationSpec", "PredictSpec", "named_input", "ElistimatorError",
-           "CheckpointNotFoundError", "ModelDirectoryError", "TrackingError", "__version__"]
+__all__ = [
+    "Elistimator",
+    "TrainSpec",
+    "EvaluationSpec",
+    "PredictSpec",
+    "named_input",
+    "ElistimatorError",
+    "CheckpointNotFoundError",
+    "ModelDirectoryError",
+    "TrackingError",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -27,5 +37,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def __dir__() -> List[str]:
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))

@@ -15,14 +15,14 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Callable, Dict, Optional, Tuple
+from collections.abc import Callable
 
-Closer = Callable[[str, Optional[str]], None]  # close(status, error)
+Closer = Callable[[str, str | None], None]  # close(status, error)
 
-_open: Dict[int, Closer] = {}
+_open: dict[int, Closer] = {}
 _lock = threading.Lock()
 _registered = False
-_signalled: Optional[str] = None
+_signalled: str | None = None
 
 
 def keep_open(key: int, close: Closer) -> None:
@@ -56,12 +56,15 @@ def closed(key: int) -> None:
     with _lock:
         _open.pop(key, None)
         last = not _open
-    if last and threading.current_thread() is threading.main_thread() \
-            and signal.getsignal(signal.SIGTERM) is _on_sigterm:
+    if (
+        last
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is _on_sigterm
+    ):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def status_of(error: Optional[BaseException]) -> Tuple[str, Optional[str]]:
+def status_of(error: BaseException | None) -> tuple[str, str | None]:
     """A run's end after ``error`` (None: none): FINISHED, KILLED (Ctrl-C, ``sys.exit`` with a code
     other than 0 or None) or FAILED with the error's text."""
     if error is None or (isinstance(error, SystemExit) and error.code in (0, None)):
@@ -71,7 +74,7 @@ def status_of(error: Optional[BaseException]) -> Tuple[str, Optional[str]]:
     return "FAILED", "".join(traceback.format_exception_only(type(error), error)).strip()
 
 
-def exit_status() -> Tuple[str, Optional[str]]:
+def exit_status() -> tuple[str, str | None]:
     """How the interpreter is ending: ``(status, error)`` for the runs still open."""
     if _signalled:
         return "KILLED", _signalled
@@ -88,8 +91,7 @@ def _close_all() -> None:
         try:
             close(status, error)
         except Exception as failure:  # noqa: BLE001 -- one Elistimator failing must not keep the others open
-            print(f"elistimator_tracking: closing at exit failed: {type(failure).__name__}: {failure}",
-                  file=sys.stderr)
+            print(f"elistimator_tracking: closing at exit failed: {type(failure).__name__}: {failure}", file=sys.stderr)
 
 
 def _handle_sigterm() -> None:

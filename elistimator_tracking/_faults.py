@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Dict
 
 CRASH_ENV = "ELISTIMATOR_CRASH_AT"
 CRASH_POINTS = (
-    "save.files",           # checkpoint files written and summed; neither journaled nor in elistimator.json
-    "save.journaled",       # the checkpoint's upload journaled (held back); elistimator.json does not name it
-    "save.committed",       # elistimator.json names the checkpoint; its upload may now be delivered
-    "validate.journaled",   # the metrics journaled (held back); elistimator.json does not hold them
-    "validate.committed",   # elistimator.json holds the metrics
-    "branch.journaled",     # an abandoned branch's retraction journaled; elistimator.json still holds the branch
-    "branch.committed",     # elistimator.json dropped the abandoned branch
-    "journal.append",       # inside a journal append, before the line is written
-    "journal.appended",     # a journal line written and synced, not yet queued
-    "delivery.sent",        # a batch reached the store; the journal has not marked it delivered
-    "tracking.run_created", # the store created the run; the journal has not recorded its id
+    "save.files",  # checkpoint files written and summed; neither journaled nor in elistimator.json
+    "save.journaled",  # the checkpoint's upload journaled (held back); elistimator.json does not name it
+    "save.committed",  # elistimator.json names the checkpoint; its upload may now be delivered
+    "validate.journaled",  # the metrics journaled (held back); elistimator.json does not hold them
+    "validate.committed",  # elistimator.json holds the metrics
+    "branch.journaled",  # an abandoned branch's retraction journaled; elistimator.json still holds the branch
+    "branch.committed",  # elistimator.json dropped the abandoned branch
+    "journal.append",  # inside a journal append, before the line is written
+    "journal.appended",  # a journal line written and synced, not yet queued
+    "delivery.sent",  # a batch reached the store; the journal has not marked it delivered
+    "tracking.run_created",  # the store created the run; the journal has not recorded its id
     "tracking.model_created",  # a checkpoint's logged model exists, empty and PENDING; nothing is marked
 )
-_reached: Dict[str, int] = {}
+_reached: dict[str, int] = {}
 
 
 def crash_point(name: str) -> None:

@@ -41,6 +41,7 @@ with _stderr_silenced(_QUIET):
 
 tf.disable_eager_execution()
 
+
 def new_session(graph: "tf.Graph", **session_args) -> "tf.Session":
     """A ``tf.Session``, created quietly unless the user asked for C++ logs.
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Protocol, Union
+from typing import Any, Protocol
 
 from . import metadata as metadata_file
 from ._faults import crash_point
@@ -21,7 +22,7 @@ from .loops import Loops
 from .metadata import Metadata
 from .model_dir import ModelDirectory
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 class CheckpointStore(Protocol):
@@ -40,16 +41,23 @@ class CheckpointManager:
     or None (not tracked); it is asked only when a pruned checkpoint is needed.
     """
 
-    def __init__(self, directory: ModelDirectory, index: CheckpointIndex, max_to_keep: Optional[int],
-                 store: Callable[[], Optional[CheckpointStore]]):
+    def __init__(
+        self,
+        directory: ModelDirectory,
+        index: CheckpointIndex,
+        max_to_keep: int | None,
+        store: Callable[[], CheckpointStore | None],
+    ):
         self.directory, self.index, self.max_to_keep = directory, index, max_to_keep
         self._store = store
-        self._branch_point: Optional[int] = None  # a restored step, until training moves on from it
+        self._branch_point: int | None = None  # a restored step, until training moves on from it
 
-    def describe(self) -> Dict[int, Dict[str, Any]]:
+    def describe(self) -> dict[int, dict[str, Any]]:
         """``{step: {'file': path prefix, 'metrics': {...}, 'local': bool}}``, by step."""
-        return {step: {"file": self.file_of(step), "metrics": self.index.metrics(step), "local": record.local}
-                for step, record in sorted(self.index.records.items())}
+        return {
+            step: {"file": self.file_of(step), "metrics": self.index.metrics(step), "local": record.local}
+            for step, record in sorted(self.index.records.items())
+        }
 
     def file_of(self, step: int) -> str:
         return str(self.directory.path / self.index.records[step].prefix)
@@ -74,7 +82,7 @@ class CheckpointManager:
         """Mark all but the newest ``max_to_keep`` checkpoints as no longer on local disk."""
         local = self.index.steps(local_only=True)
         if self.max_to_keep is not None:
-            for step in local[:-self.max_to_keep]:
+            for step in local[: -self.max_to_keep]:
                 self.index.records[step].local = False
 
     def remove_unreferenced_files(self) -> None:
@@ -93,6 +101,7 @@ class CheckpointManager:
             if files:
                 ModelDirectory(self.holder(record)).export_checkpoint(record.prefix, record.files, destination)
             metadata_file.write(ModelDirectory(destination), exported)
+
         return SavedCheckpoint(step, self.index.metrics(step), self.index, write)
 
     # -- restoring ------------------------------------------------------------------------
@@ -109,8 +118,10 @@ class CheckpointManager:
             return self.restore_step(loops, record.step)
         if not Path(f"{prefix}.index").is_file():
             known = [entry["file"] for entry in self.describe().values() if entry["local"]]
-            raise CheckpointNotFoundError(f"no checkpoint at {str(prefix)!r} (no {prefix.name}.index); "
-                                          f"checkpoints on local disk: {known or 'none'}")
+            raise CheckpointNotFoundError(
+                f"no checkpoint at {str(prefix)!r} (no {prefix.name}.index); "
+                f"checkpoints on local disk: {known or 'none'}"
+            )
         return self._restored(loops.restore(str(prefix)))
 
     def restore_step(self, loops: Loops, step: int, verified: bool = False) -> int:
@@ -128,8 +139,9 @@ class CheckpointManager:
     def verify(self, record: CheckpointRecord) -> None:
         problems = self.directory.verify(record.prefix, record.files)
         if problems:
-            raise ModelDirectoryError(f"the checkpoint at step {record.step} ({record.prefix}) is "
-                                      "damaged: " + "; ".join(problems))
+            raise ModelDirectoryError(
+                f"the checkpoint at step {record.step} ({record.prefix}) is damaged: " + "; ".join(problems)
+            )
 
     def holder(self, record: CheckpointRecord) -> Path:
         """The model directory when the checkpoint is on local disk, else a verified copy of it
@@ -141,12 +153,15 @@ class CheckpointManager:
             raise CheckpointNotFoundError(
                 f"the checkpoint at step {record.step} is no longer on local disk (pruned by "
                 f"max_to_keep={self.max_to_keep}) and no MLflow run holds it (this model was not tracked); "
-                "keep more with train_saver_args={'max_to_keep': N}")
+                "keep more with train_saver_args={'max_to_keep': N}"
+            )
         fetched = store.fetch(record.step)
         downloaded = metadata_file.read(ModelDirectory(fetched)).index.records.get(record.step)
         if downloaded is None or (record.files and downloaded.files != record.files):
-            raise ModelDirectoryError(f"the checkpoint at step {record.step} in {store.label} is not the one this "
-                                      "model directory recorded (its files or checksums differ)")
+            raise ModelDirectoryError(
+                f"the checkpoint at step {record.step} in {store.label} is not the one this "
+                "model directory recorded (its files or checksums differ)"
+            )
         return fetched
 
     def _absolute(self, prefix: Path) -> Path:
@@ -155,12 +170,15 @@ class CheckpointManager:
         if prefix.is_absolute():
             return prefix
         inside = self.directory.path / prefix
-        if self._record_at(inside) is None and not Path(f"{inside}.index").is_file() \
-                and Path(f"{prefix}.index").is_file():
+        if (
+            self._record_at(inside) is None
+            and not Path(f"{inside}.index").is_file()
+            and Path(f"{prefix}.index").is_file()
+        ):
             return prefix.absolute()
         return inside
 
-    def _record_at(self, prefix: Path) -> Optional[CheckpointRecord]:
+    def _record_at(self, prefix: Path) -> CheckpointRecord | None:
         """The indexed checkpoint whose files in the model directory have this path prefix."""
         for record in self.index.records.values():
             if self.directory.resolve(record.prefix) == prefix.resolve():
@@ -169,7 +187,7 @@ class CheckpointManager:
 
     # -- branches -------------------------------------------------------------------------
 
-    def start_branch(self, commit: Callable[[int, Dict[int, Dict[str, float]]], None]) -> List[int]:
+    def start_branch(self, commit: Callable[[int, dict[int, dict[str, float]]], None]) -> list[int]:
         """Training goes on from a restored step: later checkpoints and validations belonged to
         the abandoned run, so they are dropped (with a warning) and ``commit(step, validations
         dropped)`` announces and writes that. Returns the dropped checkpoint steps."""
@@ -182,8 +200,12 @@ class CheckpointManager:
             return []
         commit(step, validations)
         self.remove_unreferenced_files()
-        later = f"the later checkpoints {dropped} and validations" if dropped else \
-            f"the later validations at steps {sorted(validations)}"
-        warnings.warn(f"training continues from the restored step {step}: {later} of the abandoned run "
-                      "are dropped", stacklevel=4)
+        later = (
+            f"the later checkpoints {dropped} and validations"
+            if dropped
+            else f"the later validations at steps {sorted(validations)}"
+        )
+        warnings.warn(
+            f"training continues from the restored step {step}: {later} of the abandoned run are dropped", stacklevel=4
+        )
         return dropped

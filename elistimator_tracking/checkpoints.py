@@ -11,38 +11,44 @@ from __future__ import annotations
 import json
 import math
 import numbers
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any
 
 from .errors import CheckpointNotFoundError
 
 MODES = ("min", "max")
-Selection = Union[str, int]  # 'latest', 'best' or a global step
+Selection = str | int  # 'latest', 'best' or a global step
 
 
 @dataclass
 class CheckpointRecord:
     step: int
     prefix: str  # relative to the model directory, e.g. "checkpoints/model-143"
-    files: Dict[str, str] = field(default_factory=dict)  # file name -> sha256
+    files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     local: bool = True
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {"prefix": self.prefix, "files": self.files, "local": self.local}
 
     @classmethod
-    def from_json(cls, step: int, data: Mapping[str, Any]) -> "CheckpointRecord":
-        return cls(step=step, prefix=str(data["prefix"]), files=dict(data.get("files", {})),
-                   local=bool(data.get("local", True)))
+    def from_json(cls, step: int, data: Mapping[str, Any]) -> CheckpointRecord:
+        return cls(
+            step=step,
+            prefix=str(data["prefix"]),
+            files=dict(data.get("files", {})),
+            local=bool(data.get("local", True)),
+        )
 
 
 class CheckpointIndex:
     """Checkpoints by global step, and validation metrics by global step."""
 
-    def __init__(self, records: Iterable[CheckpointRecord] = (),
-                 validations: Optional[Mapping[int, Mapping[str, float]]] = None):
-        self.records: Dict[int, CheckpointRecord] = {r.step: r for r in records}
-        self.validations: Dict[int, Dict[str, float]] = {int(s): dict(m) for s, m in (validations or {}).items()}
+    def __init__(
+        self, records: Iterable[CheckpointRecord] = (), validations: Mapping[int, Mapping[str, float]] | None = None
+    ):
+        self.records: dict[int, CheckpointRecord] = {r.step: r for r in records}
+        self.validations: dict[int, dict[str, float]] = {int(s): dict(m) for s, m in (validations or {}).items()}
 
     def add(self, record: CheckpointRecord) -> None:
         self.records[record.step] = record
@@ -50,7 +56,7 @@ class CheckpointIndex:
     def record_validation(self, step: int, metrics: Mapping[str, float]) -> None:
         self.validations[step] = dict(metrics)
 
-    def drop_after(self, step: int) -> List[int]:
+    def drop_after(self, step: int) -> list[int]:
         """Forget checkpoints and validations later than ``step``; return the checkpoint steps dropped."""
         dropped = sorted(s for s in self.records if s > step)
         for later in dropped:
@@ -74,24 +80,26 @@ class CheckpointIndex:
             return not any(_same(self.validations.get(int(s)), m) for s, m in clause["dropped"].items())
         raise ValueError(f"unknown commit clause {clause!r}")
 
-    def metrics(self, step: int) -> Dict[str, float]:
+    def metrics(self, step: int) -> dict[str, float]:
         return dict(self.validations.get(step, {}))
 
-    def steps(self, local_only: bool = False) -> List[int]:
+    def steps(self, local_only: bool = False) -> list[int]:
         return sorted(s for s, r in self.records.items() if r.local or not local_only)
 
-    def to_json(self) -> Dict[str, Any]:
-        return {"checkpoints": {str(s): r.to_json() for s, r in sorted(self.records.items())},
-                "validations": {str(s): m for s, m in sorted(self.validations.items())}}
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "checkpoints": {str(s): r.to_json() for s, r in sorted(self.records.items())},
+            "validations": {str(s): m for s, m in sorted(self.validations.items())},
+        }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "CheckpointIndex":
+    def from_json(cls, data: Mapping[str, Any]) -> CheckpointIndex:
         records = [CheckpointRecord.from_json(int(step), entry) for step, entry in data.get("checkpoints", {}).items()]
         validations = {int(step): metrics for step, metrics in data.get("validations", {}).items()}
         return cls(records, validations)
 
 
-def _same(metrics: Optional[Mapping[str, float]], other: Mapping[str, float]) -> bool:
+def _same(metrics: Mapping[str, float] | None, other: Mapping[str, float]) -> bool:
     """Equal metric dicts, NaN equal to NaN (as JSON writes them)."""
     return metrics is not None and json.dumps(metrics, sort_keys=True) == json.dumps(other, sort_keys=True)
 
@@ -102,8 +110,9 @@ def checked_selection(checkpoint: Any) -> Selection:
         return checkpoint
     if isinstance(checkpoint, numbers.Integral) and not isinstance(checkpoint, bool) and checkpoint >= 0:
         return int(checkpoint)
-    raise ValueError(f"checkpoint must be 'latest', 'best' or a global step, got {checkpoint!r} "
-                     "(a step is an int >= 0)")
+    raise ValueError(
+        f"checkpoint must be 'latest', 'best' or a global step, got {checkpoint!r} (a step is an int >= 0)"
+    )
 
 
 def checked_mode(mode: Any) -> str:
@@ -147,6 +156,7 @@ def best_step(index: CheckpointIndex, metric: str = "loss", mode: str = "min") -
         recorded = sorted({name for step in index.steps() for name in index.metrics(step)})
         raise CheckpointNotFoundError(
             f"no checkpoint has a validation metric {metric!r} to select by; metrics recorded at checkpoints: "
-            f"{recorded or 'none (validate() at the step you save)'}")
+            f"{recorded or 'none (validate() at the step you save)'}"
+        )
     sign = 1 if mode == "min" else -1
     return min(candidates, key=lambda step: (sign * candidates[step], -step))

@@ -13,8 +13,8 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 
 class UsageError(Exception):
@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(self.prog, f"{message} (see {self.prog} --help)")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -41,16 +41,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 1
     from mlflow.exceptions import MlflowException
+
     from .tracking.http_limits import bounded
+
     _quiet_mlflow_logs()
     from .tracking.run_info import scrub
+
     try:
         with bounded():  # an unreachable store is an error within seconds, not minutes of retries
             return args.command(args) or 0
     except Exception as error:  # noqa: BLE001 -- every failure is one line and exit 1
         message = error.message if isinstance(error, MlflowException) else str(error)
-        print(f"elistimator {args.command_name}: error: "
-              f"{scrub(message.splitlines()[0]) if message else type(error).__name__}", file=sys.stderr)
+        print(
+            f"elistimator {args.command_name}: error: "
+            f"{scrub(message.splitlines()[0]) if message else type(error).__name__}",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -66,8 +72,11 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, function, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI "
-                                                              "or sqlite:///mlflow.db)")
+        sub.add_argument(
+            "--tracking-uri",
+            default=None,
+            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
+        )
         sub.set_defaults(command=function, command_name=name)
         return sub
 
@@ -87,12 +96,19 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("name", help="registered model name")
     register.add_argument("--metric", default="loss")
     register.add_argument("--mode", choices=("min", "max"), default="min")
-    register.add_argument("--alias", default="champion", help="moves only to a version that beats the alias's "
-                                                               "current one on --metric (default: champion)")
+    register.add_argument(
+        "--alias",
+        default="champion",
+        help="moves only to a version that beats the alias's current one on --metric (default: champion)",
+    )
     register.add_argument("--force", action="store_true", help="move the alias even if the new version is not better")
 
-    download = command("download", _download, "Download a checkpoint (runs:/<id> or models:/<name>/<version> or "
-                                              "models:/<name>@<alias>) into a new model directory.")
+    download = command(
+        "download",
+        _download,
+        "Download a checkpoint (runs:/<id> or models:/<name>/<version> or "
+        "models:/<name>@<alias>) into a new model directory.",
+    )
     download.add_argument("source")
     download.add_argument("destination", type=Path, help="a directory that does not exist yet")
     download.add_argument("--checkpoint", default="best", help="best, latest or a global step (runs only)")
@@ -116,7 +132,9 @@ def _experiment_runs(client, name: str, max_runs: int):
 def _client(args):
     import mlflow
     from mlflow.tracking import MlflowClient
+
     from .tracking.store_uri import StoreUri, require_existing
+
     store = StoreUri.given(args.tracking_uri or mlflow.get_tracking_uri())
     require_existing(store)  # reading never creates a store
     return MlflowClient(store.client_uri)
@@ -136,12 +154,16 @@ def _runs(args) -> int:
     rows = []
     for run in runs:
         history = {name: [m.value for m in client.get_metric_history(run.info.run_id, name)] for name in metric_names}
-        row = {"run": run.info.run_name or "", "id": run.info.run_id[:8], "status": run.info.status,
-               **{p: run.data.params.get(p, "") for p in params}}
+        row = {
+            "run": run.info.run_name or "",
+            "id": run.info.run_id[:8],
+            "status": run.info.status,
+            **{p: run.data.params.get(p, "") for p in params},
+        }
         for name in metric_names:
             values = [v for v in history[name] if not math.isnan(v)]
             better = min if _direction(name, key, args.mode) == "min" else max
-            short = name[len("validation/"):]
+            short = name[len("validation/") :]
             row[f"best {short}"] = _number(better(values)) if values else ""
             row[f"last {short}"] = _number(values[-1]) if values else ""
         values = [v for v in history[key] if not math.isnan(v)]
@@ -152,6 +174,7 @@ def _runs(args) -> int:
     _print_table(rows, [c for c in rows[0] if c != "_sort"])
     from .tracking.store_uri import StoreUri
     from .tracking.ui import experiment_link
+
     print()
     if not differ and len(runs) > 1:
         print(f"no params differ between these {len(runs)} runs")
@@ -166,7 +189,7 @@ def _direction(name: str, sort_key: str, mode: str) -> str:
     return "min" if any(word in name for word in ("loss", "error")) else "max"
 
 
-def _differing_params(runs) -> Tuple[List[str], bool]:
+def _differing_params(runs) -> tuple[list[str], bool]:
     """The params whose values differ between the runs, at most 6, and True; when none differ (or
     there is one run), the first 6 params and False."""
     names = sorted({p for r in runs for p in r.data.params})
@@ -178,7 +201,7 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _print_table(rows: List[Dict[str, str]], columns: List[str]) -> None:
+def _print_table(rows: list[dict[str, str]], columns: list[str]) -> None:
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))
     print("  ".join("-" * widths[c] for c in columns))
@@ -189,6 +212,7 @@ def _print_table(rows: List[Dict[str, str]], columns: List[str]) -> None:
 def _best(args) -> int:
     from .checkpoints import best_step
     from .tracking.resolve import RunCheckpoints
+
     client = _client(args)
     candidates, runs = [], _experiment_runs(client, args.experiment, 1000)
     for run in runs:
@@ -199,9 +223,11 @@ def _best(args) -> int:
             continue  # a run without checkpoints or without that metric
         candidates.append((index.metrics(step)[args.metric], step, run))
     if not candidates:
-        names = sorted({k[len("validation/"):] for r in runs for k in r.data.metrics if k.startswith("validation/")})
-        raise LookupError(f"no run of {args.experiment!r} has a checkpoint with validation metric {args.metric!r}; "
-                          f"validation metrics: {names or 'none'}")
+        names = sorted({k[len("validation/") :] for r in runs for k in r.data.metrics if k.startswith("validation/")})
+        raise LookupError(
+            f"no run of {args.experiment!r} has a checkpoint with validation metric {args.metric!r}; "
+            f"validation metrics: {names or 'none'}"
+        )
     sign = 1 if args.mode == "min" else -1
     value, step, run = min(candidates, key=lambda c: (sign * c[0], -c[1]))
     print(f"best run: {run.info.run_name} ({run.info.run_id})")
@@ -212,8 +238,10 @@ def _best(args) -> int:
 
 def _register(args) -> int:
     from .tracking.registry import register_best
-    version, kept = register_best(args.run_id, args.name, args.metric, args.mode, args.alias or None,
-                                  args.tracking_uri, force=args.force)
+
+    version, kept = register_best(
+        args.run_id, args.name, args.metric, args.mode, args.alias or None, args.tracking_uri, force=args.force
+    )
     alias = f" (@{args.alias})" if args.alias and not kept else ""
     print(f"registered models:/{args.name}/{version}{alias} from run {args.run_id}")
     if kept:
@@ -223,6 +251,7 @@ def _register(args) -> int:
 
 def _download(args) -> int:
     from .tracking.resolve import resolve_source
+
     if args.destination.exists():
         raise FileExistsError(f"{args.destination} exists; give a new directory")
     checkpoint = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
@@ -241,7 +270,9 @@ def _download(args) -> int:
 
 def _sync(args) -> int:
     import warnings
+
     from .tracking import TrackingWarning, sync
+
     with warnings.catch_warnings(record=True) as caught:  # the reason goes into the one line below
         warnings.simplefilter("always", TrackingWarning)
         left = sync(args.model_dir, args.tracking_uri, args.timeout)
@@ -253,9 +284,11 @@ def _sync(args) -> int:
     pending = {uri: count for uri, count in left.items() if count}
     if pending:
         why = [str(w.message).split(". Training goes on")[0] for w in caught if w.category is TrackingWarning]
-        raise RuntimeError("; ".join(f"{count} operation(s) still pending for {uri}" for uri, count in pending.items())
-                           + f" ({why[0] if why else 'the store did not answer in time'}); they stay in "
-                           f"{args.model_dir}: run sync again when the store answers")
+        raise RuntimeError(
+            "; ".join(f"{count} operation(s) still pending for {uri}" for uri, count in pending.items())
+            + f" ({why[0] if why else 'the store did not answer in time'}); they stay in "
+            f"{args.model_dir}: run sync again when the store answers"
+        )
     return 0
 
 

@@ -10,7 +10,8 @@ drops; after the commit, work it delivers (docs/robustness.md). The crash points
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import metadata as metadata_file
 from ._faults import crash_point

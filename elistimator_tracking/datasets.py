@@ -23,9 +23,9 @@ import glob
 import hashlib
 import os
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
-
+from typing import Any
 
 #: input tags of an MLflow dataset input: what the data was used for
 CONTEXTS = ("training", "validation", "evaluation")
@@ -41,8 +41,8 @@ class DataDescription:
     name: str
     context: str
     digest: str
-    features: Tuple[Dict[str, Any], ...]
-    files: Tuple[str, ...]  # empty: the data is in memory (captured arrays) or made by code
+    features: tuple[dict[str, Any], ...]
+    files: tuple[str, ...]  # empty: the data is in memory (captured arrays) or made by code
     file_count: int
 
 
@@ -55,6 +55,7 @@ def named_input(input_fn: Callable[[], Any], name: str) -> Callable[[], Any]:
 
     def named() -> Any:
         return input_fn()
+
     named.dataset_name = name  # type: ignore[attr-defined]
     named.__name__ = named.__qualname__ = name
     return named
@@ -71,6 +72,7 @@ def describe_input(input_fn: Callable[[], Any], context: str) -> DataDescription
     has a run's digest): the dataset is built in a graph of its own, then dropped; nothing is read."""
     from ._tf import tf
     from .inputs import InputSignature
+
     with tf.Graph().as_default():
         dataset = input_fn()
         signature = InputSignature.from_element_spec(dataset.element_spec, context)
@@ -86,14 +88,15 @@ def described(data: Any, input_fn: Callable[[], Any]) -> Callable[[], DataDescri
 def describe(dataset: Any, signature: Any, name: str, context: str) -> DataDescription:
     """The description of ``dataset`` (a graph-mode ``tf.data.Dataset``) with ``signature``."""
     from ._tf import tf
+
     if context not in CONTEXTS:
         raise ValueError(f"context must be one of {CONTEXTS}, got {context!r}")
     ops = _pipeline(dataset._variant_tensor.op)  # noqa: SLF001 -- the dataset's op in its graph
     digest = hashlib.sha256()
     features = tuple(signature.to_json())
     digest.update(repr([(f["key"], f["dtype"], f["shape"]) for f in features]).encode())
-    strings: List[str] = []
-    patterns: List[str] = []
+    strings: list[str] = []
+    patterns: list[str] = []
     for op in ops:
         digest.update(op.type.encode())
         if op.type == "Const":  # its NodeDef would copy the whole array twice: the value alone, once
@@ -103,20 +106,27 @@ def describe(dataset: Any, signature: Any, name: str, context: str) -> DataDescr
             continue
         digest.update(_attributes(op.node_def, op.graph))
         if op.type in _FILE_OPS:
-            patterns.extend(s for i in op.inputs if i.op.type == "Const"
-                            for s in _decoded(i.op.get_attr("value")))
-    files = sorted({os.path.abspath(s) for s in strings if _is_file(s)}
-                   | {os.path.abspath(f) for p in patterns for f in glob.glob(p)})
+            patterns.extend(s for i in op.inputs if i.op.type == "Const" for s in _decoded(i.op.get_attr("value")))
+    files = sorted(
+        {os.path.abspath(s) for s in strings if _is_file(s)}
+        | {os.path.abspath(f) for p in patterns for f in glob.glob(p)}
+    )
     for path in files:
         stat = os.stat(path)
         digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
-    return DataDescription(name=name, context=context, digest=digest.hexdigest()[:16], features=features,
-                           files=tuple(files[:MAX_SOURCE_FILES]), file_count=len(files))
+    return DataDescription(
+        name=name,
+        context=context,
+        digest=digest.hexdigest()[:16],
+        features=features,
+        files=tuple(files[:MAX_SOURCE_FILES]),
+        file_count=len(files),
+    )
 
 
-def _pipeline(head: Any) -> List[Any]:
+def _pipeline(head: Any) -> list[Any]:
     """The ops ``head`` depends on, in the order they were created."""
-    seen: Dict[int, Any] = {}
+    seen: dict[int, Any] = {}
     todo = [head]
     while todo:
         op = todo.pop()
@@ -130,9 +140,11 @@ def _pipeline(head: Any) -> List[Any]:
 
 def _value_bytes(op: Any) -> bytes:
     """A constant's serialized value as TensorFlow holds it (``Operation.get_attr`` without the parse)."""
-    from ._tf import tf  # noqa: F401 -- TensorFlow's environment first
     from tensorflow.python.client import pywrap_tf_session as c_api
     from tensorflow.python.framework import c_api_util
+
+    from ._tf import tf  # noqa: F401 -- TensorFlow's environment first
+
     with c_api_util.tf_buffer() as buffer:
         c_api.TF_OperationGetAttrValueProto(op._c_op, "value", buffer)  # noqa: SLF001
         return c_api.TF_GetBuffer(buffer)
@@ -166,7 +178,7 @@ def _is_file(text: str) -> bool:
     return 0 < len(text) < 4096 and "\0" not in text and os.path.isfile(text)
 
 
-def source_of(description: DataDescription) -> Optional[str]:
+def source_of(description: DataDescription) -> str | None:
     """Where the data comes from: the one file, the folder of the files, or None (in memory)."""
     if not description.files:
         return None

@@ -26,7 +26,8 @@ refused with a clear error (``checked_strategy``).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from ._tf import tf, tf2
 from .errors import WorkerLostError
@@ -38,9 +39,13 @@ SUM = tf2.distribute.ReduceOp.SUM
 #: how long a step waits for the other workers of a multi-worker job before it fails (unless the
 #: session's config sets ``operation_timeout_in_ms``): a killed worker is an error, not a hang
 PEER_TIMEOUT_MS = 60_000
-PEER_ERRORS = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError, tf.errors.AbortedError,
-               tf.errors.CancelledError)
-_servers: Dict[Tuple[str, int], Any] = {}  # this process's tf.distribute.Server, started once
+PEER_ERRORS = (
+    tf.errors.DeadlineExceededError,
+    tf.errors.UnavailableError,
+    tf.errors.AbortedError,
+    tf.errors.CancelledError,
+)
+_servers: dict[tuple[str, int], Any] = {}  # this process's tf.distribute.Server, started once
 
 
 def checked_strategy(strategy: Any) -> Any:
@@ -49,15 +54,19 @@ def checked_strategy(strategy: Any) -> Any:
         return strategy
     name = type(strategy).__name__
     if not isinstance(strategy, (tf2.distribute.Strategy, tf.distribute.Strategy)):
-        raise TypeError(f"distribute must be a tf.distribute strategy (MirroredStrategy or "
-                        f"MultiWorkerMirroredStrategy) or None, got {name}")
-    raise ValueError(f"distribute={name} is not supported: the Elistimator trains with "
-                     "tf.distribute.MirroredStrategy (several devices of one machine) or "
-                     "tf.distribute.MultiWorkerMirroredStrategy (several processes, TF_CONFIG), TensorFlow 2's "
-                     "classes (not tf.compat.v1.distribute's). "
-                     "ParameterServerStrategy needs a ClusterCoordinator and TPUStrategy a TPU "
-                     "rewrite, which TF1-style session loops do not run; OneDeviceStrategy and "
-                     "CentralStorageStrategy: train without distribute=")
+        raise TypeError(
+            f"distribute must be a tf.distribute strategy (MirroredStrategy or "
+            f"MultiWorkerMirroredStrategy) or None, got {name}"
+        )
+    raise ValueError(
+        f"distribute={name} is not supported: the Elistimator trains with "
+        "tf.distribute.MirroredStrategy (several devices of one machine) or "
+        "tf.distribute.MultiWorkerMirroredStrategy (several processes, TF_CONFIG), TensorFlow 2's "
+        "classes (not tf.compat.v1.distribute's). "
+        "ParameterServerStrategy needs a ClusterCoordinator and TPUStrategy a TPU "
+        "rewrite, which TF1-style session loops do not run; OneDeviceStrategy and "
+        "CentralStorageStrategy: train without distribute="
+    )
 
 
 def is_multi_worker(strategy: Any) -> bool:
@@ -93,12 +102,14 @@ def is_chief(strategy: Any) -> bool:
     return bool(strategy.extended.should_checkpoint)
 
 
-def describe(strategy: Any) -> Dict[str, Any]:
+def describe(strategy: Any) -> dict[str, Any]:
     """The run's params: ``distribute.strategy``, ``distribute.num_replicas``, ``distribute.num_workers``."""
     name = "MultiWorkerMirroredStrategy" if is_multi_worker(strategy) else "MirroredStrategy"  # public names
-    return {"distribute.strategy": name,
-            "distribute.num_replicas": int(strategy.num_replicas_in_sync),
-            "distribute.num_workers": num_workers(strategy)}
+    return {
+        "distribute.strategy": name,
+        "distribute.num_replicas": int(strategy.num_replicas_in_sync),
+        "distribute.num_workers": num_workers(strategy),
+    }
 
 
 @contextlib.contextmanager
@@ -118,7 +129,7 @@ def primary(variable: Any) -> Any:
     return values[0] if isinstance(values, tuple) and values else variable
 
 
-def session_args(strategy: Any, args: Mapping[str, Any]) -> Dict[str, Any]:
+def session_args(strategy: Any, args: Mapping[str, Any]) -> dict[str, Any]:
     """``tf.Session`` arguments for a graph built with ``strategy`` (None: ``args`` as they are).
 
     A multi-worker job's session runs on this process's ``tf.distribute.Server`` (started at the
@@ -139,8 +150,9 @@ def _server(strategy: Any, config: tf.ConfigProto) -> Any:
     resolver = strategy.cluster_resolver
     task = (resolver.task_type, int(resolver.task_id))
     if task not in _servers:
-        _servers[task] = tf.distribute.Server(resolver.cluster_spec(), job_name=task[0], task_index=task[1],
-                                              config=config, start=True)
+        _servers[task] = tf.distribute.Server(
+            resolver.cluster_spec(), job_name=task[0], task_index=task[1], config=config, start=True
+        )
     return _servers[task]
 
 
@@ -156,24 +168,27 @@ def peer_errors(strategy: Any) -> Iterator[None]:
             f"a worker of this {num_workers(strategy)}-worker MultiWorkerMirroredStrategy job stopped answering "
             f"(killed, crashed or stalled; the step ended with {type(error).__name__}). Training "
             "stopped; the model directory keeps its last complete checkpoint. A step waits for the other workers "
-            f"at most the session's config.operation_timeout_in_ms (default {PEER_TIMEOUT_MS // 1000} s)") from None
+            f"at most the session's config.operation_timeout_in_ms (default {PEER_TIMEOUT_MS // 1000} s)"
+        ) from None
 
 
-def session_config(strategy: Any, config: Optional[tf.ConfigProto]) -> tf.ConfigProto:
+def session_config(strategy: Any, config: tf.ConfigProto | None) -> tf.ConfigProto:
     """``config`` (a copy) as ``strategy`` needs it, checked to give the session the devices the
     strategy places replicas on."""
     config = tf.ConfigProto() if config is None else _copy(config)
     config = strategy.update_config_proto(config)
-    needed: Dict[str, int] = {}
+    needed: dict[str, int] = {}
     for device in strategy.extended.worker_devices:
         spec = tf.DeviceSpec.from_string(device)
         kind = (spec.device_type or "CPU").upper()
         needed[kind] = max(needed.get(kind, 0), (spec.device_index or 0) + 1)
     cpus = needed.get("CPU", 0)
     if cpus > 1 and config.device_count.get("CPU", 1) < cpus:
-        raise ValueError(f"distribute={type(strategy).__name__} places replicas on {cpus} CPU devices, but the "
-                         f"session has {config.device_count.get('CPU', 1)}; pass session_args={{'config': "
-                         f"tf.ConfigProto(device_count={{'CPU': {cpus}}})}}")
+        raise ValueError(
+            f"distribute={type(strategy).__name__} places replicas on {cpus} CPU devices, but the "
+            f"session has {config.device_count.get('CPU', 1)}; pass session_args={{'config': "
+            f"tf.ConfigProto(device_count={{'CPU': {cpus}}})}}"
+        )
     return config
 
 
@@ -183,43 +198,58 @@ def _copy(config: tf.ConfigProto) -> tf.ConfigProto:
     return copied
 
 
-def replicated_specs(strategy: Any, model_fn: Callable, features: Mapping[FeatureKey, tf.Tensor],
-                     is_training: tf.Tensor, params: Mapping[str, Any], graph: tf.Graph
-                     ) -> Tuple[TrainSpec, Optional[EvaluationSpec], Optional[PredictSpec]]:
+def replicated_specs(
+    strategy: Any,
+    model_fn: Callable,
+    features: Mapping[FeatureKey, tf.Tensor],
+    is_training: tf.Tensor,
+    params: Mapping[str, Any],
+    graph: tf.Graph,
+) -> tuple[TrainSpec, EvaluationSpec | None, PredictSpec | None]:
     """Call ``model_fn`` once per replica on its slice of ``features``; return the job's specs."""
     local = len(strategy.extended.worker_devices)  # this worker's replicas share its batch (MWMS: equal per worker)
     with tf.device("/cpu:0"):  # sliced where tf.data made the batch: each device receives its slice only
         slices = [_replica_slice(features, replica, local) for replica in range(local)]
     sliced = strategy.experimental_distribute_values_from_function(  # called on each replica's device
-        lambda context: {key: tf.identity(value) for key, value in
-                         slices[context.replica_id_in_sync_group % local].items()})
+        lambda context: {
+            key: tf.identity(value) for key, value in slices[context.replica_id_in_sync_group % local].items()
+        }
+    )
 
     def replica_fn(replica_features):
         train, evaluation, predict = check_model_fn_result(model_fn(replica_features, is_training, params), graph)
         examples = tf.cast(_batch_size(replica_features), tf.float32)
-        return {"train": (_weighted(train.loss, examples), train.train_op),
-                "evaluation": None if evaluation is None else (_weighted(evaluation.loss, examples),
-                                                               evaluation.metric_ops),
-                "predict": None if predict is None else predict.output}
+        return {
+            "train": (_weighted(train.loss, examples), train.train_op),
+            "evaluation": None if evaluation is None else (_weighted(evaluation.loss, examples), evaluation.metric_ops),
+            "predict": None if predict is None else predict.output,
+        }
 
     with strategy._scale_loss_for_estimator_enabled():  # tf.estimator's rule: each replica's gradient / R
         replicas = strategy.run(replica_fn, args=(sliced,))
     train_loss, train_ops = replicas["train"]
-    train = TrainSpec(_mean(strategy, train_loss, "train_loss"), tf.group(*_local(strategy, train_ops), name="train_op"))
+    train = TrainSpec(
+        _mean(strategy, train_loss, "train_loss"), tf.group(*_local(strategy, train_ops), name="train_op")
+    )
     evaluation = None
     if replicas["evaluation"] is not None:
         loss, metric_ops = replicas["evaluation"]
-        evaluation = EvaluationSpec(_mean(strategy, loss, "evaluation_loss"), {
-            name: (_local(strategy, value)[0], tf.group(*_local(strategy, update), name=f"update_{i}"))
-            for i, (name, (value, update)) in enumerate(metric_ops.items())})
+        evaluation = EvaluationSpec(
+            _mean(strategy, loss, "evaluation_loss"),
+            {
+                name: (_local(strategy, value)[0], tf.group(*_local(strategy, update), name=f"update_{i}"))
+                for i, (name, (value, update)) in enumerate(metric_ops.items())
+            },
+        )
     predict = None
     if replicas["predict"] is not None:
         predict = PredictSpec({name: _joined(_local(strategy, output)) for name, output in replicas["predict"].items()})
     return train, evaluation, predict
 
 
-def _replica_slice(features: Mapping[FeatureKey, tf.Tensor], replica: int, replicas: int
-                   ) -> Dict[FeatureKey, tf.Tensor]:
+def _replica_slice(
+    features: Mapping[FeatureKey, tf.Tensor], replica: int, replicas: int
+) -> dict[FeatureKey, tf.Tensor]:
     """Replica ``replica``'s examples of the global batch (scalar features go to every replica)."""
     size = _batch_size(features)
     start, end = size * replica // replicas, size * (replica + 1) // replicas
@@ -247,13 +277,12 @@ def _mean(strategy: Any, weighted: Any, name: str) -> tf.Tensor:
     return tf.div_no_nan(total[0], total[1], name=name)
 
 
-def _local(strategy: Any, value: Any) -> List[Any]:
+def _local(strategy: Any, value: Any) -> list[Any]:
     return list(strategy.experimental_local_results(value))
 
 
-def _joined(outputs: List[tf.Tensor]) -> tf.Tensor:
+def _joined(outputs: list[tf.Tensor]) -> tf.Tensor:
     """The replicas' outputs as one batch (a scalar output: the first replica's)."""
     if outputs[0].shape.rank == 0:
         return outputs[0]
     return tf.concat(outputs, axis=0)
-

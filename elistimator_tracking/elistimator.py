@@ -8,8 +8,9 @@ core notifies (``events.py`` for TensorBoard, ``tracking/listener.py`` for MLflo
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,8 @@ from .checkpoint_manager import CheckpointManager
 from .checkpoints import Selection
 from .commits import Commits
 from .datasets import described
-from .distribute import checked_strategy, describe as describe_strategy, is_chief, peer_errors
+from .distribute import checked_strategy, is_chief, peer_errors
+from .distribute import describe as describe_strategy
 from .events import TensorBoardListener
 from .inputs import InputData, InputFn
 from .listeners import Listeners, RunContext
@@ -61,32 +63,69 @@ class Elistimator:
             series per run (about 2,900 points an hour) most runs do not need (docs/performance.md).
     """
 
-    def __init__(self, model_fn: Union[ModelFn, ModelOrigin], model_dir: Optional[PathLike] = None,
-                 params: Optional[dict] = None, session_args: Optional[Mapping[str, Any]] = None, *,
-                 verbose: bool = True, summary_every_n_steps: int = 10, tracking: Union[bool, str, Tracker] = True,
-                 experiment: Optional[str] = None, run_name: Optional[str] = None,
-                 tags: Optional[Mapping[str, str]] = None, distribute: Any = None,
-                 system_metrics: bool = False):
+    def __init__(
+        self,
+        model_fn: ModelFn | ModelOrigin,
+        model_dir: PathLike | None = None,
+        params: dict | None = None,
+        session_args: Mapping[str, Any] | None = None,
+        *,
+        verbose: bool = True,
+        summary_every_n_steps: int = 10,
+        tracking: bool | str | Tracker = True,
+        experiment: str | None = None,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        distribute: Any = None,
+        system_metrics: bool = False,
+    ):
         distribute = checked_strategy(distribute)
         if not is_chief(distribute):  # only the chief of a multi-worker job writes the model and tracks
             model_dir, tracking = None, False
-        origin = model_fn if isinstance(model_fn, ModelOrigin) else new_model(model_fn, model_dir, params, Settings.checked(
-            session_args, verbose=verbose, summary_every_n_steps=summary_every_n_steps, tracking=tracking,
-            experiment=experiment, run_name=run_name, tags=tags, distribute=distribute,
-            system_metrics=system_metrics))
+        origin = (
+            model_fn
+            if isinstance(model_fn, ModelOrigin)
+            else new_model(
+                model_fn,
+                model_dir,
+                params,
+                Settings.checked(
+                    session_args,
+                    verbose=verbose,
+                    summary_every_n_steps=summary_every_n_steps,
+                    tracking=tracking,
+                    experiment=experiment,
+                    run_name=run_name,
+                    tags=tags,
+                    distribute=distribute,
+                    system_metrics=system_metrics,
+                ),
+            )
+        )
         settings = origin.settings
         self._origin, self._settings, self.verbose, self._closed = origin, settings, settings.verbose, False
-        self._model_fn, self._params, self._directory, self._saver = (origin.model_fn, origin.params,
-                                                                      origin.directory, origin.saver)
+        self._model_fn, self._params, self._directory, self._saver = (
+            origin.model_fn,
+            origin.params,
+            origin.directory,
+            origin.saver,
+        )
         self._writer = origin.writer  # held by a new model; a loaded one takes it at its first write
-        self._run = TrackingListener(make_tracker(settings.tracking, (origin.recorded_run or {}).get("tracking_uri")),
-                                     settings.experiment or origin.experiment, settings.run_name, settings.tags,
-                                     origin.recorded_run, settings.cache_dir, settings.system_metrics)
+        self._run = TrackingListener(
+            make_tracker(settings.tracking, (origin.recorded_run or {}).get("tracking_uri")),
+            settings.experiment or origin.experiment,
+            settings.run_name,
+            settings.tags,
+            origin.recorded_run,
+            settings.cache_dir,
+            settings.system_metrics,
+        )
         self._listeners = Listeners([TensorBoardListener(), self._run])
         self._commits = Commits(self._directory, self._listeners, self._metadata)
-        self._checkpoints = CheckpointManager(self._directory, origin.index, self._saver.max_to_keep,
-                                              self._run.checkpoint_store)
-        self._loops: Optional[Loops] = None
+        self._checkpoints = CheckpointManager(
+            self._directory, origin.index, self._saver.max_to_keep, self._run.checkpoint_store
+        )
+        self._loops: Loops | None = None
         if origin.step is not None:
             self._restore_saved(origin)
 
@@ -110,12 +149,12 @@ class Elistimator:
         return self._directory.path
 
     @property
-    def graph(self) -> Optional[tf.Graph]:
+    def graph(self) -> tf.Graph | None:
         """The model graph (None until ``setup()`` built it)."""
         return self._loops.model.graph if self._loops else None
 
     @property
-    def session(self) -> Optional[tf.Session]:
+    def session(self) -> tf.Session | None:
         """The session running the model graph (None until ``setup()``)."""
         return self._loops.session if self._loops else None
 
@@ -124,13 +163,13 @@ class Elistimator:
         return self._loops.global_step if self._loops else 0
 
     @property
-    def run_id(self) -> Optional[str]:
+    def run_id(self) -> str | None:
         """The MLflow run this Elistimator tracks to (None before ``setup()``, without tracking,
         or while the store has not answered yet)."""
         return self._run.run_record().get("run_id")
 
     @property
-    def tracking_uri(self) -> Optional[str]:
+    def tracking_uri(self) -> str | None:
         """Where this Elistimator's run is tracked (None without tracking)."""
         return self._run.run_record().get("tracking_uri") or getattr(self._run.tracker, "tracking_uri", None)
 
@@ -139,13 +178,13 @@ class Elistimator:
         return self._run.tracker
 
     @property
-    def input_signature(self) -> Dict[Any, str]:
+    def input_signature(self) -> dict[Any, str]:
         """``{feature: 'dtype (shape)'}`` as recorded from the training data."""
         model = self._require_model("input_signature").model
         return {f.key: f"{f.dtype} {f.shape_text()}" for f in model.signature}
 
     @property
-    def prediction_features(self) -> List[Dict[str, Any]]:
+    def prediction_features(self) -> list[dict[str, Any]]:
         """The features ``predict`` needs (those the PredictSpec's outputs depend on), in signature
         order: ``{'key', 'dtype', 'shape', 'tensor'}`` with ``None`` for a dimension of any size."""
         model = self._require_model("prediction_features").model
@@ -153,7 +192,7 @@ class Elistimator:
         return [f.to_json() for f in model.signature if f.key in needed]
 
     @property
-    def checkpoints(self) -> Dict[int, Dict[str, Any]]:
+    def checkpoints(self) -> dict[int, dict[str, Any]]:
         """``{global_step: {'file': path_prefix, 'metrics': {...}, 'local': bool}}``.
 
         ``local`` is False once ``max_to_keep`` pruned the files; the entry and its
@@ -163,8 +202,12 @@ class Elistimator:
 
     # -- setup and the loops --------------------------------------------------------------
 
-    def setup(self, train_input_fn: InputFn, validation_input_fn: Optional[InputFn] = None,
-              train_saver_args: Optional[Mapping[str, Any]] = None) -> "Elistimator":
+    def setup(
+        self,
+        train_input_fn: InputFn,
+        validation_input_fn: InputFn | None = None,
+        train_saver_args: Mapping[str, Any] | None = None,
+    ) -> Elistimator:
         """Prepare training (and validation) data; build the graph on the first call.
 
         Input functions take no argument and return a ``tf.data.Dataset`` of dicts,
@@ -180,8 +223,9 @@ class Elistimator:
         try:
             if built_now:
                 with peer_errors(self._settings.distribute):
-                    self._loops = Loops.built(self._model_fn, self._params, train, validation, saver.args,
-                                              self._settings)
+                    self._loops = Loops.built(
+                        self._model_fn, self._params, train, validation, saver.args, self._settings
+                    )
             self._loops.check_data(train, validation)
             if not built_now and saver.args != self._saver.args:
                 self._loops.model.replace_saver(saver.args)
@@ -193,8 +237,17 @@ class Elistimator:
             raise
         self._saver, self._checkpoints.max_to_keep = saver, saver.max_to_keep
         self._commits.write()
-        self._listeners.notify("on_setup", RunContext(self.model_dir, self._params, saver.as_params(),
-                                                      self._model_fn, self._loops.model.graph, self._checkpoints.index))
+        self._listeners.notify(
+            "on_setup",
+            RunContext(
+                self.model_dir,
+                self._params,
+                saver.as_params(),
+                self._model_fn,
+                self._loops.model.graph,
+                self._checkpoints.index,
+            ),
+        )
         if built_now and self._settings.distribute is not None:
             self._listeners.notify("on_params", describe_strategy(self._settings.distribute))
         self._commits.write()  # the run it tracks to
@@ -204,7 +257,7 @@ class Elistimator:
         _exit.keep_open(id(self), self._close)  # a script that never calls close() still ends its run
         return self
 
-    def train(self, steps: Optional[int] = None, *, watch: Optional[StepWatch] = None) -> "Elistimator":
+    def train(self, steps: int | None = None, *, watch: StepWatch | None = None) -> Elistimator:
         """Train for ``steps`` steps, or to the end of the current epoch; return ``self``.
 
         Each call continues where the previous one stopped; when the data runs out
@@ -220,8 +273,7 @@ class Elistimator:
             self._loops.train(steps, self.verbose, self._listeners, watch)
         return self
 
-    def validate(self, input_fn: Optional[InputFn] = None, *,
-                 watch: Optional[StepWatch] = None) -> Dict[str, float]:
+    def validate(self, input_fn: InputFn | None = None, *, watch: StepWatch | None = None) -> dict[str, float]:
         """Run the validation data once: ``{metric: value, ..., 'loss': mean loss per example}``.
 
         ``input_fn``: validate on this data instead of setup's (the estimator front end's
@@ -231,8 +283,11 @@ class Elistimator:
         if self._loops is None:
             raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
         with peer_errors(self._settings.distribute):
-            metrics = (self._loops.evaluate_input(input_fn, self.verbose, watch) if input_fn is not None
-                       else self._loops.validate(self.verbose, watch))
+            metrics = (
+                self._loops.evaluate_input(input_fn, self.verbose, watch)
+                if input_fn is not None
+                else self._loops.validate(self.verbose, watch)
+            )
         step = self.global_step
         self._checkpoints.index.record_validation(step, metrics)
         saved = self._checkpoints.saved(step, self._metadata()) if step in self._checkpoints.index.records else None
@@ -241,19 +296,22 @@ class Elistimator:
             print(metrics_line(metrics), flush=True)
         return metrics
 
-    def evaluate(self, input_fn: InputFn, *, watch: Optional[StepWatch] = None,
-                 name: Optional[str] = None) -> Dict[str, float]:
+    def evaluate(
+        self, input_fn: InputFn, *, watch: StepWatch | None = None, name: str | None = None
+    ) -> dict[str, float]:
         """Evaluate on the data of ``input_fn``; metrics start fresh on every call. With ``name`` the
         run gets them as ``evaluation/<name>/<metric>``."""
         evaluated = []
         metrics = self._require_model("evaluate()").evaluate_input(input_fn, self.verbose, watch, evaluated.append)
-        self._listeners.notify("on_evaluation", self.global_step,
-                               {f"{name}/{k}": v for k, v in metrics.items()} if name else metrics)
+        self._listeners.notify(
+            "on_evaluation", self.global_step, {f"{name}/{k}": v for k, v in metrics.items()} if name else metrics
+        )
         self._listeners.notify("on_input", evaluated[0].role, described(evaluated[0], input_fn))
         return metrics
 
-    def predict(self, *inputs: Any, input_fn: Optional[InputFn] = None,
-                **features: Any) -> Union[Dict[str, np.ndarray], Iterator[Dict[str, np.ndarray]]]:
+    def predict(
+        self, *inputs: Any, input_fn: InputFn | None = None, **features: Any
+    ) -> dict[str, np.ndarray] | Iterator[dict[str, np.ndarray]]:
         """Predict with the PredictSpec's outputs.
 
         ``predict(input_fn=fn)`` yields one ``{output: array}`` dict per batch.
@@ -275,34 +333,41 @@ class Elistimator:
         loops = self._require_model("save_ckpt()")
         self._writer.acquire()
         step = loops.global_step
-        self._checkpoints.save(loops, step, uncommit=self._commits.write, commit=lambda: self._commits.commit(
-            "save", "on_checkpoint", self._checkpoints.saved(step, self._metadata())))
+        self._checkpoints.save(
+            loops,
+            step,
+            uncommit=self._commits.write,
+            commit=lambda: self._commits.commit(
+                "save", "on_checkpoint", self._checkpoints.saved(step, self._metadata())
+            ),
+        )
         self._checkpoints.remove_unreferenced_files()  # after listeners linked what they send
         return self._checkpoints.file_of(step)
 
-    def restore_ckpt(self, path_prefix: PathLike) -> "Elistimator":
+    def restore_ckpt(self, path_prefix: PathLike) -> Elistimator:
         """Restore the checkpoint at ``path_prefix`` (absolute, or relative to the model directory)."""
         self._checkpoints.restore(self._require_model("restore_ckpt()"), path_prefix)
         return self
 
-    def restore_latest_ckpt(self) -> "Elistimator":
+    def restore_latest_ckpt(self) -> Elistimator:
         """Restore the checkpoint with the greatest global step."""
         return self._restore("latest")
 
-    def restore_best_ckpt(self, metric: str = "loss", mode: str = "min") -> "Elistimator":
+    def restore_best_ckpt(self, metric: str = "loss", mode: str = "min") -> Elistimator:
         """Restore the checkpoint whose validation ``metric`` is lowest (``mode='min'``) or highest.
 
         Checkpoints without that metric never win; ties go to the later step.
         """
         return self._restore("best", metric, mode)
 
-    def _restore(self, checkpoint: Selection, metric: str = "loss", mode: str = "min") -> "Elistimator":
+    def _restore(self, checkpoint: Selection, metric: str = "loss", mode: str = "min") -> Elistimator:
         loops = self._require_model(f"restore_{checkpoint}_ckpt()")
         self._checkpoints.restore_step(loops, self._checkpoints.select(checkpoint, metric, mode))
         return self
 
-    def register_best(self, name: str, metric: str = "loss", mode: str = "min",
-                      alias: Optional[str] = "champion", force: bool = False) -> str:
+    def register_best(
+        self, name: str, metric: str = "loss", mode: str = "min", alias: str | None = "champion", force: bool = False
+    ) -> str:
         """Register the best checkpoint (by validation ``metric`` and ``mode``) in the MLflow Model
         Registry as a new version of ``name`` (from the checkpoint's logged model), tagged with its
         step and metrics. ``alias`` moves to it only when it beats the version the alias points at
@@ -320,19 +385,35 @@ class Elistimator:
         self._run.send_directory(Path(directory), artifact_path)
 
     def _metadata(self) -> Metadata:
-        return Metadata(graph=self._loops.model.to_names(), index=self._checkpoints.index,
-                        global_step=self.global_step, max_to_keep=self._saver.max_to_keep,
-                        saver_args=self._saver.args, tracking=self._run.run_record() or None)
+        return Metadata(
+            graph=self._loops.model.to_names(),
+            index=self._checkpoints.index,
+            global_step=self.global_step,
+            max_to_keep=self._saver.max_to_keep,
+            saver_args=self._saver.args,
+            tracking=self._run.run_record() or None,
+        )
 
     # -- loading ----------------------------------------------------------------------
 
     @classmethod
-    def from_disk(cls, model_dir: PathLike, checkpoint: Selection = "latest",
-                  session_args: Optional[Mapping[str, Any]] = None, *, metric: str = "loss", mode: str = "min",
-                  verbose: bool = True, summary_every_n_steps: int = 10, tracking: Union[bool, str, Tracker] = True,
-                  experiment: Optional[str] = None, run_name: Optional[str] = None,
-                  tags: Optional[Mapping[str, str]] = None, cache_dir: Optional[PathLike] = None,
-                  system_metrics: bool = False) -> "Elistimator":
+    def from_disk(
+        cls,
+        model_dir: PathLike,
+        checkpoint: Selection = "latest",
+        session_args: Mapping[str, Any] | None = None,
+        *,
+        metric: str = "loss",
+        mode: str = "min",
+        verbose: bool = True,
+        summary_every_n_steps: int = 10,
+        tracking: bool | str | Tracker = True,
+        experiment: str | None = None,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        cache_dir: PathLike | None = None,
+        system_metrics: bool = False,
+    ) -> Elistimator:
         """Load a model without the model function.
 
         ``model_dir`` is a local model directory, ``runs:/<run_id>`` (any checkpoint the
@@ -346,9 +427,17 @@ class Elistimator:
         and resumes the MLflow run a local directory names (with ``tracking=True``, in the
         store it was tracked to).
         """
-        settings = Settings.checked(session_args, verbose=verbose, summary_every_n_steps=summary_every_n_steps,
-                                    tracking=tracking, experiment=experiment, run_name=run_name, tags=tags,
-                                    cache_dir=cache_dir, system_metrics=system_metrics)
+        settings = Settings.checked(
+            session_args,
+            verbose=verbose,
+            summary_every_n_steps=summary_every_n_steps,
+            tracking=tracking,
+            experiment=experiment,
+            run_name=run_name,
+            tags=tags,
+            cache_dir=cache_dir,
+            system_metrics=system_metrics,
+        )
         return cls(load(model_dir, checkpoint, metric, mode, settings))
 
     # -- lifecycle ------------------------------------------------------------------
@@ -361,7 +450,7 @@ class Elistimator:
         """
         self._close("FINISHED")
 
-    def _close(self, status: str, error: Optional[str] = None) -> None:
+    def _close(self, status: str, error: str | None = None) -> None:
         if self._closed:
             return
         self._closed = True
@@ -375,7 +464,7 @@ class Elistimator:
         finally:
             self._writer.release()
 
-    def __enter__(self) -> "Elistimator":
+    def __enter__(self) -> Elistimator:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -393,5 +482,3 @@ class Elistimator:
         if self._loops is None:
             raise RuntimeError(f"{what} needs a model: call setup(train_input_fn, ...) first")
         return self._loops
-
-

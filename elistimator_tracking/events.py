@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 from ._tf import tf
 from .listeners import Listener, RunContext, SavedCheckpoint
@@ -15,12 +15,13 @@ VALIDATION_DIR = "validation"
 class EventLog:
     """One TensorBoard run directory: scalars written from Python at a global step."""
 
-    def __init__(self, logdir: Path, graph: Optional[tf.Graph] = None):
+    def __init__(self, logdir: Path, graph: tf.Graph | None = None):
         self._writer = tf.summary.FileWriter(str(logdir), graph=graph)
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:
-        summary = tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))
-                                    for tag, value in values.items()])
+        summary = tf.Summary(
+            value=[tf.Summary.Value(tag=tag, simple_value=float(value)) for tag, value in values.items()]
+        )
         self._writer.add_summary(summary, global_step=step)
 
     def serialized_summary(self, summary: bytes, step: int) -> None:
@@ -40,14 +41,14 @@ class TensorBoardListener(Listener):
     name = "TensorBoard"
 
     def __init__(self) -> None:
-        self._context: Optional[RunContext] = None
-        self._train: Optional[EventLog] = None
-        self._validation: Optional[EventLog] = None
+        self._context: RunContext | None = None
+        self._train: EventLog | None = None
+        self._validation: EventLog | None = None
 
     def on_setup(self, context: RunContext) -> None:
         self._context = context
 
-    def on_train_summary(self, step: int, metrics: Mapping[str, float], summary: Optional[bytes]) -> None:
+    def on_train_summary(self, step: int, metrics: Mapping[str, float], summary: bytes | None) -> None:
         self._train_log().scalars(metrics, step)
         if summary is not None:
             self._train_log().serialized_summary(summary, step)
@@ -60,13 +61,13 @@ class TensorBoardListener(Listener):
             self._train = EventLog(self._context.model_dir / TRAIN_DIR, graph=self._context.graph)
         return self._train
 
-    def on_validation(self, step: int, metrics: Mapping[str, float], checkpoint: Optional[SavedCheckpoint]) -> None:
+    def on_validation(self, step: int, metrics: Mapping[str, float], checkpoint: SavedCheckpoint | None) -> None:
         if self._validation is None:
             self._validation = EventLog(self._context.model_dir / VALIDATION_DIR)
         self._validation.scalars(metrics, step)
         self._validation.flush()
 
-    def on_close(self, status: str, error: Optional[str]) -> None:
+    def on_close(self, status: str, error: str | None) -> None:
         for log in (self._train, self._validation):
             if log is not None:
                 log.close()

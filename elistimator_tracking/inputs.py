@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +25,8 @@ NO_GPU = tf.ConfigProto(device_count={"GPU": 0})
 # as the input's own graph lives (streams keep it).
 _KEEP_STATEFUL_OPS = tf.data.experimental.ExternalStatePolicy.IGNORE
 
-FeatureKey = Union[str, int]
-Batch = Dict[FeatureKey, np.ndarray]
+FeatureKey = str | int
+Batch = dict[FeatureKey, np.ndarray]
 InputFn = Callable[[], Any]
 
 
@@ -35,7 +36,7 @@ class Feature:
 
     key: FeatureKey
     dtype: str
-    shape: Optional[Tuple[Optional[int], ...]]
+    shape: tuple[int | None, ...] | None
     tensor: str = ""
 
     def shape_text(self) -> str:
@@ -46,25 +47,33 @@ class Feature:
     def describe(self) -> str:
         return f"{self.key!r}: {self.dtype} {self.shape_text()}"
 
-    def accepts(self, other: "Feature") -> bool:
+    def accepts(self, other: Feature) -> bool:
         return self.dtype == other.dtype and _shape(self.shape).is_compatible_with(_shape(other.shape))
 
-    def to_json(self) -> Dict[str, Any]:
-        return {"key": self.key, "dtype": self.dtype,
-                "shape": None if self.shape is None else list(self.shape), "tensor": self.tensor}
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "dtype": self.dtype,
+            "shape": None if self.shape is None else list(self.shape),
+            "tensor": self.tensor,
+        }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Feature":
+    def from_json(cls, data: Mapping[str, Any]) -> Feature:
         shape = data["shape"]
-        return cls(key=data["key"], dtype=data["dtype"],
-                   shape=None if shape is None else tuple(shape), tensor=data.get("tensor", ""))
+        return cls(
+            key=data["key"],
+            dtype=data["dtype"],
+            shape=None if shape is None else tuple(shape),
+            tensor=data.get("tensor", ""),
+        )
 
 
-def _shape(dims: Optional[Sequence[Optional[int]]]) -> tf.TensorShape:
+def _shape(dims: Sequence[int | None] | None) -> tf.TensorShape:
     return tf.TensorShape(None if dims is None else list(dims))
 
 
-def _dims(shape: tf.TensorShape) -> Optional[Tuple[Optional[int], ...]]:
+def _dims(shape: tf.TensorShape) -> tuple[int | None, ...] | None:
     return None if shape.rank is None else tuple(shape.as_list())
 
 
@@ -72,14 +81,14 @@ def _relaxed(a: Feature, b: Feature) -> Feature:
     """The most specific shape both features fit (dimensions that differ become None)."""
     if a.shape is None or b.shape is None or len(a.shape) != len(b.shape):
         return Feature(a.key, a.dtype, None)
-    return Feature(a.key, a.dtype, tuple(x if x == y else None for x, y in zip(a.shape, b.shape)))
+    return Feature(a.key, a.dtype, tuple(x if x == y else None for x, y in zip(a.shape, b.shape, strict=False)))
 
 
 class InputSignature:
     """The ordered features a dataset yields: names (or tuple positions), dtypes and shapes."""
 
     def __init__(self, features: Iterable[Feature]):
-        self.features: Dict[FeatureKey, Feature] = {f.key: f for f in features}
+        self.features: dict[FeatureKey, Feature] = {f.key: f for f in features}
 
     def __iter__(self):
         return iter(self.features.values())
@@ -90,10 +99,10 @@ class InputSignature:
     def __getitem__(self, key: FeatureKey) -> Feature:
         return self.features[key]
 
-    def keys(self) -> List[FeatureKey]:
+    def keys(self) -> list[FeatureKey]:
         return list(self.features)
 
-    def element_order(self) -> List[FeatureKey]:
+    def element_order(self) -> list[FeatureKey]:
         """The order tf.data flattens an element with these features in: names sorted, positions in order."""
         return sorted(self.features)
 
@@ -101,13 +110,12 @@ class InputSignature:
         return "{" + ", ".join(f.describe() for f in self) + "}"
 
     @classmethod
-    def from_element_spec(cls, element_spec: Any, role: str) -> "InputSignature":
+    def from_element_spec(cls, element_spec: Any, role: str) -> InputSignature:
         if isinstance(element_spec, Mapping):
             items = list(element_spec.items())
             for key, _ in items:
                 if not isinstance(key, str):
-                    raise TypeError(f"the {role} dataset yields a dict with a non-string key {key!r}; "
-                                    "use string keys")
+                    raise TypeError(f"the {role} dataset yields a dict with a non-string key {key!r}; use string keys")
         elif isinstance(element_spec, tuple):
             items = list(enumerate(element_spec))
         else:
@@ -115,48 +123,55 @@ class InputSignature:
         features = []
         for key, spec in items:
             if not isinstance(spec, TensorSpec):
-                raise TypeError(f"the {role} dataset yields {type(spec).__name__} for feature {key!r}; "
-                                "only a dense tensor, a flat tuple or a flat dict of dense tensors is supported")
+                raise TypeError(
+                    f"the {role} dataset yields {type(spec).__name__} for feature {key!r}; "
+                    "only a dense tensor, a flat tuple or a flat dict of dense tensors is supported"
+                )
             features.append(Feature(key, spec.dtype.name, _dims(spec.shape)))
         return cls(features)
 
-    def relaxed_with(self, other: "InputSignature", role: str) -> "InputSignature":
+    def relaxed_with(self, other: InputSignature, role: str) -> InputSignature:
         """This signature widened so that ``other`` (e.g. the validation data) fits it as well."""
         self.require_fits(other, role, relax=True)
         return InputSignature(_relaxed(f, other[f.key]) if f.key in other else f for f in self)
 
-    def require_fits(self, other: "InputSignature", role: str, relax: bool = False) -> None:
+    def require_fits(self, other: InputSignature, role: str, relax: bool = False) -> None:
         """Raise if a dataset with signature ``other`` cannot feed a model with this signature."""
         for feature in other:
             if feature.key not in self:
-                raise ValueError(f"the {role} dataset yields feature {feature.key!r}, which the model's input "
-                                 f"signature lacks; the signature is {self.describe()}")
+                raise ValueError(
+                    f"the {role} dataset yields feature {feature.key!r}, which the model's input "
+                    f"signature lacks; the signature is {self.describe()}"
+                )
             mine = self[feature.key]
             fits = mine.dtype == feature.dtype if relax else mine.accepts(feature)
             if not fits:
-                raise ValueError(f"the {role} dataset yields {feature.describe()}, which does not fit the "
-                                 f"model's input {mine.describe()}; the signature is {self.describe()}")
+                raise ValueError(
+                    f"the {role} dataset yields {feature.describe()}, which does not fit the "
+                    f"model's input {mine.describe()}; the signature is {self.describe()}"
+                )
 
-    def with_placeholders(self, graph: tf.Graph, defaults: Sequence[tf.Tensor]
-                          ) -> Tuple["InputSignature", Dict[FeatureKey, tf.Tensor]]:
+    def with_placeholders(
+        self, graph: tf.Graph, defaults: Sequence[tf.Tensor]
+    ) -> tuple[InputSignature, dict[FeatureKey, tf.Tensor]]:
         """One placeholder per feature in ``graph`` (``features/<key>``), holding the matching tensor of
         ``defaults`` unless fed; return the named signature and the tensors."""
         tensors = {}
         with graph.as_default(), tf.name_scope("features"):
-            for feature, default in zip(self, defaults):
+            for feature, default in zip(self, defaults, strict=False):
                 name = re.sub(r"[^A-Za-z0-9_.\-]", "_", str(feature.key))
                 tensors[feature.key] = tf.placeholder_with_default(default, _shape(feature.shape), name=name)
         named = InputSignature(Feature(f.key, f.dtype, f.shape, tensors[f.key].name) for f in self)
         return named, tensors
 
-    def tensors(self, graph: tf.Graph) -> Dict[FeatureKey, tf.Tensor]:
+    def tensors(self, graph: tf.Graph) -> dict[FeatureKey, tf.Tensor]:
         return {f.key: graph.get_tensor_by_name(f.tensor) for f in self}
 
-    def to_json(self) -> List[Dict[str, Any]]:
+    def to_json(self) -> list[dict[str, Any]]:
         return [f.to_json() for f in self]
 
     @classmethod
-    def from_json(cls, data: Sequence[Mapping[str, Any]]) -> "InputSignature":
+    def from_json(cls, data: Sequence[Mapping[str, Any]]) -> InputSignature:
         return cls(Feature.from_json(item) for item in data)
 
 
@@ -168,7 +183,7 @@ def batch_size(batch: Batch) -> int:
     return 1
 
 
-def keyed(element: Any) -> Dict[FeatureKey, Any]:
+def keyed(element: Any) -> dict[FeatureKey, Any]:
     """A dataset element as ``{feature key: value}``: dicts by name, tuples by position, else key 0."""
     if isinstance(element, Mapping):
         return dict(element)
@@ -188,19 +203,22 @@ class InputData:
 
     def __init__(self, input_fn: InputFn, role: str):
         if not callable(input_fn):
-            raise TypeError(f"the {role} input function must be a callable taking no argument and returning "
-                            f"a tf.data.Dataset, got {type(input_fn).__name__}")
+            raise TypeError(
+                f"the {role} input function must be a callable taking no argument and returning "
+                f"a tf.data.Dataset, got {type(input_fn).__name__}"
+            )
         self.role = role
         self.graph = tf.Graph()
         with self.graph.as_default():
             dataset = input_fn()
             if not isinstance(dataset, DatasetBase):
-                raise TypeError(f"the {role} input function must return a tf.data.Dataset, "
-                                f"got {type(dataset).__name__}")
+                raise TypeError(
+                    f"the {role} input function must return a tf.data.Dataset, got {type(dataset).__name__}"
+                )
             self.signature = InputSignature.from_element_spec(dataset.element_spec, role)
         self.dataset = dataset  # also what the run's dataset digest reads (datasets.describe)
 
-    def serialized(self, model: InputSignature) -> Optional[bytes]:
+    def serialized(self, model: InputSignature) -> bytes | None:
         """The dataset as a serialized GraphDef whose elements are the model's features in
         ``model.element_order()``, those it lacks filled with empty values (the pipeline is left
         as it is when it yields them all); None when it cannot be serialized (e.g. it reads a variable)."""
@@ -209,6 +227,7 @@ class InputData:
         def padded(*element):
             values = keyed(element if len(element) > 1 else element[0])
             return tuple(values[key] if key in values else _empty(model[key]) for key in order)
+
         with self.graph.as_default():
             try:
                 dataset = self.dataset if set(self.signature.keys()) == set(order) else self.dataset.map(padded)
@@ -223,7 +242,7 @@ class InputData:
         finally:
             session.close()
 
-    def reader(self) -> "BatchReader":
+    def reader(self) -> BatchReader:
         return BatchReader(self)
 
 
@@ -248,7 +267,7 @@ class BatchReader:
     def restart(self) -> None:
         self._session.run(self._iterator.initializer)
 
-    def next_batch(self) -> Optional[Batch]:
+    def next_batch(self) -> Batch | None:
         """The next batch, or None at the end of the data."""
         try:
             return keyed(self._session.run(self._next))
@@ -265,8 +284,9 @@ def _empty(feature: Feature) -> tf.Tensor:
     return tf.zeros(dims, tf.as_dtype(feature.dtype))
 
 
-def one_off_batch(signature: InputSignature, needed: Sequence[FeatureKey],
-                  args: Sequence[Any], kwargs: Mapping[str, Any]) -> Batch:
+def one_off_batch(
+    signature: InputSignature, needed: Sequence[FeatureKey], args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> Batch:
     """Turn ``predict(x)`` / ``predict(images=x)`` arguments into a checked batch.
 
     Positional values fill the features the outputs need, in signature order; keywords
@@ -274,20 +294,25 @@ def one_off_batch(signature: InputSignature, needed: Sequence[FeatureKey],
     signature's dtype and shape.
     """
     if len(args) > len(needed):
-        raise ValueError(f"predict got {len(args)} positional inputs but the outputs need "
-                         f"{len(needed)} ({', '.join(map(repr, needed))}); the signature is {signature.describe()}")
-    given: Dict[FeatureKey, Any] = dict(zip(needed, args))
+        raise ValueError(
+            f"predict got {len(args)} positional inputs but the outputs need "
+            f"{len(needed)} ({', '.join(map(repr, needed))}); the signature is {signature.describe()}"
+        )
+    given: dict[FeatureKey, Any] = dict(zip(needed, args, strict=False))
     for key, value in kwargs.items():
         if key not in signature:
-            raise ValueError(f"predict got feature {key!r}, which the input signature lacks; "
-                             f"the signature is {signature.describe()}")
+            raise ValueError(
+                f"predict got feature {key!r}, which the input signature lacks; the signature is {signature.describe()}"
+            )
         if key in given:
             raise ValueError(f"predict got feature {key!r} twice (positionally and by name)")
         given[key] = value
     missing = [key for key in needed if key not in given]
     if missing:
-        raise ValueError(f"predict needs feature(s) {', '.join(map(repr, missing))} for the outputs; "
-                         f"the signature is {signature.describe()}")
+        raise ValueError(
+            f"predict needs feature(s) {', '.join(map(repr, missing))} for the outputs; "
+            f"the signature is {signature.describe()}"
+        )
     return {key: _checked_value(signature[key], value) for key, value in given.items()}
 
 
@@ -299,22 +324,26 @@ def _checked_value(feature: Feature, value: Any) -> np.ndarray:
         else:
             array = value if isinstance(value, np.ndarray) else np.asarray(value)
     except ValueError as error:  # ragged nested lists
-        raise ValueError(f"feature {feature.key!r} expects shape {feature.shape_text()}, got values that are "
-                         f"not a rectangular array (rows of different lengths?): {error}") from None
+        raise ValueError(
+            f"feature {feature.key!r} expects shape {feature.shape_text()}, got values that are "
+            f"not a rectangular array (rows of different lengths?): {error}"
+        ) from None
     if target is not None and array.dtype != target:
         if not np.can_cast(array.dtype, target, casting="same_kind"):
             raise ValueError(f"feature {feature.key!r} expects {feature.dtype}, got values of dtype {array.dtype}")
         array = array.astype(target)
-    if dims is not None and (array.ndim != len(dims) or any(
-            d is not None and d != size for d, size in zip(dims, array.shape))):
+    if dims is not None and (
+        array.ndim != len(dims) or any(d is not None and d != size for d, size in zip(dims, array.shape, strict=False))
+    ):
         hint = " (add the batch dimension, e.g. x[None] or x[:1])" if array.ndim == len(dims) - 1 else ""
-        raise ValueError(f"feature {feature.key!r} expects shape {feature.shape_text()}, "
-                         f"got {tuple(array.shape)}{hint}")
+        raise ValueError(
+            f"feature {feature.key!r} expects shape {feature.shape_text()}, got {tuple(array.shape)}{hint}"
+        )
     return array
 
 
-@functools.lru_cache(maxsize=None)
-def _expected(feature: Feature) -> Tuple[Optional[np.dtype], Optional[Tuple[Optional[int], ...]]]:
+@functools.cache
+def _expected(feature: Feature) -> tuple[np.dtype | None, tuple[int | None, ...] | None]:
     """The numpy dtype (None for strings) and dimensions a one-off value must have (worked out once)."""
     dtype = tf.as_dtype(feature.dtype)
     return (None if dtype == tf.string else np.dtype(dtype.as_numpy_dtype)), feature.shape

@@ -14,9 +14,10 @@ call, with one warning per kind of failure; training goes on.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Set, Tuple, Type
+from typing import Any
 
 from .checkpoints import CheckpointIndex
 from .datasets import DataDescription
@@ -30,7 +31,7 @@ class RunContext:
     model_dir: Path
     params: Mapping[str, Any]
     saver: Mapping[str, Any]  # max_to_keep and the tf.train.Saver arguments
-    model_fn: Optional[Callable]  # None for a model loaded with from_disk
+    model_fn: Callable | None  # None for a model loaded with from_disk
     graph: Any  # the tf.Graph
     index: CheckpointIndex
 
@@ -52,7 +53,7 @@ class Listener:
 
     #: what a failure warning calls this listener, and what it adds (e.g. where work is kept)
     name = "listener"
-    warning_category: Type[Warning] = UserWarning
+    warning_category: type[Warning] = UserWarning
 
     def failure_note(self) -> str:
         return "Training goes on."
@@ -63,14 +64,14 @@ class Listener:
     def on_params(self, params: Mapping[str, Any]) -> None:
         """Params learned while running (the first training batch's size)."""
 
-    def on_train_summary(self, step: int, metrics: Mapping[str, float], summary: Optional[bytes]) -> None:
+    def on_train_summary(self, step: int, metrics: Mapping[str, float], summary: bytes | None) -> None:
         """Every ``summary_every_n_steps`` global steps: the training loss, and the serialized
         ``tf.summary`` ops of the model function when it has any."""
 
     def on_train_end(self, step: int) -> None:
         """The end of a ``train()`` call."""
 
-    def on_validation(self, step: int, metrics: Mapping[str, float], checkpoint: Optional[SavedCheckpoint]) -> None:
+    def on_validation(self, step: int, metrics: Mapping[str, float], checkpoint: SavedCheckpoint | None) -> None:
         """A ``validate()`` result, about to be committed; ``checkpoint`` is the one saved at the same
         step, if any (its metrics just changed)."""
 
@@ -92,7 +93,7 @@ class Listener:
         """``elistimator.json`` now holds what the last ``on_validation``, ``on_checkpoint`` or
         ``on_branch`` announced (``committed`` False: writing it failed, it does not)."""
 
-    def on_close(self, status: str, error: Optional[str]) -> None:
+    def on_close(self, status: str, error: str | None) -> None:
         """The end: ``status`` is FINISHED, FAILED or KILLED (``error`` says why)."""
 
 
@@ -100,8 +101,8 @@ class Listeners:
     """The listeners of one Elistimator, called in order; a failing call becomes a warning."""
 
     def __init__(self, listeners: Iterable[Listener]):
-        self.listeners: List[Listener] = list(listeners)
-        self._warned: Set[Tuple[int, str, type]] = set()
+        self.listeners: list[Listener] = list(listeners)
+        self._warned: set[tuple[int, str, type]] = set()
 
     def notify(self, moment: str, *args: Any) -> None:
         """Call ``moment`` (a ``Listener`` method name, e.g. ``'on_validation'``) on every listener."""
@@ -118,6 +119,9 @@ class Listeners:
         if kind in self._warned:
             return
         self._warned.add(kind)
-        warnings.warn(f"that {listener.name} call is lost (later ones are still tried): {type(error).__name__}: "
-                      f"{error}. {listener.failure_note()}", listener.warning_category, stacklevel=4)
-
+        warnings.warn(
+            f"that {listener.name} call is lost (later ones are still tried): {type(error).__name__}: "
+            f"{error}. {listener.failure_note()}",
+            listener.warning_category,
+            stacklevel=4,
+        )

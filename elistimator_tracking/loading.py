@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any
 
 from . import metadata as metadata_file
 from ._tf import tf
@@ -39,13 +40,13 @@ class ModelOrigin:
     experiment: str  # the experiment when the settings name none
     index: CheckpointIndex = field(default_factory=CheckpointIndex)
     saver: SaverSettings = field(default_factory=SaverSettings)
-    recorded_run: Optional[Dict[str, Any]] = None
-    model_fn: Optional[ModelFn] = None
-    params: Dict[str, Any] = field(default_factory=dict)
-    metadata: Optional[Metadata] = None
-    step: Optional[int] = None
-    temporary: Optional[tempfile.TemporaryDirectory] = None  # backs the directory; lives as long as the model
-    writer: Optional[WriterLock] = None  # the directory's writer lock; a new model holds it from the start
+    recorded_run: dict[str, Any] | None = None
+    model_fn: ModelFn | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    metadata: Metadata | None = None
+    step: int | None = None
+    temporary: tempfile.TemporaryDirectory | None = None  # backs the directory; lives as long as the model
+    writer: WriterLock | None = None  # the directory's writer lock; a new model holds it from the start
     verified: bool = False  # the checkpoint's files were just checked: hard links of a verified download
 
     def __post_init__(self) -> None:
@@ -65,22 +66,31 @@ class ModelOrigin:
         try:
             return ModelGraph.from_names(graph, self.metadata.graph, saver)
         except (KeyError, ValueError, TypeError, AttributeError) as error:
-            raise ModelDirectoryError(f"the metadata of {self.directory.path} does not match the saved graph: "
-                                      f"{error}") from None
+            raise ModelDirectoryError(
+                f"the metadata of {self.directory.path} does not match the saved graph: {error}"
+            ) from None
 
 
-def new_model(model_fn: Any, model_dir: Optional[PathLike], params: Any, settings: Settings) -> ModelOrigin:
+def new_model(model_fn: Any, model_dir: PathLike | None, params: Any, settings: Settings) -> ModelOrigin:
     """A new model: its model directory is created when missing (a temporary one when none is
     given). A directory that holds another model's checkpoints is refused: it would mix two
     histories."""
     if not callable(model_fn):
-        raise TypeError(f"model_fn must be callable as model_fn(features, is_training, params), "
-                        f"got {type(model_fn).__name__}")
+        raise TypeError(
+            f"model_fn must be callable as model_fn(features, is_training, params), got {type(model_fn).__name__}"
+        )
     if params is not None and not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict or None, got {type(params).__name__}")
     path, temporary, writer = _new_model_dir(model_dir)
-    return ModelOrigin(ModelDirectory(path), settings, getattr(model_fn, "__name__", "model_fn"),
-                       model_fn=model_fn, params=dict(params or {}), temporary=temporary, writer=writer)
+    return ModelOrigin(
+        ModelDirectory(path),
+        settings,
+        getattr(model_fn, "__name__", "model_fn"),
+        model_fn=model_fn,
+        params=dict(params or {}),
+        temporary=temporary,
+        writer=writer,
+    )
 
 
 def continued_model(model_fn: Any, model_dir: PathLike, params: Any, settings: Settings) -> ModelOrigin:
@@ -92,14 +102,20 @@ def continued_model(model_fn: Any, model_dir: PathLike, params: Any, settings: S
     if not metadata_file.exists(directory):
         return new_model(model_fn, model_dir, params, settings)
     metadata = metadata_file.read(directory)
-    return ModelOrigin(directory, settings, (metadata.tracking or {}).get("experiment")
-                       or getattr(model_fn, "__name__", "model_fn"), index=metadata.index,
-                       saver=SaverSettings(metadata.max_to_keep, dict(metadata.saver_args)),
-                       recorded_run=metadata.tracking, model_fn=model_fn, params=dict(params or {}),
-                       metadata=metadata)
+    return ModelOrigin(
+        directory,
+        settings,
+        (metadata.tracking or {}).get("experiment") or getattr(model_fn, "__name__", "model_fn"),
+        index=metadata.index,
+        saver=SaverSettings(metadata.max_to_keep, dict(metadata.saver_args)),
+        recorded_run=metadata.tracking,
+        model_fn=model_fn,
+        params=dict(params or {}),
+        metadata=metadata,
+    )
 
 
-def _new_model_dir(model_dir: Optional[PathLike]) -> Tuple[Path, Optional[tempfile.TemporaryDirectory], WriterLock]:
+def _new_model_dir(model_dir: PathLike | None) -> tuple[Path, tempfile.TemporaryDirectory | None, WriterLock]:
     """The new model's directory, with its writer lock taken (a new model writes at once)."""
     if model_dir is None:
         temporary = tempfile.TemporaryDirectory(prefix="elistimator-")
@@ -130,19 +146,24 @@ def _require_no_model(directory: ModelDirectory) -> None:
     try:
         steps = metadata_file.read(directory).index.steps()
     except ModelDirectoryError as error:
-        raise ModelDirectoryError(f"model_dir {str(path)!r} holds an unreadable Elistimator model ({error}); "
-                                  "use another directory") from None
+        raise ModelDirectoryError(
+            f"model_dir {str(path)!r} holds an unreadable Elistimator model ({error}); use another directory"
+        ) from None
     if steps:
-        raise ModelDirectoryError(f"model_dir {str(path)!r} already holds an Elistimator model with "
-                                  f"checkpoints at steps {steps}; continue it with "
-                                  f"Elistimator.from_disk({str(path)!r}) or use an empty directory")
+        raise ModelDirectoryError(
+            f"model_dir {str(path)!r} already holds an Elistimator model with "
+            f"checkpoints at steps {steps}; continue it with "
+            f"Elistimator.from_disk({str(path)!r}) or use an empty directory"
+        )
 
 
 def _not_a_uri(source: Any) -> Any:
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*):/", source) if isinstance(source, str) else None
     if scheme and len(scheme.group(1)) > 1:  # not a Windows drive letter
-        raise ValueError(f"{source!r}: from_disk does not read {scheme.group(1)}:/ sources; it takes a local model "
-                         "directory, runs:/<run_id>, models:/<name>/<version> or models:/<name>@<alias>")
+        raise ValueError(
+            f"{source!r}: from_disk does not read {scheme.group(1)}:/ sources; it takes a local model "
+            "directory, runs:/<run_id>, models:/<name>/<version> or models:/<name>@<alias>"
+        )
     return source
 
 
@@ -152,13 +173,13 @@ def _checked_path(value: Any, name: str) -> Path:
     return Path(value).expanduser().absolute()
 
 
-def load(source: Union[PathLike, str], checkpoint: Selection, metric: str, mode: str,
-         settings: Settings) -> ModelOrigin:
+def load(source: PathLike | str, checkpoint: Selection, metric: str, mode: str, settings: Settings) -> ModelOrigin:
     """Find the model ``source`` names and the checkpoint to restore (see ``Elistimator.from_disk``)."""
     checkpoint, mode = checked_selection(checkpoint), checked_mode(mode)
     temporary = None
     if is_remote_source(source):
         from .tracking.resolve import resolve_source  # imports mlflow: only for remote sources
+
         store = settings.tracking if isinstance(settings.tracking, str) else None
         cached = resolve_source(source, checkpoint, metric, mode, settings.cache_dir, store)
         temporary = tempfile.TemporaryDirectory(prefix="elistimator-")  # train on a copy, never the cache
@@ -178,7 +199,15 @@ def load(source: Union[PathLike, str], checkpoint: Selection, metric: str, mode:
         if temporary is not None:
             temporary.cleanup()
         raise
-    return ModelOrigin(directory, settings, (metadata.tracking or {}).get("experiment") or path.name,
-                       index=metadata.index, saver=SaverSettings(metadata.max_to_keep, dict(metadata.saver_args)),
-                       recorded_run=metadata.tracking, metadata=metadata, step=step, temporary=temporary,
-                       verified=temporary is not None)
+    return ModelOrigin(
+        directory,
+        settings,
+        (metadata.tracking or {}).get("experiment") or path.name,
+        index=metadata.index,
+        saver=SaverSettings(metadata.max_to_keep, dict(metadata.saver_args)),
+        recorded_run=metadata.tracking,
+        metadata=metadata,
+        step=step,
+        temporary=temporary,
+        verified=temporary is not None,
+    )

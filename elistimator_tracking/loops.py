@@ -8,14 +8,15 @@ or tracking.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Protocol, Sequence, Tuple, Union
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from ._tf import new_session, tf
+from .distribute import reads_in_graph, session_args
 from .inputs import InputData, InputFn, InputSignature, one_off_batch
 from .listeners import Listeners
-from .distribute import reads_in_graph, session_args
 from .model_graph import ModelFn, ModelGraph
 from .progress import progress_bar
 from .settings import Settings
@@ -26,7 +27,7 @@ class StepWatch(Protocol):
     """Something that watches every step of a loop (the estimator front end's ``SessionRunHook``s):
     it adds fetches and feeds to each step, sees their values, and may end the loop."""
 
-    def before_step(self) -> Tuple[Any, Mapping[tf.Tensor, Any]]:
+    def before_step(self) -> tuple[Any, Mapping[tf.Tensor, Any]]:
         """The extra fetches and feeds of the next step (empty ones add nothing to the step)."""
 
     def after_step(self, values: Any) -> bool:
@@ -37,7 +38,7 @@ class _Step:
     """One step's fetches and feeds with what a watch adds (nothing when it asks for nothing), and the
     step's values split back into the loop's own and the watch's verdict."""
 
-    def __init__(self, fetches: Any, feed: Mapping[tf.Tensor, Any], watch: Optional[StepWatch]):
+    def __init__(self, fetches: Any, feed: Mapping[tf.Tensor, Any], watch: StepWatch | None):
         self.watch = watch
         extra = watch.before_step() if watch is not None else None
         self.paired = bool(extra and (extra[0] or extra[1]))
@@ -52,8 +53,9 @@ class _Step:
         return self.watch is not None and bool(self.watch.after_step(values[1] if self.paired else {}))
 
 
-def _builds(model_fn: ModelFn, params: Mapping[str, Any], signature: InputSignature,
-            saver_args: Mapping[str, Any]) -> bool:
+def _builds(
+    model_fn: ModelFn, params: Mapping[str, Any], signature: InputSignature, saver_args: Mapping[str, Any]
+) -> bool:
     """Whether ``model_fn`` builds a graph for ``signature`` (a throwaway graph, on one device)."""
     try:
         ModelGraph.build(model_fn, params, signature, saver_args)
@@ -72,19 +74,29 @@ class Loops:
         self.session = new_session(model.graph, **session_args(model.strategy, settings.session_args))
         self.session.run(model.local_init if restoring and model.local_init is not None else model.init)
         self.summary_every_n_steps = settings.summary_every_n_steps
-        self._slots = InputSlots(model.input, self.session) if model.input is not None and reads_in_graph(
-            model.strategy) else None
+        self._slots = (
+            InputSlots(model.input, self.session)
+            if model.input is not None and reads_in_graph(model.strategy)
+            else None
+        )
         self._training = {model.is_training: True}
-        self.train_stream: Optional[Stream] = None
-        self.validation_stream: Optional[Stream] = None
+        self.train_stream: Stream | None = None
+        self.validation_stream: Stream | None = None
         self._epoch_position = 0  # batches of the current training epoch consumed
-        self._lengths: Dict[str, int] = {}  # batches per epoch, once a pass has shown it
+        self._lengths: dict[str, int] = {}  # batches per epoch, once a pass has shown it
         self._train_calls = 0
         self._batch_size_told = False
 
     @classmethod
-    def built(cls, model_fn: ModelFn, params: Mapping[str, Any], train: InputData,
-              validation: Optional[InputData], saver_args: Mapping[str, Any], settings: Settings) -> "Loops":
+    def built(
+        cls,
+        model_fn: ModelFn,
+        params: Mapping[str, Any],
+        train: InputData,
+        validation: InputData | None,
+        saver_args: Mapping[str, Any],
+        settings: Settings,
+    ) -> Loops:
         """Loops over a graph ``model_fn`` builds for the signature of the training (and validation) data.
 
         Shapes that differ between the two become unknown dimensions (e.g. sequence lengths);
@@ -98,15 +110,19 @@ class Loops:
         try:
             return cls(ModelGraph.build(model_fn, params, relaxed, saver_args, strategy), settings)
         except Exception as error:  # noqa: BLE001 -- re-raised unless the shapes are to blame
-            differing = [f"feature {f.key!r}: training {f.shape_text()}, validation "
-                         f"{validation.signature[f.key].shape_text()}" for f in signature
-                         if f.key in validation.signature and f.shape != validation.signature[f.key].shape]
+            differing = [
+                f"feature {f.key!r}: training {f.shape_text()}, validation {validation.signature[f.key].shape_text()}"
+                for f in signature
+                if f.key in validation.signature and f.shape != validation.signature[f.key].shape
+            ]
             if not differing or not _builds(model_fn, params, signature, saver_args):
                 raise
-            raise ValueError(f"the validation dataset does not have the training dataset's shapes ("
-                             f"{'; '.join(differing)}), and model_fn cannot be built for both "
-                             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-                             "give the validation data the training data's shapes") from error
+            raise ValueError(
+                f"the validation dataset does not have the training dataset's shapes ("
+                f"{'; '.join(differing)}), and model_fn cannot be built for both "
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                "give the validation data the training data's shapes"
+            ) from error
 
     @property
     def global_step(self) -> int:
@@ -114,13 +130,14 @@ class Loops:
 
     # -- data -------------------------------------------------------------------------
 
-    def check_data(self, train: InputData, validation: Optional[InputData]) -> None:
+    def check_data(self, train: InputData, validation: InputData | None) -> None:
         """Raise unless ``train`` (and ``validation``) can feed this model."""
         self.require_fits(train, self.model.train_needs())
         if validation is not None:
             if self.model.evaluation is None:
-                raise ValueError("setup got a validation_input_fn, but model_fn returned no EvaluationSpec "
-                                 "to validate with")
+                raise ValueError(
+                    "setup got a validation_input_fn, but model_fn returned no EvaluationSpec to validate with"
+                )
             self.require_fits(validation, self.model.evaluation_needs())
 
     def require_fits(self, data: InputData, needed) -> None:
@@ -128,10 +145,12 @@ class Loops:
         signature.require_fits(data.signature, data.role)
         missing = [key for key in needed if key not in data.signature]
         if missing:
-            raise ValueError(f"the {data.role} dataset lacks feature(s) {', '.join(map(repr, missing))} that "
-                             f"the model needs for {data.role}; the signature is {signature.describe()}")
+            raise ValueError(
+                f"the {data.role} dataset lacks feature(s) {', '.join(map(repr, missing))} that "
+                f"the model needs for {data.role}; the signature is {signature.describe()}"
+            )
 
-    def use_data(self, train: InputData, validation: Optional[InputData]) -> None:
+    def use_data(self, train: InputData, validation: InputData | None) -> None:
         """Train (and validate) on this data from now on; a new epoch starts."""
         for old in (self.train_stream, self.validation_stream):
             if old is not None:
@@ -153,8 +172,7 @@ class Loops:
 
     # -- training -----------------------------------------------------------------------
 
-    def train(self, steps: Optional[int], verbose: bool, listeners: Listeners,
-              watch: Optional[StepWatch] = None) -> None:
+    def train(self, steps: int | None, verbose: bool, listeners: Listeners, watch: StepWatch | None = None) -> None:
         """``steps`` steps, or to the end of the current epoch; a new epoch starts when the data runs out.
         ``watch`` sees every step and may end training early."""
         self._train_calls += 1
@@ -187,7 +205,7 @@ class Loops:
                     break
         listeners.notify("on_train_end", step)
 
-    def _train_total(self, steps: Optional[int]) -> Optional[int]:
+    def _train_total(self, steps: int | None) -> int | None:
         if steps is not None:
             return steps
         length = self._lengths.get("training")
@@ -211,25 +229,31 @@ class Loops:
             fetches.append(model.user_summaries)
         return fetches
 
-    def _after_step(self, values: Sequence[Any], done: int, listeners: Listeners) -> Tuple[int, float]:
+    def _after_step(self, values: Sequence[Any], done: int, listeners: Listeners) -> tuple[int, float]:
         """Check the loss and tell listeners; return the global step reached and the loss."""
         step, loss = int(values[0]), float(values[1])
         if not math.isfinite(loss):
-            raise FloatingPointError(f"training loss is {loss} at global step {step} "
-                                     f"(step {done + 1} of this train() call)")
+            raise FloatingPointError(
+                f"training loss is {loss} at global step {step} (step {done + 1} of this train() call)"
+            )
         if step % self.summary_every_n_steps == 0:
             listeners.notify("on_train_summary", step, {"loss": loss}, values[2] if len(values) > 2 else None)
         return step, loss
 
     # -- evaluation ---------------------------------------------------------------------
 
-    def validate(self, verbose: bool, watch: Optional[StepWatch] = None) -> Dict[str, float]:
+    def validate(self, verbose: bool, watch: StepWatch | None = None) -> dict[str, float]:
         if self.validation_stream is None:
             raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
         return self.evaluate(self.validation_stream, "Validation", verbose, watch)
 
-    def evaluate_input(self, input_fn: InputFn, verbose: bool, watch: Optional[StepWatch] = None,
-                       evaluated: Optional[Callable[[InputData], None]] = None) -> Dict[str, float]:
+    def evaluate_input(
+        self,
+        input_fn: InputFn,
+        verbose: bool,
+        watch: StepWatch | None = None,
+        evaluated: Callable[[InputData], None] | None = None,
+    ) -> dict[str, float]:
         """One pass over a fresh input function's data (its stream closed afterwards; ``evaluated``
         is told of the data after the pass)."""
         if self.model.evaluation is None:
@@ -245,8 +269,9 @@ class Loops:
         finally:
             stream.close()
 
-    def evaluate(self, stream: Stream, description: str, verbose: bool,
-                 watch: Optional[StepWatch] = None) -> Dict[str, float]:
+    def evaluate(
+        self, stream: Stream, description: str, verbose: bool, watch: StepWatch | None = None
+    ) -> dict[str, float]:
         """One fresh pass over ``stream`` (until ``watch`` ends it): ``{metric: value, ..., 'loss': mean loss
         per example}``."""
         model = self.model
@@ -256,8 +281,9 @@ class Loops:
         loss_sum, examples, batches = 0.0, 0, 0
         stream.restart()
         with progress_bar(description, self._lengths.get(stream.role), verbose) as bar:
-            while (result := stream.run((this := _Step(fetches, {}, watch)).fetches, this.feed,
-                                        sized=True)) is not None:
+            while (
+                result := stream.run((this := _Step(fetches, {}, watch)).fetches, this.feed, sized=True)
+            ) is not None:
                 values, size = result
                 loss, _ = this.own(values)
                 loss_sum += float(loss) * size
@@ -277,36 +303,46 @@ class Loops:
 
     # -- prediction ---------------------------------------------------------------------
 
-    def predict(self, inputs: Sequence[Any], features: Mapping[str, Any], input_fn: Optional[InputFn],
-                verbose: bool, watch: Optional[StepWatch] = None
-                ) -> Union[Dict[str, np.ndarray], Iterator[Dict[str, np.ndarray]]]:
+    def predict(
+        self,
+        inputs: Sequence[Any],
+        features: Mapping[str, Any],
+        input_fn: InputFn | None,
+        verbose: bool,
+        watch: StepWatch | None = None,
+    ) -> dict[str, np.ndarray] | Iterator[dict[str, np.ndarray]]:
         """``Elistimator.predict``: batches of ``input_fn``, or one batch of arrays."""
         model = self.model
         if model.predict is None:
             raise RuntimeError("predict() needs a PredictSpec, but model_fn returned None for it")
         if input_fn is not None:
             if inputs or features:
-                raise ValueError("predict takes either input_fn=... or one-off inputs such as "
-                                 "predict(images=x), not both")
+                raise ValueError(
+                    "predict takes either input_fn=... or one-off inputs such as predict(images=x), not both"
+                )
             data = InputData(input_fn, "prediction")
             self.require_fits(data, model.predict_needs())
             return self._predict_batches(self._open(data, "prediction"), verbose, watch)
         if not inputs and not features:
-            raise ValueError("predict needs input_fn=... or one-off inputs such as predict(images=x); "
-                             f"the signature is {model.signature.describe()}")
+            raise ValueError(
+                "predict needs input_fn=... or one-off inputs such as predict(images=x); "
+                f"the signature is {model.signature.describe()}"
+            )
         if any(callable(value) for value in inputs):
             raise TypeError("pass an input function as predict(input_fn=fn), not positionally")
         batch = one_off_batch(model.signature, model.predict_needs(), inputs, features)
         return self.session.run(model.predict.output, {model.inputs[key]: value for key, value in batch.items()})
 
-    def _predict_batches(self, stream: Stream, verbose: bool,
-                         watch: Optional[StepWatch] = None) -> Iterator[Dict[str, np.ndarray]]:
+    def _predict_batches(
+        self, stream: Stream, verbose: bool, watch: StepWatch | None = None
+    ) -> Iterator[dict[str, np.ndarray]]:
         """One ``{output: array}`` dict per batch of ``stream`` (closed at the end, or when ``watch`` ends it)."""
         try:
             stream.restart()
             with progress_bar("Prediction", None, verbose) as bar:
-                while (result := stream.run((this := _Step(self.model.predict.output, {}, watch)).fetches,
-                                            this.feed)) is not None:
+                while (
+                    result := stream.run((this := _Step(self.model.predict.output, {}, watch)).fetches, this.feed)
+                ) is not None:
                     outputs, stop = this.own(result[0]), this.finished(result[0])
                     yield outputs
                     bar.update()
@@ -320,8 +356,9 @@ class Loops:
         try:
             self.model.saver.restore(self.session, prefix)
         except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
-            raise ValueError(f"checkpoint {prefix!r} does not fit this model: "
-                             f"{error.message.splitlines()[0]}") from None
+            raise ValueError(
+                f"checkpoint {prefix!r} does not fit this model: {error.message.splitlines()[0]}"
+            ) from None
         return self.global_step
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 from .checkpoints import CheckpointIndex, CheckpointRecord
 from .errors import ModelDirectoryError
@@ -31,30 +31,39 @@ DEFAULT_MAX_TO_KEEP = 5
 class Metadata:
     """What ``elistimator.json`` says about a model directory."""
 
-    graph: Dict[str, Any]  # ModelGraph.to_names(): tensor names and the input signature
+    graph: dict[str, Any]  # ModelGraph.to_names(): tensor names and the input signature
     index: CheckpointIndex = field(default_factory=CheckpointIndex)
     global_step: int = 0
-    max_to_keep: Optional[int] = DEFAULT_MAX_TO_KEEP
-    saver_args: Dict[str, Any] = field(default_factory=dict)
-    tracking: Optional[Dict[str, Any]] = None  # the run to resume: tracking_uri, experiment, run_key, run_id
-    source: Optional[Dict[str, Any]] = None  # an export's origin: tracking_uri, run_id, step
+    max_to_keep: int | None = DEFAULT_MAX_TO_KEEP
+    saver_args: dict[str, Any] = field(default_factory=dict)
+    tracking: dict[str, Any] | None = None  # the run to resume: tracking_uri, experiment, run_key, run_id
+    source: dict[str, Any] | None = None  # an export's origin: tracking_uri, run_id, step
 
-    def to_json(self) -> Dict[str, Any]:
-        data = {"format": FORMAT, "graph": self.graph, "global_step": self.global_step,
-                "max_to_keep": self.max_to_keep, "saver_args": self.saver_args, **self.index.to_json(),
-                "tracking": self.tracking}
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "format": FORMAT,
+            "graph": self.graph,
+            "global_step": self.global_step,
+            "max_to_keep": self.max_to_keep,
+            "saver_args": self.saver_args,
+            **self.index.to_json(),
+            "tracking": self.tracking,
+        }
         if self.source is not None:
             data["source"] = self.source
         return data
 
-    def export(self, step: int) -> "Metadata":
+    def export(self, step: int) -> Metadata:
         """The metadata of a copy holding just the checkpoint at ``step`` (its files included)."""
         record = self.index.records[step]
-        index = CheckpointIndex([CheckpointRecord(step, record.prefix, dict(record.files), local=True)],
-                                {step: self.index.metrics(step)} if step in self.index.validations else {})
+        index = CheckpointIndex(
+            [CheckpointRecord(step, record.prefix, dict(record.files), local=True)],
+            {step: self.index.metrics(step)} if step in self.index.validations else {},
+        )
         run = self.tracking or {}
-        source = ({"tracking_uri": run["tracking_uri"], "run_id": run["run_id"], "step": step}
-                  if run.get("run_id") else None)
+        source = (
+            {"tracking_uri": run["tracking_uri"], "run_id": run["run_id"], "step": step} if run.get("run_id") else None
+        )
         return replace(self, index=index, global_step=step, tracking=None, source=source)
 
 
@@ -66,8 +75,9 @@ def read(directory: ModelDirectory) -> Metadata:
     if not directory.path.is_dir():
         raise ModelDirectoryError(f"{str(directory.path)!r} is a file, not a model directory")
     if not path.is_file():
-        raise ModelDirectoryError(f"{str(directory.path)!r} is not an Elistimator model directory: "
-                                  f"it has no {METADATA_FILE}")
+        raise ModelDirectoryError(
+            f"{str(directory.path)!r} is not an Elistimator model directory: it has no {METADATA_FILE}"
+        )
     directory.resolve(METADATA_FILE)  # a link leaving the directory is refused
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -80,7 +90,7 @@ def from_json(data: Any, directory: ModelDirectory) -> Metadata:
     """Validate (and upgrade) parsed JSON; paths are checked to stay inside ``directory``."""
     where = directory.path / METADATA_FILE
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ModelDirectoryError(f"{where} is not Elistimator metadata (expected \"format\": \"{FORMAT}\")")
+        raise ModelDirectoryError(f'{where} is not Elistimator metadata (expected "format": "{FORMAT}")')
     data = _upgraded(data)
     for key in ("graph", "checkpoints", "validations"):
         if not isinstance(data.get(key), dict):
@@ -88,38 +98,54 @@ def from_json(data: Any, directory: ModelDirectory) -> Metadata:
     for step, entry in data["checkpoints"].items():
         _check_checkpoint_entry(where, directory, step, entry)
     for step, metrics in data["validations"].items():
-        if not str(step).isdigit() or not isinstance(metrics, dict) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
+        if (
+            not str(step).isdigit()
+            or not isinstance(metrics, dict)
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())
+        ):
             raise ModelDirectoryError(f"{where} has malformed validation metrics at step {step!r}")
     for key in ("tracking", "source"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise ModelDirectoryError(f"{where} has a malformed {key!r} record")
     max_to_keep = data["max_to_keep"]
-    if max_to_keep is not None and (isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int)
-                                    or max_to_keep < 1):
+    if max_to_keep is not None and (
+        isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 1
+    ):
         raise ModelDirectoryError(f"{where} has an invalid max_to_keep {max_to_keep!r}")
     if not isinstance(data["saver_args"], dict) or not isinstance(data["global_step"], int):
         raise ModelDirectoryError(f"{where} has malformed saver_args or global_step")
-    return Metadata(graph=data["graph"], index=CheckpointIndex.from_json(data), global_step=data["global_step"],
-                    max_to_keep=max_to_keep, saver_args=dict(data["saver_args"]), tracking=data.get("tracking"),
-                    source=data.get("source"))
+    return Metadata(
+        graph=data["graph"],
+        index=CheckpointIndex.from_json(data),
+        global_step=data["global_step"],
+        max_to_keep=max_to_keep,
+        saver_args=dict(data["saver_args"]),
+        tracking=data.get("tracking"),
+        source=data.get("source"),
+    )
 
 
-def _upgraded(data: Dict[str, Any]) -> Dict[str, Any]:
+def _upgraded(data: dict[str, Any]) -> dict[str, Any]:
     """Fill in fields that older writers of this format left out."""
     return {"global_step": 0, "max_to_keep": DEFAULT_MAX_TO_KEEP, "saver_args": {}, "tracking": None, **data}
 
 
 def _check_checkpoint_entry(where: Path, directory: ModelDirectory, step: Any, entry: Any) -> None:
-    if not str(step).isdigit() or not isinstance(entry, dict) or not isinstance(entry.get("prefix"), str) \
-            or not isinstance(entry.get("files", {}), dict) or not isinstance(entry.get("local", True), bool):
+    if (
+        not str(step).isdigit()
+        or not isinstance(entry, dict)
+        or not isinstance(entry.get("prefix"), str)
+        or not isinstance(entry.get("files", {}), dict)
+        or not isinstance(entry.get("local", True), bool)
+    ):
         raise ModelDirectoryError(f"{where} has a malformed checkpoint entry {step!r}")
     directory.resolve(entry["prefix"])
     stem = Path(entry["prefix"]).name + "."
     for name in entry.get("files", {}):
         if not isinstance(name, str) or Path(name).name != name or not name.startswith(stem):
-            raise ModelDirectoryError(f"{where} lists a file {name!r} for checkpoint {step} "
-                                      f"that is not one of its own ({stem}*)")
+            raise ModelDirectoryError(
+                f"{where} lists a file {name!r} for checkpoint {step} that is not one of its own ({stem}*)"
+            )
 
 
 def write(directory: ModelDirectory, metadata: Metadata) -> None:
@@ -138,8 +164,9 @@ def read_verified(directory: ModelDirectory) -> Metadata:
         record = metadata.index.records[step]
         problems = directory.verify(record.prefix, record.files)
         if problems:
-            raise ModelDirectoryError(f"the checkpoint at step {step} in {directory.path} failed verification: "
-                                      + "; ".join(problems))
+            raise ModelDirectoryError(
+                f"the checkpoint at step {step} in {directory.path} failed verification: " + "; ".join(problems)
+            )
     return metadata
 
 

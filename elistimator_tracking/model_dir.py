@@ -12,8 +12,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Tuple
+from typing import Any
 
 from .errors import ModelDirectoryError
 
@@ -79,7 +80,7 @@ def sha256_of(path: Path) -> str:
 # needs write access to the cache plus resetting the mtime on purpose, and such a writer could
 # as well swap a file between any check and TensorFlow reading it. (Not ctime: hard-linking a
 # cached file into the copy a loaded model works in changes it.)
-_CACHE_DIGESTS: Dict[Tuple[int, int, int, int], str] = {}
+_CACHE_DIGESTS: dict[tuple[int, int, int, int], str] = {}
 
 
 def _remembered_sha256(path: Path) -> str:
@@ -109,13 +110,13 @@ class ModelDirectory:
     def resolve(self, relative: str) -> Path:
         """``relative`` inside the model directory; raise if it points outside."""
         if os.path.isabs(relative):
-            raise ModelDirectoryError(f"{self.path} holds an absolute path {relative!r}; "
-                                      "paths must be relative to the model directory")
+            raise ModelDirectoryError(
+                f"{self.path} holds an absolute path {relative!r}; paths must be relative to the model directory"
+            )
         root = self.path.resolve()
         resolved = (root / relative).resolve()
         if resolved != root and root not in resolved.parents:
-            raise ModelDirectoryError(f"{self.path} holds a path {relative!r} that points outside "
-                                      "the model directory")
+            raise ModelDirectoryError(f"{self.path} holds a path {relative!r} that points outside the model directory")
         return resolved
 
     # -- checkpoint files -------------------------------------------------------------
@@ -123,19 +124,19 @@ class ModelDirectory:
     def checkpoint_prefix(self, step: int) -> str:
         return f"{CHECKPOINT_DIR}/model-{step}"
 
-    def checkpoint_files(self, prefix: str) -> List[Path]:
+    def checkpoint_files(self, prefix: str) -> list[Path]:
         """The files a checkpoint with this relative prefix consists of (index, data shards, meta)."""
         path = self.resolve(prefix)
         return sorted(p for p in path.parent.glob(path.name + ".*") if p.is_file())
 
-    def checksums(self, prefix: str) -> Dict[str, str]:
+    def checksums(self, prefix: str) -> dict[str, str]:
         files = self.checkpoint_files(prefix)
         for file in files:
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
         return {file.name: sha256_of(file) for file in files}
 
-    def verify(self, prefix: str, checksums: Mapping[str, str]) -> List[str]:
+    def verify(self, prefix: str, checksums: Mapping[str, str]) -> list[str]:
         """Problems with the checkpoint's files on disk (missing, changed); empty when intact. A file
         that links outside the model directory raises ``ModelDirectoryError``."""
         folder = Path(prefix).parent

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 from tqdm import tqdm
 
 BAR_COLUMNS = 80
 
 
-def progress_bar(description: str, total: Optional[int], enabled: bool) -> tqdm:
+def progress_bar(description: str, total: int | None, enabled: bool) -> tqdm:
     """A tqdm bar; without a known ``total`` it counts steps and shows no ETA."""
-    return tqdm(total=total, desc=description, ncols=BAR_COLUMNS, disable=not enabled,
-                file=sys.stderr, leave=True)
+    return tqdm(total=total, desc=description, ncols=BAR_COLUMNS, disable=not enabled, file=sys.stderr, leave=True)
 
 
 def metrics_line(metrics: Mapping[str, float]) -> str:

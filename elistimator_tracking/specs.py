@@ -9,11 +9,12 @@ function.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Tuple, Union
+from collections.abc import Mapping
+from typing import Any
 
 from ._tf import tf
 
-MetricOp = Tuple[tf.Tensor, Union[tf.Tensor, tf.Operation]]
+MetricOp = tuple[tf.Tensor, tf.Tensor | tf.Operation]
 
 
 def _type_name(value: Any) -> str:
@@ -42,31 +43,31 @@ def _as_operation(spec: str, field: str, value: Any) -> tf.Operation:
         return value.op
     if isinstance(getattr(value, "op", None), tf.Operation):  # minimize(..., global_step) under tf.distribute
         return value.op  # returns the step's assign, as a variable
-    raise TypeError(f"{spec}.{field} must be a tf.Operation (e.g. optimizer.minimize(...)), "
-                    f"got {_type_name(value)}: {value!r}")
+    raise TypeError(
+        f"{spec}.{field} must be a tf.Operation (e.g. optimizer.minimize(...)), got {_type_name(value)}: {value!r}"
+    )
 
 
-def _graph_element(graph: tf.Graph, name: str) -> Union[tf.Tensor, tf.Operation]:
+def _graph_element(graph: tf.Graph, name: str) -> tf.Tensor | tf.Operation:
     return graph.as_graph_element(name)
 
 
 class TrainSpec:
     """The training loss (scalar batch mean) and the op that runs one training step."""
 
-    def __init__(self, loss: tf.Tensor, train_op: Union[tf.Operation, tf.Tensor]):
+    def __init__(self, loss: tf.Tensor, train_op: tf.Operation | tf.Tensor):
         self.loss = _require_scalar_loss("TrainSpec", loss)
         self.train_op = _as_operation("TrainSpec", "train_op", train_op)
 
     def graph_elements(self) -> list:
         return [self.loss, self.train_op]
 
-    def to_names(self) -> Dict[str, str]:
+    def to_names(self) -> dict[str, str]:
         return {"loss": self.loss.name, "train_op": self.train_op.name}
 
     @classmethod
-    def from_names(cls, graph: tf.Graph, names: Mapping[str, str]) -> "TrainSpec":
-        return cls(loss=_graph_element(graph, names["loss"]),
-                   train_op=_graph_element(graph, names["train_op"]))
+    def from_names(cls, graph: tf.Graph, names: Mapping[str, str]) -> TrainSpec:
+        return cls(loss=_graph_element(graph, names["loss"]), train_op=_graph_element(graph, names["train_op"]))
 
 
 class EvaluationSpec:
@@ -77,73 +78,79 @@ class EvaluationSpec:
         self.metric_ops = self._validated_metric_ops(eval_metric_ops or {})
 
     @staticmethod
-    def _validated_metric_ops(metric_ops: Any) -> Dict[str, MetricOp]:
+    def _validated_metric_ops(metric_ops: Any) -> dict[str, MetricOp]:
         if not isinstance(metric_ops, Mapping):
-            raise TypeError("EvaluationSpec.eval_metric_ops must be a dict {name: (value_tensor, update_op)}, "
-                            f"got {_type_name(metric_ops)}")
+            raise TypeError(
+                "EvaluationSpec.eval_metric_ops must be a dict {name: (value_tensor, update_op)}, "
+                f"got {_type_name(metric_ops)}"
+            )
         checked = {}
         for name, pair in metric_ops.items():
             where = f"EvaluationSpec.eval_metric_ops[{name!r}]"
             if not isinstance(name, str) or not name:
                 raise TypeError(f"EvaluationSpec.eval_metric_ops keys must be non-empty strings, got {name!r}")
             if name == "loss":
-                raise ValueError("EvaluationSpec.eval_metric_ops must not contain 'loss': "
-                                 "the evaluation loss is reported under that name")
+                raise ValueError(
+                    "EvaluationSpec.eval_metric_ops must not contain 'loss': "
+                    "the evaluation loss is reported under that name"
+                )
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise TypeError(f"{where} must be a (value_tensor, update_op) pair as returned by tf.metrics.*, "
-                                f"got {_type_name(pair)}: {pair!r}")
+                raise TypeError(
+                    f"{where} must be a (value_tensor, update_op) pair as returned by tf.metrics.*, "
+                    f"got {_type_name(pair)}: {pair!r}"
+                )
             value = _require_tensor("EvaluationSpec", f"eval_metric_ops[{name!r}][0]", pair[0])
             if value.shape.num_elements() not in (None, 1):
                 raise ValueError(f"{where} value must be a scalar, got shape {value.shape}")
             update = pair[1]
             if not isinstance(update, (tf.Tensor, tf.Operation)):
-                raise TypeError(f"{where}[1] (update op) must be a tf.Tensor or tf.Operation, "
-                                f"got {_type_name(update)}")
+                raise TypeError(f"{where}[1] (update op) must be a tf.Tensor or tf.Operation, got {_type_name(update)}")
             checked[name] = (value, update)
         return checked
 
     def graph_elements(self) -> list:
         return [self.loss] + [element for pair in self.metric_ops.values() for element in pair]
 
-    def to_names(self) -> Dict[str, Any]:
-        return {"loss": self.loss.name,
-                "metric_ops": {k: [v.name, u.name] for k, (v, u) in self.metric_ops.items()}}
+    def to_names(self) -> dict[str, Any]:
+        return {"loss": self.loss.name, "metric_ops": {k: [v.name, u.name] for k, (v, u) in self.metric_ops.items()}}
 
     @classmethod
-    def from_names(cls, graph: tf.Graph, names: Mapping[str, Any]) -> "EvaluationSpec":
-        metric_ops = {k: (_graph_element(graph, v), _graph_element(graph, u))
-                      for k, (v, u) in names["metric_ops"].items()}
+    def from_names(cls, graph: tf.Graph, names: Mapping[str, Any]) -> EvaluationSpec:
+        metric_ops = {
+            k: (_graph_element(graph, v), _graph_element(graph, u)) for k, (v, u) in names["metric_ops"].items()
+        }
         return cls(loss=_graph_element(graph, names["loss"]), eval_metric_ops=metric_ops)
 
 
 class PredictSpec:
     """The model's outputs: a dict of tensors, or one tensor (reported under the key ``'output'``)."""
 
-    def __init__(self, output: Union[tf.Tensor, Mapping[str, tf.Tensor]]):
+    def __init__(self, output: tf.Tensor | Mapping[str, tf.Tensor]):
         if isinstance(output, tf.Tensor):
             output = {"output": output}
         if not isinstance(output, Mapping) or not output:
-            raise TypeError("PredictSpec.output must be a tf.Tensor or a non-empty dict {name: tf.Tensor}, "
-                            f"got {_type_name(output)}: {output!r}")
+            raise TypeError(
+                "PredictSpec.output must be a tf.Tensor or a non-empty dict {name: tf.Tensor}, "
+                f"got {_type_name(output)}: {output!r}"
+            )
         for name, tensor in output.items():
             if not isinstance(name, str) or not name:
                 raise TypeError(f"PredictSpec.output keys must be non-empty strings, got {name!r}")
             _require_tensor("PredictSpec", f"output[{name!r}]", tensor)
-        self.output: Dict[str, tf.Tensor] = dict(output)
+        self.output: dict[str, tf.Tensor] = dict(output)
 
     def graph_elements(self) -> list:
         return list(self.output.values())
 
-    def to_names(self) -> Dict[str, str]:
+    def to_names(self) -> dict[str, str]:
         return {k: t.name for k, t in self.output.items()}
 
     @classmethod
-    def from_names(cls, graph: tf.Graph, names: Mapping[str, str]) -> "PredictSpec":
+    def from_names(cls, graph: tf.Graph, names: Mapping[str, str]) -> PredictSpec:
         return cls(output={k: _graph_element(graph, n) for k, n in names.items()})
 
 
-def check_model_fn_result(result: Any, graph: tf.Graph) -> Tuple[TrainSpec, EvaluationSpec | None,
-                                                                 PredictSpec | None]:
+def check_model_fn_result(result: Any, graph: tf.Graph) -> tuple[TrainSpec, EvaluationSpec | None, PredictSpec | None]:
     """Check what a model function returned: ``(TrainSpec, EvaluationSpec | None, PredictSpec | None)``."""
     expected = "(TrainSpec, EvaluationSpec or None, PredictSpec or None)"
     if not isinstance(result, (tuple, list)) or len(result) != 3:
@@ -151,12 +158,15 @@ def check_model_fn_result(result: Any, graph: tf.Graph) -> Tuple[TrainSpec, Eval
         raise TypeError(f"model_fn must return 3 values {expected}, got {got}")
     train, evaluation, predict = result
     for position, (value, cls, optional) in enumerate(
-            [(train, TrainSpec, False), (evaluation, EvaluationSpec, True), (predict, PredictSpec, True)]):
+        [(train, TrainSpec, False), (evaluation, EvaluationSpec, True), (predict, PredictSpec, True)]
+    ):
         if value is None and optional:
             continue
         if not isinstance(value, cls):
-            raise TypeError(f"model_fn must return {expected}; value {position} should be "
-                            f"{cls.__name__}{' or None' if optional else ''}, got {_type_name(value)}")
+            raise TypeError(
+                f"model_fn must return {expected}; value {position} should be "
+                f"{cls.__name__}{' or None' if optional else ''}, got {_type_name(value)}"
+            )
     for spec in (train, evaluation, predict):
         if spec is not None:
             _require_same_graph(spec, graph)
@@ -166,5 +176,7 @@ def check_model_fn_result(result: Any, graph: tf.Graph) -> Tuple[TrainSpec, Eval
 def _require_same_graph(spec: Any, graph: tf.Graph) -> None:
     for element in spec.graph_elements():
         if element.graph is not graph:
-            raise ValueError(f"{type(spec).__name__} holds {element.name!r}, which belongs to another graph: "
-                             "build every tensor inside model_fn from its `features` argument")
+            raise ValueError(
+                f"{type(spec).__name__} holds {element.name!r}, which belongs to another graph: "
+                "build every tensor inside model_fn from its `features` argument"
+            )

@@ -29,15 +29,20 @@ when asked), or None at the end of the data. Features stay placeholders: feeding
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Union
 
 from ._tf import tf
 from .inputs import FeatureKey, InputData, InputSignature, batch_size
 
 SLOTS = ("training", "validation", "evaluation", "prediction")
-ITERATOR_OF = {"training": "training", "validation": "evaluation", "evaluation": "evaluation",
-               "prediction": "prediction"}
+ITERATOR_OF = {
+    "training": "training",
+    "validation": "evaluation",
+    "evaluation": "evaluation",
+    "prediction": "prediction",
+}
 SCOPE = "elistimator_input"
 Stream = Union["GraphStream", "FeedStream"]
 
@@ -48,34 +53,41 @@ class GraphInput:
 
     dataset_graph: tf.Tensor  # a serialized dataset to load into a slot
     predicting: tf.Tensor  # fed True: non-training steps read the prediction iterator
-    load: Dict[str, tf.Operation]  # slot -> store the fed dataset
-    start: Dict[str, tf.Operation]  # slot -> (re)start the slot's iterator over its stored dataset
-    clear: Dict[str, tf.Operation]  # slot -> free the stored dataset
-    shapes: Dict[FeatureKey, tf.Tensor]  # feature -> its shape in the batch read (for the batch size)
+    load: dict[str, tf.Operation]  # slot -> store the fed dataset
+    start: dict[str, tf.Operation]  # slot -> (re)start the slot's iterator over its stored dataset
+    clear: dict[str, tf.Operation]  # slot -> free the stored dataset
+    shapes: dict[FeatureKey, tf.Tensor]  # feature -> its shape in the batch read (for the batch size)
 
     @classmethod
-    def build(cls, graph: tf.Graph, signature: InputSignature, is_training: tf.Tensor
-              ) -> Tuple["GraphInput", InputSignature, Dict[FeatureKey, tf.Tensor]]:
+    def build(
+        cls, graph: tf.Graph, signature: InputSignature, is_training: tf.Tensor
+    ) -> tuple[GraphInput, InputSignature, dict[FeatureKey, tf.Tensor]]:
         """The input stage and the feature tensors (``features/<key>``) in ``graph``; return it, the
         signature with tensor names, and the features."""
         order = signature.element_order()
-        structure = {"output_types": [tf.as_dtype(signature[k].dtype) for k in order],
-                     "output_shapes": [tf.TensorShape(None if signature[k].shape is None else list(signature[k].shape))
-                                       for k in order]}
+        structure = {
+            "output_types": [tf.as_dtype(signature[k].dtype) for k in order],
+            "output_shapes": [
+                tf.TensorShape(None if signature[k].shape is None else list(signature[k].shape)) for k in order
+            ],
+        }
         load, start, clear = {}, {}, {}
         with graph.as_default(), tf.name_scope(SCOPE), tf.device("/cpu:0"):  # tf.data runs on the host
             dataset_graph = tf.placeholder(tf.string, [], name="dataset_graph")
             dataset = tf.raw_ops.DatasetFromGraph(graph_def=dataset_graph)
             predicting = tf.placeholder_with_default(False, [], name="predicting")
-            iterators = {name: tf.raw_ops.IteratorV2(shared_name="", container="", name=name, **structure)
-                         for name in ("training", "evaluation", "prediction")}
+            iterators = {
+                name: tf.raw_ops.IteratorV2(shared_name="", container="", name=name, **structure)
+                for name in ("training", "evaluation", "prediction")
+            }
             for slot in SLOTS:
                 with tf.name_scope(slot):
                     store = tf.raw_ops.VarHandleOp(dtype=tf.variant, shape=[], shared_name=f"{SCOPE}_{slot}")
                     load[slot] = tf.raw_ops.AssignVariableOp(resource=store, value=dataset, name="load")
                     stored = tf.raw_ops.ReadVariableOp(resource=store, dtype=tf.variant)
-                    start[slot] = tf.raw_ops.MakeIterator(dataset=stored, iterator=iterators[ITERATOR_OF[slot]],
-                                                          name="start")
+                    start[slot] = tf.raw_ops.MakeIterator(
+                        dataset=stored, iterator=iterators[ITERATOR_OF[slot]], name="start"
+                    )
                     clear[slot] = tf.raw_ops.DestroyResourceOp(resource=store, ignore_lookup_error=True, name="clear")
             values = _selected_batch(iterators, is_training, predicting, structure)
         named, features = signature.with_placeholders(graph, [values[order.index(f.key)] for f in signature])
@@ -83,26 +95,32 @@ class GraphInput:
             shapes = {key: tf.shape(tensor, out_type=tf.int32) for key, tensor in features.items()}
         return cls(dataset_graph, predicting, load, start, clear, shapes), named, features
 
-    def to_names(self) -> Dict[str, Any]:
-        return {"dataset_graph": self.dataset_graph.name, "predicting": self.predicting.name,
-                "shapes": [tensor.name for tensor in self.shapes.values()],
-                **{part: {slot: element.name for slot, element in getattr(self, part).items()}
-                   for part in ("load", "start", "clear")}}
+    def to_names(self) -> dict[str, Any]:
+        return {
+            "dataset_graph": self.dataset_graph.name,
+            "predicting": self.predicting.name,
+            "shapes": [tensor.name for tensor in self.shapes.values()],
+            **{
+                part: {slot: element.name for slot, element in getattr(self, part).items()}
+                for part in ("load", "start", "clear")
+            },
+        }
 
     @classmethod
-    def from_names(cls, graph: tf.Graph, names: Mapping[str, Any], signature: InputSignature) -> "GraphInput":
+    def from_names(cls, graph: tf.Graph, names: Mapping[str, Any], signature: InputSignature) -> GraphInput:
         """The input stage of a graph imported from a saved meta graph (its ops go back on the host)."""
         for op in graph.get_operations():
             if op.name.startswith(SCOPE + "/"):
                 op._set_device("/device:CPU:0")  # import_meta_graph(clear_devices=True) cleared it
         element = graph.as_graph_element
         parts = ({slot: element(name) for slot, name in names[part].items()} for part in ("load", "start", "clear"))
-        shapes = {feature.key: element(name) for feature, name in zip(signature, names["shapes"])}
+        shapes = {feature.key: element(name) for feature, name in zip(signature, names["shapes"], strict=False)}
         return cls(element(names["dataset_graph"]), element(names["predicting"]), *parts, shapes)
 
 
-def _selected_batch(iterators: Mapping[str, tf.Tensor], is_training: tf.Tensor, predicting: tf.Tensor,
-                    structure: Mapping[str, Any]) -> List[tf.Tensor]:
+def _selected_batch(
+    iterators: Mapping[str, tf.Tensor], is_training: tf.Tensor, predicting: tf.Tensor, structure: Mapping[str, Any]
+) -> list[tf.Tensor]:
     """The next batch of the training iterator when ``is_training``, else of the prediction iterator
     when ``predicting``, else of the evaluation iterator. Only the selected ``IteratorGetNext`` runs:
     the others wait on an untaken ``Switch`` branch (dead, so never executed), and ``Merge``
@@ -114,7 +132,7 @@ def _selected_batch(iterators: Mapping[str, tf.Tensor], is_training: tf.Tensor, 
     for name, taken in (("training", training), ("evaluation", evaluating), ("prediction", predicting_now)):
         with tf.control_dependencies([tf.identity(taken)]):
             batches.append(tf.raw_ops.IteratorGetNext(iterator=iterators[name], name=f"next_{name}", **structure))
-    return [tf.raw_ops.Merge(inputs=list(component))[0] for component in zip(*batches)]
+    return [tf.raw_ops.Merge(inputs=list(component))[0] for component in zip(*batches, strict=False)]
 
 
 class InputSlots:
@@ -122,17 +140,17 @@ class InputSlots:
 
     def __init__(self, graph_input: GraphInput, session: tf.Session):
         self.input, self.session = graph_input, session
-        self._holders: "weakref.WeakValueDictionary[str, GraphStream]" = weakref.WeakValueDictionary()
+        self._holders: weakref.WeakValueDictionary[str, GraphStream] = weakref.WeakValueDictionary()
 
     def free(self, slot: str) -> bool:
         """Whether a new stream may read ``slot`` in-graph: all may, but the prediction iterator
         serves one open ``predict`` generator at a time."""
         return slot != "prediction" or self._holders.get(slot) is None
 
-    def hold(self, slot: str, stream: "GraphStream") -> None:
+    def hold(self, slot: str, stream: GraphStream) -> None:
         self._holders[slot] = stream
 
-    def release(self, slot: str, stream: "GraphStream") -> None:
+    def release(self, slot: str, stream: GraphStream) -> None:
         """Free the slot and the dataset it stores (nothing to free once the session is closed)."""
         if self._holders.get(slot) is stream:
             del self._holders[slot]
@@ -160,8 +178,7 @@ class GraphStream:
             self._serialized = None
         session.run(graph_input.start[self._slot])
 
-    def run(self, fetches: Any, feed: Mapping[tf.Tensor, Any], sized: bool = False
-            ) -> Optional[Tuple[Any, Optional[int]]]:
+    def run(self, fetches: Any, feed: Mapping[tf.Tensor, Any], sized: bool = False) -> tuple[Any, int | None] | None:
         """``fetches`` on the next batch, and its size when ``sized``; None at the end of the data."""
         feed = {**self._feed, **feed} if self._feed else feed
         try:
@@ -188,8 +205,7 @@ class FeedStream:
     def restart(self) -> None:
         self._reader.restart()
 
-    def run(self, fetches: Any, feed: Mapping[tf.Tensor, Any], sized: bool = False
-            ) -> Optional[Tuple[Any, Optional[int]]]:
+    def run(self, fetches: Any, feed: Mapping[tf.Tensor, Any], sized: bool = False) -> tuple[Any, int | None] | None:
         batch = self._reader.next_batch()
         if batch is None:
             return None
@@ -200,7 +216,7 @@ class FeedStream:
         self._reader.close()
 
 
-def _size_features(signature: InputSignature) -> List[FeatureKey]:
+def _size_features(signature: InputSignature) -> list[FeatureKey]:
     """The features whose shapes give a batch's size (``inputs.batch_size``): in order, up to the
     first that is not a scalar (one, unless ranks are unknown until the batch is read)."""
     keys = []
@@ -213,8 +229,14 @@ def _size_features(signature: InputSignature) -> List[FeatureKey]:
     return keys
 
 
-def open_stream(data: InputData, slot: str, slots: Optional[InputSlots], session: tf.Session,
-                inputs: Mapping[FeatureKey, tf.Tensor], signature: InputSignature) -> Stream:
+def open_stream(
+    data: InputData,
+    slot: str,
+    slots: InputSlots | None,
+    session: tf.Session,
+    inputs: Mapping[FeatureKey, tf.Tensor],
+    signature: InputSignature,
+) -> Stream:
     """The in-graph stream through ``slot`` when the model has an input stage, the slot is free and
     the dataset can be serialized; else a ``FeedStream``."""
     if slots is not None and slots.free(slot):

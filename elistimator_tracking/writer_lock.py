@@ -16,7 +16,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO
 
 from .errors import ModelDirectoryBusy
 
@@ -28,7 +28,7 @@ class WriterLock:
 
     def __init__(self, path: Path):
         self.path = path
-        self._file: Optional[IO[str]] = None
+        self._file: IO[str] | None = None
 
     @property
     def held(self) -> bool:
@@ -48,11 +48,20 @@ class WriterLock:
             raise ModelDirectoryBusy(
                 f"model directory {str(self.path)!r} is being written by another Elistimator ({holder}); "
                 f"one writer at a time: close that one first, or load this directory with "
-                f"Elistimator.from_disk to predict or evaluate (readers need no lock)") from None
+                f"Elistimator.from_disk to predict or evaluate (readers need no lock)"
+            ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "who": who,
-                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        handle.write(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "who": who,
+                    "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                }
+            )
+        )
         handle.flush()
         self._file = handle
 

@@ -19,16 +19,18 @@ import sys
 import time
 from pathlib import Path
 
+from mnist_cnn import PARAMS, cnn_model_fn, input_fns, load_mnist
+
 from elistimator_tracking import Elistimator
 from elistimator_tracking.tracking import command, ui_hint
-
-from mnist_cnn import PARAMS, cnn_model_fn, input_fns, load_mnist
 
 FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 ALL_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz") + FILES
 MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"  # the CVDF mirror of yann.lecun.com/exdb/mnist
-DOWNLOAD = ("import os, mnist; os.makedirs({directory!r}, exist_ok=True); mnist.datasets_url = {mirror!r}; "
-            "[mnist.download_file(f, {directory!r}) for f in {files!r}]")
+DOWNLOAD = (
+    "import os, mnist; os.makedirs({directory!r}, exist_ok=True); mnist.datasets_url = {mirror!r}; "
+    "[mnist.download_file(f, {directory!r}) for f in {files!r}]"
+)
 HOW_TO_GET = """MNIST was not found in {directory}.
 This example reads local idx files (it does not download). Get them with network access:
     python -c "{download}"
@@ -63,33 +65,45 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     (train_images, train_labels), (test_images, test_labels) = load(args.data_dir)
-    train_input_fn, validation_input_fn = input_fns((train_images, train_labels), (test_images, test_labels),
-                                                    PARAMS["batch_size"])
+    train_input_fn, validation_input_fn = input_fns(
+        (train_images, train_labels), (test_images, test_labels), PARAMS["batch_size"]
+    )
     model_dir = Path(args.model_dir)
     params = {**PARAMS, **vars(args)}  # every command-line setting is a param of the run, as it ran
-    with Elistimator(model_fn=cnn_model_fn, model_dir=model_dir, params=params, experiment="mnist",
-                     run_name=model_dir.name) as estimator:
+    with Elistimator(
+        model_fn=cnn_model_fn, model_dir=model_dir, params=params, experiment="mnist", run_name=model_dir.name
+    ) as estimator:
         estimator.setup(train_input_fn=train_input_fn, validation_input_fn=validation_input_fn)
         for _ in range(args.epochs):
             estimator.train(args.steps_per_epoch).validate()
             estimator.save_ckpt()
 
-        batches = list(estimator.predict(input_fn=validation_input_fn))           # one dict per batch
-        one = estimator.predict(images=test_images[:1])                            # one-off, by feature name
+        batches = list(estimator.predict(input_fn=validation_input_fn))  # one dict per batch
+        one = estimator.predict(images=test_images[:1])  # one-off, by feature name
         assert one["classes"][0] == batches[0]["classes"][0]
         estimator.restore_best_ckpt(metric="accuracy", mode="max")
         best = estimator.evaluate(validation_input_fn)
         version = estimator.register_best(args.register_as, metric="accuracy", mode="max", alias="champion")
         tracking_uri = estimator.tracking_uri
-        summary = {"best_step": estimator.global_step, "evaluation": best, "run_id": estimator.run_id,
-                   "version": version, "predicted": int(sum(len(b["classes"]) for b in batches)),
-                   "first_prediction": int(one["classes"][0]), "first_label": int(test_labels[0])}
+        summary = {
+            "best_step": estimator.global_step,
+            "evaluation": best,
+            "run_id": estimator.run_id,
+            "version": version,
+            "predicted": int(sum(len(b["classes"]) for b in batches)),
+            "first_prediction": int(one["classes"][0]),
+            "first_label": int(test_labels[0]),
+        }
     summary["seconds"] = time.perf_counter() - started
-    print(f"\nbest checkpoint: step {summary['best_step']}, accuracy {best['accuracy']:.4f}, loss {best['loss']:.4f}; "
-          f"first test image predicted {summary['first_prediction']} (label {summary['first_label']}); "
-          f"{summary['seconds']:.0f} s")
-    print(f"registered models:/{args.register_as}/{version} from run {summary['run_id']} (@champion moves to it "
-          "only if it beats the current champion)")
+    print(
+        f"\nbest checkpoint: step {summary['best_step']}, accuracy {best['accuracy']:.4f}, loss {best['loss']:.4f}; "
+        f"first test image predicted {summary['first_prediction']} (label {summary['first_label']}); "
+        f"{summary['seconds']:.0f} s"
+    )
+    print(
+        f"registered models:/{args.register_as}/{version} from run {summary['run_id']} (@champion moves to it "
+        "only if it beats the current champion)"
+    )
     print(f"MLflow UI:   {ui_hint(tracking_uri, summary['run_id'])}")
     print(f"TensorBoard: {command('tensorboard')} --logdir {model_dir.parent} (run {model_dir.name!r})")
     return summary

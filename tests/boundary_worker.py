@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import blobs, dataset_fn, tiny_model_fn  # noqa: E402
+
 from elistimator_tracking import Elistimator, metadata  # noqa: E402
 from elistimator_tracking.model_dir import ModelDirectory  # noqa: E402
 
@@ -41,8 +42,14 @@ def open_estimator(model_dir: Path, store: str) -> Elistimator:
     directory = ModelDirectory(model_dir)
     if metadata.exists(directory) and metadata.read(directory).index.steps():
         return Elistimator.from_disk(model_dir, verbose=False, tracking=store)
-    return Elistimator(tiny_model_fn, model_dir, params={"learning_rate": 0.5}, verbose=False, tracking=store,
-                       experiment="crash-boundaries")
+    return Elistimator(
+        tiny_model_fn,
+        model_dir,
+        params={"learning_rate": 0.5},
+        verbose=False,
+        tracking=store,
+        experiment="crash-boundaries",
+    )
 
 
 def setup(estimator: Elistimator) -> Elistimator:
@@ -81,8 +88,11 @@ def train_cycles(model_dir: Path, store: str, seed: int) -> None:
 def serve() -> None:
     import faulthandler
     import signal
-    import elistimator_tracking.tracking.mlflow_tracker  # noqa: F401 -- imported once, before forking
+
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+    import elistimator_tracking.tracking.mlflow_tracker  # noqa: F401 -- imported once, before forking
+
     # no graph is built here: building one starts a TensorFlow thread, and a fork copies no thread
     say("serving")
     for line in sys.stdin:

@@ -17,10 +17,16 @@ from pathlib import Path
 def sandbox_environment(root: Path) -> dict:
     """The variables that keep every cache and store under ``root``."""
     home = root / "home"
-    return {"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "XDG_CONFIG_HOME": str(home / ".config"),
-            "XDG_DATA_HOME": str(home / ".local" / "share"), "KERAS_HOME": str(home / ".keras"),
-            "ELISTIMATOR_CACHE_DIR": str(root / "cache"), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-            "MLFLOW_DISABLE_TELEMETRY": "true"}
+    return {
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "KERAS_HOME": str(home / ".keras"),
+        "ELISTIMATOR_CACHE_DIR": str(root / "cache"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
 
 
 SANDBOX = Path(tempfile.mkdtemp(prefix="elistimator-tests-"))
@@ -57,6 +63,7 @@ def tracking_store():
 
 # -- a tiny classifier --------------------------------------------------------------------
 
+
 def blobs(n: int = 70, seed: int = 0):
     """Two separable 2-D clusters: features {'x': float32 (n, 2), 'y': int32 (n,)}."""
     rng = np.random.default_rng(seed)
@@ -67,8 +74,10 @@ def blobs(n: int = 70, seed: int = 0):
 
 def dataset_fn(x, y, batch: int = 8, **extra):
     """An input function over numpy arrays (a fresh Dataset on every call)."""
+
     def input_fn():
         return tf.data.Dataset.from_tensor_slices({"x": x, "y": y, **extra}).batch(batch)
+
     return input_fn
 
 
@@ -79,11 +88,14 @@ def tiny_model_fn(features, is_training, params):
     classes = tf.argmax(dropped, axis=1, output_type=tf.int32)
     loss = tf.losses.sparse_softmax_cross_entropy(labels=features["y"], logits=logits)
     train_op = tf.train.GradientDescentOptimizer(params.get("learning_rate", 0.5)).minimize(
-        loss, global_step=tf.train.get_global_step())
+        loss, global_step=tf.train.get_global_step()
+    )
     metrics = {"accuracy": tf.metrics.accuracy(labels=features["y"], predictions=classes)}
-    return (TrainSpec(loss=loss, train_op=train_op),
-            EvaluationSpec(loss=loss, eval_metric_ops=metrics),
-            PredictSpec(output={"classes": classes, "probabilities": tf.nn.softmax(logits)}))
+    return (
+        TrainSpec(loss=loss, train_op=train_op),
+        EvaluationSpec(loss=loss, eval_metric_ops=metrics),
+        PredictSpec(output={"classes": classes, "probabilities": tf.nn.softmax(logits)}),
+    )
 
 
 @pytest.fixture
@@ -130,6 +142,7 @@ def train_epochs(est: Elistimator, epochs: int, save_first: bool = False, each=N
 
 # -- a model whose validation values follow a designed course ------------------------------
 
+
 def target_model_fn(features, is_training, params):
     """One weight ``w`` (0 at first) learns the training data's target ``t``: gradient descent
     with rate 0.5 on ``(w - t)^2`` sets ``w = t`` in one step. Validated on ``t = 0``, the loss is
@@ -137,8 +150,11 @@ def target_model_fn(features, is_training, params):
     w = tf.get_variable("w", [], initializer=tf.zeros_initializer())
     loss = tf.reduce_mean(tf.square(w - features["t"]))
     train_op = tf.train.GradientDescentOptimizer(0.5).minimize(loss, global_step=tf.train.get_global_step())
-    return (TrainSpec(loss, train_op), EvaluationSpec(loss, {"w": tf.metrics.mean(w + 0.0 * features["t"])}),
-            PredictSpec({"w": w + 0.0 * features["t"]}))
+    return (
+        TrainSpec(loss, train_op),
+        EvaluationSpec(loss, {"w": tf.metrics.mean(w + 0.0 * features["t"])}),
+        PredictSpec({"w": w + 0.0 * features["t"]}),
+    )
 
 
 def targets(value: float, steps: int = 3):
@@ -172,6 +188,7 @@ def best_of(returned: dict, metric: str = "loss", mode: str = "min") -> int:
 
 # -- reading a run back ---------------------------------------------------------------------
 
+
 def history(client, run_id: str, key: str):
     """``[(step, value), ...]`` of a metric, in logged order."""
     return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
@@ -191,6 +208,7 @@ def tree(root: Path) -> dict:
 
 # -- MNIST ----------------------------------------------------------------------------------
 
+
 def real_mnist_dir() -> Path:
     """Directory with the real MNIST ``*-ubyte.gz`` files: ELISTIMATOR_MNIST_DIR, else ../shared/data/mnist."""
     return Path(os.environ.get("ELISTIMATOR_MNIST_DIR") or SHARED_MNIST)
@@ -209,6 +227,7 @@ def load_mnist_test_set():
             pytest.fail(message + ", but ELISTIMATOR_REQUIRE_MNIST=1 requires them")
         pytest.skip(message)
     import mnist
+
     mnist.temporary_dir = lambda: str(directory)
     return mnist.test_images().reshape(-1, 28 * 28).astype(np.float32), mnist.test_labels().astype(np.int32)
 
@@ -217,6 +236,7 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     """``array`` (uint8) as a gzipped idx file, the format of the MNIST distribution."""
     import gzip
     import struct
+
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     with gzip.open(path, "wb") as handle:
         handle.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
@@ -228,6 +248,7 @@ def digits_mnist_dir(tmp_path_factory) -> Path:
     DIGITS_MNIST_SIZE images (each digit scaled 3x, shifted up to 2 pixels), for the MNIST code
     path without real MNIST. The examples train on the first 8,000 and validate on the rest."""
     from sklearn.datasets import load_digits
+
     digits = load_digits()
     rng = np.random.default_rng(0)
     picks = rng.integers(0, len(digits.images), size=DIGITS_MNIST_SIZE)
@@ -236,7 +257,7 @@ def digits_mnist_dir(tmp_path_factory) -> Path:
     large = np.kron(digits.images, np.ones((3, 3))) * (255 / 16)
     for dy, dx in {tuple(shift) for shift in shifts}:
         rows = np.flatnonzero((shifts[:, 0] == dy) & (shifts[:, 1] == dx))
-        images[rows, dy:dy + 24, dx:dx + 24] = large[picks[rows]]
+        images[rows, dy : dy + 24, dx : dx + 24] = large[picks[rows]]
     directory = tmp_path_factory.mktemp("digits-mnist")
     write_idx(directory / MNIST_FILES[0], images)
     write_idx(directory / MNIST_FILES[1], digits.target[picks].astype(np.uint8))
@@ -247,6 +268,7 @@ def import_example(name: str):
     """Import a script from examples/ as its own folder sees it: ``'mnist_example'``, ``'german_numbers/parity'``."""
     import importlib
     import sys
+
     folder, _, module = name.rpartition("/")
     examples = str(Path(__file__).resolve().parents[1] / "examples" / folder)
     if examples not in sys.path:

@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-from elistimator_tracking import Elistimator, EvaluationSpec, TrainSpec, PredictSpec
-from elistimator_tracking import metadata
-from elistimator_tracking.model_dir import ModelDirectory
 import tensorflow.compat.v1 as tf
+
+from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec, metadata
+from elistimator_tracking.model_dir import ModelDirectory
 
 FEATURES = 256
 
@@ -39,8 +38,11 @@ def main() -> None:
     model_dir, size = Path(sys.argv[1]), sys.argv[2]
     directory = ModelDirectory(model_dir)
     resume = metadata.exists(directory) and metadata.read(directory).index.steps()
-    estimator = (Elistimator.from_disk(model_dir, verbose=False) if resume else
-                 Elistimator(model_fn, model_dir, params={"hidden": 4096 if size == "wide" else 8}, verbose=False))
+    estimator = (
+        Elistimator.from_disk(model_dir, verbose=False)
+        if resume
+        else Elistimator(model_fn, model_dir, params={"hidden": 4096 if size == "wide" else 8}, verbose=False)
+    )
     estimator.setup(input_fn, input_fn, train_saver_args={"max_to_keep": 3})
     print("ready", estimator.global_step, flush=True)
     while True:

@@ -26,8 +26,11 @@ def model_fn(features, is_training, params):
     loss = tf.losses.sparse_softmax_cross_entropy(features["y"], logits)
     train_op = tf.train.GradientDescentOptimizer(0.1).minimize(loss, tf.train.get_global_step())
     classes = tf.argmax(logits, axis=1, output_type=tf.int32)
-    return (TrainSpec(loss, train_op), EvaluationSpec(loss, {"accuracy": tf.metrics.accuracy(features["y"], classes)}),
-            PredictSpec({"classes": classes}))
+    return (
+        TrainSpec(loss, train_op),
+        EvaluationSpec(loss, {"accuracy": tf.metrics.accuracy(features["y"], classes)}),
+        PredictSpec({"classes": classes}),
+    )
 
 
 def examples(n: int, seed: int):
@@ -46,8 +49,14 @@ def main() -> None:
     task = strategy.cluster_resolver.task_id
     x, y = examples(128, 0)
     mine = slice(64 * task, 64 * (task + 1))  # each worker reads its half of the training data
-    est = Elistimator(model_fn, model_dir, verbose=False, distribute=strategy, run_name="two-workers",
-                      session_args={"config": tf.ConfigProto(operation_timeout_in_ms=PEER_TIMEOUT_MS)})
+    est = Elistimator(
+        model_fn,
+        model_dir,
+        verbose=False,
+        distribute=strategy,
+        run_name="two-workers",
+        session_args={"config": tf.ConfigProto(operation_timeout_in_ms=PEER_TIMEOUT_MS)},
+    )
     with est:
         est.setup(input_fn(x[mine], y[mine]), input_fn(*examples(40, 1)))
         done = 0

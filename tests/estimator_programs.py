@@ -28,14 +28,20 @@ def model_fn(features, labels, mode, params):
     classes = tf.argmax(logits, 1)
     predictions = {"classes": classes, "probabilities": tf.nn.softmax(logits)}
     if mode == tf_estimator.ModeKeys.PREDICT:
-        return tf_estimator.EstimatorSpec(mode, predictions=predictions, export_outputs={
-            "serving_default": tf_estimator.export.PredictOutput(predictions),
-            "classify": tf_estimator.export.ClassificationOutput(scores=predictions["probabilities"])})
+        return tf_estimator.EstimatorSpec(
+            mode,
+            predictions=predictions,
+            export_outputs={
+                "serving_default": tf_estimator.export.PredictOutput(predictions),
+                "classify": tf_estimator.export.ClassificationOutput(scores=predictions["probabilities"]),
+            },
+        )
     loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
     tf.summary.scalar("cross_entropy", loss)
     if mode == tf_estimator.ModeKeys.EVAL:
-        return tf_estimator.EstimatorSpec(mode, loss=loss,
-                                          eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)})
+        return tf_estimator.EstimatorSpec(
+            mode, loss=loss, eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)}
+        )
     optimizer = tf.train.GradientDescentOptimizer(params.get("learning_rate", 0.1))
     train_op = optimizer.minimize(loss, global_step=tf.train.get_global_step())
     return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
@@ -46,6 +52,7 @@ def train_input_fn(batch_size: int = 16, repeat: bool = True):
         x, y = blobs()
         dataset = tf.data.Dataset.from_tensor_slices(({"x": x}, y)).shuffle(96, seed=1)
         return (dataset.repeat() if repeat else dataset).batch(batch_size)
+
     return input_fn
 
 

@@ -10,9 +10,9 @@ import sys
 import time
 
 import numpy as np
+import tensorflow.compat.v1 as tf
 
 from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
-import tensorflow.compat.v1 as tf
 
 
 def model_fn(features, is_training, params):

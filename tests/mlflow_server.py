@@ -21,7 +21,6 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import List, Optional
 
 
 def free_port() -> int:
@@ -49,28 +48,35 @@ class ServerProcess:
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def command(self) -> List[str]:
+    def command(self) -> list[str]:
         raise NotImplementedError
 
     def environment(self) -> dict:
         return dict(os.environ)
 
-    def start(self, timeout: float = 180.0) -> "ServerProcess":
+    def start(self, timeout: float = 180.0) -> ServerProcess:
         for attempt in range(3):
             if self._start_once(timeout):
                 return self
             if not self._chosen_port or attempt == 2:
                 break
             self.port = free_port()  # lost the port to another process: take another
-        raise RuntimeError(f"{type(self).__name__} exited with {self.process.returncode}: "
-                           f"{self.log.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"{type(self).__name__} exited with {self.process.returncode}: {self.log.read_text()[-3000:]}"
+        )
 
     def _start_once(self, timeout: float) -> bool:
         """Start and wait for the health check: True when it answers, False when the server exited."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                            env=self.environment(), start_new_session=True, **self.process_user())
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                start_new_session=True,
+                **self.process_user(),
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -79,8 +85,10 @@ class ServerProcess:
                 return True
             time.sleep(0.3)
         self.stop()
-        raise TimeoutError(f"{type(self).__name__} on port {self.port} did not answer {self.health_path} "
-                           f"within {timeout} s; see {self.log}")
+        raise TimeoutError(
+            f"{type(self).__name__} on port {self.port} did not answer {self.health_path} "
+            f"within {timeout} s; see {self.log}"
+        )
 
     def process_user(self) -> dict:
         """``Popen``'s user and groups to run the server as (none: this process's)."""
@@ -128,16 +136,31 @@ class MlflowServer(ServerProcess):
     restarting reuses the port, store and artifacts. ``args``/``env``: more options and settings
     (e.g. ``--app-name basic-auth`` and its configuration)."""
 
-    def __init__(self, root: Path, port: int = 0, args: tuple = (), env: dict | None = None,
-                 backend: Optional[str] = None):
+    def __init__(
+        self, root: Path, port: int = 0, args: tuple = (), env: dict | None = None, backend: str | None = None
+    ):
         super().__init__(root, port)
         self.args, self.env = tuple(args), dict(env or {})
         self.backend = backend or f"sqlite:///{root / 'store.db'}"
 
-    def command(self) -> List[str]:
-        return [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-                "--backend-store-uri", self.backend,
-                "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1", *self.args]
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--backend-store-uri",
+            self.backend,
+            "--artifacts-destination",
+            str(self.root / "artifacts"),
+            "--workers",
+            "1",
+            *self.args,
+        ]
 
     def environment(self) -> dict:
         return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.env}
@@ -152,9 +175,22 @@ class ModelServer(ServerProcess):
         super().__init__(root, port)
         self.model_uri = model_uri
 
-    def command(self) -> List[str]:
-        return [sys.executable, "-m", "mlflow", "models", "serve", "-m", self.model_uri, "--env-manager", "local",
-                "--host", "127.0.0.1", "--port", str(self.port)]
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            self.model_uri,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
 
     def environment(self) -> dict:
         # the scoring server runs `uvicorn` from PATH: as with an activated virtual environment
@@ -164,12 +200,18 @@ class ModelServer(ServerProcess):
 POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 
 
-def postgres_bin() -> Optional[Path]:
+def postgres_bin() -> Path | None:
     """The directory of PostgreSQL's ``initdb`` and ``postgres``: ``$ELISTIMATOR_POSTGRES_BIN``, else
     the newest of Debian's versioned ``/usr/lib/postgresql/<n>/bin``, else PATH; None without them."""
     given = os.environ.get("ELISTIMATOR_POSTGRES_BIN")
-    found = [Path(given)] if given else sorted(Path("/").glob(POSTGRES_BIN_GLOB.lstrip("/")),
-                                               key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    found = (
+        [Path(given)]
+        if given
+        else sorted(
+            Path("/").glob(POSTGRES_BIN_GLOB.lstrip("/")),
+            key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        )
+    )
     if not given and shutil.which("initdb"):
         found.insert(0, Path(shutil.which("initdb")).parent)
     return next((d for d in reversed(found) if (d / "initdb").is_file() and (d / "postgres").is_file()), None)
@@ -193,8 +235,20 @@ class PostgresServer(ServerProcess):
         self._chown(self.root)
         (self.root / "password").write_text(password + "\n")
         self._chown(self.root / "password")
-        self._run([str(bin_dir / "initdb"), "-D", str(self.data), "-U", user, f"--pwfile={self.root / 'password'}",
-                   "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"])
+        self._run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                user,
+                f"--pwfile={self.root / 'password'}",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
 
     @property
     def data(self) -> Path:
@@ -204,12 +258,22 @@ class PostgresServer(ServerProcess):
         """The SQLAlchemy URI of ``database`` (created by ``create_database``), as ``mlflow server`` takes it."""
         return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
 
-    def command(self) -> List[str]:
-        return [str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="]
+    def command(self) -> list[str]:
+        return [
+            str(self.bin_dir / "postgres"),
+            "-D",
+            str(self.data),
+            "-p",
+            str(self.port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+        ]
 
     def ready(self) -> bool:
         import psycopg
+
         try:
             psycopg.connect(self.database_uri("postgres"), connect_timeout=2).close()
             return True
@@ -219,6 +283,7 @@ class PostgresServer(ServerProcess):
     def create_database(self, name: str) -> str:
         """Create database ``name``; returns its URI."""
         import psycopg
+
         with psycopg.connect(self.database_uri("postgres"), autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
         return self.database_uri(name)
@@ -234,14 +299,17 @@ class PostgresServer(ServerProcess):
     def process_user(self) -> dict:
         if self._owner is None:
             return {}
-        return {"user": self._owner.pw_uid, "group": self._owner.pw_gid,
-                "extra_groups": [g.gr_gid for g in grp.getgrall() if self._owner.pw_name in g.gr_mem]}
+        return {
+            "user": self._owner.pw_uid,
+            "group": self._owner.pw_gid,
+            "extra_groups": [g.gr_gid for g in grp.getgrall() if self._owner.pw_name in g.gr_mem],
+        }
 
     def _chown(self, path: Path) -> None:
         if self._owner is not None:
             os.chown(path, self._owner.pw_uid, self._owner.pw_gid)
 
-    def _run(self, command: List[str]) -> None:
+    def _run(self, command: list[str]) -> None:
         done = subprocess.run(command, capture_output=True, text=True, **self.process_user())
         if done.returncode != 0:
             self.remove()
@@ -255,6 +323,7 @@ class FlakyProxy:
 
     def __init__(self, target_port: int):
         import threading
+
         self.target_port = target_port
         self._lock = threading.Lock()
         self._open: set = set()
@@ -268,6 +337,7 @@ class FlakyProxy:
 
     def up(self) -> None:
         import threading
+
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", self.port))
@@ -291,6 +361,7 @@ class FlakyProxy:
     def _accept(self, listener: socket.socket) -> None:
         import struct
         import threading
+
         while True:
             try:
                 client, _ = listener.accept()

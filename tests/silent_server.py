@@ -36,7 +36,7 @@ class SilentServer:
         for connection in self.connections:
             connection.close()
 
-    def __enter__(self) -> "SilentServer":
+    def __enter__(self) -> SilentServer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import blobs, dataset_fn, tiny_model_fn  # noqa: E402
+
 from elistimator_tracking import Elistimator  # noqa: E402
 
 MAX_ROUNDS = 500  # a runaway guard: the test stops the workers long before
@@ -28,8 +29,9 @@ def main(uri: str, model_dir: str, experiment: str, steps: str, round_seconds: s
     (x, y), (vx, vy) = blobs(400, seed), blobs(30, seed + 1)
     returned, saved, calls = {}, [], []
     progress = Path(out + ".progress")
-    with Elistimator(tiny_model_fn, model_dir, verbose=False, tracking=uri, experiment=experiment,
-                     run_name=Path(model_dir).name) as est:
+    with Elistimator(
+        tiny_model_fn, model_dir, verbose=False, tracking=uri, experiment=experiment, run_name=Path(model_dir).name
+    ) as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 2})
         for _ in range(MAX_ROUNDS):
             start = time.time()
@@ -44,8 +46,9 @@ def main(uri: str, model_dir: str, experiment: str, steps: str, round_seconds: s
             if Path(stop_file).exists():
                 break
         run_id = est.run_id
-    Path(out).write_text(json.dumps({"run_id": run_id, "returned": returned, "saved": saved, "calls": calls,
-                                     "closed": time.time()}))
+    Path(out).write_text(
+        json.dumps({"run_id": run_id, "returned": returned, "saved": saved, "calls": calls, "closed": time.time()})
+    )
 
 
 if __name__ == "__main__":

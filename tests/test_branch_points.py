@@ -9,9 +9,9 @@ import math
 
 import numpy as np
 import pytest
+from conftest import artifact_steps, dataset_fn, history, tiny_model_fn, train_epochs
 from mlflow import MlflowClient
 
-from conftest import artifact_steps, dataset_fn, history, tiny_model_fn, train_epochs
 from elistimator_tracking import Elistimator
 
 
@@ -30,8 +30,11 @@ def branch_on(est: Elistimator, data) -> dict:
     """setup, train an epoch (on flipped labels: other weights than the abandoned branch), validate, save."""
     (x, y), (vx, vy) = data
     est.setup(dataset_fn(x, 1 - y), dataset_fn(vx, vy))
-    with pytest.warns(UserWarning, match=r"training continues from the restored step 9: the later checkpoints "
-                                         r"\[18, 27, 36\] and validations of the abandoned run are dropped"):
+    with pytest.warns(
+        UserWarning,
+        match=r"training continues from the restored step 9: the later checkpoints "
+        r"\[18, 27, 36\] and validations of the abandoned run are dropped",
+    ):
         est.train()
     metrics = est.validate()
     est.save_ckpt()
@@ -78,8 +81,9 @@ def test_restoring_an_older_checkpoint_is_a_branch_point(history_dir, data, how)
 
 
 def test_a_run_source_at_an_older_checkpoint_trains_on_without_the_later_ones(history_dir, data):
-    est = Elistimator.from_disk(f"runs:/{history_dir['run_id']}", checkpoint=9, cache_dir=history_dir["cache"],
-                                verbose=False, tracking=False)
+    est = Elistimator.from_disk(
+        f"runs:/{history_dir['run_id']}", checkpoint=9, cache_dir=history_dir["cache"], verbose=False, tracking=False
+    )
     assert est.global_step == 9 and sorted(est.checkpoints) == [9]  # the download holds the one checkpoint
     (x, y), (vx, vy) = data
     est.setup(dataset_fn(x, y), dataset_fn(vx, vy))

@@ -4,12 +4,11 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import best_of, dataset_fn, tiny_model_fn, train_epochs
-from elistimator_tracking import Elistimator
-from elistimator_tracking.checkpoints import CheckpointIndex, CheckpointRecord, best_step, latest_step, select_step
-from elistimator_tracking import CheckpointNotFoundError, ModelDirectoryError
+
+from elistimator_tracking import CheckpointNotFoundError, Elistimator, ModelDirectoryError
 from elistimator_tracking._tf import tf
+from elistimator_tracking.checkpoints import CheckpointIndex, CheckpointRecord, best_step, latest_step, select_step
 from elistimator_tracking.metadata import METADATA_FILE
 
 
@@ -49,9 +48,17 @@ def test_pruning_keeps_history_and_the_tf_checkpoint_state(tmp_path, data):
     assert [(s, c["local"]) for s, c in est.checkpoints.items()] == [(9, False), (18, False), (27, True), (36, True)]
     assert {s: c["metrics"] for s, c in est.checkpoints.items()} == returned
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert names == ["checkpoint", "model-27.data-00000-of-00001", "model-27.index", "model-27.meta",
-                     "model-36.data-00000-of-00001", "model-36.index", "model-36.meta"]
+    assert names == [
+        "checkpoint",
+        "model-27.data-00000-of-00001",
+        "model-27.index",
+        "model-27.meta",
+        "model-36.data-00000-of-00001",
+        "model-36.index",
+        "model-36.meta",
+    ]
     from elistimator_tracking._tf import tf
+
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")) == str(tmp_path / "checkpoints" / "model-36")
     est.close()
 
@@ -79,6 +86,7 @@ def test_restore_best_and_latest(tmp_path, data):
     assert {s: c["metrics"] for s, c in est.checkpoints.items()} == {9: returned[9], 18: returned[18]}
     assert "27" not in json.loads((tmp_path / METADATA_FILE).read_text())["validations"]
     from elistimator_tracking._tf import tf
+
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")) == str(tmp_path / "checkpoints" / "model-18")
     assert not list((tmp_path / "checkpoints").glob("model-27.*"))
     est.save_ckpt()
@@ -97,6 +105,7 @@ def test_resaving_a_step_uncommits_its_files_first(estimator, tmp_path, monkeypa
 
     def crash(self, prefix):
         raise SystemExit("killed after saver.save, before the metadata")
+
     monkeypatch.setattr(ModelDirectory, "checksums", crash)
     with pytest.raises(SystemExit):
         estimator.save_ckpt()  # same step 18 again
@@ -188,15 +197,25 @@ def test_new_model_refuses_a_directory_with_checkpoints(estimator, tmp_path):
     estimator.train()
     estimator.save_ckpt()
     estimator.close()  # while it is open the directory is busy (test_writer_lock.py)
-    with pytest.raises(ModelDirectoryError, match=r"already holds an Elistimator model with checkpoints at steps \[9\]; "
-                                              r"continue it with Elistimator.from_disk"):
+    with pytest.raises(
+        ModelDirectoryError,
+        match=r"already holds an Elistimator model with checkpoints at steps \[9\]; "
+        r"continue it with Elistimator.from_disk",
+    ):
         Elistimator(tiny_model_fn, tmp_path / "model")
 
 
 def test_selection_policy():
-    index = CheckpointIndex([CheckpointRecord(s, f"checkpoints/model-{s}") for s in (10, 20, 30, 40)],
-                            {10: {"loss": 0.5, "acc": 0.7}, 20: {"loss": 0.2, "acc": 0.9}, 30: {"loss": 0.2},
-                             40: {"loss": float("nan"), "acc": 0.95}, 50: {"loss": 0.01}})
+    index = CheckpointIndex(
+        [CheckpointRecord(s, f"checkpoints/model-{s}") for s in (10, 20, 30, 40)],
+        {
+            10: {"loss": 0.5, "acc": 0.7},
+            20: {"loss": 0.2, "acc": 0.9},
+            30: {"loss": 0.2},
+            40: {"loss": float("nan"), "acc": 0.95},
+            50: {"loss": 0.01},
+        },
+    )
     assert best_step(index) == 30  # ties go to the later step; 50 has no checkpoint
     assert best_step(index, "loss", "max") == 10  # NaN never wins
     assert best_step(index, "acc", "max") == 40
@@ -233,8 +252,9 @@ def test_session_args_reach_the_session(tmp_path, data):
     """README: session_args go to tf.Session (config, target)."""
     (x, y), _ = data
     config = tf.ConfigProto(device_count={"CPU": 2}, inter_op_parallelism_threads=1)
-    with Elistimator(tiny_model_fn, tmp_path, verbose=False, tracking=False,
-                     session_args={"config": config, "target": ""}) as est:
+    with Elistimator(
+        tiny_model_fn, tmp_path, verbose=False, tracking=False, session_args={"config": config, "target": ""}
+    ) as est:
         est.setup(dataset_fn(x, y)).train()
         devices = [d.name for d in est.session.list_devices() if d.device_type == "CPU"]
     assert len(devices) == 2

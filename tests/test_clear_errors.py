@@ -9,9 +9,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
+from conftest import blobs, dataset_fn, tiny_model_fn
 from mlflow import MlflowClient
 
-from conftest import blobs, dataset_fn, tiny_model_fn
 from elistimator_tracking import Elistimator
 from elistimator_tracking.errors import ModelDirectoryError
 
@@ -48,8 +48,9 @@ def test_a_flipped_byte_in_a_saved_graph_is_found_before_it_is_imported(tracked,
     with pytest.raises(ModelDirectoryError, match=r"model-9\.meta does not match its checksum"):
         Elistimator.from_disk(model_dir, checkpoint=9, verbose=False, cache_dir=tmp_path / "cache")  # pruned
     with pytest.raises(ModelDirectoryError, match=r"model-9\.meta does not match its checksum"):
-        Elistimator.from_disk(f"runs:/{run_id}", checkpoint=9, tracking=store, verbose=False,
-                              cache_dir=tmp_path / "cache")
+        Elistimator.from_disk(
+            f"runs:/{run_id}", checkpoint=9, tracking=store, verbose=False, cache_dir=tmp_path / "cache"
+        )
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("model-9.meta"))
 
 
@@ -75,10 +76,13 @@ def test_a_ragged_one_off_input_names_the_feature(estimator):
         estimator.predict(x=[[1, 2], [3]])
 
 
-@pytest.mark.parametrize("change, what", [
-    (lambda saved: saved.update(max_to_keep=True), "max_to_keep"),
-    (lambda saved: saved["validations"]["9"].update(loss=True), "validation metrics at step '9'"),
-])
+@pytest.mark.parametrize(
+    "change, what",
+    [
+        (lambda saved: saved.update(max_to_keep=True), "max_to_keep"),
+        (lambda saved: saved["validations"]["9"].update(loss=True), "validation metrics at step '9'"),
+    ],
+)
 def test_booleans_in_elistimator_json_are_refused(estimator, tmp_path, change, what):
     estimator.train().validate()
     estimator.save_ckpt()
@@ -106,6 +110,7 @@ def test_a_checkpoint_file_linking_outside_the_model_directory_is_refused(estima
 def test_an_invalid_registered_model_name_fails_before_anything_is_uploaded(tracked):
     model_dir, store, run_id = tracked
     from elistimator_tracking.tracking.registry import register_best
+
     with Elistimator.from_disk(model_dir, verbose=False) as est:
         with pytest.raises(ValueError, match=r"'bad/name:1'.* cannot contain '/' or ':'"):
             est.register_best("bad/name:1")

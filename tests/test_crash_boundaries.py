@@ -22,12 +22,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import pytest
+from conftest import blobs, dataset_fn, tiny_model_fn
 from mlflow import MlflowClient
 
-from conftest import blobs, dataset_fn, tiny_model_fn
 from elistimator_tracking import Elistimator
 from elistimator_tracking.tracking import sync
 from elistimator_tracking.tracking.resolve import RunCheckpoints
@@ -39,11 +38,11 @@ READY_TIMEOUT = 120  # a child is ready within seconds; one that is not has hung
 @dataclass
 class Child:
     pid: int
-    lines: List[List[str]] = field(default_factory=list)
-    signal: Optional[int] = None
+    lines: list[list[str]] = field(default_factory=list)
+    signal: int | None = None
 
     @property
-    def errors(self) -> List[str]:
+    def errors(self) -> list[str]:
         return [" ".join(words) for words in self.lines if words[0] == "error"]
 
 
@@ -51,13 +50,22 @@ class Trainers:
     """``boundary_worker.py serve``: forks one training child per ``run``."""
 
     def __init__(self, log: Path):
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parents[1]), *sys.path]),
-               "OPENBLAS_NUM_THREADS": "1"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(WORKER.parents[1]), *sys.path]),
+            "OPENBLAS_NUM_THREADS": "1",
+        }
         env.pop("ELISTIMATOR_CRASH_AT", None)
         self.log = log
-        self.process = subprocess.Popen([sys.executable, str(WORKER), "serve"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=open(log, "ab"), text=True, env=env)
-        self.lines: "queue.Queue[List[str]]" = queue.Queue()
+        self.process = subprocess.Popen(
+            [sys.executable, str(WORKER), "serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(log, "ab"),
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[list[str]] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self._next(300, "serving")
 
@@ -66,15 +74,22 @@ class Trainers:
             if line.split():
                 self.lines.put(line.split())
 
-    def _next(self, timeout: float, word: Optional[str] = None) -> List[str]:
+    def _next(self, timeout: float, word: str | None = None) -> list[str]:
         deadline = time.monotonic() + timeout
         while True:
             words = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
             if word is None or words[0] == word:
                 return words
 
-    def run(self, model_dir: Path, store: str, crash_at: str = "-", seed: int = 0,
-            kill_after: Optional[float] = None, timeout: float = 300) -> Child:
+    def run(
+        self,
+        model_dir: Path,
+        store: str,
+        crash_at: str = "-",
+        seed: int = 0,
+        kill_after: float | None = None,
+        timeout: float = 300,
+    ) -> Child:
         """One child until it dies (at ``crash_at``, after ``kill_after`` seconds of training, or
         at the end of its cycles)."""
         self.process.stdin.write(f"{model_dir} {store} {crash_at} {seed}\n")
@@ -105,8 +120,10 @@ class Trainers:
             pass
         time.sleep(2)
         _kill(child.pid)
-        pytest.fail(f"training process {child.pid} hung (server exit code {self.process.poll()}, lines "
-                    f"{child.lines[-5:]}); the end of the log:\n" + self.log.read_text(errors="replace")[-6000:])
+        pytest.fail(
+            f"training process {child.pid} hung (server exit code {self.process.poll()}, lines "
+            f"{child.lines[-5:]}); the end of the log:\n" + self.log.read_text(errors="replace")[-6000:]
+        )
 
     def close(self) -> None:
         self.process.stdin.close()
@@ -127,7 +144,7 @@ def trainers(tmp_path_factory):
     server.close()
 
 
-def assert_the_run_holds_the_model_directory(model_dir: Path, store: str) -> Tuple[int, int]:
+def assert_the_run_holds_the_model_directory(model_dir: Path, store: str) -> tuple[int, int]:
     """Every checkpoint of elistimator.json is in the run with its checksums and metrics; every
     validation value is in the run exactly once since the last retraction at its step (a NaN
     point: an abandoned branch's values came before it), and the latest there, so runs:/ sees
@@ -137,17 +154,18 @@ def assert_the_run_holds_the_model_directory(model_dir: Path, store: str) -> Tup
     client = MlflowClient(store)
     for step, record in saved["checkpoints"].items():
         with tempfile.TemporaryDirectory() as work:
-            logged = json.loads(Path(client.download_artifacts(
-                run_id, f"checkpoints/step-{step}/elistimator.json", work)).read_text())
+            logged = json.loads(
+                Path(client.download_artifacts(run_id, f"checkpoints/step-{step}/elistimator.json", work)).read_text()
+            )
         assert logged["checkpoints"][step]["files"] == record["files"], f"checkpoint {step}: other files"
         assert logged["validations"].get(step) == saved["validations"].get(step), f"checkpoint {step}: metrics"
-    histories: Dict[str, list] = {}
+    histories: dict[str, list] = {}
     for step, metrics in saved["validations"].items():
         for name, value in metrics.items():
             history = histories.setdefault(name, client.get_metric_history(run_id, f"validation/{name}"))
             points = sorted((point for point in history if point.step == int(step)), key=lambda p: p.timestamp)
             retractions = [i for i, point in enumerate(points) if math.isnan(point.value)]
-            current = points[retractions[-1] + 1:] if retractions else points
+            current = points[retractions[-1] + 1 :] if retractions else points
             assert [point.value for point in current] == [value], f"validation/{name} at {step}: {points}"
     index = RunCheckpoints(run_id, store).index()
     for step in saved["checkpoints"]:
@@ -187,8 +205,18 @@ def test_validations_of_an_abandoned_branch_never_attach_to_a_later_checkpoint(t
     assert_the_run_holds_the_model_directory(model_dir, store)
 
 
-BOUNDARIES = ["save.files", "save.journaled", "save.committed", "validate.journaled", "validate.committed",
-              "branch.journaled", "branch.committed", "journal.append", "journal.appended", "delivery.sent"]
+BOUNDARIES = [
+    "save.files",
+    "save.journaled",
+    "save.committed",
+    "validate.journaled",
+    "validate.committed",
+    "branch.journaled",
+    "branch.committed",
+    "journal.append",
+    "journal.appended",
+    "delivery.sent",
+]
 
 
 @pytest.mark.slow
@@ -199,7 +227,7 @@ def test_fifty_kills_at_random_moments_and_at_every_boundary_lose_and_duplicate_
     model_dir, store = tmp_path / "model", f"sqlite:///{tmp_path / 'store.db'}"
     plan = [f"{point}:{nth}" for nth in (1, 3) for point in BOUNDARIES] + ["random"] * 32
     rng.shuffle(plan)
-    kills: Dict[str, int] = {}
+    kills: dict[str, int] = {}
     for number, moment in enumerate(plan + ["random"] * 20):
         if sum(kills.values()) >= 52:  # a random kill can come after a process finished its cycles
             break
@@ -218,10 +246,12 @@ def test_fifty_kills_at_random_moments_and_at_every_boundary_lose_and_duplicate_
     with Elistimator.from_disk(model_dir, verbose=False, tracking=False) as loaded:
         assert loaded.global_step == max(loaded.checkpoints)
     total = sum(kills.values())
-    print(f"\n{total} SIGKILLs ({kills.get('random', 0)} at random moments, "
-          f"{total - kills.get('random', 0)} at named boundaries: {dict(sorted(kills.items()))}); "
-          f"the run holds all {checkpoints} checkpoints and {validations} validations of elistimator.json "
-          f"exactly once")
+    print(
+        f"\n{total} SIGKILLs ({kills.get('random', 0)} at random moments, "
+        f"{total - kills.get('random', 0)} at named boundaries: {dict(sorted(kills.items()))}); "
+        f"the run holds all {checkpoints} checkpoints and {validations} validations of elistimator.json "
+        f"exactly once"
+    )
     assert total >= 50 and all(kills.get(point) for point in BOUNDARIES)
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import artifact_steps, history
 from mlflow import MlflowClient
 
-from conftest import artifact_steps, history
 from elistimator_tracking import Elistimator
 from elistimator_tracking._faults import CRASH_ENV, CRASH_POINTS
 from elistimator_tracking.tracking import sync
@@ -28,11 +28,21 @@ class Worker:
     """The training subprocess, its stdout lines read on a thread."""
 
     def __init__(self, model_dir: Path, size: str, store: str, crash_at: str = ""):
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parents[1]), *sys.path]),
-               "MLFLOW_TRACKING_URI": store, CRASH_ENV: crash_at}
-        self.process = subprocess.Popen([sys.executable, str(WORKER), str(model_dir), size], stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, text=True, env=env, cwd=model_dir.parent)
-        self.lines: "queue.Queue[str]" = queue.Queue()
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(WORKER.parents[1]), *sys.path]),
+            "MLFLOW_TRACKING_URI": store,
+            CRASH_ENV: crash_at,
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, str(WORKER), str(model_dir), size],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            cwd=model_dir.parent,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
         self.saved: list = []
         self.last = ""  # the last word read: "saving" at a kill means save_ckpt was interrupted
         threading.Thread(target=self._read, daemon=True).start()
@@ -78,8 +88,13 @@ def loads_newest(model_dir: Path) -> list:
 
 # A process that started at step R saves at R + 3, R + 6, ...; killed at the second arrival at a
 # crash point, it leaves its newest complete checkpoint at R + this.
-NEWEST_AFTER = {"save.files": 3, "save.journaled": 3, "save.committed": 6,
-                "validate.journaled": 3, "validate.committed": 3}
+NEWEST_AFTER = {
+    "save.files": 3,
+    "save.journaled": 3,
+    "save.committed": 6,
+    "validate.journaled": 3,
+    "validate.committed": 3,
+}
 
 
 @pytest.mark.slow
@@ -115,7 +130,7 @@ def test_sigkill_at_random_moments_never_loses_the_newest_complete_checkpoint(tm
     rng = random.Random(1234)
     model_dir, store = tmp_path / "model", f"sqlite:///{tmp_path / 'store.db'}"
     newest_saved, during_save = None, 0
-    for kill in range(3):
+    for _kill in range(3):
         worker = Worker(model_dir, "wide", store)
         ready_step = worker.wait_for("ready")
         if newest_saved is not None:
@@ -128,7 +143,10 @@ def test_sigkill_at_random_moments_never_loses_the_newest_complete_checkpoint(tm
         local = loads_newest(model_dir)
         newest_saved = max(local)
         assert newest_saved >= max(worker.saved, default=0)  # a save may also complete right before the kill
-    stray = [p.name for p in (model_dir / "checkpoints").iterdir()
-             if p.name != "checkpoint" and p.name.split(".")[0] not in {f"model-{s}" for s in local}]
+    stray = [
+        p.name
+        for p in (model_dir / "checkpoints").iterdir()
+        if p.name != "checkpoint" and p.name.split(".")[0] not in {f"model-{s}" for s in local}
+    ]
     assert len(stray) <= 3  # at most the files of the one save the last kill interrupted
     print(f"\n3 SIGKILLs at random moments, {during_save} of them inside save_ckpt; newest step {newest_saved}")

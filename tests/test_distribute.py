@@ -12,9 +12,9 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-
 from conftest import artifact_steps, blobs, dataset_fn, history, tiny_model_fn
 from distribute_worker import PEER_TIMEOUT_MS, examples
+
 from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
 from elistimator_tracking._tf import tf, tf2
 
@@ -34,10 +34,12 @@ def mlp_model_fn(features, is_training, params):
     train_op = tf.train.MomentumOptimizer(0.3, 0.9).minimize(loss, global_step=tf.train.get_global_step())
     classes = tf.argmax(logits, axis=1, output_type=tf.int32)
     per_example = tf.losses.sparse_softmax_cross_entropy(features["y"], logits, reduction=tf.losses.Reduction.NONE)
-    metrics = {"accuracy": tf.metrics.accuracy(features["y"], classes),
-               "mean_loss": tf.metrics.mean(per_example)}
-    return (TrainSpec(loss, train_op), EvaluationSpec(loss, metrics),
-            PredictSpec({"classes": classes, "probabilities": tf.nn.softmax(logits)}))
+    metrics = {"accuracy": tf.metrics.accuracy(features["y"], classes), "mean_loss": tf.metrics.mean(per_example)}
+    return (
+        TrainSpec(loss, train_op),
+        EvaluationSpec(loss, metrics),
+        PredictSpec({"classes": classes, "probabilities": tf.nn.softmax(logits)}),
+    )
 
 
 def three_classes(n, seed):
@@ -57,8 +59,15 @@ def trained(model_dir, data, distribute=None, steps=12):
     validation metrics; saved at the end."""
     (x, y), (vx, vy) = data
     losses = []
-    est = Elistimator(mlp_model_fn, model_dir, verbose=False, tracking=False, summary_every_n_steps=1,
-                      distribute=distribute, session_args=TWO_CPUS if distribute else None)
+    est = Elistimator(
+        mlp_model_fn,
+        model_dir,
+        verbose=False,
+        tracking=False,
+        summary_every_n_steps=1,
+        distribute=distribute,
+        session_args=TWO_CPUS if distribute else None,
+    )
     est.setup(dataset_fn(x, y, batch=64), dataset_fn(vx, vy, batch=64))
     for _ in range(steps):
         est.train(1)
@@ -78,14 +87,16 @@ def test_two_replicas_train_and_validate_as_one_device(tmp_path, data):
     for name in one_metrics:
         assert two_metrics[name] == pytest.approx(one_metrics[name], rel=1e-5, abs=1e-6)
     assert two_metrics["loss"] == pytest.approx(two_metrics["mean_loss"], rel=1e-5)  # over all 45 examples
-    np.testing.assert_allclose(two.predict(x=data[1][0])["probabilities"], one.predict(x=data[1][0])["probabilities"],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        two.predict(x=data[1][0])["probabilities"], one.predict(x=data[1][0])["probabilities"], rtol=1e-5, atol=1e-6
+    )
     weights_one = {v.op.name: v for v in one.graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES)}
     with two.graph.as_default():
         for variable in two.graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES):
             for copy in variable.values:  # every replica holds the same weights as the one device
-                np.testing.assert_allclose(two.session.run(copy), one.session.run(weights_one[variable.name[:-2]]),
-                                           rtol=1e-5, atol=1e-6)
+                np.testing.assert_allclose(
+                    two.session.run(copy), one.session.run(weights_one[variable.name[:-2]]), rtol=1e-5, atol=1e-6
+                )
     one.close()
     two.close()
 
@@ -108,13 +119,14 @@ def test_a_distributed_checkpoint_holds_one_copy_and_loads_on_one_device(tmp_pat
 def test_uneven_batches_are_split_and_weighted_by_examples(tmp_path, data):
     """Batches of 5 (3 + 2 examples) and a last batch of 1 (one replica gets none)."""
     (x, y), (vx, vy) = data
-    est = Elistimator(mlp_model_fn, tmp_path / "two", verbose=False, tracking=False, distribute=mirrored(),
-                      session_args=TWO_CPUS)
+    est = Elistimator(
+        mlp_model_fn, tmp_path / "two", verbose=False, tracking=False, distribute=mirrored(), session_args=TWO_CPUS
+    )
     est.setup(dataset_fn(x[:11], y[:11], batch=5), dataset_fn(vx[:11], vy[:11], batch=5))
     est.train()
     assert est.global_step == 3
     metrics = est.validate()
-    per_batch = [est.evaluate(dataset_fn(vx[i:i + 1], vy[i:i + 1], batch=1)) for i in range(11)]
+    per_batch = [est.evaluate(dataset_fn(vx[i : i + 1], vy[i : i + 1], batch=1)) for i in range(11)]
     assert metrics["loss"] == pytest.approx(np.mean([m["loss"] for m in per_batch]), rel=1e-5)
     assert metrics["accuracy"] == pytest.approx(np.mean([m["accuracy"] for m in per_batch]), rel=1e-6)
     assert len(next(est.predict(input_fn=dataset_fn(vx[:11], vy[:11], batch=5)))["classes"]) == 5
@@ -125,8 +137,9 @@ def test_a_plain_gradient_descent_model_counts_each_step_once(tmp_path):
     """``GradientDescentOptimizer.minimize(loss, global_step)`` under a strategy returns the step's
     assign as a variable, not an op: it is the train op all the same."""
     x, y = blobs(64)
-    est = Elistimator(tiny_model_fn, tmp_path / "two", verbose=False, tracking=False, distribute=mirrored(),
-                      session_args=TWO_CPUS).setup(dataset_fn(x, y, batch=16))
+    est = Elistimator(
+        tiny_model_fn, tmp_path / "two", verbose=False, tracking=False, distribute=mirrored(), session_args=TWO_CPUS
+    ).setup(dataset_fn(x, y, batch=16))
     est.train()
     assert est.global_step == 4
     est.close()
@@ -134,25 +147,40 @@ def test_a_plain_gradient_descent_model_counts_each_step_once(tmp_path):
 
 def test_the_run_records_the_strategy(tmp_path, data):
     (x, y), _ = data
-    with Elistimator(mlp_model_fn, tmp_path / "two", verbose=False, distribute=mirrored(),
-                     session_args=TWO_CPUS) as est:
+    with Elistimator(
+        mlp_model_fn, tmp_path / "two", verbose=False, distribute=mirrored(), session_args=TWO_CPUS
+    ) as est:
         est.setup(dataset_fn(x, y, batch=64))
         est.train(1)
     params = mlflow.MlflowClient().get_run(est.run_id).data.params
-    assert {k: params[k] for k in ("distribute.strategy", "distribute.num_replicas", "distribute.num_workers",
-                                   "batch_size")} == {"distribute.strategy": "MirroredStrategy",
-                                                      "distribute.num_replicas": "2",
-                                                      "distribute.num_workers": "1", "batch_size": "64"}
+    assert {
+        k: params[k] for k in ("distribute.strategy", "distribute.num_replicas", "distribute.num_workers", "batch_size")
+    } == {
+        "distribute.strategy": "MirroredStrategy",
+        "distribute.num_replicas": "2",
+        "distribute.num_workers": "1",
+        "batch_size": "64",
+    }
 
 
-@pytest.mark.parametrize("strategy, error, message", [
-    (lambda: tf.distribute.experimental.ParameterServerStrategy(), ValueError,  # TF 2's needs eager mode
-     r"distribute=ParameterServerStrategyV1 is not supported.*ParameterServerStrategy needs a ClusterCoordinator"),
-    (lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), ValueError,
-     r"distribute=MirroredStrategyV1 is not supported.*TensorFlow 2's classes \(not tf.compat.v1.distribute's\)"),
-    (lambda: tf2.distribute.OneDeviceStrategy("/cpu:0"), ValueError, "OneDeviceStrategy is not supported"),
-    (lambda: "mirrored", TypeError, "distribute must be a tf.distribute strategy .* got str"),
-])
+@pytest.mark.parametrize(
+    "strategy, error, message",
+    [
+        (
+            lambda: tf.distribute.experimental.ParameterServerStrategy(),
+            ValueError,  # TF 2's needs eager mode
+            r"distribute=ParameterServerStrategyV1 is not supported"
+            r".*ParameterServerStrategy needs a ClusterCoordinator",
+        ),
+        (
+            lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+            ValueError,
+            r"distribute=MirroredStrategyV1 is not supported.*TensorFlow 2's classes \(not tf.compat.v1.distribute's\)",
+        ),
+        (lambda: tf2.distribute.OneDeviceStrategy("/cpu:0"), ValueError, "OneDeviceStrategy is not supported"),
+        (lambda: "mirrored", TypeError, "distribute must be a tf.distribute strategy .* got str"),
+    ],
+)
 def test_unsupported_strategies_are_clear_errors(tmp_path, strategy, error, message):
     with pytest.raises(error, match=message):
         Elistimator(mlp_model_fn, tmp_path / "model", distribute=strategy())
@@ -162,8 +190,11 @@ def test_unsupported_strategies_are_clear_errors(tmp_path, strategy, error, mess
 def test_a_session_without_the_strategys_devices_is_a_clear_error(tmp_path, data):
     (x, y), _ = data
     est = Elistimator(mlp_model_fn, tmp_path / "model", verbose=False, tracking=False, distribute=mirrored())
-    with pytest.raises(ValueError, match=r"places replicas on 2 CPU devices, but the session has 1; pass "
-                                         r"session_args=\{'config': tf.ConfigProto\(device_count=\{'CPU': 2\}\)\}"):
+    with pytest.raises(
+        ValueError,
+        match=r"places replicas on 2 CPU devices, but the session has 1; pass "
+        r"session_args=\{'config': tf.ConfigProto\(device_count=\{'CPU': 2\}\)\}",
+    ):
         est.setup(dataset_fn(x, y, batch=64))
     assert est.graph is None
     est.close()
@@ -189,11 +220,21 @@ def start_workers(model_dir, epochs):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parents[1]), *sys.path]),
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        workers.append(subprocess.Popen([sys.executable, str(WORKER), str(model_dir), str(epochs)], env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                        cwd=model_dir.parent))
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(WORKER.parents[1]), *sys.path]),
+            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        }
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, str(WORKER), str(model_dir), str(epochs)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                cwd=model_dir.parent,
+            )
+        )
     return workers
 
 
@@ -209,19 +250,24 @@ def test_two_workers_train_one_run_with_every_checkpoint_once(tmp_path):
     assert [worker.returncode for worker in workers] == [0, 0]
     assert outputs[0] == outputs[1] == [["saved", "4"], ["saved", "8"], ["saved", "12"], ["done", "12"]]
     client = mlflow.MlflowClient()
-    runs = client.search_runs([client.get_experiment_by_name("model_fn").experiment_id],
-                              "attributes.run_name = 'two-workers'")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("model_fn").experiment_id], "attributes.run_name = 'two-workers'"
+    )
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     params = runs[0].data.params
     assert (params["distribute.strategy"], params["distribute.num_replicas"], params["distribute.num_workers"]) == (
-        "MultiWorkerMirroredStrategy", "2", "2")
+        "MultiWorkerMirroredStrategy",
+        "2",
+        "2",
+    )
     assert artifact_steps(client, runs[0].info.run_id) == [4, 8, 12]
     assert [step for step, _ in history(client, runs[0].info.run_id, "validation/accuracy")] == [4, 8, 12]
     loaded = Elistimator.from_disk(tmp_path / "model", verbose=False, tracking=False)  # one device, no peers
     assert loaded.global_step == 12 and sorted(loaded.checkpoints) == [4, 8, 12]
     validation = examples(40, 1)
-    metrics = loaded.evaluate(lambda: tf.data.Dataset.from_tensor_slices({"x": validation[0], "y": validation[1]})
-                              .batch(16))
+    metrics = loaded.evaluate(
+        lambda: tf.data.Dataset.from_tensor_slices({"x": validation[0], "y": validation[1]}).batch(16)
+    )
     assert metrics == pytest.approx(loaded.checkpoints[12]["metrics"], rel=1e-5)
     loaded.close()
 
@@ -251,6 +297,7 @@ def test_a_killed_worker_is_a_clear_error_on_the_other_within_the_timeout(tmp_pa
 def estimator_model_fn(features, labels, mode):
     """tf.estimator's form of the MLP above (seeded weights, Momentum)."""
     from elistimator_tracking import estimator as tf_estimator
+
     init = tf.glorot_uniform_initializer(seed=7)
     hidden = tf.layers.dense(features["x"], 16, activation=tf.nn.tanh, kernel_initializer=init, name="hidden")
     logits = tf.layers.dense(hidden, 3, kernel_initializer=init, name="logits")
@@ -259,12 +306,14 @@ def estimator_model_fn(features, labels, mode):
         return tf_estimator.EstimatorSpec(mode, predictions={"classes": classes})
     loss = tf.losses.sparse_softmax_cross_entropy(labels=labels, logits=logits)
     train_op = tf.train.MomentumOptimizer(0.3, 0.9).minimize(loss, global_step=tf.train.get_global_step())
-    return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
-                                      eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)})
+    return tf_estimator.EstimatorSpec(
+        mode, loss=loss, train_op=train_op, eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)}
+    )
 
 
 def test_run_config_train_distribute_trains_the_estimator_as_one_device(tmp_path, data):
     from elistimator_tracking import estimator as tf_estimator
+
     (x, y), (vx, vy) = data
 
     def input_fn():
@@ -272,10 +321,15 @@ def test_run_config_train_distribute_trains_the_estimator_as_one_device(tmp_path
 
     def eval_input_fn():
         return tf.data.Dataset.from_tensor_slices(({"x": vx}, vy)).batch(64)
+
     results = []
     for name, strategy in (("one", None), ("two", mirrored())):
-        config = tf_estimator.RunConfig(train_distribute=strategy, session_config=TWO_CPUS["config"],
-                                        save_checkpoints_steps=None, save_checkpoints_secs=None)
+        config = tf_estimator.RunConfig(
+            train_distribute=strategy,
+            session_config=TWO_CPUS["config"],
+            save_checkpoints_steps=None,
+            save_checkpoints_secs=None,
+        )
         est = tf_estimator.Estimator(estimator_model_fn, str(tmp_path / name), config=config, tracking=False)
         est.train(input_fn, steps=8)
         results.append(est.evaluate(eval_input_fn))
@@ -288,5 +342,9 @@ def test_run_config_train_distribute_trains_the_estimator_as_one_device(tmp_path
     assert loaded.evaluate(as_loaded)["loss"] == pytest.approx(two["loss"], rel=1e-4)
     loaded.close()
     with pytest.raises(ValueError, match="eval_distribute must be None or the train_distribute strategy"):
-        tf_estimator.Estimator(estimator_model_fn, str(tmp_path / "three"), tracking=False,
-                               config=tf_estimator.RunConfig(train_distribute=mirrored(), eval_distribute=mirrored()))
+        tf_estimator.Estimator(
+            estimator_model_fn,
+            str(tmp_path / "three"),
+            tracking=False,
+            config=tf_estimator.RunConfig(train_distribute=mirrored(), eval_distribute=mirrored()),
+        )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import estimator_programs as programs
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import estimator_programs as programs
 from elistimator_tracking import estimator as tf_estimator
 from elistimator_tracking._tf import tf
 
@@ -15,8 +15,13 @@ ModeKeys = tf_estimator.ModeKeys
 
 def new_estimator(model_dir, model_fn=programs.model_fn, **config):
     config.setdefault("save_checkpoints_steps", 10)
-    return tf_estimator.Estimator(model_fn, model_dir=str(model_dir), params={"learning_rate": 0.1},
-                                  config=tf_estimator.RunConfig(**config), tracking=False)
+    return tf_estimator.Estimator(
+        model_fn,
+        model_dir=str(model_dir),
+        params={"learning_rate": 0.1},
+        config=tf_estimator.RunConfig(**config),
+        tracking=False,
+    )
 
 
 def scalars(logdir, tag):
@@ -26,6 +31,7 @@ def scalars(logdir, tag):
 
 
 # -- EstimatorSpec ----------------------------------------------------------------------------------
+
 
 def test_each_mode_requires_its_fields_and_names_them():
     with tf.Graph().as_default():
@@ -58,10 +64,17 @@ def test_keras_metric_objects_are_accepted_as_eval_metric_ops(tmp_path):
         if mode == ModeKeys.EVAL:
             metric = tf.keras.metrics.SparseCategoricalAccuracy()
             metric.update_state(labels, logits)
-            return tf_estimator.EstimatorSpec(mode, loss=loss, eval_metric_ops={"keras_accuracy": metric,
-                                              "accuracy": tf.metrics.accuracy(labels, tf.argmax(logits, 1))})
+            return tf_estimator.EstimatorSpec(
+                mode,
+                loss=loss,
+                eval_metric_ops={
+                    "keras_accuracy": metric,
+                    "accuracy": tf.metrics.accuracy(labels, tf.argmax(logits, 1)),
+                },
+            )
         train_op = tf.train.GradientDescentOptimizer(0.1).minimize(loss, tf.train.get_global_step())
         return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
     est = new_estimator(tmp_path, model_fn)
     est.train(programs.train_input_fn(), steps=20)
     first, second = est.evaluate(programs.eval_input_fn), est.evaluate(programs.eval_input_fn)
@@ -72,6 +85,7 @@ def test_keras_metric_objects_are_accepted_as_eval_metric_ops(tmp_path):
 def test_a_model_fn_returning_no_spec_fails_and_leaves_nothing_written(tmp_path):
     def model_fn(features, labels, mode):
         return tf.layers.dense(features["x"], 1)
+
     est = new_estimator(tmp_path / "model", model_fn)
     with pytest.raises(TypeError, match=r"model_fn must return an EstimatorSpec \(mode 'train'\), got SymbolicTensor"):
         est.train(programs.train_input_fn(), steps=1)
@@ -81,6 +95,7 @@ def test_a_model_fn_returning_no_spec_fails_and_leaves_nothing_written(tmp_path)
 
 def test_keras_layers_made_inside_model_fn_share_their_weights_across_modes(tmp_path):
     """The official r1 MNIST style: a tf.keras.Sequential built anew in every call of model_fn."""
+
     def model_fn(features, labels, mode):
         model = tf.keras.Sequential([tf.keras.layers.Dense(8, activation="relu"), tf.keras.layers.Dense(2)])
         logits = model(features["x"], training=mode == ModeKeys.TRAIN)
@@ -89,11 +104,16 @@ def test_keras_layers_made_inside_model_fn_share_their_weights_across_modes(tmp_
         loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
         train_op = tf.train.AdamOptimizer(0.05).minimize(loss, tf.train.get_global_step())
         return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
     est = new_estimator(tmp_path / "model", model_fn)
     est.train(programs.train_input_fn(), steps=30)
     graph = est.elistimator.graph
     assert sorted(v.op.name for v in graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES)) == [
-        "sequential/dense/bias", "sequential/dense/kernel", "sequential/dense_1/bias", "sequential/dense_1/kernel"]
+        "sequential/dense/bias",
+        "sequential/dense/kernel",
+        "sequential/dense_1/bias",
+        "sequential/dense_1/kernel",
+    ]
     assert est.evaluate(programs.eval_input_fn)["loss"] < 0.5  # the trained weights, not fresh ones
     exported = est.export_saved_model(str(tmp_path / "export"), programs.serving_input_receiver_fn).decode()
     x, _ = programs.blobs(10, seed=2)
@@ -108,12 +128,15 @@ def test_keras_layers_made_inside_model_fn_share_their_weights_across_modes(tmp_
 
 # -- input functions ----------------------------------------------------------------------------------
 
+
 def test_every_input_fn_form_reaches_model_fn_in_its_structure(tmp_path):
     seen = {}
 
     def model_fn(features, labels, mode, params, config):
-        seen[mode] = (sorted(features) if isinstance(features, dict) else "tensor",
-                      sorted(labels) if isinstance(labels, dict) else type(labels).__name__)
+        seen[mode] = (
+            sorted(features) if isinstance(features, dict) else "tensor",
+            sorted(labels) if isinstance(labels, dict) else type(labels).__name__,
+        )
         assert config.save_checkpoints_steps == 10 and params["learning_rate"] == 0.1
         x = features["x"] if isinstance(features, dict) else features
         logits = tf.layers.dense(x, 2)
@@ -128,22 +151,29 @@ def test_every_input_fn_form_reaches_model_fn_in_its_structure(tmp_path):
     tensor_and_dict = lambda: tf.data.Dataset.from_tensor_slices((x, {"y": y})).batch(8)  # noqa: E731
     est = new_estimator(tmp_path / "a", model_fn)
     est.train(tensor_and_dict, steps=3)
-    assert seen == {ModeKeys.TRAIN: ("tensor", ["y"]), ModeKeys.EVAL: ("tensor", ["y"]),
-                    ModeKeys.PREDICT: ("tensor", "NoneType")}
+    assert seen == {
+        ModeKeys.TRAIN: ("tensor", ["y"]),
+        ModeKeys.EVAL: ("tensor", ["y"]),
+        ModeKeys.PREDICT: ("tensor", "NoneType"),
+    }
 
     def with_args(params, mode, config):  # input_fn takes params/mode/config by name
         assert mode == ModeKeys.EVAL and params["learning_rate"] == 0.1 and config.model_dir == est.model_dir
         return tf.data.Dataset.from_tensor_slices((x, {"y": y})).batch(8)
+
     assert est.evaluate(with_args)["global_step"] == 3
 
     def iterator_style():  # the old make_one_shot_iterator().get_next() style
         return tf.data.make_one_shot_iterator(tf.data.Dataset.from_tensor_slices((x, {"y": y})).batch(8)).get_next()
+
     assert est.evaluate(iterator_style)["loss"] == pytest.approx(est.evaluate(with_args)["loss"], rel=1e-6)
     predictions = list(est.predict(lambda: tf.data.Dataset.from_tensor_slices(x).batch(5)))
     assert len(predictions) == 32 and predictions[0].shape == ()  # one tensor: arrays, not dicts
     assert len(list(est.predict(tensor_and_dict, yield_single_examples=False))) == 4  # labels ignored
-    with pytest.raises(ValueError, match="yields features as a dict with keys \\['x'\\], but the model was built for "
-                                         "features as a single tensor"):
+    with pytest.raises(
+        ValueError,
+        match="yields features as a dict with keys \\['x'\\], but the model was built for features as a single tensor",
+    ):
         list(est.predict(lambda: tf.data.Dataset.from_tensor_slices({"x": x}).batch(5)))
     with pytest.raises(TypeError, match="input_fn must return a tf.data.Dataset .* got list"):
         est.train(lambda: [x, y], steps=1)
@@ -151,6 +181,7 @@ def test_every_input_fn_form_reaches_model_fn_in_its_structure(tmp_path):
 
 
 # -- train / evaluate / predict -------------------------------------------------------------------------
+
 
 def test_steps_max_steps_and_the_end_of_the_data(tmp_path):
     est = new_estimator(tmp_path, save_checkpoints_steps=None, save_checkpoints_secs=None, keep_checkpoint_max=2)
@@ -171,6 +202,7 @@ def test_steps_max_steps_and_the_end_of_the_data(tmp_path):
     def one_pass():
         calls.append(1)
         return programs.train_input_fn(repeat=False)()
+
     est.train(one_pass, steps=4)
     est.train(one_pass)  # the same function: its data starts over (6 batches), without calling it again
     assert est.get_variable_value("global_step") == 27 and len(calls) == 1
@@ -207,8 +239,9 @@ def test_a_new_estimator_on_the_model_dir_goes_on_from_the_latest_checkpoint(tmp
     again = new_estimator(tmp_path)
     assert again.latest_checkpoint().endswith("model-15")
     predicted = list(again.predict(programs.predict_input_fn))  # predict first: built from the recorded signature
-    np.testing.assert_allclose([p["probabilities"] for p in predicted], [p["probabilities"] for p in expected],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        [p["probabilities"] for p in predicted], [p["probabilities"] for p in expected], rtol=1e-6
+    )
     assert again.evaluate(programs.eval_input_fn) == metrics
     again.train(programs.train_input_fn(), steps=5)
     assert again.get_variable_value("global_step") == 20 and sorted(again.elistimator.checkpoints) == [10, 15, 20]
@@ -218,6 +251,7 @@ def test_a_new_estimator_on_the_model_dir_goes_on_from_the_latest_checkpoint(tmp
 
 
 # -- hooks ----------------------------------------------------------------------------------------------
+
 
 class Recorder(tf.train.SessionRunHook):
     """Counts every moment and fetches the global step each run."""
@@ -256,8 +290,12 @@ class Saves(tf.train.CheckpointSaverListener):
 def test_hooks_run_in_every_mode_and_can_stop_training(tmp_path):
     training, evaluation, prediction, saves = Recorder(), Recorder(), Recorder(), Saves()
     est = new_estimator(tmp_path, save_checkpoints_steps=4)
-    est.train(programs.train_input_fn(), hooks=[training, tf.train.StopAtStepHook(num_steps=9)], steps=100,
-              saving_listeners=[saves])
+    est.train(
+        programs.train_input_fn(),
+        hooks=[training, tf.train.StopAtStepHook(num_steps=9)],
+        steps=100,
+        saving_listeners=[saves],
+    )
     assert est.get_variable_value("global_step") == 9 and saves.saved == [4, 8, 9]
     assert training.calls == {"begin": 1, "after_create_session": 1, "before_run": 9, "after_run": 9, "end": 1}
     est.evaluate(programs.eval_input_fn, hooks=[evaluation], steps=2)
@@ -277,9 +315,13 @@ def test_hooks_returned_by_model_fn_run_in_their_mode(tmp_path):
 
     def model_fn(features, labels, mode, params):
         spec = programs.model_fn(features, labels, mode, params)
-        field = {ModeKeys.TRAIN: "training_hooks", ModeKeys.EVAL: "evaluation_hooks",
-                 ModeKeys.PREDICT: "prediction_hooks"}[mode]
+        field = {
+            ModeKeys.TRAIN: "training_hooks",
+            ModeKeys.EVAL: "evaluation_hooks",
+            ModeKeys.PREDICT: "prediction_hooks",
+        }[mode]
         return spec._replace(**{field: [hooks[mode]]})
+
     est = new_estimator(tmp_path, model_fn)
     est.train(programs.train_input_fn(), steps=5)
     est.evaluate(programs.eval_input_fn)
@@ -289,6 +331,7 @@ def test_hooks_returned_by_model_fn_run_in_their_mode(tmp_path):
 
 
 # -- TensorBoard ----------------------------------------------------------------------------------------
+
 
 def test_model_fn_summaries_and_eval_metrics_reach_tensorboard(tmp_path):
     est = new_estimator(tmp_path, save_summary_steps=5)
@@ -304,12 +347,15 @@ def test_model_fn_summaries_and_eval_metrics_reach_tensorboard(tmp_path):
 
 # -- train_and_evaluate -----------------------------------------------------------------------------------
 
+
 def test_train_and_evaluate_validates_every_checkpoint_and_exports(tmp_path):
     est = new_estimator(tmp_path / "model", save_checkpoints_steps=10)
     exporter = tf_estimator.LatestExporter("latest", programs.serving_input_receiver_fn, exports_to_keep=2)
     metrics, exports = tf_estimator.train_and_evaluate(
-        est, tf_estimator.TrainSpec(programs.train_input_fn(), max_steps=30),
-        tf_estimator.EvalSpec(programs.eval_input_fn, steps=None, throttle_secs=0, exporters=[exporter]))
+        est,
+        tf_estimator.TrainSpec(programs.train_input_fn(), max_steps=30),
+        tf_estimator.EvalSpec(programs.eval_input_fn, steps=None, throttle_secs=0, exporters=[exporter]),
+    )
     checkpoints = est.elistimator.checkpoints
     assert metrics["global_step"] == 30 and sorted(checkpoints) == [10, 20, 30]
     assert all(set(c["metrics"]) == {"accuracy", "loss"} for c in checkpoints.values())
@@ -330,5 +376,6 @@ def test_run_config_checks_and_a_bad_strategy_is_named(tmp_path):
     with pytest.raises(TypeError, match="distribute must be a tf.distribute strategy"):
         tf_estimator.Estimator(programs.model_fn, str(tmp_path), config=config, tracking=False)
     with pytest.raises(ValueError, match="model_dir .* and RunConfig.model_dir .* differ"):
-        tf_estimator.Estimator(programs.model_fn, str(tmp_path / "a"),
-                               config=tf_estimator.RunConfig(model_dir=str(tmp_path / "b")))
+        tf_estimator.Estimator(
+            programs.model_fn, str(tmp_path / "a"), config=tf_estimator.RunConfig(model_dir=str(tmp_path / "b"))
+        )

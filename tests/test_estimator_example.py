@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import import_example
 from mlflow_server import ModelServer
 
@@ -19,16 +18,31 @@ pytestmark = pytest.mark.slow
 def test_the_estimator_parity_example_trains_exports_registers_and_serves(tmp_path, request):
     example = import_example("german_numbers/parity_estimator")
     name = request.node.name
-    result = example.main(["--max-steps", "40", "--checkpoint-every", "20", "--train-size", "400",
-                           "--model-dir", str(tmp_path / "model"), "--register-as", name])
+    result = example.main(
+        [
+            "--max-steps",
+            "40",
+            "--checkpoint-every",
+            "20",
+            "--train-size",
+            "400",
+            "--model-dir",
+            str(tmp_path / "model"),
+            "--register-as",
+            name,
+        ]
+    )
     assert result["metrics"]["global_step"] == 40 and 0 <= result["metrics"]["accuracy"] <= 1
     assert (Path(result["exported"]) / "saved_model.pb").is_file() and result["version"] == "1"
     words = ["einundzwanzig", "einhundertzweiundvierzig", example.german(999_998), example.german(54_321)]
     encoded = example.encode(words)
     server = ModelServer(tmp_path / "serve", f"models:/{name}@champion").start()
     try:
-        call = urllib.request.Request(f"{server.uri}/invocations", headers={"Content-Type": "application/json"},
-                                      data=json.dumps({"inputs": {k: v.tolist() for k, v in encoded.items()}}).encode())
+        call = urllib.request.Request(
+            f"{server.uri}/invocations",
+            headers={"Content-Type": "application/json"},
+            data=json.dumps({"inputs": {k: v.tolist() for k, v in encoded.items()}}).encode(),
+        )
         with urllib.request.urlopen(call, timeout=60) as response:
             answer = json.loads(response.read())["predictions"]
     finally:

@@ -9,13 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import estimator_programs as programs
 import mlflow
 import numpy as np
 import pytest
+from conftest import artifact_steps, history
 from mlflow import MlflowClient
 
-import estimator_programs as programs
-from conftest import artifact_steps, history
 from elistimator_tracking import Elistimator
 from elistimator_tracking import estimator as tf_estimator
 from elistimator_tracking._faults import CRASH_ENV
@@ -25,17 +25,27 @@ PROGRAM = Path(__file__).with_name("estimator_programs.py")
 
 
 def subprocess_env(**extra) -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROGRAM.parents[1]), str(PROGRAM.parent), *sys.path]),
-            **extra}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(PROGRAM.parents[1]), str(PROGRAM.parent), *sys.path]),
+        **extra,
+    }
 
 
 @pytest.fixture
 def trained(tmp_path):
     """train_and_evaluate to step 30 with a checkpoint (and a validation) every 10 steps, tracked."""
-    est = tf_estimator.Estimator(programs.model_fn, str(tmp_path / "model"), params={"learning_rate": 0.1},
-                                 config=tf_estimator.RunConfig(save_checkpoints_steps=10, save_summary_steps=5))
-    tf_estimator.train_and_evaluate(est, tf_estimator.TrainSpec(programs.train_input_fn(), max_steps=30),
-                                    tf_estimator.EvalSpec(programs.eval_input_fn, steps=None, throttle_secs=0))
+    est = tf_estimator.Estimator(
+        programs.model_fn,
+        str(tmp_path / "model"),
+        params={"learning_rate": 0.1},
+        config=tf_estimator.RunConfig(save_checkpoints_steps=10, save_summary_steps=5),
+    )
+    tf_estimator.train_and_evaluate(
+        est,
+        tf_estimator.TrainSpec(programs.train_input_fn(), max_steps=30),
+        tf_estimator.EvalSpec(programs.eval_input_fn, steps=None, throttle_secs=0),
+    )
     yield est
     est.close()
 
@@ -62,19 +72,32 @@ def test_the_saved_model_loads_in_a_fresh_process_and_predicts_as_predict_does(t
     exported = trained.export_saved_model(str(tmp_path / "export"), programs.serving_input_receiver_fn).decode()
     x, _ = programs.blobs(10, seed=2)
     expected = list(trained.predict(programs.predict_input_fn))
-    script = ("import json, sys, numpy as np, tensorflow as tf\n"
-              "model = tf.saved_model.load(sys.argv[1])\n"
-              "x = tf.constant(np.array(json.loads(sys.argv[2]), np.float32))\n"
-              "out = model.signatures['serving_default'](x=x)\n"
-              "print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))\n")
-    answer = subprocess.run([sys.executable, "-c", script, exported, json.dumps(x.tolist())], capture_output=True,
-                            text=True, env=subprocess_env(), check=True, timeout=300)
+    script = (
+        "import json, sys, numpy as np, tensorflow as tf\n"
+        "model = tf.saved_model.load(sys.argv[1])\n"
+        "x = tf.constant(np.array(json.loads(sys.argv[2]), np.float32))\n"
+        "out = model.signatures['serving_default'](x=x)\n"
+        "print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))\n"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", script, exported, json.dumps(x.tolist())],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        check=True,
+        timeout=300,
+    )
     outputs = json.loads(answer.stdout.strip().splitlines()[-1])
     np.testing.assert_array_equal(outputs["classes"], [p["classes"] for p in expected])
     np.testing.assert_allclose(outputs["probabilities"], [p["probabilities"] for p in expected], rtol=1e-5)
     cli = Path(sys.executable).with_name("saved_model_cli")
-    shown = subprocess.run([str(cli), "show", "--dir", exported, "--all"], capture_output=True, text=True,
-                           env=subprocess_env(), timeout=300)
+    shown = subprocess.run(
+        [str(cli), "show", "--dir", exported, "--all"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=300,
+    )
     assert shown.returncode == 0 and "signature_def['serving_default']" in shown.stdout
 
 
@@ -82,8 +105,13 @@ def test_from_disk_and_the_registry_serve_an_estimator_trained_model(trained, re
     x, _ = programs.blobs(10, seed=2)
     best = min(trained.elistimator.checkpoints, key=lambda s: trained.elistimator.checkpoints[s]["metrics"]["loss"])
     trained.elistimator.register_best(request.node.name)
-    expected = list(trained.predict(programs.predict_input_fn, checkpoint_path=trained.elistimator.checkpoints[best]
-                                    ["file"], yield_single_examples=False))
+    expected = list(
+        trained.predict(
+            programs.predict_input_fn,
+            checkpoint_path=trained.elistimator.checkpoints[best]["file"],
+            yield_single_examples=False,
+        )
+    )
     probabilities = np.concatenate([batch["probabilities"] for batch in expected])
     model = mlflow.pyfunc.load_model(f"models:/{request.node.name}@champion")
     np.testing.assert_allclose(model.predict({"x": x})["probabilities"], probabilities, rtol=1e-5)
@@ -99,6 +127,7 @@ def test_export_needs_export_outputs_and_a_checkpoint(tmp_path):
     def model_fn(features, labels, mode, params):
         spec = programs.model_fn(features, labels, mode, params)
         return spec._replace(export_outputs={}) if mode == tf_estimator.ModeKeys.PREDICT else spec
+
     est = tf_estimator.Estimator(model_fn, str(tmp_path / "model"), tracking=False)
     with pytest.raises(ValueError, match="Could not find trained model"):
         est.export_saved_model(str(tmp_path / "export"), programs.serving_input_receiver_fn)
@@ -114,11 +143,12 @@ def test_raw_and_parsing_receivers_export_servable_signatures(tmp_path):
     est.train(programs.train_input_fn(), steps=3)
     with tf.Graph().as_default():
         raw = tf_estimator.export.build_raw_serving_input_receiver_fn({"x": tf.placeholder(tf.float32, [None, 3])})
-    parsing = tf_estimator.export.build_parsing_serving_input_receiver_fn(
-        {"x": tf.io.FixedLenFeature([3], tf.float32)})
+    parsing = tf_estimator.export.build_parsing_serving_input_receiver_fn({"x": tf.io.FixedLenFeature([3], tf.float32)})
     # a ClassificationOutput is servable from serialized tf.Examples only (tf.estimator skipped it otherwise)
-    for receiver_fn, inputs, signatures in ((raw, ["x"], ["serving_default"]),
-                                            (parsing, ["examples"], ["classify", "serving_default"])):
+    for receiver_fn, inputs, signatures in (
+        (raw, ["x"], ["serving_default"]),
+        (parsing, ["examples"], ["classify", "serving_default"]),
+    ):
         path = est.export_saved_model(str(tmp_path / "export"), receiver_fn).decode()
         with tf.Graph().as_default(), tf.Session() as session:
             meta = tf.saved_model.loader.load(session, ["serve"], path)
@@ -130,13 +160,22 @@ def test_raw_and_parsing_receivers_export_servable_signatures(tmp_path):
 @pytest.mark.slow
 def test_training_resumes_after_a_sigkill_in_the_same_run(tmp_path):
     model_dir = tmp_path / "model"
-    killed = subprocess.run([sys.executable, str(PROGRAM), "train", str(model_dir), "40"], cwd=tmp_path,
-                            env=subprocess_env(**{CRASH_ENV: "save.committed:2"}), capture_output=True, timeout=600)
+    killed = subprocess.run(
+        [sys.executable, str(PROGRAM), "train", str(model_dir), "40"],
+        cwd=tmp_path,
+        env=subprocess_env(**{CRASH_ENV: "save.committed:2"}),
+        capture_output=True,
+        timeout=600,
+    )
     assert killed.returncode == -signal.SIGKILL
     recorded = json.loads((model_dir / "elistimator.json").read_text())
     assert sorted(int(step) for step in recorded["checkpoints"]) == [10, 20]
-    est = tf_estimator.Estimator(programs.model_fn, str(model_dir), params={"learning_rate": 0.1},
-                                 config=tf_estimator.RunConfig(save_checkpoints_steps=10, save_summary_steps=5))
+    est = tf_estimator.Estimator(
+        programs.model_fn,
+        str(model_dir),
+        params={"learning_rate": 0.1},
+        config=tf_estimator.RunConfig(save_checkpoints_steps=10, save_summary_steps=5),
+    )
     est.train(programs.train_input_fn(), max_steps=40)
     assert sorted(est.elistimator.checkpoints) == [10, 20, 30, 40]
     est.close()
@@ -151,8 +190,9 @@ def test_training_resumes_after_a_sigkill_in_the_same_run(tmp_path):
 def test_the_tensorflow_getting_started_custom_estimator_runs_unchanged(tmp_path):
     """tensorflow.org's TF 1.x "Getting Started" custom model_fn program, only its imports changed."""
     program = PROGRAM.with_name("estimator_getting_started.py")
-    done = subprocess.run([sys.executable, str(program)], cwd=tmp_path, env=subprocess_env(), capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(program)], cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = {line.split(":")[0]: line.split(": ", 1)[1] for line in done.stdout.splitlines() if "metrics:" in line}
     train, evaluation = (eval(lines[key], {}) for key in ("train metrics", "eval metrics"))  # noqa: S307
@@ -166,6 +206,7 @@ def test_a_model_fn_failing_in_a_mode_fails_when_that_mode_is_used(tmp_path):
         loss = tf.reduce_mean(tf.square(y - tf.cast(labels, tf.float32)))
         train_op = tf.train.GradientDescentOptimizer(0.01).minimize(loss, tf.train.get_global_step())
         return tf_estimator.EstimatorSpec(mode, predictions=y, loss=loss, train_op=train_op)
+
     est = tf_estimator.Estimator(model_fn, str(tmp_path), tracking=False)
     est.train(programs.train_input_fn(), steps=3)
     assert est.evaluate(programs.eval_input_fn)["global_step"] == 3

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import blobs, dataset_fn, tiny_model_fn
+
 from elistimator_tracking import Elistimator, EvaluationSpec, TrainSpec
 from elistimator_tracking._tf import tf
 
@@ -23,7 +23,7 @@ def test_validation_loss_is_the_exact_mean_over_examples(tmp_path):
     fn = lambda: tf.data.Dataset.from_tensor_slices({"x": x}).batch(3)  # noqa: E731
     est = Elistimator(squared_error_model_fn, tmp_path, verbose=False).setup(fn, fn)
     metrics = est.validate()
-    assert metrics["loss"] == pytest.approx(np.mean(x ** 2), rel=1e-6)
+    assert metrics["loss"] == pytest.approx(np.mean(x**2), rel=1e-6)
     assert metrics["mean_x"] == pytest.approx(np.mean(x), rel=1e-6)
     assert set(metrics) == {"mean_x", "loss"} and all(type(v) is float for v in metrics.values())
     est.close()
@@ -49,16 +49,24 @@ def test_evaluate_matches_validate_on_the_same_data(estimator, data):
 
 def test_evaluate_accepts_data_without_unneeded_features(tmp_path):
     """Evaluation needs only what loss and metrics read; extra model inputs may be absent."""
+
     def model_fn(features, is_training, params):
         w = tf.get_variable("w", [], initializer=tf.ones_initializer())
         loss = tf.reduce_mean(tf.square(features["x"] * w))
         out = features["unused_at_eval"] * w
-        return (TrainSpec(loss + tf.reduce_mean(out), tf.train.GradientDescentOptimizer(0.1).minimize(
-            loss, tf.train.get_global_step())), EvaluationSpec(loss), None)
+        return (
+            TrainSpec(
+                loss + tf.reduce_mean(out),
+                tf.train.GradientDescentOptimizer(0.1).minimize(loss, tf.train.get_global_step()),
+            ),
+            EvaluationSpec(loss),
+            None,
+        )
 
     x = np.ones(4, np.float32)
     est = Elistimator(model_fn, tmp_path, verbose=False).setup(
-        lambda: tf.data.Dataset.from_tensor_slices({"x": x, "unused_at_eval": x}).batch(2))
+        lambda: tf.data.Dataset.from_tensor_slices({"x": x, "unused_at_eval": x}).batch(2)
+    )
     assert est.evaluate(lambda: tf.data.Dataset.from_tensor_slices({"x": x}).batch(2)) == {"loss": 1.0}
     est.close()
 

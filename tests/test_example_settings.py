@@ -12,12 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import import_example
 from mlflow import MlflowClient
 
-from conftest import import_example
-
-MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-               "t10k-labels-idx1-ubyte.gz")
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -40,11 +43,27 @@ def test_mnist_example_logs_the_epochs_it_ran_and_names_its_run_as_its_tensorboa
     example = import_example("mnist_example")
     data_dir = fake_mnist_test_set(tmp_path / "mnist")
     model_dir = tmp_path / "mnist-run"
-    summary = example.main(["--data-dir", str(data_dir), "--epochs", "2", "--steps-per-epoch", "1",
-                            "--model-dir", str(model_dir), "--register-as", "mnist-settings"])
+    summary = example.main(
+        [
+            "--data-dir",
+            str(data_dir),
+            "--epochs",
+            "2",
+            "--steps-per-epoch",
+            "1",
+            "--model-dir",
+            str(model_dir),
+            "--register-as",
+            "mnist-settings",
+        ]
+    )
     run = MlflowClient().get_run(summary["run_id"])
     assert {k: run.data.params[k] for k in ("epochs", "steps_per_epoch", "data_dir", "register_as")} == {
-        "epochs": "2", "steps_per_epoch": "1", "data_dir": str(data_dir), "register_as": "mnist-settings"}
+        "epochs": "2",
+        "steps_per_epoch": "1",
+        "data_dir": str(data_dir),
+        "register_as": "mnist-settings",
+    }
     assert run.info.run_name == "mnist-run" and (model_dir / "train").is_dir()
     assert f"--logdir {tmp_path} (run 'mnist-run')" in capsys.readouterr().out
 
@@ -52,11 +71,31 @@ def test_mnist_example_logs_the_epochs_it_ran_and_names_its_run_as_its_tensorboa
 def test_parity_example_logs_every_setting_and_names_its_run_as_its_tensorboard_directory(tmp_path):
     parity = import_example("german_numbers/parity")
     model_dir = tmp_path / "parity-settings"
-    result = parity.main(["--epochs", "1", "--train-size", "300", "--seed", "3", "--quiet",
-                          "--model-dir", str(model_dir), "--register-as", "parity-settings"])
+    result = parity.main(
+        [
+            "--epochs",
+            "1",
+            "--train-size",
+            "300",
+            "--seed",
+            "3",
+            "--quiet",
+            "--model-dir",
+            str(model_dir),
+            "--register-as",
+            "parity-settings",
+        ]
+    )
     run = MlflowClient().get_run(result["run_id"])
-    expected = {"epochs": "1", "train_size": "300", "seed": "3", "steps_per_epoch": "5",  # 300 words, batches of 64
-                "experiment": "german-parity", "register_as": "parity-settings", "quiet": "True"}
+    expected = {
+        "epochs": "1",
+        "train_size": "300",
+        "seed": "3",
+        "steps_per_epoch": "5",  # 300 words, batches of 64
+        "experiment": "german-parity",
+        "register_as": "parity-settings",
+        "quiet": "True",
+    }
     assert {k: run.data.params[k] for k in expected} == expected
     assert run.info.run_name == "parity-settings" and (model_dir / "validation").is_dir()
     assert result["best_step"] == 5
@@ -76,8 +115,13 @@ def test_mnist_download_hint_works_where_the_directory_does_not_exist_yet(tmp_pa
     hint = str(stop.value.code)
     command = re.search(r'python -c "(.+)"', hint).group(1)
     assert example.MIRROR in command and not (work / "data").exists()
-    done = subprocess.run([sys.executable, "-c", command.replace(example.MIRROR, mirror.as_uri() + "/")],
-                          cwd=work, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", command.replace(example.MIRROR, mirror.as_uri() + "/")],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (work / "data" / "mnist").iterdir()) == sorted(MNIST_FILES)
     assert "--data-dir data/mnist" in hint.splitlines()[-1]

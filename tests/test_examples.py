@@ -4,16 +4,29 @@ they report is checked against the registered model and the run."""
 from __future__ import annotations
 
 import pytest
+from conftest import DIGITS_MNIST_SIZE, history, import_example
 from mlflow import MlflowClient
 
-from conftest import DIGITS_MNIST_SIZE, history, import_example
 from elistimator_tracking import Elistimator
 
 
 def test_parity_example_trains_tests_and_registers(tmp_path, capsys):
     parity = import_example("german_numbers/parity")
-    result = parity.main(["--epochs", "2", "--steps-per-epoch", "4", "--train-size", "300", "--quiet",
-                          "--model-dir", str(tmp_path / "parity"), "--register-as", "parity-smoke"])
+    result = parity.main(
+        [
+            "--epochs",
+            "2",
+            "--steps-per-epoch",
+            "4",
+            "--train-size",
+            "300",
+            "--quiet",
+            "--model-dir",
+            str(tmp_path / "parity"),
+            "--register-as",
+            "parity-smoke",
+        ]
+    )
     out = capsys.readouterr().out
     champion = MlflowClient().get_model_version_by_alias("parity-smoke", "champion")
     assert str(champion.version) == result["version"] and champion.run_id == result["run_id"]
@@ -31,8 +44,9 @@ def test_parity_example_trains_tests_and_registers(tmp_path, capsys):
 def test_parity_example_reaches_its_accuracy(tmp_path):
     """Half the main job's epochs already meet the 0.99 held-out accuracy it promises."""
     parity = import_example("german_numbers/parity")
-    result = parity.main(["--epochs", "2", "--quiet", "--model-dir", str(tmp_path / "parity"),
-                          "--register-as", "parity-accuracy"])
+    result = parity.main(
+        ["--epochs", "2", "--quiet", "--model-dir", str(tmp_path / "parity"), "--register-as", "parity-accuracy"]
+    )
     assert result["test"]["accuracy"] >= 0.99
 
 
@@ -40,8 +54,20 @@ def test_parity_example_reaches_its_accuracy(tmp_path):
 def test_mnist_example_runs_the_seed_walkthrough(tmp_path, digits_mnist_dir):
     """The MNIST path without ../shared: idx files made from scikit-learn's digits."""
     example = import_example("mnist_example")
-    result = example.main(["--data-dir", str(digits_mnist_dir), "--epochs", "2", "--steps-per-epoch", "10",
-                           "--model-dir", str(tmp_path / "mnist"), "--register-as", "mnist-smoke"])
+    result = example.main(
+        [
+            "--data-dir",
+            str(digits_mnist_dir),
+            "--epochs",
+            "2",
+            "--steps-per-epoch",
+            "10",
+            "--model-dir",
+            str(tmp_path / "mnist"),
+            "--register-as",
+            "mnist-smoke",
+        ]
+    )
     assert result["predicted"] == DIGITS_MNIST_SIZE - 8000  # the validation images
     champion = MlflowClient().get_model_version_by_alias("mnist-smoke", "champion")
     assert str(champion.version) == result["version"] and champion.run_id == result["run_id"]

@@ -11,20 +11,26 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
-
 from conftest import artifact_steps, dataset_fn, tiny_model_fn
+from mlflow import MlflowClient
+from mlflow_server import FlakyProxy, MlflowServer
+
 from elistimator_tracking import Elistimator
 from elistimator_tracking.errors import ModelDirectoryBusy
 from elistimator_tracking.tracking import sync
-from mlflow_server import FlakyProxy, MlflowServer
 
 WORKER = Path(__file__).with_name("exit_worker.py")
 
 
 def start(tmp_path: Path, store: str, how: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(WORKER), str(tmp_path / "model"), store, how], cwd=tmp_path,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), str(tmp_path / "model"), store, how],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_saved(process: subprocess.Popen) -> None:
@@ -37,9 +43,15 @@ def recorded_run(tmp_path: Path) -> str:
     return json.loads((tmp_path / "model" / "elistimator.json").read_text())["tracking"]["run_id"]
 
 
-@pytest.mark.parametrize("how, signal_, status, code", [
-    ("end", None, "FINISHED", 0), ("raise", None, "FAILED", 1),
-    ("wait", signal.SIGTERM, "KILLED", 128 + signal.SIGTERM), ("wait", signal.SIGINT, "KILLED", (-signal.SIGINT, 1))])
+@pytest.mark.parametrize(
+    "how, signal_, status, code",
+    [
+        ("end", None, "FINISHED", 0),
+        ("raise", None, "FAILED", 1),
+        ("wait", signal.SIGTERM, "KILLED", 128 + signal.SIGTERM),
+        ("wait", signal.SIGINT, "KILLED", (-signal.SIGINT, 1)),
+    ],
+)
 def test_a_run_the_script_never_closed_ends_at_exit(tmp_path, tracking_store, how, signal_, status, code):
     process = start(tmp_path, tracking_store, how)
     wait_saved(process)
@@ -54,8 +66,11 @@ def test_a_run_the_script_never_closed_ends_at_exit(tmp_path, tracking_store, ho
     assert run.info.status == status
     assert artifact_steps(MlflowClient(), run_id) == [4]  # the last checkpoint arrived
     assert (run.data.tags.get("elistimator.error") or "").startswith(
-        {"FAILED": "RuntimeError: the script failed", "KILLED": "SIGTERM" if signal_ == signal.SIGTERM else
-         "KeyboardInterrupt"}.get(status, ""))
+        {
+            "FAILED": "RuntimeError: the script failed",
+            "KILLED": "SIGTERM" if signal_ == signal.SIGTERM else "KeyboardInterrupt",
+        }.get(status, "")
+    )
 
 
 @pytest.mark.slow

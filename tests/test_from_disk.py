@@ -5,10 +5,9 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import dataset_fn, tiny_model_fn, train_epochs
-from elistimator_tracking import Elistimator
-from elistimator_tracking import CheckpointNotFoundError, ModelDirectoryError
+
+from elistimator_tracking import CheckpointNotFoundError, Elistimator, ModelDirectoryError
 from elistimator_tracking.metadata import METADATA_FILE
 
 
@@ -28,8 +27,9 @@ def trained_dir(tmp_path, data):
 
 
 def snapshot(directory):
-    return {p.relative_to(directory): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in directory.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(directory): (p.stat().st_size, p.stat().st_mtime_ns) for p in directory.rglob("*") if p.is_file()
+    }
 
 
 def test_loads_latest_from_a_moved_directory(trained_dir, data):
@@ -115,10 +115,13 @@ def test_bad_directories_are_clear_errors_and_change_nothing(trained_dir, tmp_pa
         "bad metrics": good.replace('"validations": {', '"validations": {"1": {"loss": "oops"}, ', 1),
     }
     messages = {
-        "truncated": "is corrupt or truncated", "not json": "is corrupt or truncated",
-        "not elistimator": "is not Elistimator metadata", "outside": "points outside the model directory",
+        "truncated": "is corrupt or truncated",
+        "not json": "is corrupt or truncated",
+        "not elistimator": "is not Elistimator metadata",
+        "outside": "points outside the model directory",
         "absolute": "holds an absolute path",
-        "foreign file": "that is not one of its own", "bad metrics": "malformed validation metrics",
+        "foreign file": "that is not one of its own",
+        "bad metrics": "malformed validation metrics",
     }
     for case, text in cases.items():
         metadata_path.write_text(text)

@@ -5,8 +5,8 @@ import threading
 
 import numpy as np
 import pytest
-
 from conftest import blobs, dataset_fn, tiny_model_fn
+
 from elistimator_tracking import Elistimator, TrainSpec
 from elistimator_tracking._tf import tf
 from elistimator_tracking.streams import FeedStream, GraphStream
@@ -23,22 +23,24 @@ def marked_data(n: int = 64):
 def test_the_training_data_is_in_no_saved_graph_and_no_event_file(tmp_path):
     x, y = marked_data()
     needle = np.full(8, MARKER, np.float32).tobytes()[:16]
-    with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=False,
-                     summary_every_n_steps=1) as est:
+    with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=False, summary_every_n_steps=1) as est:
         est.setup(dataset_fn(x, y), dataset_fn(x, y))
         est.train().validate()
         est.save_ckpt()
         assert isinstance(est._loops.train_stream, GraphStream)  # the in-graph path is the one under test
         assert needle not in est.graph.as_graph_def().SerializeToString()
-    files = [*(tmp_path / "model" / "checkpoints").glob("*.meta"), *(tmp_path / "model").glob("train/*"),
-             *(tmp_path / "model").glob("validation/*")]
+    files = [
+        *(tmp_path / "model" / "checkpoints").glob("*.meta"),
+        *(tmp_path / "model").glob("train/*"),
+        *(tmp_path / "model").glob("validation/*"),
+    ]
     assert any(f.name.endswith(".meta") for f in files) and any("events" in f.name for f in files)
     for file in files:
         assert needle not in file.read_bytes(), file
 
 
 def fresh_input_fns(vx, vy, i):
-    return dataset_fn(vx[i % 5:], vy[i % 5:], batch=4 + i % 3)
+    return dataset_fn(vx[i % 5 :], vy[i % 5 :], batch=4 + i % 3)
 
 
 @pytest.mark.parametrize("loaded", [False, True], ids=["built", "from_disk"])
@@ -67,8 +69,11 @@ def test_an_error_inside_the_pipeline_reaches_the_caller_with_its_message(tmp_pa
     x[20] = np.nan
 
     def failing_input_fn():  # fails in the batch holding example 20
-        return tf.data.Dataset.from_tensor_slices({"x": x, "y": y}).map(lambda e: {
-            "x": tf.debugging.check_numerics(e["x"], "the input pipeline read a NaN"), "y": e["y"]}).batch(8)
+        return (
+            tf.data.Dataset.from_tensor_slices({"x": x, "y": y})
+            .map(lambda e: {"x": tf.debugging.check_numerics(e["x"], "the input pipeline read a NaN"), "y": e["y"]})
+            .batch(8)
+        )
 
     before = threading.active_count()
     est = Elistimator(tiny_model_fn, tmp_path, verbose=False, tracking=False)
@@ -89,11 +94,12 @@ def test_a_python_error_in_a_generator_pipeline_reaches_the_caller(tmp_path, dat
         for i in range(0, 24, 8):
             if i == 16:
                 raise KeyError("record 16 is missing")
-            yield {"x": x[i:i + 8], "y": y[i:i + 8]}
+            yield {"x": x[i : i + 8], "y": y[i : i + 8]}
 
     def input_fn():
-        return tf.data.Dataset.from_generator(generate, output_signature={
-            "x": tf.TensorSpec([None, 2], tf.float32), "y": tf.TensorSpec([None], tf.int32)})
+        return tf.data.Dataset.from_generator(
+            generate, output_signature={"x": tf.TensorSpec([None, 2], tf.float32), "y": tf.TensorSpec([None], tf.int32)}
+        )
 
     before = threading.active_count()
     est = Elistimator(tiny_model_fn, tmp_path, verbose=False, tracking=False)
@@ -113,15 +119,19 @@ def test_generator_data_trains_with_the_same_epochs(tmp_path):
     y = np.zeros(10, np.int32)
 
     def input_fn():
-        return tf.data.Dataset.from_generator(lambda: iter([{"x": x[i:i + 3], "y": y[i:i + 3]}
-                                                            for i in range(0, 10, 3)]), output_signature={
-            "x": tf.TensorSpec([None, 1], tf.float32), "y": tf.TensorSpec([None], tf.int32)})
+        return tf.data.Dataset.from_generator(
+            lambda: iter([{"x": x[i : i + 3], "y": y[i : i + 3]} for i in range(0, 10, 3)]),
+            output_signature={"x": tf.TensorSpec([None, 1], tf.float32), "y": tf.TensorSpec([None], tf.int32)},
+        )
 
     def model_fn(features, is_training, params):
         logits = tf.layers.dense(features["x"], 2)
         loss = tf.losses.sparse_softmax_cross_entropy(features["y"], logits)
-        return TrainSpec(loss, tf.train.GradientDescentOptimizer(0.1).minimize(
-            loss, tf.train.get_global_step())), None, None
+        return (
+            TrainSpec(loss, tf.train.GradientDescentOptimizer(0.1).minimize(loss, tf.train.get_global_step())),
+            None,
+            None,
+        )
 
     with Elistimator(model_fn, tmp_path, verbose=False, tracking=False) as est:
         est.setup(input_fn)
@@ -147,7 +157,7 @@ def test_interleaved_prediction_generators_each_see_their_own_data(estimator, da
     _, (vx, vy) = data
     first = estimator.predict(input_fn=dataset_fn(vx, vy, batch=10))
     second = estimator.predict(input_fn=dataset_fn(vx[:20], vy[:20], batch=5))
-    pairs = list(zip(first, second))
+    pairs = list(zip(first, second, strict=False))
     assert [len(a["classes"]) for a, _ in pairs] == [10, 10, 10]
     assert [len(b["classes"]) for _, b in pairs] == [5, 5, 5]
     np.testing.assert_array_equal(np.concatenate([a["classes"] for a, _ in pairs]), estimator.predict(x=vx)["classes"])

@@ -69,6 +69,7 @@ def test_settle_keeps_committed_work_drops_the_rest_and_leaves_delivered_work_al
     def committed(clause):
         asked.append(clause["step"])
         return clause["step"] == 2
+
     assert spool.settle(committed) == 2
     assert asked == [2, 3, 5]
     pending = Spool(tmp_path, URI).pending()

@@ -23,7 +23,7 @@ sys.path.insert(0, {str(Path(__file__).parent)!r})
 from conftest import blobs, dataset_fn, tiny_model_fn
 from elistimator_tracking import Elistimator
 (x, y), (vx, vy) = blobs(40, 0), blobs(16, 1)
-with Elistimator(tiny_model_fn, {str(tmp_path / 'model')!r}, verbose=False, tracking=False,
+with Elistimator(tiny_model_fn, {str(tmp_path / "model")!r}, verbose=False, tracking=False,
                  params={{"learning_rate": 0.5}}) as est:
     est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={{"max_to_keep": 1}})
     for _ in range(2):
@@ -31,7 +31,7 @@ with Elistimator(tiny_model_fn, {str(tmp_path / 'model')!r}, verbose=False, trac
         est.save_ckpt()
     est.evaluate(dataset_fn(vx, vy))
     est.restore_latest_ckpt().predict(x=vx)
-with Elistimator.from_disk({str(tmp_path / 'model')!r}, tracking=False, verbose=False) as loaded:
+with Elistimator.from_disk({str(tmp_path / "model")!r}, tracking=False, verbose=False) as loaded:
     loaded.setup(dataset_fn(x, y), dataset_fn(vx, vy))
     loaded.train(2)
 print(sorted(m for m in sys.modules if m == "mlflow" or m.startswith("mlflow.")))
@@ -60,7 +60,7 @@ def test_the_command_imports_no_tensorflow_for_help_and_runs(tmp_path):
     code = f"""
 import sys
 import mlflow
-mlflow.set_tracking_uri("sqlite:///{tmp_path / 'mlflow.db'}")
+mlflow.set_tracking_uri("sqlite:///{tmp_path / "mlflow.db"}")
 mlflow.set_experiment("layers")
 with mlflow.start_run(run_name="only"):
     mlflow.log_param("learning_rate", 0.5)
@@ -87,13 +87,13 @@ sys.path.insert(0, {str(Path(__file__).parent)!r})
 from conftest import blobs, dataset_fn, tiny_model_fn
 from elistimator_tracking import Elistimator
 (x, y) = blobs(24, 0)
-with Elistimator(tiny_model_fn, {str(tmp_path / 'model')!r}, verbose=False, tracking=False) as est:
+with Elistimator(tiny_model_fn, {str(tmp_path / "model")!r}, verbose=False, tracking=False) as est:
     est.setup(dataset_fn(x, y)).train()
     est.save_ckpt()
-with Elistimator.from_disk({str(tmp_path / 'model')!r}, verbose=False) as loaded:  # tracking=True
+with Elistimator.from_disk({str(tmp_path / "model")!r}, verbose=False) as loaded:  # tracking=True
     loaded.predict(x=x[:2])
     loaded.evaluate(dataset_fn(x, y))
-print("mlflow" in sys.modules, sorted(os.listdir({str(tmp_path / 'model')!r})))
+print("mlflow" in sys.modules, sorted(os.listdir({str(tmp_path / "model")!r})))
 """
     assert run_python(code, tmp_path) == "False ['.writer.lock', 'checkpoints', 'elistimator.json', 'train']"
 
@@ -104,7 +104,7 @@ def imports_of(module: Path) -> set:
     found = set()
     for node in ast.walk(ast.parse(module.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level:
-            base = package[:len(package) - node.level + 1]
+            base = package[: len(package) - node.level + 1]
             target = ".".join(base + tuple(filter(None, (node.module or "").split("."))))
             names = [f"{target}.{alias.name}" for alias in node.names]
             found.update(n for n in names if (PACKAGE.parent / (n.replace(".", "/") + ".py")).exists())
@@ -114,8 +114,11 @@ def imports_of(module: Path) -> set:
 
 
 def test_the_tracking_package_has_no_import_cycles():
-    modules = {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts): p
-               for p in (PACKAGE / "tracking").glob("*.py") if p.name != "__init__.py"}
+    modules = {
+        ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts): p
+        for p in (PACKAGE / "tracking").glob("*.py")
+        if p.name != "__init__.py"
+    }
     graph = {name: {m for m in imports_of(path) if m in modules} for name, path in modules.items()}
     visiting, done = set(), set()
 
@@ -128,6 +131,7 @@ def test_the_tracking_package_has_no_import_cycles():
             visit(target, path + [name])
         visiting.discard(name)
         done.add(name)
+
     for name in graph:
         visit(name, [])
     assert graph["elistimator_tracking.tracking.base"] == set()  # the interface depends on nothing

@@ -14,10 +14,10 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from conftest import blobs, dataset_fn, registered_tiny_model, tiny_model_fn, train_epochs
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from conftest import blobs, dataset_fn, registered_tiny_model, tiny_model_fn, train_epochs
 from elistimator_tracking import Elistimator, named_input
 from elistimator_tracking._faults import CRASH_ENV
 from elistimator_tracking._tf import tf
@@ -56,8 +56,11 @@ def test_a_run_records_its_training_validation_and_evaluation_data(tmp_path, sto
     run_id = est.run_id  # known once close() delivered the start, however slow the store
     found = inputs_of(store, run_id)
     assert sorted(found) == ["evaluation", "training", "validation"]
-    assert [found[c].name for c in ("training", "validation", "evaluation")] == ["blobs-train", "input_fn",
-                                                                                 "evaluation-data"]
+    assert [found[c].name for c in ("training", "validation", "evaluation")] == [
+        "blobs-train",
+        "input_fn",
+        "evaluation-data",
+    ]
     assert schema_of(found["training"]) == {"x": ("float32", [-1, 2]), "y": ("int32", [-1])}
     assert {d.source_type for d in found.values()} == {"in-memory"}
     assert len({d.digest for d in found.values()}) == 3
@@ -80,8 +83,11 @@ def test_a_file_source_is_recorded_and_the_digest_follows_the_files(tmp_path):
         return tf.data.TextLineDataset([str(lines)]).batch(2)
 
     def listed():
-        return tf.data.Dataset.list_files(str(tmp_path / "data" / "*.txt"), shuffle=False).interleave(
-            tf.data.TextLineDataset).batch(2)
+        return (
+            tf.data.Dataset.list_files(str(tmp_path / "data" / "*.txt"), shuffle=False)
+            .interleave(tf.data.TextLineDataset)
+            .batch(2)
+        )
 
     first = describe_input(one_file, "evaluation")
     assert first.name == "one_file" and first.files == (str(lines),) and source_of(first) == str(lines)
@@ -100,13 +106,17 @@ def test_a_registered_version_has_a_signature_and_an_input_example(tmp_path, dat
     expected = registered_tiny_model(tmp_path / "model", data, name, rows=3)
     info = mlflow.models.get_model_info(f"models:/{name}@champion")
     signature = info.signature.to_dict()
-    assert json.loads(signature["inputs"]) == [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 2]},
-                                                "name": "x"}]  # the label 'y' is not a prediction input
+    assert json.loads(signature["inputs"]) == [
+        {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 2]}, "name": "x"}
+    ]  # the label 'y' is not a prediction input
     assert {o["name"]: o["tensor-spec"] for o in json.loads(signature["outputs"])} == {
-        "classes": {"dtype": "int32", "shape": [-1]}, "probabilities": {"dtype": "float32", "shape": [-1, 2]}}
+        "classes": {"dtype": "int32", "shape": [-1]},
+        "probabilities": {"dtype": "float32", "shape": [-1, 2]},
+    }
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     example = mlflow.models.Model.load(f"models:/{name}@champion").load_input_example(
-        mlflow.artifacts.download_artifacts(f"models:/{name}@champion"))
+        mlflow.artifacts.download_artifacts(f"models:/{name}@champion")
+    )
     assert {k: (v.dtype, v.shape) for k, v in example.items()} == {"x": (np.float32, (1, 2))}
     for given in ({"x": vx[:3]}, vx[:3]):  # the dict and the positional form
         np.testing.assert_array_equal(model.predict(given)["classes"], expected["classes"])
@@ -117,11 +127,13 @@ def test_a_registered_version_has_a_signature_and_an_input_example(tmp_path, dat
 def test_the_model_functions_file_is_an_artifact_with_secrets_redacted(tmp_path, store, data):
     (x, y), _ = data
     module = tmp_path / "my_model.py"
-    module.write_text("from conftest import tiny_model_fn\n"
-                      "DB_PASSWORD = 'hunter2'\n"
-                      "SETTINGS = {'api_key': 'k-123', 'layers': 3}\n\n\n"
-                      "def my_model_fn(features, is_training, params):\n"
-                      "    return tiny_model_fn(features, is_training, params)\n")
+    module.write_text(
+        "from conftest import tiny_model_fn\n"
+        "DB_PASSWORD = 'hunter2'\n"
+        "SETTINGS = {'api_key': 'k-123', 'layers': 3}\n\n\n"
+        "def my_model_fn(features, is_training, params):\n"
+        "    return tiny_model_fn(features, is_training, params)\n"
+    )
     sys.path.insert(0, str(tmp_path))
     try:
         from my_model import my_model_fn
@@ -144,15 +156,24 @@ def test_system_metrics_are_sampled_only_when_asked_for(tmp_path, store, data, m
     with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=store, system_metrics=on) as est:
         est.setup(dataset_fn(x, y))
         deadline = time.monotonic() + 30
-        while on and not any(op.get("op") == "metrics" and "system/cpu_utilization_percentage" in op["metrics"]
-                             for op in journaled(tmp_path / "model")) and time.monotonic() < deadline:
+        while (
+            on
+            and not any(
+                op.get("op") == "metrics" and "system/cpu_utilization_percentage" in op["metrics"]
+                for op in journaled(tmp_path / "model")
+            )
+            and time.monotonic() < deadline
+        ):
             est.train()  # work for the sampler to see, until it logged a point
     run_id = est.run_id
     metrics = MlflowClient(store).get_run(run_id).data.metrics
     system = {key for key in metrics if key.startswith("system/")}
     if on:
-        assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes",
-                "system/disk_usage_percentage"} <= system
+        assert {
+            "system/cpu_utilization_percentage",
+            "system/system_memory_usage_megabytes",
+            "system/disk_usage_percentage",
+        } <= system
         assert 0 <= metrics["system/cpu_utilization_percentage"] <= 100 * os.cpu_count()
     else:
         assert not system
@@ -179,8 +200,11 @@ def test_datasets_kept_while_the_store_was_unreachable_are_delivered_once_by_syn
     client = MlflowClient(store)
     (run,) = client.search_runs([client.get_experiment_by_name("tiny_model_fn").experiment_id])
     found = inputs_of(store, run.info.run_id)
-    assert {c: d.name for c, d in found.items()} == {"training": "input_fn", "validation": "held-out",
-                                                     "evaluation": "input_fn"}
+    assert {c: d.name for c, d in found.items()} == {
+        "training": "input_fn",
+        "validation": "held-out",
+        "evaluation": "input_fn",
+    }
     (spool / "journal.jsonl").write_text(journal)  # a replay, as after a crash before the acknowledgement
     (spool / "delivered").write_text("0\n")
     sync(tmp_path / "model", tracking_uri=store)
@@ -203,8 +227,9 @@ print("not killed", flush=True)
 def test_a_dataset_sent_just_before_a_crash_reaches_the_run_exactly_once(tmp_path, store):
     """Killed after the store took the training dataset but before the journal marked it: the next
     run in the directory replays it, and the run still holds each dataset once."""
-    script = KILLED_AFTER_SENDING_A_DATASET.format(tests=str(Path(__file__).parent), model_dir=str(tmp_path / "model"),
-                                                   store=store)
+    script = KILLED_AFTER_SENDING_A_DATASET.format(
+        tests=str(Path(__file__).parent), model_dir=str(tmp_path / "model"), store=store
+    )
     env = {**os.environ, CRASH_ENV: "delivery.sent:4", "TMPDIR": str(tmp_path)}  # the 4th delivery: see below
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr[-2000:]

@@ -11,9 +11,9 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from conftest import fit_targets, target_model_fn, zero_targets
 from mlflow import MlflowClient
 
-from conftest import fit_targets, target_model_fn, zero_targets
 from elistimator_tracking import Elistimator, metadata
 from elistimator_tracking._faults import CRASH_ENV
 from elistimator_tracking.model_dir import ModelDirectory
@@ -28,8 +28,9 @@ def store(tmp_path):
 
 def train_run(tmp_path, store, name, course, save_first=False):
     """A run of ``target_model_fn`` over ``course`` (validation loss = target^2 per epoch)."""
-    with Elistimator(target_model_fn, tmp_path / name, verbose=False, tracking=store, experiment="targets",
-                     run_name=name) as est:
+    with Elistimator(
+        target_model_fn, tmp_path / name, verbose=False, tracking=store, experiment="targets", run_name=name
+    ) as est:
         if save_first:
             est.setup(lambda: zero_targets(), zero_targets)
         returned = fit_targets(est, course)
@@ -64,12 +65,19 @@ def test_search_logged_models_orders_checkpoints_across_runs_by_validation_loss(
     second, b = train_run(tmp_path, store, "second", [2.0, 0.25, 1.0])
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # MLflow's fluent API searches there
     experiment = MlflowClient(store).get_experiment_by_name("targets")
-    found = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list",
-                                        order_by=[{"field_name": "metrics.validation/loss", "ascending": True}])
+    found = mlflow.search_logged_models(
+        experiment_ids=[experiment.experiment_id],
+        output_format="list",
+        order_by=[{"field_name": "metrics.validation/loss", "ascending": True}],
+    )
     losses = [(m.source_run_id, int(m.tags["elistimator.step"])) for m in found]
-    expected = sorted([(first, s) for s in a] + [(second, s) for s in b],
-                      key=lambda rs: {**{(first, s): v["loss"] for s, v in a.items()},
-                                      **{(second, s): v["loss"] for s, v in b.items()}}[rs])
+    expected = sorted(
+        [(first, s) for s in a] + [(second, s) for s in b],
+        key=lambda rs: {
+            **{(first, s): v["loss"] for s, v in a.items()},
+            **{(second, s): v["loss"] for s, v in b.items()},
+        }[rs],
+    )
     assert losses == expected and losses[0] == (second, 6)
 
 
@@ -87,10 +95,19 @@ def test_a_crash_between_creating_and_filling_a_logged_model_leaves_one_model_pe
     """Killed right after the store created the second checkpoint's logged model (still empty): sync
     finds it again by its checkpoint key and fills it; no checkpoint gets two models, none stays empty."""
     worker = Path(__file__).with_name("crash_worker.py")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(worker.parents[1]), *sys.path]),
-           "MLFLOW_TRACKING_URI": store, CRASH_ENV: "tracking.model_created:2"}
-    done = subprocess.run([sys.executable, str(worker), str(tmp_path / "model"), "small"], env=env, timeout=300,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(worker.parents[1]), *sys.path]),
+        "MLFLOW_TRACKING_URI": store,
+        CRASH_ENV: "tracking.model_created:2",
+    }
+    done = subprocess.run(
+        [sys.executable, str(worker), str(tmp_path / "model"), "small"],
+        env=env,
+        timeout=300,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert done.returncode == -9  # the crash point, not an error
     client = MlflowClient(store)
     run_id = metadata.read(ModelDirectory(tmp_path / "model")).tracking["run_id"]
@@ -112,6 +129,7 @@ def test_a_run_from_before_logged_models_still_loads_and_registers(tmp_path, sto
     """A run holding only ``checkpoints/step-<N>/`` (its logged models deleted here, as if it was logged
     before): ``runs:/`` loads it, and registering its best checkpoint gives it a logged model."""
     from elistimator_tracking.tracking.registry import register_best
+
     run_id, returned = train_run(tmp_path, store, "old", [3.0, 0.5, 2.0])
     client = MlflowClient(store)
     for model in checkpoint_models(client, run_id).values():

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import import_example, load_mnist_test_set
+
 from elistimator_tracking import Elistimator
 
 
@@ -17,8 +17,9 @@ def test_seed_walkthrough_reaches_well_above_chance(tmp_path, capsys):
     train_input_fn, validation_input_fn = mnist_cnn.input_fns(train, held_out, mnist_cnn.PARAMS["batch_size"])
 
     estimator = Elistimator(model_fn=mnist_cnn.cnn_model_fn, model_dir=tmp_path, params=mnist_cnn.PARAMS)
-    estimator.setup(train_input_fn=train_input_fn, validation_input_fn=validation_input_fn,
-                    train_saver_args={"max_to_keep": 3})
+    estimator.setup(
+        train_input_fn=train_input_fn, validation_input_fn=validation_input_fn, train_saver_args={"max_to_keep": 3}
+    )
     history = [estimator.train().validate() for _ in range(2)]
 
     assert history[-1]["accuracy"] >= 0.9
@@ -35,8 +36,10 @@ def test_seed_walkthrough_reaches_well_above_chance(tmp_path, capsys):
     prefix = Path(estimator.save_ckpt())
     variable_bytes = sum(v.shape.num_elements() * v.dtype.size for v in estimator.graph.get_collection("variables"))
     checkpoint_bytes = sum(f.stat().st_size for f in prefix.parent.glob(prefix.name + ".*"))
-    print(f"\nvariables {variable_bytes} B, checkpoint {checkpoint_bytes} B "
-          f"(+{checkpoint_bytes - variable_bytes} B: index and meta graph)")
+    print(
+        f"\nvariables {variable_bytes} B, checkpoint {checkpoint_bytes} B "
+        f"(+{checkpoint_bytes - variable_bytes} B: index and meta graph)"
+    )
     assert variable_bytes <= checkpoint_bytes <= variable_bytes + 1_000_000  # no MNIST data in the meta graph
     estimator.close()
 

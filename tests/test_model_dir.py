@@ -3,8 +3,8 @@
 import gc
 
 import pytest
-
 from conftest import dataset_fn, tiny_model_fn
+
 from elistimator_tracking import Elistimator, ModelDirectoryError
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import import_example
 
 words = import_example("german_numbers/words")
@@ -40,12 +39,26 @@ neunzig einundneunzig zweiundneunzig dreiundneunzig vierundneunzig fünfundneunz
 
 #: The convention's forms of ``eins``/``ein``, ``einhundert`` and ``tausend``, by hand.
 FORMS = {
-    1: "eins", 21: "einundzwanzig", 100: "einhundert", 101: "einhunderteins", 121: "einhunderteinundzwanzig",
-    201: "zweihunderteins", 1000: "eintausend", 1001: "eintausendeins", 1100: "eintausendeinhundert",
-    1101: "eintausendeinhunderteins", 2001: "zweitausendeins", 10_000: "zehntausend", 11_000: "elftausend",
-    21_000: "einundzwanzigtausend", 31_001: "einunddreißigtausendeins", 100_000: "einhunderttausend",
-    101_000: "einhunderteintausend", 101_001: "einhunderteintausendeins",
-    111_111: "einhundertelftausendeinhundertelf", 200_100: "zweihunderttausendeinhundert",
+    1: "eins",
+    21: "einundzwanzig",
+    100: "einhundert",
+    101: "einhunderteins",
+    121: "einhunderteinundzwanzig",
+    201: "zweihunderteins",
+    1000: "eintausend",
+    1001: "eintausendeins",
+    1100: "eintausendeinhundert",
+    1101: "eintausendeinhunderteins",
+    2001: "zweitausendeins",
+    10_000: "zehntausend",
+    11_000: "elftausend",
+    21_000: "einundzwanzigtausend",
+    31_001: "einunddreißigtausendeins",
+    100_000: "einhunderttausend",
+    101_000: "einhunderteintausend",
+    101_001: "einhunderteintausendeins",
+    111_111: "einhundertelftausendeinhundertelf",
+    200_100: "zweihunderttausendeinhundert",
     999_999: "neunhundertneunundneunzigtausendneunhundertneunundneunzig",
 }
 
@@ -79,7 +92,15 @@ def test_hundreds_and_thousands_compose_from_the_words_below_100():
 
 def test_every_word_splits_into_morphemes_that_spell_it():
     assert morphemes.tokenize("einhundertdreiundzwanzigtausendsechzehn") == [
-        "ein", "hundert", "drei", "und", "zwanzig", "tausend", "sech", "zehn"]
+        "ein",
+        "hundert",
+        "drei",
+        "und",
+        "zwanzig",
+        "tausend",
+        "sech",
+        "zehn",
+    ]
     lengths = []
     for n in range(0, 1_000_000, 7):
         parts = morphemes.tokenize(german(n))
@@ -137,7 +158,9 @@ def test_a_seeded_input_function_reshuffles_every_epoch_the_same_way_each_run():
     from elistimator_tracking.inputs import InputData
 
     def batches():
-        stream = InputData(data.input_fn({"length": np.arange(6, dtype=np.int32)}, 3, shuffle_seed=0), "training").reader()
+        stream = InputData(
+            data.input_fn({"length": np.arange(6, dtype=np.int32)}, 3, shuffle_seed=0), "training"
+        ).reader()
         stream.restart()
         order = [stream.next_batch()["length"].tolist() for _ in range(4)]
         stream.close()
@@ -156,14 +179,20 @@ def run_words(*args: str) -> subprocess.CompletedProcess:
 def test_words_prints_the_word_for_each_number():
     done = run_words("1234", "21", "0")
     assert (done.returncode, done.stdout, done.stderr) == (
-        0, "eintausendzweihundertvierunddreißig\neinundzwanzig\nnull\n", "")
+        0,
+        "eintausendzweihundertvierunddreißig\neinundzwanzig\nnull\n",
+        "",
+    )
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("1000000", "number must be in 0..999,999, got 1,000,000"),
-    ("-5", "'-5' is not a number: expected an integer in 0..999999"),
-    ("zwölf", "'zwölf' is not a number: expected an integer in 0..999999"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("1000000", "number must be in 0..999,999, got 1,000,000"),
+        ("-5", "'-5' is not a number: expected an integer in 0..999999"),
+        ("zwölf", "'zwölf' is not a number: expected an integer in 0..999999"),
+    ],
+)
 def test_words_refuses_bad_input_in_one_line(bad, message):
     done = run_words("21", bad)
     assert done.returncode == 2 and done.stdout == ""

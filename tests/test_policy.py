@@ -11,8 +11,15 @@ import math
 
 import pytest
 
-from elistimator_tracking.checkpoints import (CheckpointIndex, CheckpointRecord, best_step, checked_mode,
-                                              checked_selection, latest_step, select_step)
+from elistimator_tracking.checkpoints import (
+    CheckpointIndex,
+    CheckpointRecord,
+    best_step,
+    checked_mode,
+    checked_selection,
+    latest_step,
+    select_step,
+)
 from elistimator_tracking.errors import CheckpointNotFoundError
 
 LOSSES = {10: 0.9, 20: 0.4, 30: 0.4, 40: 0.7}
@@ -20,8 +27,10 @@ ACCURACIES = {10: 0.5, 20: 0.8, 30: 0.75, 40: 0.8}
 
 
 def index_of(losses=LOSSES, accuracies=ACCURACIES, local=lambda step: True) -> CheckpointIndex:
-    records = [CheckpointRecord(step, f"checkpoints/model-{step}", {f"model-{step}.index": f"{step:064x}"},
-                                local(step)) for step in losses]
+    records = [
+        CheckpointRecord(step, f"checkpoints/model-{step}", {f"model-{step}.index": f"{step:064x}"}, local(step))
+        for step in losses
+    ]
     return CheckpointIndex(records, {step: {"loss": losses[step], "accuracy": accuracies[step]} for step in losses})
 
 
@@ -31,8 +40,15 @@ def expected_best(values, mode):
     return max(step for step, value in values.items() if value == best)
 
 
-@pytest.mark.parametrize("metric, mode, values", [("loss", "min", LOSSES), ("accuracy", "max", ACCURACIES),
-                                                  ("loss", "max", LOSSES), ("accuracy", "min", ACCURACIES)])
+@pytest.mark.parametrize(
+    "metric, mode, values",
+    [
+        ("loss", "min", LOSSES),
+        ("accuracy", "max", ACCURACIES),
+        ("loss", "max", LOSSES),
+        ("accuracy", "min", ACCURACIES),
+    ],
+)
 def test_best_is_the_best_value_and_ties_go_to_the_later_step(metric, mode, values):
     index = index_of()
     assert best_step(index, metric, mode) == expected_best(values, mode)
@@ -119,7 +135,8 @@ def test_the_index_survives_json_exactly():
     again = CheckpointIndex.from_json(json.loads(text))
     assert json.dumps(again.to_json()) == text
     assert {s: (r.prefix, r.files, r.local) for s, r in again.records.items()} == {
-        s: (f"checkpoints/model-{s}", {f"model-{s}.index": f"{s:064x}"}, s != 20) for s in LOSSES}
+        s: (f"checkpoints/model-{s}", {f"model-{s}.index": f"{s:064x}"}, s != 20) for s in LOSSES
+    }
     assert again.metrics(30) == {"loss": 0.4, "accuracy": 0.75} and math.isnan(again.metrics(15)["loss"])
     assert CheckpointRecord.from_json(3, {"prefix": "checkpoints/model-3"}).local is True
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import dataset_fn
+
 from elistimator_tracking import Elistimator, PredictSpec, TrainSpec
 from elistimator_tracking._tf import tf
 
@@ -30,10 +30,15 @@ def test_one_off_forms_agree_with_batches(estimator, data):
 
 def test_one_off_converts_compatible_dtypes(estimator, data):
     _, (vx, _) = data
-    np.testing.assert_allclose(estimator.predict(vx[:2].astype(np.float64))["probabilities"],
-                               estimator.predict(vx[:2])["probabilities"], rtol=1e-6)
-    np.testing.assert_array_equal(estimator.predict([[0, 1], [2, 3]])["probabilities"],  # ints become float32
-                                  estimator.predict(np.array([[0, 1], [2, 3]], np.float32))["probabilities"])
+    np.testing.assert_allclose(
+        estimator.predict(vx[:2].astype(np.float64))["probabilities"],
+        estimator.predict(vx[:2])["probabilities"],
+        rtol=1e-6,
+    )
+    np.testing.assert_array_equal(
+        estimator.predict([[0, 1], [2, 3]])["probabilities"],  # ints become float32
+        estimator.predict(np.array([[0, 1], [2, 3]], np.float32))["probabilities"],
+    )
 
 
 def test_predict_errors_name_the_problem(estimator, data):
@@ -65,7 +70,7 @@ def test_graph_does_not_grow(estimator, data):
     estimator.train().validate()
     ops = len(estimator.graph.get_operations())
     for i in range(20):  # one op added per call would show; 20 calls of each kind
-        fn = dataset_fn(vx[i % 5:], vy[i % 5:], batch=16)  # a fresh input function every call
+        fn = dataset_fn(vx[i % 5 :], vy[i % 5 :], batch=16)  # a fresh input function every call
         estimator.evaluate(fn)
         list(estimator.predict(input_fn=fn))
         estimator.predict(vx[:2])
@@ -77,8 +82,11 @@ def test_tuple_datasets_are_keyed_by_position(tmp_path):
     def model_fn(features, is_training, params):
         logits = tf.layers.dense(features[0], 2)
         loss = tf.losses.sparse_softmax_cross_entropy(features[1], logits)
-        return (TrainSpec(loss, tf.train.AdamOptimizer(0.1).minimize(loss, tf.train.get_global_step())), None,
-                PredictSpec(tf.argmax(logits, 1)))
+        return (
+            TrainSpec(loss, tf.train.AdamOptimizer(0.1).minimize(loss, tf.train.get_global_step())),
+            None,
+            PredictSpec(tf.argmax(logits, 1)),
+        )
 
     x, y = np.random.default_rng(0).normal(size=(12, 3)).astype(np.float32), np.arange(12, dtype=np.int32) % 2
     est = Elistimator(model_fn, tmp_path, verbose=False)
@@ -96,8 +104,11 @@ def test_predict_without_predict_spec(tmp_path, data):
     def model_fn(features, is_training, params):
         logits = tf.layers.dense(features["x"], 2)
         loss = tf.losses.sparse_softmax_cross_entropy(features["y"], logits)
-        return TrainSpec(loss, tf.train.GradientDescentOptimizer(0.1).minimize(loss, tf.train.get_global_step())), \
-            None, None
+        return (
+            TrainSpec(loss, tf.train.GradientDescentOptimizer(0.1).minimize(loss, tf.train.get_global_step())),
+            None,
+            None,
+        )
 
     est = Elistimator(model_fn, tmp_path, verbose=False).setup(dataset_fn(x, y))
     with pytest.raises(RuntimeError, match=r"predict\(\) needs a PredictSpec"):

@@ -22,14 +22,26 @@ with Elistimator(target_model_fn, "{root}/model", verbose=False, tracking=store,
 with Elistimator.from_disk("runs:/" + run_id, checkpoint=3, tracking=store, verbose=False) as est:
     print("restored", est.global_step)
 """
-NOISE = ("Downloading artifacts", "Uploading artifacts", "INFO mlflow", "Creating initial MLflow database",
-         "type hints", "Failed to infer model signature", "View run")
+NOISE = (
+    "Downloading artifacts",
+    "Uploading artifacts",
+    "INFO mlflow",
+    "Creating initial MLflow database",
+    "type hints",
+    "Failed to infer model signature",
+    "View run",
+)
 
 
 def test_a_quiet_tracked_run_prints_its_own_output_and_no_mlflow_noise(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_LOGGING_LEVEL"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT.format(tests=str(Path(__file__).parent), root=tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(tests=str(Path(__file__).parent), root=tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout == "restored 3\n"
     printed = done.stdout + done.stderr

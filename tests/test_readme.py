@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mlflow import MlflowClient
-
 from conftest import MNIST_FILES, write_idx
+from mlflow import MlflowClient
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 IMAGES = 700  # 560 to train (10 steps an epoch), 140 to validate
@@ -30,14 +29,15 @@ def python_blocks(text: str) -> list:
 def small_mnist(digits_mnist_dir, tmp_path):
     """data/mnist with the first IMAGES images of the digits-based idx files."""
     import gzip
+
     target = tmp_path / "data" / "mnist"
     target.mkdir(parents=True)
     for name in MNIST_FILES:
         with gzip.open(digits_mnist_dir / name, "rb") as handle:
             raw = handle.read()
         dims = raw[3]
-        shape = np.frombuffer(raw[4:4 + 4 * dims], ">u4").astype(int)
-        array = np.frombuffer(raw[4 + 4 * dims:], np.uint8).reshape(shape)
+        shape = np.frombuffer(raw[4 : 4 + 4 * dims], ">u4").astype(int)
+        array = np.frombuffer(raw[4 + 4 * dims :], np.uint8).reshape(shape)
         write_idx(target / name, array[:IMAGES])
     return tmp_path
 
@@ -50,8 +50,9 @@ def test_the_readme_walkthrough_runs_as_written(small_mnist):
     script += "\nprint('--- walkthrough done', flush=True)\n"
     (small_mnist / "walkthrough.py").write_text(script, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # MLflow's default store, here
-    done = subprocess.run([sys.executable, "walkthrough.py"], cwd=small_mnist, env=env, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "walkthrough.py"], cwd=small_mnist, env=env, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert done.stdout.rstrip().endswith("--- walkthrough done")
     client = MlflowClient(f"sqlite:///{small_mnist / 'mlflow.db'}")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import dataset_fn, tiny_model_fn
 from mlflow import MlflowClient
 
-from conftest import dataset_fn, tiny_model_fn
 from elistimator_tracking import Elistimator
 from elistimator_tracking.tracking import TrackingWarning
 
@@ -44,8 +44,13 @@ def test_one_bad_or_colliding_param_key_never_drops_the_others(tmp_path, data):
 def test_values_the_store_refuses_are_reported_once_each_and_never_spooled(tmp_path, data):
     store = f"sqlite:///{tmp_path / 'store.db'}"
     with pytest.warns(TrackingWarning) as caught:  # batch_size: 32 given, the data's batches hold 8
-        est = trained(tmp_path / "model", store, data, params={"batch_size": 32, "learning_rate": 0.5},
-                      tags={"bad tag!": "x", "team": "vision"})
+        est = trained(
+            tmp_path / "model",
+            store,
+            data,
+            params={"batch_size": 32, "learning_rate": 0.5},
+            tags={"bad tag!": "x", "team": "vision"},
+        )
     refused = [m for m in tracking_warnings(caught) if "refused" in m]
     assert len(refused) == 2
     assert any("param 'batch_size'" in m for m in refused) and any("tag 'bad tag!'" in m for m in refused)
@@ -87,10 +92,12 @@ def test_work_for_a_run_the_store_never_created_is_dropped_not_retried_forever(t
     """A process that died right after the store refused its run left the run's later work behind."""
     from elistimator_tracking.tracking import sync
     from elistimator_tracking.tracking.spool import Spool
+
     store = f"sqlite:///{tmp_path / 'store.db'}"
     spool = Spool(tmp_path / "model" / "tracking", store)
-    spool.append({"run": "refused-run", "op": "metrics", "metrics": {"validation/loss": 0.5}, "step": 9,
-                  "timestamp": 1})
+    spool.append(
+        {"run": "refused-run", "op": "metrics", "metrics": {"validation/loss": 0.5}, "step": 9, "timestamp": 1}
+    )
     spool.append({"run": "refused-run", "op": "finish", "status": "FINISHED", "error": None})
     with pytest.warns(TrackingWarning, match="never created the run this work belongs to") as caught:
         assert sync(tmp_path / "model") == {store: 0}

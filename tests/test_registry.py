@@ -7,9 +7,9 @@ import warnings
 import mlflow
 import numpy as np
 import pytest
+from conftest import dataset_fn, fit_targets, target_model_fn, tiny_model_fn, train_epochs
 from mlflow import MlflowClient
 
-from conftest import dataset_fn, fit_targets, target_model_fn, tiny_model_fn, train_epochs
 from elistimator_tracking import Elistimator
 from elistimator_tracking.tracking import AliasKeptWarning
 
@@ -44,8 +44,9 @@ def test_register_best_registers_the_best_checkpoint_with_its_metrics(trained, r
 def register_course(tmp_path, name, course, **register):
     """A run of ``target_model_fn`` over ``course`` (validation loss = target^2), its best checkpoint
     registered as ``name``; returns the version and the AliasKeptWarnings given."""
-    with Elistimator(target_model_fn, tmp_path / f"run-{len(list(tmp_path.iterdir()))}", verbose=False,
-                     experiment="alias-rule") as est:
+    with Elistimator(
+        target_model_fn, tmp_path / f"run-{len(list(tmp_path.iterdir()))}", verbose=False, experiment="alias-rule"
+    ) as est:
         fit_targets(est, course)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -63,8 +64,10 @@ def test_the_champion_moves_only_to_a_better_version_unless_forced(tmp_path, req
     assert champion(name) == "1"
     version, said = register_course(tmp_path, name, [2.0, 1.0])  # worse: best loss 1.0
     assert version == "2" and champion(name) == "1"
-    assert said == [f"@champion stays on version 1 of {name!r}: its validation/loss 0.25 is at least as good as "
-                    "version 2's 1 (min; a tie keeps the current one). force=True moves it"]
+    assert said == [
+        f"@champion stays on version 1 of {name!r}: its validation/loss 0.25 is at least as good as "
+        "version 2's 1 (min; a tie keeps the current one). force=True moves it"
+    ]
     version, said = register_course(tmp_path, name, [0.5])  # a tie keeps the current one
     assert version == "3" and champion(name) == "1" and len(said) == 1
     assert register_course(tmp_path, name, [2.0], force=True) == ("4", []) and champion(name) == "4"
@@ -74,11 +77,13 @@ def test_the_champion_moves_only_to_a_better_version_unless_forced(tmp_path, req
 
 def test_a_version_without_the_metric_never_takes_the_alias(tmp_path, request):
     from elistimator_tracking.tracking.registry import alias_kept
+
     name = request.node.name[:60]
     register_course(tmp_path, name, [1.0])
     note = alias_kept(MlflowClient(), name, "champion", "2", {"validation/accuracy": "0.9"}, "loss", "min", False)
-    assert note == (f"version 2 of {name!r} recorded no validation/loss: @champion is left where it is "
-                    "(force=True moves it)")
+    assert note == (
+        f"version 2 of {name!r} recorded no validation/loss: @champion is left where it is (force=True moves it)"
+    )
     assert alias_kept(MlflowClient(), name, "champion", "2", {}, "loss", "min", True) is None
 
 
@@ -113,6 +118,7 @@ def test_a_best_checkpoint_pruned_locally_registers_a_version_that_loads_anywher
     import os
     import subprocess
     import sys
+
     (x, y), (vx, vy) = data
     name = request.node.name
     with Elistimator(tiny_model_fn, tmp_path / "model", params={"learning_rate": 0.05}, verbose=False) as est:
@@ -130,14 +136,16 @@ def test_a_best_checkpoint_pruned_locally_registers_a_version_that_loads_anywher
     script = f"""
 import mlflow, numpy as np
 from elistimator_tracking import Elistimator
-vx = np.load({str(tmp_path / 'vx.npy')!r})
+vx = np.load({str(tmp_path / "vx.npy")!r})
 est = Elistimator.from_disk("models:/{name}@champion", verbose=False, tracking=False)
 print(est.global_step)
-np.save({str(tmp_path / 'restored.npy')!r}, est.predict(x=vx)["probabilities"])
-np.save({str(tmp_path / 'pyfunc.npy')!r}, mlflow.pyfunc.load_model("models:/{name}@champion").predict({{"x": vx}})["probabilities"])
+np.save({str(tmp_path / "restored.npy")!r}, est.predict(x=vx)["probabilities"])
+pyfunc = mlflow.pyfunc.load_model("models:/{name}@champion")
+np.save({str(tmp_path / "pyfunc.npy")!r}, pyfunc.predict({{"x": vx}})["probabilities"])
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ,
-                          cwd=tmp_path, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=os.environ, cwd=tmp_path, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert int(done.stdout.split()[-1]) == worst
     for answer in ("restored.npy", "pyfunc.npy"):

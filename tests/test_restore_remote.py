@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import best_of, dataset_fn, tiny_model_fn, train_epochs, tree
 from mlflow import MlflowClient
 
-from conftest import best_of, dataset_fn, tiny_model_fn, train_epochs, tree
-from elistimator_tracking import Elistimator
-from elistimator_tracking import ModelDirectoryError
+from elistimator_tracking import Elistimator, ModelDirectoryError
 
 
 @pytest.fixture
@@ -26,10 +25,18 @@ def run(tmp_path, data):
     predictions = {}
     with Elistimator(tiny_model_fn, tmp_path / "model", params={"learning_rate": 0.05}, verbose=False) as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
-        returned = train_epochs(est, 3, each=lambda step: predictions.update({step: est.predict(x=vx)["probabilities"]}))
+        returned = train_epochs(
+            est, 3, each=lambda step: predictions.update({step: est.predict(x=vx)["probabilities"]})
+        )
         run_id = est.run_id
-    return {"run_id": run_id, "model_dir": tmp_path / "model", "predictions": predictions, "vx": vx,
-            "cache": tmp_path / "cache", "returned": returned}
+    return {
+        "run_id": run_id,
+        "model_dir": tmp_path / "model",
+        "predictions": predictions,
+        "vx": vx,
+        "cache": tmp_path / "cache",
+        "returned": returned,
+    }
 
 
 def test_a_checkpoint_pruned_locally_is_fetched_from_the_run(run):
@@ -52,8 +59,8 @@ def test_a_fresh_process_restores_the_best_checkpoint_from_the_run_alone(run, tm
     script = f"""
 import numpy as np
 from elistimator_tracking import Elistimator
-est = Elistimator.from_disk("runs:/{run['run_id']}", checkpoint="best", cache_dir={str(run['cache'])!r}, verbose=False)
-np.save({str(tmp_path / 'answer.npy')!r}, est.predict(x=np.load({str(tmp_path / 'vx.npy')!r}))["probabilities"])
+est = Elistimator.from_disk("runs:/{run["run_id"]}", checkpoint="best", cache_dir={str(run["cache"])!r}, verbose=False)
+np.save({str(tmp_path / "answer.npy")!r}, est.predict(x=np.load({str(tmp_path / "vx.npy")!r}))["probabilities"])
 print(est.global_step)
 """
     np.save(tmp_path / "vx.npy", run["vx"])
@@ -78,12 +85,15 @@ def test_models_sources_restore_the_registered_version_and_reuse_the_cache(run, 
     assert (cached / "elistimator.json").stat().st_ino == inode  # reused, not downloaded again
 
 
-@pytest.mark.parametrize("source, error, message", [
-    ("runs:/0123456789abcdef0123456789abcdef", LookupError, "there is no run '0123456789abcdef"),
-    ("models:/no-such-model@champion", LookupError, "is not in the Model Registry"),
-    ("models:/no-such-model/3", LookupError, "is not in the Model Registry"),
-    ("models:/", ValueError, "is not a model source"),
-])
+@pytest.mark.parametrize(
+    "source, error, message",
+    [
+        ("runs:/0123456789abcdef0123456789abcdef", LookupError, "there is no run '0123456789abcdef"),
+        ("models:/no-such-model@champion", LookupError, "is not in the Model Registry"),
+        ("models:/no-such-model/3", LookupError, "is not in the Model Registry"),
+        ("models:/", ValueError, "is not a model source"),
+    ],
+)
 def test_unknown_sources_are_clear_errors_and_leave_the_cache_as_it_was(source, error, message, run):
     Elistimator.from_disk(f"runs:/{run['run_id']}", cache_dir=run["cache"], verbose=False).close()
     before = tree(run["cache"])
@@ -197,8 +207,9 @@ def test_a_version_without_an_elistimator_checkpoint_is_refused(tmp_path, reques
 
 def test_training_on_a_remote_checkpoint_leaves_the_cache_alone(run, data):
     (x, y), (vx, vy) = data
-    est = Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint=9, cache_dir=run["cache"], verbose=False,
-                                tracking=False)
+    est = Elistimator.from_disk(
+        f"runs:/{run['run_id']}", checkpoint=9, cache_dir=run["cache"], verbose=False, tracking=False
+    )
     cached = {p: p.stat().st_size for p in run["cache"].rglob("*") if p.is_file()}
     assert est.model_dir not in [p.parent for p in cached] and run["cache"] not in est.model_dir.parents
     est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
@@ -222,6 +233,7 @@ def test_a_relative_prefix_of_a_pruned_checkpoint_is_relative_to_the_model_direc
 
 def test_a_cache_entry_is_hashed_once_per_process_and_a_file_changed_since_is_fetched_again(run, monkeypatch):
     from elistimator_tracking import model_dir
+
     hashed = []
     real_sha256_of = model_dir.sha256_of
     monkeypatch.setattr(model_dir, "sha256_of", lambda path: hashed.append(path.name) or real_sha256_of(path))

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import SANDBOX, dataset_fn, tiny_model_fn, train_epochs, tree
 from mlflow import MlflowClient
 
-from conftest import SANDBOX, dataset_fn, tiny_model_fn, train_epochs, tree
 from elistimator_tracking import Elistimator
 
 WORKLOAD = """
@@ -41,8 +41,9 @@ def test_the_suite_keeps_home_untouched(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("ELISTIMATOR_CACHE_DIR", "MLFLOW_TRACKING_URI")}
     env.update(HOME=str(home), TMPDIR=str(tmp_path), PYTHONPATH=os.pathsep.join(sys.path))
     script = WORKLOAD.format(tests=str(Path(__file__).parent))
-    done = subprocess.run([sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     sandbox = Path(done.stdout.split()[-1])
     assert tmp_path in sandbox.parents
@@ -54,12 +55,15 @@ def test_the_suite_keeps_home_untouched(tmp_path):
 
 def test_caches_stores_and_home_point_into_the_sandbox():
     import mlflow
+
     from elistimator_tracking.tracking.resolve import default_cache_dir
+
     assert SANDBOX in Path.home().parents and SANDBOX in default_cache_dir().parents
     assert mlflow.get_tracking_uri() == f"sqlite:///{SANDBOX / 'mlflow.db'}"
     assert Path.cwd() == SANDBOX
-    seen = subprocess.run([sys.executable, "-c", "import pathlib; print(pathlib.Path.home())"],
-                          capture_output=True, text=True, timeout=60).stdout.strip()
+    seen = subprocess.run(
+        [sys.executable, "-c", "import pathlib; print(pathlib.Path.home())"], capture_output=True, text=True, timeout=60
+    ).stdout.strip()
     assert seen == str(Path.home())
 
 

@@ -8,7 +8,6 @@ import urllib.request
 
 import numpy as np
 import pytest
-
 from conftest import registered_tiny_model
 from mlflow_server import ModelServer
 
@@ -36,8 +35,9 @@ def test_mlflow_models_serve_answers_with_the_predict_spec_outputs_and_refuses_a
 
 def invoke(server: ModelServer, body: dict):
     """POST ``body`` to the server's /invocations: (HTTP status, answer as JSON)."""
-    call = urllib.request.Request(f"{server.uri}/invocations", headers={"Content-Type": "application/json"},
-                                  data=json.dumps(body).encode())
+    call = urllib.request.Request(
+        f"{server.uri}/invocations", headers={"Content-Type": "application/json"}, data=json.dumps(body).encode()
+    )
     try:
         with urllib.request.urlopen(call, timeout=60) as response:
             return response.status, json.loads(response.read())

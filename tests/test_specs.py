@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import blobs, dataset_fn, tiny_model_fn
+
 from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
 from elistimator_tracking._tf import tf
 
@@ -21,13 +21,19 @@ def specs_of(features, is_training, params):
     return tiny_model_fn(features, is_training, params)
 
 
-@pytest.mark.parametrize("returned, message", [
-    (lambda s: s[:2], r"must return 3 values \(TrainSpec, EvaluationSpec or None, PredictSpec or None\), got 2 values"),
-    (lambda s: s[0], "must return 3 values .* got TrainSpec"),
-    (lambda s: (None, s[1], s[2]), "value 0 should be TrainSpec, got NoneType"),
-    (lambda s: (s[0], s[2], s[2]), "value 1 should be EvaluationSpec or None, got PredictSpec"),
-    (lambda s: (s[0], s[1], {"classes": 1}), "value 2 should be PredictSpec or None, got dict"),
-])
+@pytest.mark.parametrize(
+    "returned, message",
+    [
+        (
+            lambda s: s[:2],
+            r"must return 3 values \(TrainSpec, EvaluationSpec or None, PredictSpec or None\), got 2 values",
+        ),
+        (lambda s: s[0], "must return 3 values .* got TrainSpec"),
+        (lambda s: (None, s[1], s[2]), "value 0 should be TrainSpec, got NoneType"),
+        (lambda s: (s[0], s[2], s[2]), "value 1 should be EvaluationSpec or None, got PredictSpec"),
+        (lambda s: (s[0], s[1], {"classes": 1}), "value 2 should be PredictSpec or None, got dict"),
+    ],
+)
 def test_model_fn_returning_the_wrong_thing(tmp_path, returned, message):
     def model_fn(features, is_training, params):
         return returned(specs_of(features, is_training, params))
@@ -48,8 +54,11 @@ def test_spec_fields_of_the_wrong_type():
             TrainSpec(loss, "minimize")
         with pytest.raises(ValueError, match=r"TrainSpec.loss must be a scalar tensor .* got shape \(2,\)"):
             TrainSpec(vector, op)
-        with pytest.raises(TypeError, match=r"EvaluationSpec.eval_metric_ops\['acc'\] must be a \(value_tensor, "
-                                            r"update_op\) pair"):
+        with pytest.raises(
+            TypeError,
+            match=r"EvaluationSpec.eval_metric_ops\['acc'\] must be a \(value_tensor, "
+            r"update_op\) pair",
+        ):
             EvaluationSpec(loss, {"acc": loss})
         with pytest.raises(ValueError, match="must not contain 'loss'"):
             EvaluationSpec(loss, {"loss": (loss, op)})
@@ -97,25 +106,33 @@ def test_failed_model_fn_leaves_nothing_built(tmp_path):
     est.close()
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"model_fn": "cnn"}, TypeError, "model_fn must be callable"),
-    ({"params": [1]}, TypeError, "params must be a dict or None, got list"),
-    ({"session_args": {"graph": None}}, TypeError, r"session_args has unknown key\(s\) \['graph'\]"),
-    ({"session_args": "fast"}, TypeError, "session_args must be a dict"),
-    ({"model_dir": 3}, TypeError, "model_dir must be a str or pathlib.Path, got int"),
-    ({"summary_every_n_steps": 0}, ValueError, "summary_every_n_steps must be a positive int"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"model_fn": "cnn"}, TypeError, "model_fn must be callable"),
+        ({"params": [1]}, TypeError, "params must be a dict or None, got list"),
+        ({"session_args": {"graph": None}}, TypeError, r"session_args has unknown key\(s\) \['graph'\]"),
+        ({"session_args": "fast"}, TypeError, "session_args must be a dict"),
+        ({"model_dir": 3}, TypeError, "model_dir must be a str or pathlib.Path, got int"),
+        ({"summary_every_n_steps": 0}, ValueError, "summary_every_n_steps must be a positive int"),
+    ],
+)
 def test_constructor_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         Elistimator(**{"model_fn": tiny_model_fn, **kwargs})
 
 
-@pytest.mark.parametrize("input_fn, message", [
-    (lambda: np.zeros(3), "training input function must return a tf.data.Dataset, got ndarray"),
-    ("data", "training input function must be a callable"),
-    (lambda: tf.data.Dataset.from_tensor_slices({"x": {"nested": np.zeros((2, 2), np.float32)}}),
-     "yields dict for feature 'x'; only a dense tensor, a flat tuple or a flat dict"),
-])
+@pytest.mark.parametrize(
+    "input_fn, message",
+    [
+        (lambda: np.zeros(3), "training input function must return a tf.data.Dataset, got ndarray"),
+        ("data", "training input function must be a callable"),
+        (
+            lambda: tf.data.Dataset.from_tensor_slices({"x": {"nested": np.zeros((2, 2), np.float32)}}),
+            "yields dict for feature 'x'; only a dense tensor, a flat tuple or a flat dict",
+        ),
+    ],
+)
 def test_bad_input_functions(tmp_path, input_fn, message):
     est = Elistimator(tiny_model_fn, tmp_path, verbose=False)
     with pytest.raises(TypeError, match=message):

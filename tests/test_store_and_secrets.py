@@ -8,23 +8,22 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import List
 
 import numpy as np
 import pytest
-from mlflow import MlflowClient
-
 from conftest import dataset_fn, tiny_model_fn
+from mlflow import MlflowClient
+from mlflow_server import MlflowServer
+
 from elistimator_tracking import Elistimator, cli
 from elistimator_tracking.tracking.run_info import REDACTED, scrub
 from elistimator_tracking.tracking.store_uri import public_uri
-from mlflow_server import MlflowServer
 
 SECRET = "Hush-Secret-4711-xyz"
 CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
-def files_containing(root: Path, secret: str) -> List[str]:
+def files_containing(root: Path, secret: str) -> list[str]:
     return [str(path) for path in root.rglob("*") if path.is_file() and secret.encode() in path.read_bytes()]
 
 
@@ -40,7 +39,8 @@ def trained_run(model_dir: Path, store: str, data, **options) -> Elistimator:
 
 
 def test_models_and_runs_sources_use_the_named_store_and_create_nothing_in_the_working_directory(
-        tmp_path, data, monkeypatch):
+    tmp_path, data, monkeypatch
+):
     (_, _), (vx, _) = data
     store = f"sqlite:///{tmp_path / 'store.db'}"
     est = trained_run(tmp_path / "model", store, data)
@@ -73,8 +73,7 @@ def test_a_tracking_record_inside_a_downloaded_checkpoint_is_never_followed(tmp_
     client = MlflowClient(store)
     crafted = Path(client.download_artifacts(run_id, "checkpoints/step-18", str(tmp_path / "crafted")))
     saved = json.loads((crafted / "elistimator.json").read_text())
-    saved["tracking"] = {"tracking_uri": f"sqlite:///{attacker}", "experiment": "pwned", "run_key": "k",
-                         "run_id": None}
+    saved["tracking"] = {"tracking_uri": f"sqlite:///{attacker}", "experiment": "pwned", "run_key": "k", "run_id": None}
     (crafted / "elistimator.json").write_text(json.dumps(saved))
     client.log_artifact(run_id, str(crafted / "elistimator.json"), "checkpoints/step-18")
     with Elistimator.from_disk(f"runs:/{run_id}", verbose=False, cache_dir=tmp_path / "cache") as loaded:
@@ -87,19 +86,34 @@ def test_a_tracking_record_inside_a_downloaded_checkpoint_is_never_followed(tmp_
 
 def test_secrets_in_params_tags_and_the_run_name_are_redacted_in_the_run_and_the_journal(tmp_path, data):
     store = f"sqlite:///{tmp_path / 'store.db'}"
-    params = {"learning_rate": 0.5, "credentials": {"value": "s1"}, "aws_access_key_id": "s2", "pwd": "s3",
-              "ssh_key": "s4", "auth": {"bearer": "s5"}, "headers": {"Authorization": "Bearer s6"},
-              "database": "postgresql://user:s7@db.example/train", "source": "https://example.org/data?token=s8"}
+    params = {
+        "learning_rate": 0.5,
+        "credentials": {"value": "s1"},
+        "aws_access_key_id": "s2",
+        "pwd": "s3",
+        "ssh_key": "s4",
+        "auth": {"bearer": "s5"},
+        "headers": {"Authorization": "Bearer s6"},
+        "database": "postgresql://user:s7@db.example/train",
+        "source": "https://example.org/data?token=s8",
+    }
     tags = {"team": "vision", "api_token": "s9", "upstream": "http://user:s10@example.org/x"}
     with pytest.warns(Warning) as caught:
-        warnings.warn("a marker, so that pytest.warns has one even when nothing else warns", UserWarning)
-        est = trained_run(tmp_path / "model", store, data, params=params, tags=tags,
-                          run_name="from postgresql://user:s11@db.example/x")
+        warnings.warn("a marker, so that pytest.warns has one even when nothing else warns", UserWarning, stacklevel=2)
+        est = trained_run(
+            tmp_path / "model",
+            store,
+            data,
+            params=params,
+            tags=tags,
+            run_name="from postgresql://user:s11@db.example/x",
+        )
     run = MlflowClient(store).get_run(est.run_id)
     logged = json.dumps([run.data.params, run.data.tags, run.info.run_name])
     secrets = [f"s{n}" for n in range(1, 12)]
-    assert [s for s in secrets if f'"{s}"' in logged or f":{s}@" in logged or f"={s}" in logged
-            or f" {s}\"" in logged] == []
+    assert [
+        s for s in secrets if f'"{s}"' in logged or f":{s}@" in logged or f"={s}" in logged or f' {s}"' in logged
+    ] == []
     p, t = run.data.params, run.data.tags
     assert p["learning_rate"] == "0.5" and p["credentials.value"] == p["aws_access_key_id"] == REDACTED
     assert p["pwd"] == p["ssh_key"] == p["auth.bearer"] == p["headers.Authorization"] == REDACTED
@@ -114,11 +128,15 @@ def test_secrets_in_params_tags_and_the_run_name_are_redacted_in_the_run_and_the
 
 def test_credentials_are_cut_from_uris_and_texts():
     assert public_uri("http://admin:pw@host:5000/path?x=1&token=t") == "http://host:5000/path?x=1"
-    assert public_uri("postgresql://u:pw@db/mlflow?sslmode=require&password=pw") == \
-        "postgresql://db/mlflow?sslmode=require"
+    assert (
+        public_uri("postgresql://u:pw@db/mlflow?sslmode=require&password=pw")
+        == "postgresql://db/mlflow?sslmode=require"
+    )
     assert public_uri("sqlite:////tmp/store.db") == "sqlite:////tmp/store.db"
-    assert scrub("API request to http://u:pw@h/api failed; Authorization: Bearer abc") == \
-        f"API request to http://{REDACTED}@h/api failed; Authorization: {REDACTED} {REDACTED}"
+    assert (
+        scrub("API request to http://u:pw@h/api failed; Authorization: Bearer abc")
+        == f"API request to http://{REDACTED}@h/api failed; Authorization: {REDACTED} {REDACTED}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -126,11 +144,16 @@ def auth_server(tmp_path_factory):
     """A real ``mlflow server --app-name basic-auth`` whose admin password is SECRET."""
     root = tmp_path_factory.mktemp("auth-server")
     config = root / "auth.ini"
-    config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{root / 'users.db'}\n"
-                      f"admin_username = admin\nadmin_password = {SECRET}\n"
-                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-    server = MlflowServer(root, args=("--app-name", "basic-auth"),
-                          env={"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 32})
+    config.write_text(
+        f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{root / 'users.db'}\n"
+        f"admin_username = admin\nadmin_password = {SECRET}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    server = MlflowServer(
+        root,
+        args=("--app-name", "basic-auth"),
+        env={"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 32},
+    )
     server.start()
     yield server
     server.stop()
@@ -138,7 +161,8 @@ def auth_server(tmp_path_factory):
 
 @pytest.mark.slow
 def test_credentials_in_a_tracking_uri_work_in_this_process_and_are_written_nowhere(
-        auth_server, tmp_path, data, monkeypatch, capfd):
+    auth_server, tmp_path, data, monkeypatch, capfd
+):
     for name in CREDENTIAL_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     (x, y), (vx, vy) = data
@@ -147,8 +171,9 @@ def test_credentials_in_a_tracking_uri_work_in_this_process_and_are_written_nowh
     model_dir = tmp_path / "model"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        est = trained_run(model_dir, given, data, params={"store": given}, tags={"origin": given},
-                          run_name=f"run at {given}")
+        est = trained_run(
+            model_dir, given, data, params={"store": given}, tags={"origin": given}, run_name=f"run at {given}"
+        )
         assert est.tracking_uri == public and est.run_id
         # the same process, the recorded URI (without credentials): they are kept in memory
         with Elistimator.from_disk(model_dir, checkpoint=9, verbose=False) as resumed:  # 9: in the run only
@@ -161,26 +186,46 @@ def test_credentials_in_a_tracking_uri_work_in_this_process_and_are_written_nowh
     assert files_containing(model_dir, SECRET) == []
     assert not {name for name in os.environ if name in CREDENTIAL_VARIABLES}  # nothing put in the environment
     # another process gets them from the environment, as MLflow does
-    env = {**os.environ, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": SECRET,
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
-    code = ("import sys; sys.path.insert(0, 'tests'); from conftest import blobs, dataset_fn\n"
-            "from elistimator_tracking import Elistimator\n"
-            f"with Elistimator.from_disk({str(model_dir)!r}, verbose=False) as est:\n"
-            "    est.setup(dataset_fn(*blobs(70, 0))); est.train(steps=2).save_ckpt()\n"
-            "print('resumed', est.run_id)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          cwd=Path(__file__).parents[1], timeout=300)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_USERNAME": "admin",
+        "MLFLOW_TRACKING_PASSWORD": SECRET,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path]),
+    }
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from conftest import blobs, dataset_fn\n"
+        "from elistimator_tracking import Elistimator\n"
+        f"with Elistimator.from_disk({str(model_dir)!r}, verbose=False) as est:\n"
+        "    est.setup(dataset_fn(*blobs(70, 0))); est.train(steps=2).save_ckpt()\n"
+        "print('resumed', est.run_id)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parents[1],
+        timeout=300,
+    )
     assert done.returncode == 0 and f"resumed {est.run_id}" in done.stdout.splitlines(), done.stderr[-2000:]
     assert SECRET not in done.stdout + done.stderr
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRET)
     client = MlflowClient(public)
     run = client.get_run(est.run_id)
-    assert run.info.status == "FINISHED" and SECRET not in json.dumps([run.data.params, run.data.tags,
-                                                                       run.info.run_name])
+    assert run.info.status == "FINISHED" and SECRET not in json.dumps(
+        [run.data.params, run.data.tags, run.info.run_name]
+    )
     client.download_artifacts(est.run_id, "checkpoints", str(tmp_path / "artifacts"))
     assert sorted(p.name for p in (tmp_path / "artifacts" / "checkpoints").iterdir()) == [
-        "step-12", "step-14", "step-18", "step-9"]
+        "step-12",
+        "step-14",
+        "step-18",
+        "step-9",
+    ]
     assert files_containing(tmp_path / "artifacts", SECRET) == []
-    assert np.isfinite(Elistimator.from_disk(f"runs:/{est.run_id}", tracking=public, verbose=False,
-                                             cache_dir=tmp_path / "cache").predict(x=vx)["probabilities"]).all()
+    assert np.isfinite(
+        Elistimator.from_disk(
+            f"runs:/{est.run_id}", tracking=public, verbose=False, cache_dir=tmp_path / "cache"
+        ).predict(x=vx)["probabilities"]
+    ).all()

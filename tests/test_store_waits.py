@@ -11,20 +11,21 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import dataset_fn, tiny_model_fn
-from elistimator_tracking import Elistimator
-from elistimator_tracking.tracking.mlflow_tracker import MlflowTracker
 from mlflow_server import free_port
 from silent_server import SilentServer
 
+from elistimator_tracking import Elistimator
+from elistimator_tracking.tracking.mlflow_tracker import MlflowTracker
+
 CALLS = {
     "from_disk": "from elistimator_tracking import Elistimator\n"
-                 "Elistimator.from_disk('runs:/0123456789abcdef0123456789abcdef', tracking=STORE)",
+    "Elistimator.from_disk('runs:/0123456789abcdef0123456789abcdef', tracking=STORE)",
     "register_best": "from elistimator_tracking.tracking.registry import register_best\n"
-                     "register_best('0123456789abcdef0123456789abcdef', 'm', tracking_uri=STORE)",
+    "register_best('0123456789abcdef0123456789abcdef', 'm', tracking_uri=STORE)",
     "sync": "from elistimator_tracking.tracking import sync\nprint(sync(MODEL_DIR, tracking_uri=STORE))",
-    "cli": "from elistimator_tracking.cli import main\nimport sys\nsys.exit(main(['runs', 'mnist', '--tracking-uri', STORE]))",
+    "cli": "from elistimator_tracking.cli import main\nimport sys\n"
+    "sys.exit(main(['runs', 'mnist', '--tracking-uri', STORE]))",
 }
 
 
@@ -34,19 +35,30 @@ def model_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("waits") / "model"
     x = __import__("numpy").zeros((8, 2), "float32")
     with pytest.warns(UserWarning):
-        with Elistimator(tiny_model_fn, path, verbose=False,
-                         tracking=MlflowTracker("notascheme://typo", start_timeout=1, close_timeout=1)) as est:
+        with Elistimator(
+            tiny_model_fn,
+            path,
+            verbose=False,
+            tracking=MlflowTracker("notascheme://typo", start_timeout=1, close_timeout=1),
+        ) as est:
             est.setup(dataset_fn(x, x[:, 0].astype("int32")))
             est.train().save_ckpt()
     return path
 
 
 def call(what: str, store: str, model_dir: Path):
-    code = (f"STORE, MODEL_DIR = {store!r}, {str(model_dir)!r}\n{CALLS[what]}\nimport os\n"
-            "assert not [k for k in os.environ if k.startswith('MLFLOW_HTTP_REQUEST')], 'settings changed'\n")
+    code = (
+        f"STORE, MODEL_DIR = {store!r}, {str(model_dir)!r}\n{CALLS[what]}\nimport os\n"
+        "assert not [k for k in os.environ if k.startswith('MLFLOW_HTTP_REQUEST')], 'settings changed'\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
-    return subprocess.run([sys.executable, "-c", code], env={**env, "ELISTIMATOR_STORE_TIMEOUT": "2"},
-                          capture_output=True, text=True, timeout=90)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "ELISTIMATOR_STORE_TIMEOUT": "2"},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
 
 
 def last_line(done) -> str:

@@ -19,16 +19,15 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import List
 
 import numpy as np
 import pytest
-from mlflow import MlflowClient
-
 from conftest import artifact_steps, dataset_fn, history, tiny_model_fn, train_epochs
+from mlflow import MlflowClient
+from mlflow_server import MlflowServer, PostgresServer, postgres_bin
+
 from elistimator_tracking import Elistimator
 from elistimator_tracking.tracking import TrackingWarning, sync
-from mlflow_server import MlflowServer, PostgresServer, postgres_bin
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +38,7 @@ ADMIN_PASSWORD = "Admin-Team-Pw-5523"
 CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
-def files_containing(root: Path, secret: str) -> List[str]:
+def files_containing(root: Path, secret: str) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and not p.is_symlink() and secret.encode() in p.read_bytes()]
 
 
@@ -47,8 +46,14 @@ def files_containing(root: Path, secret: str) -> List[str]:
 def postgres():
     """A PostgreSQL cluster of the module's own (skipped, or failed when required, without PostgreSQL)."""
     bin_dir = postgres_bin()
-    missing = None if bin_dir else ("PostgreSQL's initdb and postgres were not found (/usr/lib/postgresql/<n>/bin, "
-                                    "PATH or $ELISTIMATOR_POSTGRES_BIN)")
+    missing = (
+        None
+        if bin_dir
+        else (
+            "PostgreSQL's initdb and postgres were not found (/usr/lib/postgresql/<n>/bin, "
+            "PATH or $ELISTIMATOR_POSTGRES_BIN)"
+        )
+    )
     if bin_dir and os.geteuid() == 0 and "postgres" not in {entry.pw_name for entry in pwd.getpwall()}:
         missing = "running as root, and there is no postgres user to run PostgreSQL as (it refuses root)"
     try:
@@ -78,16 +83,23 @@ def auth_server(postgres, tmp_path_factory):
     alice and bob, created through MLflow's auth API by the admin."""
     root = tmp_path_factory.mktemp("auth-server")
     config = root / "basic_auth.ini"
-    config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {postgres.create_database('mlflow_auth')}\n"
-                      f"admin_username = admin\nadmin_password = {ADMIN_PASSWORD}\n"
-                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-    server = MlflowServer(root, backend=postgres.create_database("mlflow_team"), args=("--app-name", "basic-auth"),
-                          env={"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 32})
+    config.write_text(
+        f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {postgres.create_database('mlflow_auth')}\n"
+        f"admin_username = admin\nadmin_password = {ADMIN_PASSWORD}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    server = MlflowServer(
+        root,
+        backend=postgres.create_database("mlflow_team"),
+        args=("--app-name", "basic-auth"),
+        env={"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 32},
+    )
     server.start()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
         patch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
         from mlflow.server import get_app_client
+
         for user, password in ((USER, USER_PASSWORD), (OTHER, OTHER_PASSWORD)):
             get_app_client("basic-auth", tracking_uri=server.uri).create_user(user, password)
     yield server
@@ -98,6 +110,7 @@ def as_admin(server: MlflowServer, call):
     """``call(client)`` with MLflow's auth API client of ``server``, logged in as its admin (the
     client reads the credentials from the environment at each request)."""
     from mlflow.server import get_app_client
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
         patch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
@@ -131,14 +144,24 @@ def client_of(server: MlflowServer, monkeypatch) -> MlflowClient:
 
 # -- restore through the team server ----------------------------------------------------
 
+
 def test_a_process_that_did_not_train_restores_registers_and_serves_through_proxied_artifacts(
-        team_server, tmp_path, data):
+    team_server, tmp_path, data
+):
     (x, y), (vx, vy) = data
     predictions = {}
-    with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=team_server.uri,
-                     params={"learning_rate": 0.05}, experiment="team-restore") as est:
+    with Elistimator(
+        tiny_model_fn,
+        tmp_path / "model",
+        verbose=False,
+        tracking=team_server.uri,
+        params={"learning_rate": 0.05},
+        experiment="team-restore",
+    ) as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 1})
-        returned = train_epochs(est, 3, each=lambda step: predictions.update({step: est.predict(x=vx)["probabilities"]}))
+        returned = train_epochs(
+            est, 3, each=lambda step: predictions.update({step: est.predict(x=vx)["probabilities"]})
+        )
         run_id = est.run_id
     client = MlflowClient(team_server.uri)
     assert client.get_run(run_id).info.artifact_uri.startswith("mlflow-artifacts:/")
@@ -150,7 +173,7 @@ def test_a_process_that_did_not_train_restores_registers_and_serves_through_prox
 import json, mlflow, numpy as np
 from elistimator_tracking import Elistimator
 from elistimator_tracking.tracking.registry import register_best
-vx, cache, answers = np.load({str(tmp_path / 'vx.npy')!r}), {str(tmp_path / 'cache')!r}, {{}}
+vx, cache, answers = np.load({str(tmp_path / "vx.npy")!r}), {str(tmp_path / "cache")!r}, {{}}
 with Elistimator.from_disk("runs:/{run_id}", checkpoint="best", cache_dir=cache, verbose=False) as est:
     answers["runs"] = [est.global_step, est.predict(x=vx)["probabilities"].tolist()]
 answers["version"] = register_best("{run_id}", "team-model", cache_dir=cache)[0]
@@ -161,8 +184,9 @@ answers["pyfunc"] = [None, model.predict({{"x": vx}})["probabilities"].tolist()]
 print(json.dumps(answers))
 """
     env = {**os.environ, "MLFLOW_TRACKING_URI": team_server.uri}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     answers = json.loads(done.stdout.strip().splitlines()[-1])
     assert answers.pop("version") == "1"
@@ -177,25 +201,33 @@ def test_a_backup_of_the_database_and_the_artifacts_restores_the_runs(team_serve
     """docs/deploy.md's backup: ``pg_dump`` first, then the artifacts; restored into another database
     and folder, a new server holds the same run, and ``runs:/`` restores through it."""
     (x, y), (vx, vy) = data
-    with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=team_server.uri,
-                     experiment="team-backup") as est:
+    with Elistimator(
+        tiny_model_fn, tmp_path / "model", verbose=False, tracking=team_server.uri, experiment="team-backup"
+    ) as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
         returned = train_epochs(est, 2)
         expected, run_id = est.predict(x=vx)["probabilities"], est.run_id
     dump = tmp_path / "mlflow.dump"
-    subprocess.run([str(postgres.bin_dir / "pg_dump"), "-Fc", "-d", postgres.database_uri("mlflow"), "-f", str(dump)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(postgres.bin_dir / "pg_dump"), "-Fc", "-d", postgres.database_uri("mlflow"), "-f", str(dump)],
+        check=True,
+        capture_output=True,
+    )
     shutil.copytree(team_server.root / "artifacts", tmp_path / "restored" / "artifacts")
     restored_uri = postgres.create_database("mlflow_restored")
-    subprocess.run([str(postgres.bin_dir / "pg_restore"), "--no-owner", "-d", restored_uri, str(dump)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(postgres.bin_dir / "pg_restore"), "--no-owner", "-d", restored_uri, str(dump)],
+        check=True,
+        capture_output=True,
+    )
     restored = MlflowServer(tmp_path / "restored", backend=restored_uri).start()
     try:
         client = MlflowClient(restored.uri)
         assert client.get_run(run_id).info.status == "FINISHED"
         assert history(client, run_id, "validation/loss") == [(s, m["loss"]) for s, m in returned.items()]
-        with Elistimator.from_disk(f"runs:/{run_id}", tracking=restored.uri, verbose=False,
-                                   cache_dir=tmp_path / "cache") as loaded:
+        with Elistimator.from_disk(
+            f"runs:/{run_id}", tracking=restored.uri, verbose=False, cache_dir=tmp_path / "cache"
+        ) as loaded:
             assert loaded.global_step == 18
             np.testing.assert_allclose(loaded.predict(x=vx)["probabilities"], expected, rtol=1e-6)
     finally:
@@ -204,8 +236,10 @@ def test_a_backup_of_the_database_and_the_artifacts_restores_the_runs(team_serve
 
 # -- logins -------------------------------------------------------------------------------
 
+
 def test_a_user_with_the_right_credentials_tracks_and_the_password_is_written_nowhere(
-        auth_server, postgres, tmp_path, data, monkeypatch, capfd):
+    auth_server, postgres, tmp_path, data, monkeypatch, capfd
+):
     client = client_of(auth_server, monkeypatch)
     returned, run_id, tracking = train_against(auth_server, tmp_path / "model", "team-login", data, verbose=True)
     assert tracking == []
@@ -221,7 +255,8 @@ def test_a_user_with_the_right_credentials_tracks_and_the_password_is_written_no
 
 @pytest.mark.parametrize("login", ["wrong", "missing"])
 def test_a_refused_login_warns_once_keeps_the_work_and_sync_delivers_it_once(
-        login, auth_server, postgres, tmp_path, data, monkeypatch, capfd):
+    login, auth_server, postgres, tmp_path, data, monkeypatch, capfd
+):
     wrong = f"not-{USER_PASSWORD}"
     for name in CREDENTIALS:
         monkeypatch.delenv(name, raising=False)
@@ -252,14 +287,15 @@ def test_a_refused_login_warns_once_keeps_the_work_and_sync_delivers_it_once(
 WORKERS, STEPS_PER_ROUND, ROUND_SECONDS = 6, 25, 2.0
 
 
-def rounds_done(out: Path) -> List[List[float]]:
+def rounds_done(out: Path) -> list[list[float]]:
     """The rounds a worker finished so far: ``[step, start, end]`` each."""
     progress = Path(f"{out}.progress")
     return [list(map(float, line.split())) for line in progress.read_text().splitlines()] if progress.exists() else []
 
 
-def wait_for_rounds(outs: List[Path], workers: List[subprocess.Popen], count: int, after: float = 0.0,
-                    timeout: float = 300.0) -> None:
+def wait_for_rounds(
+    outs: list[Path], workers: list[subprocess.Popen], count: int, after: float = 0.0, timeout: float = 300.0
+) -> None:
     """Wait until each worker has finished ``count`` rounds that started after ``after``."""
     deadline = time.monotonic() + timeout
     while any(len([r for r in rounds_done(out) if r[1] > after]) < count for out in outs):
@@ -279,12 +315,33 @@ def test_six_trainings_at_once_lose_and_duplicate_nothing_while_the_server_resta
     again while they run. Every run finishes, every validation point and checkpoint is there
     exactly once, and each process trained on while the server was down."""
     stop, outs = tmp_path / "stop", [tmp_path / f"worker-{n}.json" for n in range(WORKERS)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        "TF_NUM_INTEROP_THREADS": "1",
+        "TF_NUM_INTRAOP_THREADS": "1",
+    }
     logs = [open(tmp_path / f"worker-{n}.log", "wb") for n in range(WORKERS)]
-    workers = [subprocess.Popen([sys.executable, str(HERE / "team_worker.py"), team_server.uri,
-                                 str(tmp_path / f"model-{n}"), "team-load", str(STEPS_PER_ROUND), str(ROUND_SECONDS), str(stop), str(out)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT) for n, (out, log) in enumerate(zip(outs, logs))]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "team_worker.py"),
+                team_server.uri,
+                str(tmp_path / f"model-{n}"),
+                "team-load",
+                str(STEPS_PER_ROUND),
+                str(ROUND_SECONDS),
+                str(stop),
+                str(out),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for n, (out, log) in enumerate(zip(outs, logs, strict=False))
+    ]
     try:
         client = MlflowClient(team_server.uri)
         wait_for_rounds(outs, workers, 3)
@@ -305,8 +362,9 @@ def test_six_trainings_at_once_lose_and_duplicate_nothing_while_the_server_resta
             worker.kill() if worker.poll() is None else None
         for log in logs:
             log.close()
-    assert [w.returncode for w in workers] == [0] * WORKERS, [(tmp_path / f"worker-{n}.log").read_text()[-3000:]
-                                                             for n in range(WORKERS)]
+    assert [w.returncode for w in workers] == [0] * WORKERS, [
+        (tmp_path / f"worker-{n}.log").read_text()[-3000:] for n in range(WORKERS)
+    ]
     results = [json.loads(out.read_text()) for out in outs]
     runs = {run.info.run_id: run for run in client.search_runs([experiment_id])}
     assert sorted(runs) == sorted(r["run_id"] for r in results)
@@ -324,16 +382,19 @@ def test_six_trainings_at_once_lose_and_duplicate_nothing_while_the_server_resta
         assert [c for c in result["calls"] if down < c[0] and c[1] < up]  # whole train() calls while it was down
     during = [max((e - s for s, e in r["calls"] if s < up and e > down), default=0.0) for r in results]
     outside = [max((e - s for s, e in r["calls"] if e < down or s > up), default=0.0) for r in results]
-    print(f"\nteam load: {WORKERS} runs, validation points and checkpoints expected {expected}, found {found}, "
-          f"lost {expected - found}, duplicated {duplicated}; server down {up - down:.1f} s; longest train() "
-          f"call of {STEPS_PER_ROUND} steps while down {max(during):.2f} s (per process "
-          f"{', '.join(f'{d:.2f}' for d in during)}), while up {max(outside):.2f} s; search_runs under load "
-          f"{', '.join(f'{s:.2f}' for s in latencies)} s; rounds per process "
-          f"{', '.join(str(len(r['saved'])) for r in results)}")
+    print(
+        f"\nteam load: {WORKERS} runs, validation points and checkpoints expected {expected}, found {found}, "
+        f"lost {expected - found}, duplicated {duplicated}; server down {up - down:.1f} s; longest train() "
+        f"call of {STEPS_PER_ROUND} steps while down {max(during):.2f} s (per process "
+        f"{', '.join(f'{d:.2f}' for d in during)}), while up {max(outside):.2f} s; search_runs under load "
+        f"{', '.join(f'{s:.2f}' for s in latencies)} s; rounds per process "
+        f"{', '.join(str(len(r['saved'])) for r in results)}"
+    )
 
 
 def test_an_account_without_permission_warns_once_and_sync_delivers_after_the_grant(
-        auth_server, tmp_path, data, monkeypatch):
+    auth_server, tmp_path, data, monkeypatch
+):
     """bob may read alice's experiment but not write to it (HTTP 403); once the admin grants him EDIT,
     ``sync`` delivers his kept run, once."""
     experiment_id = client_of(auth_server, monkeypatch).create_experiment("team-alice-only")

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from conftest import blobs, dataset_fn, tiny_model_fn
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import blobs, dataset_fn, tiny_model_fn
 from elistimator_tracking import Elistimator
 from elistimator_tracking._tf import tf
 
@@ -24,8 +24,10 @@ def test_training_loss_and_validation_metrics_at_the_global_step(tmp_path, data)
     second = est.validate()
     est.close()
     assert [step for step, _ in scalars(tmp_path / "train", "loss")] == [3, 6, 9, 12]
-    assert scalars(tmp_path / "validation", "accuracy") == [(9, np.float32(first["accuracy"])), (13, np.float32(
-        second["accuracy"]))]
+    assert scalars(tmp_path / "validation", "accuracy") == [
+        (9, np.float32(first["accuracy"])),
+        (13, np.float32(second["accuracy"])),
+    ]
     assert [step for step, _ in scalars(tmp_path / "validation", "loss")] == [9, 13]
     accumulator = EventAccumulator(str(tmp_path / "train"))
     accumulator.Reload()
@@ -55,8 +57,9 @@ def test_model_summaries_are_written_every_n_steps(tmp_path):
 def test_input_data_never_reaches_the_graph_or_event_files(tmp_path):
     x = np.random.default_rng(0).normal(size=(50_000, 2)).astype(np.float32)  # 400 kB of features
     y = (x[:, 0] > 0).astype(np.int32)
-    est = Elistimator(tiny_model_fn, tmp_path, verbose=False).setup(dataset_fn(x, y, batch=5000),
-                                                                     dataset_fn(x, y, batch=5000))
+    est = Elistimator(tiny_model_fn, tmp_path, verbose=False).setup(
+        dataset_fn(x, y, batch=5000), dataset_fn(x, y, batch=5000)
+    )
     est.train().validate()
     graph_def_bytes = est.graph.as_graph_def().ByteSize()
     est.close()

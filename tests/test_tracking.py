@@ -9,14 +9,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import artifact_steps, best_of, dataset_fn, history, tiny_model_fn, train_epochs
 from mlflow import MlflowClient
 
-from conftest import artifact_steps, best_of, dataset_fn, history, tiny_model_fn, train_epochs
 from elistimator_tracking import Elistimator
 from elistimator_tracking._faults import CRASH_ENV
 from elistimator_tracking.tracking import Tracker, TrackingWarning, sync
@@ -30,11 +29,25 @@ def store(tmp_path):
 
 def test_a_run_holds_params_tags_metrics_and_every_checkpoint(tmp_path, store, data):
     (x, y), (vx, vy) = data
-    secrets = {"api_key": "s3cr3t", "db_password": "pw", "passwd": "pw", "auth_token": "t", "client_secret": "s",
-               "aws_credentials": "c", "API-Key": "k"}
+    secrets = {
+        "api_key": "s3cr3t",
+        "db_password": "pw",
+        "passwd": "pw",
+        "auth_token": "t",
+        "client_secret": "s",
+        "aws_credentials": "c",
+        "API-Key": "k",
+    }
     params = {"learning_rate": 0.5, "optimizer": {"name": "sgd", **secrets}, "notes": "x" * 7000}
-    with Elistimator(tiny_model_fn, tmp_path / "model", params=params, verbose=False, tracking=store,
-                     run_name="first", tags={"team": "vision"}) as est:
+    with Elistimator(
+        tiny_model_fn,
+        tmp_path / "model",
+        params=params,
+        verbose=False,
+        tracking=store,
+        run_name="first",
+        tags={"team": "vision"},
+    ) as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 2})
         returned = train_epochs(est, 4, save_first=True)
         evaluated = est.evaluate(dataset_fn(vx, vy))
@@ -56,8 +69,10 @@ def test_a_run_holds_params_tags_metrics_and_every_checkpoint(tmp_path, store, d
         assert history(client, run_id, f"evaluation/{name}") == [(step, evaluated[name])]
     assert [s for s, _ in history(client, run_id, "train/loss")] == [10, 20, 30]
     assert artifact_steps(client, run_id) == [9, 18, 27, 36]  # pruned locally, all in the run
-    assert {a.path for a in client.list_artifacts(run_id, "tensorboard")} == {"tensorboard/train",
-                                                                            "tensorboard/validation"}
+    assert {a.path for a in client.list_artifacts(run_id, "tensorboard")} == {
+        "tensorboard/train",
+        "tensorboard/validation",
+    }
     metadata = json.loads((tmp_path / "model" / "elistimator.json").read_text())
     assert metadata["tracking"]["run_id"] == run_id and metadata["tracking"]["tracking_uri"] == store
     (spool,) = (tmp_path / "model" / "tracking").glob("store-*")
@@ -76,8 +91,11 @@ def test_a_logged_checkpoint_alone_restores_the_model(tmp_path, store, data):
     local = MlflowClient(store).download_artifacts(run_id, "checkpoints/step-18", str(tmp_path / "download"))
     saved = json.loads((tmp_path / "download" / "step-18" / "elistimator.json").read_text())
     assert list(saved["checkpoints"]) == ["18"] and set(saved["validations"]["18"]) == {"accuracy", "loss"}
-    assert set(saved["checkpoints"]["18"]["files"]) == {"model-18.index", "model-18.meta",
-                                                         "model-18.data-00000-of-00001"}
+    assert set(saved["checkpoints"]["18"]["files"]) == {
+        "model-18.index",
+        "model-18.meta",
+        "model-18.data-00000-of-00001",
+    }
     with Elistimator.from_disk(local, tracking=False, verbose=False) as restored:
         assert restored.global_step == 18
         np.testing.assert_allclose(restored.predict(x=vx)["probabilities"], expected)
@@ -165,8 +183,7 @@ def test_a_deleted_experiment_is_named_and_tracked_once_restored(tmp_path, store
     client.delete_experiment(client.create_experiment("gone"))
     tracker = MlflowTracker(store, start_timeout=5, close_timeout=2)
     with pytest.warns(TrackingWarning, match="experiment 'gone' .* is deleted .*mlflow experiments restore"):
-        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker,
-                         experiment="gone") as est:
+        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker, experiment="gone") as est:
             est.setup(dataset_fn(x, y))
             est.train().save_ckpt()
     client.restore_experiment(client.get_experiment_by_name("gone").experiment_id)
@@ -215,6 +232,7 @@ def test_replaying_delivered_work_adds_nothing(tmp_path, store, data):
 
 def test_a_torn_journal_line_from_a_crash_is_cut_off(tmp_path):
     from elistimator_tracking.tracking.spool import Spool
+
     spool = Spool(tmp_path, "sqlite:///x.db")
     spool.append({"op": "metrics", "metrics": {"a": 1.0}, "step": 1, "timestamp": 1})
     with open(spool.path / "journal.jsonl", "a") as handle:
@@ -297,8 +315,11 @@ def test_sync_to_another_store_moves_the_model_directory_there(tmp_path, store, 
 def test_tracking_to_a_server_leaves_the_users_mlflow_settings_alone(tmp_path, data, monkeypatch):
     """No MLFLOW_HTTP_* variable is set; the package's own bounds hold for its own thread only."""
     import threading
+
     from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT
+
     from elistimator_tracking.tracking.http_limits import bounded
+
     for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
     defaults = (MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_TIMEOUT.get())
@@ -309,13 +330,15 @@ def test_tracking_to_a_server_leaves_the_users_mlflow_settings_alone(tmp_path, d
             est.setup(dataset_fn(x, y))
             est.train().save_ckpt()
     import os
+
     assert not {k for k in os.environ if k.startswith("MLFLOW_HTTP_REQUEST")}
     assert (MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_TIMEOUT.get()) == defaults
     seen = {}
     with bounded(timeout=3):
         seen["inside"] = (MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_TIMEOUT.get())
-        other = threading.Thread(target=lambda: seen.update(
-            other=(MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_TIMEOUT.get())))
+        other = threading.Thread(
+            target=lambda: seen.update(other=(MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_TIMEOUT.get()))
+        )
         other.start()
         other.join()
     assert seen == {"inside": (0, 3), "other": defaults}
@@ -331,8 +354,12 @@ def test_the_next_run_in_the_model_directory_delivers_what_the_last_one_kept(tmp
     blocker.write_text("")
     store = f"sqlite:///{blocker / 'mlflow.db'}"
     with pytest.warns(TrackingWarning, match="could not be delivered"):
-        with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False,
-                         tracking=MlflowTracker(store, start_timeout=1, close_timeout=1)) as est:
+        with Elistimator(
+            tiny_model_fn,
+            tmp_path / "model",
+            verbose=False,
+            tracking=MlflowTracker(store, start_timeout=1, close_timeout=1),
+        ) as est:
             est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
             returned = train_epochs(est, 2)
     blocker.unlink()  # the store is back
@@ -372,8 +399,9 @@ def test_a_run_created_just_before_a_crash_is_found_again_by_its_run_key(tmp_pat
     blocker = tmp_path / "store"
     blocker.write_text("")
     store = f"sqlite:///{blocker / 'mlflow.db'}"
-    script = RUN_CREATED_THEN_KILLED.format(tests=str(Path(__file__).parent), blocker=str(blocker),
-                                            model_dir=str(tmp_path / "model"))
+    script = RUN_CREATED_THEN_KILLED.format(
+        tests=str(Path(__file__).parent), blocker=str(blocker), model_dir=str(tmp_path / "model")
+    )
     env = {**os.environ, CRASH_ENV: "tracking.run_created", "TMPDIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr[-2000:]
@@ -403,29 +431,38 @@ def test_sys_exit_in_the_with_block_ends_the_run_by_its_code(tmp_path, store, da
     assert run.data.tags.get("elistimator.error") == (None if status == "FINISHED" else "SystemExit")
 
 
-MODEL_IN_A_REPOSITORY = '''
+MODEL_IN_A_REPOSITORY = """
 from conftest import tiny_model_fn
 
 
 def repo_model_fn(features, is_training, params):
     return tiny_model_fn(features, is_training, params)
-'''
+"""
 
 
 def test_runs_are_tagged_with_versions_the_model_function_and_its_git_commit(tmp_path, store, data):
     import importlib.util
     import platform
+
     import mlflow
+
     import elistimator_tracking
     from elistimator_tracking._tf import tf
+
     (x, y), _ = data
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "repo_model.py").write_text(MODEL_IN_A_REPOSITORY)
 
     def git(*args):
-        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=repo,
-                              check=True, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
     git("init", "-q")
     git("add", "repo_model.py")
     git("commit", "-qm", "model")
@@ -440,9 +477,14 @@ def test_runs_are_tagged_with_versions_the_model_function_and_its_git_commit(tmp
             est.setup(dataset_fn(x, y))
             run_id = est.run_id
         tags[dirty] = MlflowClient(store).get_run(run_id).data.tags
-    expected = {"elistimator.version": elistimator_tracking.__version__, "tensorflow.version": tf.__version__,
-                "mlflow.version": mlflow.__version__, "python.version": platform.python_version(),
-                "elistimator.model_fn": "repo_model.repo_model_fn", "mlflow.source.git.commit": git("rev-parse", "HEAD")}
+    expected = {
+        "elistimator.version": elistimator_tracking.__version__,
+        "tensorflow.version": tf.__version__,
+        "mlflow.version": mlflow.__version__,
+        "python.version": platform.python_version(),
+        "elistimator.model_fn": "repo_model.repo_model_fn",
+        "mlflow.source.git.commit": git("rev-parse", "HEAD"),
+    }
     for dirty in (False, True):
         assert {k: tags[dirty].get(k) for k in expected} == expected
         assert tags[dirty]["git.dirty"] == str(dirty).lower()
@@ -487,8 +529,15 @@ class ListTracker(Tracker):
 def test_a_tracker_object_plugs_in_another_backend(tmp_path, data):
     (x, y), (vx, vy) = data
     tracker = ListTracker(tmp_path / "outboxes")
-    with Elistimator(tiny_model_fn, tmp_path / "model", params={"learning_rate": 0.5}, verbose=False,
-                     tracking=tracker, experiment="elsewhere", run_name="mine") as est:
+    with Elistimator(
+        tiny_model_fn,
+        tmp_path / "model",
+        params={"learning_rate": 0.5},
+        verbose=False,
+        tracking=tracker,
+        experiment="elsewhere",
+        run_name="mine",
+    ) as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
         returned = train_epochs(est, 2)
     calls = tracker.calls
@@ -498,8 +547,12 @@ def test_a_tracker_object_plugs_in_another_backend(tmp_path, data):
     assert params["learning_rate"] == "0.5" and params["batch_size"] == "8" and params["saver.max_to_keep"] == "5"
     validations = {c[1]: c[2] for c in calls if c[0] == "metrics" and "validation/loss" in c[2]}
     assert validations == {s: {f"validation/{k}": v for k, v in m.items()} for s, m in returned.items()}
-    assert [c[1:] for c in calls if c[0] == "artifacts"] == [("source", []),  # the model function's file
-        ("checkpoints/step-9", ["model-9.index"]), ("checkpoints/step-18", ["model-18.index"]), ("tensorboard", [])]
+    assert [c[1:] for c in calls if c[0] == "artifacts"] == [
+        ("source", []),  # the model function's file
+        ("checkpoints/step-9", ["model-9.index"]),
+        ("checkpoints/step-18", ["model-18.index"]),
+        ("tensorboard", []),
+    ]
     assert {c[1]["elistimator.latest_step"] for c in calls if c[0] == "tags"} == {"9", "18"}
     assert kinds.count("start") == 1
 
@@ -508,6 +561,7 @@ def test_close_waits_a_bounded_time_for_a_store_that_does_not_answer(tmp_path, d
     """README: close() waits for delivery at most 60 s (here 1 s); what is left stays in the journal."""
     import socket
     import threading
+
     (x, y), _ = data
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")  # the store holds every request open
     with socket.socket() as silent:

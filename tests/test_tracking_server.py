@@ -8,13 +8,13 @@ import warnings
 
 import numpy as np
 import pytest
-from mlflow import MlflowClient
-
 from conftest import artifact_steps, dataset_fn, history, tiny_model_fn, train_epochs
+from mlflow import MlflowClient
+from mlflow_server import FlakyProxy, MlflowServer
+
 from elistimator_tracking import Elistimator
 from elistimator_tracking.tracking import TrackingWarning, sync
 from elistimator_tracking.tracking.mlflow_tracker import MlflowTracker
-from mlflow_server import FlakyProxy, MlflowServer
 
 pytestmark = pytest.mark.slow
 
@@ -83,8 +83,9 @@ def test_work_done_while_the_store_was_unreachable_is_delivered_by_sync(tmp_path
     tracker = MlflowTracker(proxy.uri, start_timeout=2, close_timeout=2)
     try:
         with pytest.warns(TrackingWarning, match="could not be delivered"):
-            with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker,
-                             experiment="unreachable-then-sync") as est:
+            with Elistimator(
+                tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker, experiment="unreachable-then-sync"
+            ) as est:
                 est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
                 returned = train_epochs(est, 2)
         proxy.up()
@@ -112,8 +113,9 @@ def test_restore_and_registry_through_the_server(tmp_path, shared_server, data, 
     cache = tmp_path / "cache"
     for source in (f"runs:/{run_id}", "models:/served-model@champion", f"models:/served-model/{version}"):
         with Elistimator.from_disk(source, checkpoint="best", cache_dir=cache, verbose=False) as restored:
-            np.testing.assert_allclose(restored.predict(x=vx)["probabilities"],
-                                       predictions[restored.global_step], rtol=1e-6)
+            np.testing.assert_allclose(
+                restored.predict(x=vx)["probabilities"], predictions[restored.global_step], rtol=1e-6
+            )
     with Elistimator.from_disk(f"runs:/{run_id}", checkpoint=9, cache_dir=cache, verbose=False) as first:
         np.testing.assert_allclose(first.predict(x=vx)["probabilities"], predictions[9], rtol=1e-6)
     with pytest.raises(LookupError, match="there is no run"):
@@ -142,5 +144,7 @@ def test_close_retries_at_once_after_one_dropped_connection(tmp_path, shared_ser
     assert not [w for w in caught if "could not be delivered" in str(w.message)]
     client = MlflowClient(shared_server.uri)
     assert client.get_run(run_id).info.status == "FINISHED"
-    assert {a.path for a in client.list_artifacts(run_id, "tensorboard")} == {"tensorboard/train",
-                                                                            "tensorboard/validation"}
+    assert {a.path for a in client.list_artifacts(run_id, "tensorboard")} == {
+        "tensorboard/train",
+        "tensorboard/validation",
+    }

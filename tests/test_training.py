@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import blobs, dataset_fn, tiny_model_fn
-from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
+
+from elistimator_tracking import Elistimator, TrainSpec
 from elistimator_tracking._tf import tf
 
 
@@ -121,8 +121,11 @@ def test_progress_bars_learn_the_total_after_the_first_pass(tmp_path, data, caps
 def test_verbose_false_prints_nothing(estimator, capsys):
     estimator.train()
     estimator.validate()
-    list(estimator.predict(input_fn=lambda: tf.data.Dataset.from_tensor_slices(
-        {"x": np.zeros((4, 2), np.float32)}).batch(2)))
+    list(
+        estimator.predict(
+            input_fn=lambda: tf.data.Dataset.from_tensor_slices({"x": np.zeros((4, 2), np.float32)}).batch(2)
+        )
+    )
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
 

@@ -10,24 +10,38 @@ import shutil
 import subprocess
 
 import pytest
-from mlflow import MlflowClient
-
 from conftest import fit_targets, target_model_fn
-from elistimator_tracking import Elistimator
-from elistimator_tracking.tracking.ui import experiment_link, run_link
+from mlflow import MlflowClient
 from mlflow_server import MlflowServer
 
+from elistimator_tracking import Elistimator
+from elistimator_tracking.tracking.ui import experiment_link, run_link
+
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (Debian: apt-get install chromium)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (Debian: apt-get install chromium)"),
+]
 GENAI_DASHBOARD = "Detect Issues in Your Traces"
 
 
 def page_text(url: str, profile) -> str:
     """The text of ``url`` once the UI rendered it (a fresh browser profile: no remembered view)."""
-    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-                           "--virtual-time-budget=20000", "--dump-dom", url],
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     body = re.sub(r"<script.*?</script>|<style.*?</style>", " ", done.stdout, flags=re.S)
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", body)))
@@ -40,8 +54,9 @@ def two_runs(tmp_path_factory):
     try:
         run_ids = []
         for name, course in (("first-run", [1.0, 0.5]), ("second-run", [2.0, 1.0])):
-            with Elistimator(target_model_fn, root / name, verbose=False, tracking=server.uri, experiment="ui-check",
-                             run_name=name) as est:
+            with Elistimator(
+                target_model_fn, root / name, verbose=False, tracking=server.uri, experiment="ui-check", run_name=name
+            ) as est:
                 fit_targets(est, course)
                 run_ids.append(est.run_id)
         experiment_id = MlflowClient(server.uri).get_experiment_by_name("ui-check").experiment_id
@@ -64,5 +79,5 @@ def test_the_printed_experiment_link_shows_both_runs_and_no_traces_dashboard(two
 def test_a_run_page_lists_its_checkpoints_as_logged_models(two_runs):
     server, experiment_id, run_ids, root = two_runs
     text = page_text(run_link(server.uri, experiment_id, run_ids[0]), root / "profile-run")
-    listed = text[text.index("Logged models (2)"):]
+    listed = text[text.index("Logged models (2)") :]
     assert "step-3 Ready" in listed and "step-6 Ready" in listed

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
-
 from conftest import import_example
+from mlflow import MlflowClient
 
 value = import_example("german_numbers/value")
 GERMAN_NUMBERS = Path(__file__).resolve().parents[1] / "examples" / "german_numbers"
@@ -19,8 +18,23 @@ SETS = ["train", "validation", "test", "1,001..9,999", "10,000..99,999", "100,00
 
 def test_value_example_measures_every_set_and_logs_what_ran(tmp_path, capsys):
     model_dir = tmp_path / "value-smoke"
-    result = value.main(["--steps", "40", "--checkpoints", "2", "--soft-steps", "20", "--quiet",
-                         "--model-dir", str(model_dir), "--register-as", "value-smoke", "--experiment", "value-smoke"])
+    result = value.main(
+        [
+            "--steps",
+            "40",
+            "--checkpoints",
+            "2",
+            "--soft-steps",
+            "20",
+            "--quiet",
+            "--model-dir",
+            str(model_dir),
+            "--register-as",
+            "value-smoke",
+            "--experiment",
+            "value-smoke",
+        ]
+    )
     out = capsys.readouterr().out
     assert list(result["sets"]) == SETS and result["best_step"] in (20, 40)
     for name in SETS:
@@ -31,7 +45,12 @@ def test_value_example_measures_every_set_and_logs_what_ran(tmp_path, capsys):
     assert run.info.run_name == "value-smoke" and (model_dir / "train").is_dir()  # one name in MLflow and TensorBoard
     assert f"tensorboard --logdir {tmp_path}\n" in out
     assert {k: run.data.params[k] for k in ("steps", "checkpoints", "soft_steps", "seed", "learning_rate")} == {
-        "steps": "40", "checkpoints": "2", "soft_steps": "20", "seed": "0", "learning_rate": "0.05"}
+        "steps": "40",
+        "checkpoints": "2",
+        "soft_steps": "20",
+        "seed": "0",
+        "learning_rate": "0.05",
+    }
     assert run.data.metrics["test/mean_absolute_error"] == pytest.approx(result["sets"]["test"]["mean_absolute_error"])
     assert "beyond_1e5/relative_error" in run.data.metrics
 
@@ -46,8 +65,21 @@ def test_value_example_refuses_fewer_steps_than_checkpoints(tmp_path, capsys):
 @pytest.mark.slow
 def test_value_example_trains_to_a_bounded_error_on_a_small_budget(tmp_path):
     """2,000 steps (a fifth of the default): within a few units on 0..1000 and within a quarter beyond it."""
-    result = value.main(["--steps", "2000", "--soft-steps", "1000", "--checkpoints", "4", "--quiet",
-                         "--model-dir", str(tmp_path / "value"), "--register-as", "value-budget"])
+    result = value.main(
+        [
+            "--steps",
+            "2000",
+            "--soft-steps",
+            "1000",
+            "--checkpoints",
+            "4",
+            "--quiet",
+            "--model-dir",
+            str(tmp_path / "value"),
+            "--register-as",
+            "value-budget",
+        ]
+    )
     sets = result["sets"]
     assert sets["test"]["mean_absolute_error"] < 10 and sets["test"]["relative_error"] < 0.05
     for name in SETS[3:]:  # an LSTM with a linear or NALU head is off by 88..100 % here
@@ -57,9 +89,28 @@ def test_value_example_trains_to_a_bounded_error_on_a_small_budget(tmp_path):
 def run_value(directory: Path) -> str:
     directory.mkdir()
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{directory / 'mlflow.db'}"}
-    done = subprocess.run([sys.executable, str(GERMAN_NUMBERS / "value.py"), "--seed", "0", "--steps", "60",
-                           "--checkpoints", "2", "--soft-steps", "30", "--quiet", "--model-dir", "runs/value"],
-                          cwd=directory, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(GERMAN_NUMBERS / "value.py"),
+            "--seed",
+            "0",
+            "--steps",
+            "60",
+            "--checkpoints",
+            "2",
+            "--soft-steps",
+            "30",
+            "--quiet",
+            "--model-dir",
+            "runs/value",
+        ],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -70,6 +121,7 @@ def test_value_example_run_twice_with_one_seed_prints_the_same_numbers(tmp_path)
 
     def numbers(out: str) -> list:  # everything but the run id and the wall time
         return [line for line in out.splitlines() if "MLflow run" not in line and not line.endswith(" s")]
+
     assert len(numbers(first)) > 12 and numbers(first) == numbers(second)
 
 
@@ -77,9 +129,25 @@ def test_value_example_run_twice_with_one_seed_prints_the_same_numbers(tmp_path)
 def test_nalu_paper_runs_each_model_and_seed_in_one_experiment_and_prints_the_tables(tmp_path, capsys):
     nalu_paper = import_example("german_numbers/nalu_paper")
     runs_dir = tmp_path / "nalu"
-    results = nalu_paper.main(["--seeds", "0", "1", "--models", "lstm-nalu", "recurrence", "--steps", "4",
-                               "--checkpoints", "2", "--quiet", "--runs-dir", str(runs_dir),
-                               "--experiment", "nalu-smoke"])
+    results = nalu_paper.main(
+        [
+            "--seeds",
+            "0",
+            "1",
+            "--models",
+            "lstm-nalu",
+            "recurrence",
+            "--steps",
+            "4",
+            "--checkpoints",
+            "2",
+            "--quiet",
+            "--runs-dir",
+            str(runs_dir),
+            "--experiment",
+            "nalu-smoke",
+        ]
+    )
     out = capsys.readouterr().out
     assert [len(results[m]) for m in ("lstm-nalu", "recurrence")] == [2, 2]
     experiment = MlflowClient().get_experiment_by_name("nalu-smoke")

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 import mlflow
 import numpy as np
 import pytest
+from conftest import best_of, fit_targets, history, target_model_fn, targets, zero_targets
 from mlflow import MlflowClient
 
-from conftest import best_of, fit_targets, history, target_model_fn, targets, zero_targets
 from elistimator_tracking import Elistimator
 from elistimator_tracking.tracking.registry import register_best
 
@@ -35,15 +35,23 @@ def course(tmp_path_factory):
         run_id, step = est.run_id, est.global_step
     best = best_of(returned)
     assert best not in (min(returned), max(returned)) and best_of(returned, mode="max") != max(returned)
-    return SimpleNamespace(model_dir=model_dir, returned=returned, evaluated=evaluated, evaluated_at=step,
-                           run_id=run_id, best=best, cache=tmp_path_factory.mktemp("cache"))
+    return SimpleNamespace(
+        model_dir=model_dir,
+        returned=returned,
+        evaluated=evaluated,
+        evaluated_at=step,
+        run_id=run_id,
+        best=best,
+        cache=tmp_path_factory.mktemp("cache"),
+    )
 
 
 def test_validation_and_evaluation_metrics_in_the_run_are_the_returned_values(course):
     client = MlflowClient()
     for name in ("loss", "w"):
-        assert history(client, course.run_id, f"validation/{name}") == \
-            [(step, metrics[name]) for step, metrics in course.returned.items()]
+        assert history(client, course.run_id, f"validation/{name}") == [
+            (step, metrics[name]) for step, metrics in course.returned.items()
+        ]
         assert history(client, course.run_id, f"evaluation/{name}") == [(course.evaluated_at, course.evaluated[name])]
 
 
@@ -72,8 +80,9 @@ def test_best_from_the_model_directory_and_from_the_run(course, metric, mode):
     expected = best_of(course.returned, metric, mode)
     w = course.returned[expected]["w"]
     for source in (course.model_dir, f"runs:/{course.run_id}"):
-        with Elistimator.from_disk(source, checkpoint="best", metric=metric, mode=mode, cache_dir=course.cache,
-                                   verbose=False, tracking=False) as est:
+        with Elistimator.from_disk(
+            source, checkpoint="best", metric=metric, mode=mode, cache_dir=course.cache, verbose=False, tracking=False
+        ) as est:
             assert est.global_step == expected, source
             assert est.predict(**PROBE)["w"][0] == pytest.approx(w)
     with Elistimator.from_disk(course.model_dir, verbose=False, tracking=False, cache_dir=course.cache) as est:
@@ -85,16 +94,19 @@ def test_register_best_registers_the_best_checkpoint_with_its_values(course, req
     name = request.node.name
     with Elistimator.from_disk(course.model_dir, verbose=False, cache_dir=course.cache) as est:
         version = est.register_best(name)
-    assert register_best(course.run_id, name, metric="w", mode="max", alias="highest",
-                         cache_dir=course.cache) == ("2", None)  # the version, and no note: the alias moved
+    assert register_best(course.run_id, name, metric="w", mode="max", alias="highest", cache_dir=course.cache) == (
+        "2",
+        None,
+    )  # the version, and no note: the alias moved
     client = MlflowClient()
     for alias, (metric, mode) in (("champion", ("loss", "min")), ("highest", ("w", "max"))):
         expected = best_of(course.returned, metric, mode)
         registered = client.get_model_version_by_alias(name, alias)
         assert registered.tags["elistimator.step"] == str(expected)
         assert registered.tags["elistimator.selected_by"] == f"validation/{metric} ({mode})"
-        assert {k: float(v) for k, v in registered.tags.items() if k.startswith("validation/")} == \
-            {f"validation/{k}": v for k, v in course.returned[expected].items()}
+        assert {k: float(v) for k, v in registered.tags.items() if k.startswith("validation/")} == {
+            f"validation/{k}": v for k, v in course.returned[expected].items()
+        }
     assert version == "1"
 
 

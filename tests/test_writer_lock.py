@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import dataset_fn, tiny_model_fn
+
 from elistimator_tracking import Elistimator
 from elistimator_tracking.errors import ModelDirectoryBusy, ModelDirectoryError
 from elistimator_tracking.tracking import sync
@@ -51,8 +51,13 @@ def test_a_writer_in_another_process_blocks_writers_and_sync_not_readers_and_a_k
     (x, y), (vx, vy) = data
     model_dir, store = tmp_path / "model", f"sqlite:///{tmp_path / 'store.db'}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parents[1]), *sys.path])}
-    worker = subprocess.Popen([sys.executable, str(WORKER), "hold", str(model_dir), store], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True, env=env)
+    worker = subprocess.Popen(
+        [sys.executable, str(WORKER), "hold", str(model_dir), store],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
     try:
         words = worker.stdout.readline().split()
         assert words[0] == "holding", words

@@ -7,12 +7,12 @@ returning ``EstimatorSpec``, ``input_fn`` returning a Dataset, ``train``/``evalu
 an Elistimator keeps one graph and session, checkpoints and the MLflow run.
 """
 
+from .._tf import tf as _tf
 from . import export
 from .config import RunConfig
 from .estimator import Estimator
 from .spec import EstimatorSpec, ModeKeys
 from .training import EvalSpec, Exporter, FinalExporter, LatestExporter, TrainSpec, train_and_evaluate
-from .._tf import tf as _tf
 
 SessionRunHook = _tf.train.SessionRunHook
 CheckpointSaverListener = _tf.train.CheckpointSaverListener
@@ -20,6 +20,21 @@ LoggingTensorHook = _tf.train.LoggingTensorHook
 StopAtStepHook = _tf.train.StopAtStepHook
 NanTensorHook = _tf.train.NanTensorHook
 
-__all__ = ["Estimator", "EstimatorSpec", "ModeKeys", "RunConfig", "TrainSpec", "EvalSpec", "train_and_evaluate",
-           "Exporter", "LatestExporter", "FinalExporter", "export", "SessionRunHook", "CheckpointSaverListener",
-           "LoggingTensorHook", "StopAtStepHook", "NanTensorHook"]
+__all__ = [
+    "Estimator",
+    "EstimatorSpec",
+    "ModeKeys",
+    "RunConfig",
+    "TrainSpec",
+    "EvalSpec",
+    "train_and_evaluate",
+    "Exporter",
+    "LatestExporter",
+    "FinalExporter",
+    "export",
+    "SessionRunHook",
+    "CheckpointSaverListener",
+    "LoggingTensorHook",
+    "StopAtStepHook",
+    "NanTensorHook",
+]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional
+from typing import Any
 
 _DEFAULT = object()  # tf.estimator's _USE_DEFAULT: save every 600 s unless steps or secs are given
 DISTRIBUTE_FEATURE = "RunConfig(train_distribute=..., eval_distribute=...)"
 
 
-def _positive(name: str, value: Any, allow_none: bool = True) -> Optional[int]:
+def _positive(name: str, value: Any, allow_none: bool = True) -> int | None:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -27,13 +27,25 @@ class RunConfig:
     ``session_config``. ``train_distribute`` / ``eval_distribute`` are stored for tf.distribute.
     """
 
-    def __init__(self, model_dir: Optional[str] = None, tf_random_seed: Optional[int] = None,
-                 save_summary_steps: int = 100, save_checkpoints_steps: Any = _DEFAULT,
-                 save_checkpoints_secs: Any = _DEFAULT, session_config: Any = None, keep_checkpoint_max: int = 5,
-                 keep_checkpoint_every_n_hours: int = 10000, log_step_count_steps: int = 100,
-                 train_distribute: Any = None, device_fn: Any = None, protocol: Any = None,
-                 eval_distribute: Any = None, experimental_distribute: Any = None,
-                 experimental_max_worker_delay_secs: Any = None, session_creation_timeout_secs: int = 7200):
+    def __init__(
+        self,
+        model_dir: str | None = None,
+        tf_random_seed: int | None = None,
+        save_summary_steps: int = 100,
+        save_checkpoints_steps: Any = _DEFAULT,
+        save_checkpoints_secs: Any = _DEFAULT,
+        session_config: Any = None,
+        keep_checkpoint_max: int = 5,
+        keep_checkpoint_every_n_hours: int = 10000,
+        log_step_count_steps: int = 100,
+        train_distribute: Any = None,
+        device_fn: Any = None,
+        protocol: Any = None,
+        eval_distribute: Any = None,
+        experimental_distribute: Any = None,
+        experimental_max_worker_delay_secs: Any = None,
+        session_creation_timeout_secs: int = 7200,
+    ):
         if model_dir is not None and not isinstance(model_dir, (str, os.PathLike)):
             raise TypeError(f"RunConfig: model_dir must be a str or Path, got {type(model_dir).__name__}")
         steps_given, secs_given = save_checkpoints_steps is not _DEFAULT, save_checkpoints_secs is not _DEFAULT
@@ -41,8 +53,11 @@ class RunConfig:
         secs = save_checkpoints_secs if secs_given else (None if steps_given and steps is not None else 600)
         if steps is not None and secs is not None:
             raise ValueError("RunConfig: save_checkpoints_steps and save_checkpoints_secs cannot both be set")
-        for name, value in (("device_fn", device_fn), ("protocol", protocol),
-                            ("experimental_distribute", experimental_distribute)):
+        for name, value in (
+            ("device_fn", device_fn),
+            ("protocol", protocol),
+            ("experimental_distribute", experimental_distribute),
+        ):
             if value is not None:
                 raise NotImplementedError(f"RunConfig: {name} is not supported (local, in-process training only)")
         self.model_dir = os.fspath(model_dir) if model_dir is not None else None
@@ -51,8 +66,9 @@ class RunConfig:
         self.save_checkpoints_steps = _positive("save_checkpoints_steps", steps)
         self.save_checkpoints_secs = _positive("save_checkpoints_secs", secs)
         self.session_config = session_config
-        self.keep_checkpoint_max = None if keep_checkpoint_max in (None, 0) else _positive(
-            "keep_checkpoint_max", keep_checkpoint_max)
+        self.keep_checkpoint_max = (
+            None if keep_checkpoint_max in (None, 0) else _positive("keep_checkpoint_max", keep_checkpoint_max)
+        )
         self.keep_checkpoint_every_n_hours = keep_checkpoint_every_n_hours
         self.log_step_count_steps = _positive("log_step_count_steps", log_step_count_steps)
         self.train_distribute = train_distribute
@@ -64,30 +80,44 @@ class RunConfig:
         self.is_chief, self.master, self.evaluation_master, self.cluster_spec = True, "", "", None
         self.global_id_in_cluster, self.service = 0, None
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         """A copy with ``changes`` (tf.estimator's ``RunConfig.replace``)."""
-        current = {name: getattr(self, name) for name in (
-            "model_dir", "tf_random_seed", "save_summary_steps", "save_checkpoints_steps", "save_checkpoints_secs",
-            "session_config", "keep_checkpoint_max", "keep_checkpoint_every_n_hours", "log_step_count_steps",
-            "train_distribute", "eval_distribute")}
+        current = {
+            name: getattr(self, name)
+            for name in (
+                "model_dir",
+                "tf_random_seed",
+                "save_summary_steps",
+                "save_checkpoints_steps",
+                "save_checkpoints_secs",
+                "session_config",
+                "keep_checkpoint_max",
+                "keep_checkpoint_every_n_hours",
+                "log_step_count_steps",
+                "train_distribute",
+                "eval_distribute",
+            )
+        }
         if "save_checkpoints_steps" in changes and "save_checkpoints_secs" not in changes:
             current["save_checkpoints_secs"] = None
         if "save_checkpoints_secs" in changes and "save_checkpoints_steps" not in changes:
             current["save_checkpoints_steps"] = None
         return RunConfig(**{**current, **changes})
 
-    def session_args(self) -> Dict[str, Any]:
+    def session_args(self) -> dict[str, Any]:
         """The ``tf.Session`` arguments (``session_config``)."""
         return {"config": self.session_config} if self.session_config is not None else {}
 
-    def distribute(self) -> Optional[Dict[str, Any]]:
+    def distribute(self) -> dict[str, Any] | None:
         """The tf.distribute strategies, for the Elistimator's ``distribute=`` argument (None: local)."""
         if self.train_distribute is None and self.eval_distribute is None:
             return None
         return {"train": self.train_distribute, "eval": self.eval_distribute}
 
     def __repr__(self) -> str:
-        return (f"RunConfig(model_dir={self.model_dir!r}, tf_random_seed={self.tf_random_seed}, "
-                f"save_summary_steps={self.save_summary_steps}, save_checkpoints_steps={self.save_checkpoints_steps}, "
-                f"save_checkpoints_secs={self.save_checkpoints_secs}, keep_checkpoint_max={self.keep_checkpoint_max}, "
-                f"log_step_count_steps={self.log_step_count_steps})")
+        return (
+            f"RunConfig(model_dir={self.model_dir!r}, tf_random_seed={self.tf_random_seed}, "
+            f"save_summary_steps={self.save_summary_steps}, save_checkpoints_steps={self.save_checkpoints_steps}, "
+            f"save_checkpoints_secs={self.save_checkpoints_secs}, keep_checkpoint_max={self.keep_checkpoint_max}, "
+            f"log_step_count_steps={self.log_step_count_steps})"
+        )

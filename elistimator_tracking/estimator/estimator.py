@@ -15,8 +15,9 @@ import copy
 import json
 import logging
 import weakref
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ log = logging.getLogger("elistimator_tracking.estimator")
 LAYOUT_FILE = "estimator.json"  # how (features, labels) were flattened; lets predict() come first
 
 
-def _count(name: str, value: Any) -> Optional[int]:
+def _count(name: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -56,10 +57,20 @@ class Estimator:
     ``tags`` and ``verbose`` (progress bars), as for the Elistimator.
     """
 
-    def __init__(self, model_fn: Callable, model_dir: Optional[str] = None, config: Optional[RunConfig] = None,
-                 params: Optional[Mapping[str, Any]] = None, warm_start_from: Optional[str] = None, *,
-                 tracking: Any = True, experiment: Optional[str] = None, run_name: Optional[str] = None,
-                 tags: Optional[Mapping[str, str]] = None, verbose: bool = False):
+    def __init__(
+        self,
+        model_fn: Callable,
+        model_dir: str | None = None,
+        config: RunConfig | None = None,
+        params: Mapping[str, Any] | None = None,
+        warm_start_from: str | None = None,
+        *,
+        tracking: Any = True,
+        experiment: str | None = None,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        verbose: bool = False,
+    ):
         if not callable(model_fn):
             raise TypeError(f"model_fn must be a function, got {type(model_fn).__name__}")
         config = RunConfig() if config is None else config
@@ -68,26 +79,35 @@ class Estimator:
         if params is not None and not isinstance(params, Mapping):
             raise TypeError(f"params must be a dict or None, got {type(params).__name__}")
         if warm_start_from is not None and not isinstance(warm_start_from, str):
-            raise NotImplementedError("warm_start_from takes a checkpoint path or a model directory; "
-                                      "WarmStartSettings are not supported")
+            raise NotImplementedError(
+                "warm_start_from takes a checkpoint path or a model directory; WarmStartSettings are not supported"
+            )
         if model_dir is not None and config.model_dir is not None and str(model_dir) != config.model_dir:
             raise ValueError(f"model_dir {model_dir!r} and RunConfig.model_dir {config.model_dir!r} differ")
         strategy = _strategy(config)
         self._params = copy.deepcopy(dict(params or {}))
         self._model = EstimatorModel(model_fn, config, self._trained_layout, warm_start_from)
-        settings = Settings.checked(config.session_args(), verbose=verbose,
-                                    summary_every_n_steps=config.save_summary_steps, tracking=tracking,
-                                    experiment=experiment, run_name=run_name, tags=tags, distribute=strategy)
+        settings = Settings.checked(
+            config.session_args(),
+            verbose=verbose,
+            summary_every_n_steps=config.save_summary_steps,
+            tracking=tracking,
+            experiment=experiment,
+            run_name=run_name,
+            tags=tags,
+            distribute=strategy,
+        )
         directory = model_dir if model_dir is not None else config.model_dir
-        origin = (continued_model if directory is not None else new_model)(self._model, directory, self._params,
-                                                                           settings)
+        origin = (continued_model if directory is not None else new_model)(
+            self._model, directory, self._params, settings
+        )
         self._recorded = origin.metadata.graph if origin.metadata is not None else None
         self._elistimator = Elistimator(origin)
         self._config = config.replace(model_dir=str(self._elistimator.model_dir))
         self._model.config = self._config
-        self._layout: Optional[Layout] = self._read_layout()
+        self._layout: Layout | None = self._read_layout()
         self._built = False
-        self._train_input_fn: Optional[Callable] = None  # the input_fn whose data is set up for training
+        self._train_input_fn: Callable | None = None  # the input_fn whose data is set up for training
         atexit.register(_close_at_exit, weakref.ref(self))
 
     # -- tf.estimator's properties ----------------------------------------------------------------
@@ -101,7 +121,7 @@ class Estimator:
         return copy.deepcopy(self._config)
 
     @property
-    def params(self) -> Dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return copy.deepcopy(self._params)
 
     @property
@@ -113,13 +133,19 @@ class Estimator:
         """The Elistimator underneath (its run, checkpoints, ``register_best``, ``session``)."""
         return self._elistimator
 
-    def eval_dir(self, name: Optional[str] = None) -> str:
+    def eval_dir(self, name: str | None = None) -> str:
         return str(Path(self.model_dir) / ("eval" if not name else f"eval_{name}"))
 
     # -- train / evaluate / predict -----------------------------------------------------------------
 
-    def train(self, input_fn: Callable, hooks: Optional[List[Any]] = None, steps: Optional[int] = None,
-              max_steps: Optional[int] = None, saving_listeners: Optional[List[Any]] = None) -> "Estimator":
+    def train(
+        self,
+        input_fn: Callable,
+        hooks: list[Any] | None = None,
+        steps: int | None = None,
+        max_steps: int | None = None,
+        saving_listeners: list[Any] | None = None,
+    ) -> Estimator:
         """Train on ``input_fn``'s data for ``steps`` more steps, up to global step ``max_steps``, or until the
         data runs out or a hook stops it; checkpoints as ``RunConfig`` says and at the end."""
         if steps is not None and max_steps is not None:
@@ -129,18 +155,25 @@ class Estimator:
         listeners = list(saving_listeners or [])
         for listener in listeners:
             if not isinstance(listener, tf.train.CheckpointSaverListener):
-                raise TypeError(f"saving_listeners must hold tf.compat.v1.train.CheckpointSaverListener objects, "
-                                f"got {type(listener).__name__}")
+                raise TypeError(
+                    f"saving_listeners must hold tf.compat.v1.train.CheckpointSaverListener objects, "
+                    f"got {type(listener).__name__}"
+                )
         if max_steps is not None and self._latest_step() >= max_steps:
             log.info("Skipping training since max_steps has already saved.")
             return self
         self._training_data(input_fn)
         el = self._elistimator
         start = el.global_step
-        runner = TrainingRunner(hooks + self._model.hooks(ModeKeys.TRAIN), el.session,
-                                el._require_model("train()").model.train.loss,
-                                start, start + steps if steps is not None else max_steps, self._config,
-                                lambda step: self._save(step, listeners))
+        runner = TrainingRunner(
+            hooks + self._model.hooks(ModeKeys.TRAIN),
+            el.session,
+            el._require_model("train()").model.train.loss,
+            start,
+            start + steps if steps is not None else max_steps,
+            self._config,
+            lambda step: self._save(step, listeners),
+        )
         for listener in listeners:
             listener.begin()
         runner.begin()
@@ -161,7 +194,7 @@ class Estimator:
         self._prepare(flat_input_fn(input_fn, ModeKeys.TRAIN, self._params, self._config, found=self._learn_layout))
         self._train_input_fn = input_fn
 
-    def _save(self, step: int, listeners: List[Any]) -> bool:
+    def _save(self, step: int, listeners: list[Any]) -> bool:
         """A checkpoint at ``step``; True when a saving listener asks to stop."""
         session = self._elistimator.session
         for listener in listeners:
@@ -169,21 +202,39 @@ class Estimator:
         self._elistimator.save_ckpt()
         return any([bool(listener.after_save(session, step)) for listener in listeners])
 
-    def evaluate(self, input_fn: Callable, steps: Optional[int] = None, hooks: Optional[List[Any]] = None,
-                 checkpoint_path: Optional[str] = None, name: Optional[str] = None) -> Dict[str, Any]:
+    def evaluate(
+        self,
+        input_fn: Callable,
+        steps: int | None = None,
+        hooks: list[Any] | None = None,
+        checkpoint_path: str | None = None,
+        name: str | None = None,
+    ) -> dict[str, Any]:
         """Evaluate the latest checkpoint (or ``checkpoint_path``) on ``input_fn``'s data (its first ``steps``
         batches): the metrics, ``loss`` and ``global_step``. Without ``name`` the metrics are the
         checkpoint's validation metrics (``register_best`` selects by them); with one, MLflow gets them as
         ``evaluation/<name>/<metric>``. TensorBoard: ``eval`` or ``eval_<name>``."""
         return self._evaluate(input_fn, steps, hooks, checkpoint_path, name, validation=name is None)
 
-    def _evaluate(self, input_fn: Callable, steps: Optional[int], hooks: Optional[List[Any]],
-                  checkpoint_path: Optional[str], name: Optional[str], validation: bool) -> Dict[str, Any]:
+    def _evaluate(
+        self,
+        input_fn: Callable,
+        steps: int | None,
+        hooks: list[Any] | None,
+        checkpoint_path: str | None,
+        name: str | None,
+        validation: bool,
+    ) -> dict[str, Any]:
         """``evaluate``; ``validation``: the metrics are the checkpoint's validation (``train_and_evaluate``)."""
         hooks = checked_hooks(hooks, "hooks")
         steps = _count("steps", steps)
-        fn = flat_input_fn(input_fn, ModeKeys.EVAL, self._params, self._config,
-                           found=lambda layout: self._check_layout(layout, "evaluation"))
+        fn = flat_input_fn(
+            input_fn,
+            ModeKeys.EVAL,
+            self._params,
+            self._config,
+            found=lambda layout: self._check_layout(layout, "evaluation"),
+        )
         self._prepare_trained()
         self._model.require(ModeKeys.EVAL)
         el = self._elistimator
@@ -197,13 +248,25 @@ class Estimator:
         events.close()
         return {**metrics, "global_step": step}
 
-    def predict(self, input_fn: Callable, predict_keys: Optional[List[str]] = None, hooks: Optional[List[Any]] = None,
-                checkpoint_path: Optional[str] = None, yield_single_examples: bool = True) -> Iterator[Any]:
+    def predict(
+        self,
+        input_fn: Callable,
+        predict_keys: list[str] | None = None,
+        hooks: list[Any] | None = None,
+        checkpoint_path: str | None = None,
+        yield_single_examples: bool = True,
+    ) -> Iterator[Any]:
         """Yield predictions of the latest checkpoint (or ``checkpoint_path``) for ``input_fn``'s features (labels
         are ignored): one example at a time, or one batch with ``yield_single_examples=False``."""
         hooks = checked_hooks(hooks, "hooks")
-        fn = flat_input_fn(input_fn, ModeKeys.PREDICT, self._params, self._config, drop_labels=True,
-                           found=lambda layout: self._check_layout(layout, "prediction"))
+        fn = flat_input_fn(
+            input_fn,
+            ModeKeys.PREDICT,
+            self._params,
+            self._config,
+            drop_labels=True,
+            found=lambda layout: self._check_layout(layout, "prediction"),
+        )
         self._prepare_trained()
         self._model.require(ModeKeys.PREDICT)
         keys = self._predict_keys(predict_keys)
@@ -215,7 +278,7 @@ class Estimator:
                 yield from _examples(batch, self._model.single_prediction, yield_single_examples)
             runner.end()
 
-    def _predict_keys(self, predict_keys: Optional[List[str]]) -> List[str]:
+    def _predict_keys(self, predict_keys: list[str] | None) -> list[str]:
         outputs = list(self._elistimator._require_model("predict()").model.predict.output)
         if predict_keys is None:
             return outputs
@@ -228,20 +291,26 @@ class Estimator:
 
     # -- checkpoints and export ---------------------------------------------------------------------
 
-    def latest_checkpoint(self) -> Optional[str]:
+    def latest_checkpoint(self) -> str | None:
         """The path prefix of the latest checkpoint, or None."""
         checkpoints = self._elistimator.checkpoints
         return str(Path(self.model_dir) / checkpoints[max(checkpoints)]["file"]) if checkpoints else None
 
-    def get_variable_names(self) -> List[str]:
+    def get_variable_names(self) -> list[str]:
         return [name for name, _ in tf.train.list_variables(self._require_checkpoint())]
 
     def get_variable_value(self, name: str) -> np.ndarray:
         return tf.train.load_variable(self._require_checkpoint(), name)
 
-    def export_saved_model(self, export_dir_base: str, serving_input_receiver_fn: Callable,
-                           assets_extra: Optional[Mapping[str, str]] = None, as_text: bool = False,
-                           checkpoint_path: Optional[str] = None, experimental_mode: str = ModeKeys.PREDICT) -> bytes:
+    def export_saved_model(
+        self,
+        export_dir_base: str,
+        serving_input_receiver_fn: Callable,
+        assets_extra: Mapping[str, str] | None = None,
+        as_text: bool = False,
+        checkpoint_path: str | None = None,
+        experimental_mode: str = ModeKeys.PREDICT,
+    ) -> bytes:
         """Write the latest checkpoint (or ``checkpoint_path``) as a SavedModel for serving under
         ``export_dir_base/<timestamp>``; the SavedModel is logged to the MLflow run too."""
         if experimental_mode != ModeKeys.PREDICT:
@@ -249,8 +318,9 @@ class Estimator:
         checkpoint = checkpoint_path or self._require_checkpoint()
         if self._layout is None:
             raise ValueError("export_saved_model needs a model trained by this Estimator's model_fn")
-        path = write_saved_model(self._model, self._params, checkpoint, export_dir_base, serving_input_receiver_fn,
-                                 as_text, assets_extra)
+        path = write_saved_model(
+            self._model, self._params, checkpoint, export_dir_base, serving_input_receiver_fn, as_text, assets_extra
+        )
         self._elistimator.log_artifacts(Path(path.decode()), f"saved_models/{Path(path.decode()).name}")
         return path
 
@@ -260,7 +330,7 @@ class Estimator:
         """End the MLflow run (FINISHED) and free the session; called at exit when a program does not."""
         self._elistimator.close()
 
-    def __enter__(self) -> "Estimator":
+    def __enter__(self) -> Estimator:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -286,7 +356,7 @@ class Estimator:
         signature = InputSignature.from_json(self._recorded["signature"])
         self._prepare(placeholder_input_fn({f.key: (f.dtype, f.shape) for f in signature}))
 
-    def _restored(self, checkpoint_path: Optional[str]):
+    def _restored(self, checkpoint_path: str | None):
         return _Restored(self._elistimator, checkpoint_path)
 
     def _require_checkpoint(self) -> str:
@@ -314,7 +384,7 @@ class Estimator:
     def _check_layout(self, layout: Layout, role: str) -> None:
         matching(layout, self._trained_layout(), role)
 
-    def _read_layout(self) -> Optional[Layout]:
+    def _read_layout(self) -> Layout | None:
         path = Path(self.model_dir) / LAYOUT_FILE
         return Layout.from_json(json.loads(path.read_text())["layout"]) if path.is_file() else None
 
@@ -326,7 +396,7 @@ class _Restored:
     """Within the block the model holds ``checkpoint_path``'s weights; the latest checkpoint's again after
     (tf.estimator's training always starts from the latest checkpoint)."""
 
-    def __init__(self, elistimator: Elistimator, checkpoint_path: Optional[str]):
+    def __init__(self, elistimator: Elistimator, checkpoint_path: str | None):
         self._elistimator, self._path = elistimator, checkpoint_path
 
     def __enter__(self) -> None:
@@ -338,15 +408,17 @@ class _Restored:
             self._elistimator.restore_latest_ckpt()
 
 
-def _examples(batch: Dict[str, np.ndarray], single: bool, one_by_one: bool) -> Iterator[Any]:
+def _examples(batch: dict[str, np.ndarray], single: bool, one_by_one: bool) -> Iterator[Any]:
     """A batch of predictions as tf.estimator yielded it."""
     if not one_by_one:
         yield batch["output"] if single else batch
         return
     sizes = {key: (value.shape[0] if np.ndim(value) else None) for key, value in batch.items()}
     if None in sizes.values() or len(set(sizes.values())) > 1:
-        raise ValueError(f"Batch length of predictions should be same; got {sizes} (with yield_single_examples=True "
-                         "every prediction needs the batch as its first dimension)")
+        raise ValueError(
+            f"Batch length of predictions should be same; got {sizes} (with yield_single_examples=True "
+            "every prediction needs the batch as its first dimension)"
+        )
     for row in range(next(iter(sizes.values()))):
         yield batch["output"][row] if single else {key: value[row] for key, value in batch.items()}
 
@@ -357,12 +429,14 @@ def _strategy(config: RunConfig) -> Any:
     across replicas), not per replica as in tf.estimator: README, "More than one device"."""
     train, evaluation = config.train_distribute, config.eval_distribute
     if evaluation is not None and evaluation is not train:
-        raise ValueError(f"{DISTRIBUTE_FEATURE}: eval_distribute must be None or the train_distribute strategy "
-                         "itself (the model trains and evaluates in one graph)")
+        raise ValueError(
+            f"{DISTRIBUTE_FEATURE}: eval_distribute must be None or the train_distribute strategy "
+            "itself (the model trains and evaluates in one graph)"
+        )
     return checked_strategy(train)
 
 
-def _close_at_exit(reference: "weakref.ref[Estimator]") -> None:
+def _close_at_exit(reference: weakref.ref[Estimator]) -> None:
     estimator = reference()
     if estimator is not None:
         estimator.close()

@@ -9,12 +9,13 @@ signature per ``export_outputs`` entry (``serving_default`` among them) under th
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from .._tf import new_session, tf
 from tensorflow.python.saved_model.model_utils import export_output as _outputs
 from tensorflow.python.saved_model.model_utils import export_utils
 
+from .._tf import new_session, tf
 from .spec import ModeKeys
 
 ExportOutput = _outputs.ExportOutput
@@ -32,8 +33,10 @@ def _tensor_dict(value: Any, single_name: str, what: str) -> dict:
         raise TypeError(f"ServingInputReceiver: {what} must be a tensor or a non-empty dict of tensors, got {value!r}")
     for key, tensor in value.items():
         if not isinstance(key, str) or not isinstance(tensor, (tf.Tensor, tf.SparseTensor)):
-            raise TypeError(f"ServingInputReceiver: {what}[{key!r}] must be a tensor under a string key, "
-                            f"got {type(tensor).__name__}")
+            raise TypeError(
+                f"ServingInputReceiver: {what}[{key!r}] must be a tensor under a string key, "
+                f"got {type(tensor).__name__}"
+            )
     return dict(value)
 
 
@@ -41,26 +44,28 @@ class ServingInputReceiver:
     """The serving graph's inputs: ``features`` for ``model_fn``, ``receiver_tensors`` the SavedModel's
     signature inputs (a single tensor is named ``'feature'`` / ``'input'``)."""
 
-    def __init__(self, features: Any, receiver_tensors: Any, receiver_tensors_alternatives: Optional[Mapping] = None):
+    def __init__(self, features: Any, receiver_tensors: Any, receiver_tensors_alternatives: Mapping | None = None):
         self.features = _tensor_dict(features, SINGLE_FEATURE, "features")
         self.receiver_tensors = _tensor_dict(receiver_tensors, SINGLE_RECEIVER, "receiver_tensors")
         self.receiver_tensors_alternatives = {
             name: _tensor_dict(tensors, SINGLE_RECEIVER, f"receiver_tensors_alternatives[{name!r}]")
-            for name, tensors in (receiver_tensors_alternatives or {}).items()}
+            for name, tensors in (receiver_tensors_alternatives or {}).items()
+        }
 
 
 class TensorServingInputReceiver(ServingInputReceiver):
     """A receiver whose ``features`` reach ``model_fn`` as one tensor, not a dict."""
 
-    def __init__(self, features: Any, receiver_tensors: Any, receiver_tensors_alternatives: Optional[Mapping] = None):
+    def __init__(self, features: Any, receiver_tensors: Any, receiver_tensors_alternatives: Mapping | None = None):
         if not isinstance(features, tf.Tensor):
             raise TypeError(f"TensorServingInputReceiver: features must be one tensor, got {type(features).__name__}")
         super().__init__(features, receiver_tensors, receiver_tensors_alternatives)
         self.single_feature = features
 
 
-def build_raw_serving_input_receiver_fn(features: Any, default_batch_size: Optional[int] = None
-                                        ) -> Callable[[], ServingInputReceiver]:
+def build_raw_serving_input_receiver_fn(
+    features: Any, default_batch_size: int | None = None
+) -> Callable[[], ServingInputReceiver]:
     """A receiver fn with one placeholder per feature (its dtype and shape, batch size ``default_batch_size``)."""
     single = isinstance(features, tf.Tensor)
     specs = {SINGLE_FEATURE: features} if single else dict(features)
@@ -75,26 +80,38 @@ def build_raw_serving_input_receiver_fn(features: Any, default_batch_size: Optio
         if single:
             return TensorServingInputReceiver(placeholders[SINGLE_FEATURE], placeholders)
         return ServingInputReceiver(placeholders, dict(placeholders))
+
     return serving_input_receiver_fn
 
 
-def build_parsing_serving_input_receiver_fn(feature_spec: Mapping[str, Any], default_batch_size: Optional[int] = None
-                                            ) -> Callable[[], ServingInputReceiver]:
+def build_parsing_serving_input_receiver_fn(
+    feature_spec: Mapping[str, Any], default_batch_size: int | None = None
+) -> Callable[[], ServingInputReceiver]:
     """A receiver fn parsing serialized ``tf.Example`` protos (the input ``examples``) with ``feature_spec``."""
+
     def serving_input_receiver_fn() -> ServingInputReceiver:
         serialized = tf.placeholder(tf.string, [default_batch_size], name="input_example_tensor")
         return ServingInputReceiver(tf.parse_example(serialized, feature_spec), {"examples": serialized})
+
     return serving_input_receiver_fn
 
 
-def write_saved_model(model: Any, params: Mapping[str, Any], checkpoint: str, export_dir_base: str,
-                      serving_input_receiver_fn: Callable[[], Any], as_text: bool = False,
-                      assets_extra: Optional[Mapping[str, str]] = None) -> bytes:
+def write_saved_model(
+    model: Any,
+    params: Mapping[str, Any],
+    checkpoint: str,
+    export_dir_base: str,
+    serving_input_receiver_fn: Callable[[], Any],
+    as_text: bool = False,
+    assets_extra: Mapping[str, str] | None = None,
+) -> bytes:
     """Export ``checkpoint`` of ``model`` (an ``EstimatorModel``) as a SavedModel in a new timestamped
     directory under ``export_dir_base``; return its path (bytes, as tf.estimator did)."""
     if not callable(serving_input_receiver_fn):
-        raise TypeError("serving_input_receiver_fn must be a function returning a ServingInputReceiver, "
-                        f"got {type(serving_input_receiver_fn).__name__}")
+        raise TypeError(
+            "serving_input_receiver_fn must be a function returning a ServingInputReceiver, "
+            f"got {type(serving_input_receiver_fn).__name__}"
+        )
     graph = tf.Graph()
     with graph.as_default():
         tf.train.get_or_create_global_step()
@@ -102,15 +119,22 @@ def write_saved_model(model: Any, params: Mapping[str, Any], checkpoint: str, ex
             graph.seed = model.config.tf_random_seed
         receiver = serving_input_receiver_fn()
         if not isinstance(receiver, ServingInputReceiver):
-            raise TypeError("serving_input_receiver_fn must return a ServingInputReceiver, "
-                            f"got {type(receiver).__name__}")
+            raise TypeError(
+                f"serving_input_receiver_fn must return a ServingInputReceiver, got {type(receiver).__name__}"
+            )
         features = getattr(receiver, "single_feature", receiver.features)
         spec = model.call(ModeKeys.PREDICT, features, None, params)
         if not spec.export_outputs:
-            raise ValueError("export_saved_model needs export_outputs: the EstimatorSpec for PREDICT has an empty "
-                             "export_outputs dict (give PredictOutput/ClassificationOutput/RegressionOutput entries)")
-        signatures = export_utils.build_all_signature_defs(receiver.receiver_tensors, dict(spec.export_outputs),
-                                                           receiver.receiver_tensors_alternatives, serving_only=True)
+            raise ValueError(
+                "export_saved_model needs export_outputs: the EstimatorSpec for PREDICT has an empty "
+                "export_outputs dict (give PredictOutput/ClassificationOutput/RegressionOutput entries)"
+            )
+        signatures = export_utils.build_all_signature_defs(
+            receiver.receiver_tensors,
+            dict(spec.export_outputs),
+            receiver.receiver_tensors_alternatives,
+            serving_only=True,
+        )
         saver = tf.train.Saver(sharded=True)
         local_init = tf.group(tf.local_variables_initializer(), tf.tables_initializer())
         session = new_session(graph)
@@ -121,19 +145,32 @@ def write_saved_model(model: Any, params: Mapping[str, Any], checkpoint: str, ex
             session.close()
 
 
-def _save(session: tf.Session, saver: tf.train.Saver, signatures: Mapping, local_init: tf.Operation,
-          export_dir_base: str, as_text: bool, assets_extra: Optional[Mapping[str, str]]) -> bytes:
+def _save(
+    session: tf.Session,
+    saver: tf.train.Saver,
+    signatures: Mapping,
+    local_init: tf.Operation,
+    export_dir_base: str,
+    as_text: bool,
+    assets_extra: Mapping[str, str] | None,
+) -> bytes:
     """The SavedModel written to a temporary directory, then renamed into place."""
     export_dir = export_utils.get_timestamped_export_dir(os.fspath(export_dir_base))
     temporary = export_utils.get_temp_export_dir(export_dir)
     builder = tf.saved_model.Builder(temporary)
-    builder.add_meta_graph_and_variables(session, [tf.saved_model.tag_constants.SERVING],
-                                         signature_def_map=signatures, main_op=local_init, saver=saver,
-                                         strip_default_attrs=True)
+    builder.add_meta_graph_and_variables(
+        session,
+        [tf.saved_model.tag_constants.SERVING],
+        signature_def_map=signatures,
+        main_op=local_init,
+        saver=saver,
+        strip_default_attrs=True,
+    )
     builder.save(as_text)
     for destination, source in (assets_extra or {}).items():
-        target = os.path.join(temporary.decode() if isinstance(temporary, bytes) else temporary, "assets.extra",
-                              destination)
+        target = os.path.join(
+            temporary.decode() if isinstance(temporary, bytes) else temporary, "assets.extra", destination
+        )
         tf.io.gfile.makedirs(os.path.dirname(target))
         tf.io.gfile.copy(source, target, overwrite=True)
     tf.io.gfile.rename(temporary, export_dir)

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .._tf import tf
 
 log = logging.getLogger("elistimator_tracking.estimator")
 
 
-def checked_hooks(hooks: Any, what: str) -> Tuple[Any, ...]:
+def checked_hooks(hooks: Any, what: str) -> tuple[Any, ...]:
     hooks = tuple(hooks or ())
     for hook in hooks:
         if not isinstance(hook, tf.train.SessionRunHook):
@@ -30,13 +31,13 @@ def checked_hooks(hooks: Any, what: str) -> Tuple[Any, ...]:
 class HookRunner:
     """Runs ``hooks`` around the steps of one loop over ``session``."""
 
-    def __init__(self, hooks: Sequence[Any], session: tf.Session, steps: Optional[int] = None):
+    def __init__(self, hooks: Sequence[Any], session: tf.Session, steps: int | None = None):
         """``steps``: stop after this many (evaluate's ``steps``), as tf.estimator's own evaluation hook did."""
         self.hooks, self.session, self._steps = list(hooks), session, steps
-        self._context: Optional[tf.train.SessionRunContext] = None
+        self._context: tf.train.SessionRunContext | None = None
         self.done = 0
 
-    def begin(self) -> "HookRunner":
+    def begin(self) -> HookRunner:
         with self.session.graph.as_default():
             for hook in self.hooks:
                 hook.begin()
@@ -45,7 +46,7 @@ class HookRunner:
             hook.after_create_session(self.session, coordinator)
         return self
 
-    def before_step(self) -> Tuple[Dict[int, Any], Dict[Any, Any]]:
+    def before_step(self) -> tuple[dict[int, Any], dict[Any, Any]]:
         self._context = tf.train.SessionRunContext(tf.train.SessionRunArgs(None), self.session)
         fetches, feed = {}, {}
         for position, hook in enumerate(self.hooks):
@@ -74,8 +75,16 @@ class HookRunner:
 class TrainingRunner(HookRunner):
     """The hooks of a ``train()`` call, and tf.estimator's own: the last step, checkpoints, the loss log."""
 
-    def __init__(self, hooks: Sequence[Any], session: tf.Session, loss: tf.Tensor, step: int, last_step: Optional[int],
-                 config: Any, save: Callable[[int], bool]):
+    def __init__(
+        self,
+        hooks: Sequence[Any],
+        session: tf.Session,
+        loss: tf.Tensor,
+        step: int,
+        last_step: int | None,
+        config: Any,
+        save: Callable[[int], bool],
+    ):
         super().__init__(hooks, session)
         self.step, self.last_step, self.config, self._save = step, last_step, config, save
         self.saved_step = step
@@ -83,7 +92,7 @@ class TrainingRunner(HookRunner):
         self._loss = loss
         self._logged_at = (time.monotonic(), step)
 
-    def before_step(self) -> Tuple[Dict[Any, Any], Dict[Any, Any]]:
+    def before_step(self) -> tuple[dict[Any, Any], dict[Any, Any]]:
         fetches, feed = super().before_step()
         every = self.config.log_step_count_steps
         if every and (self.step + 1) % every == 0 and log.isEnabledFor(logging.INFO):
@@ -103,8 +112,10 @@ class TrainingRunner(HookRunner):
         config = self.config
         if config.save_checkpoints_steps is not None:
             return self.step - self.saved_step >= config.save_checkpoints_steps
-        return config.save_checkpoints_secs is not None and \
-            time.monotonic() - self._saved_at >= config.save_checkpoints_secs
+        return (
+            config.save_checkpoints_secs is not None
+            and time.monotonic() - self._saved_at >= config.save_checkpoints_secs
+        )
 
     def save(self) -> bool:
         """Save a checkpoint at the current step (unless saved there); True: a listener asked to stop."""

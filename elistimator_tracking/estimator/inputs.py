@@ -12,16 +12,17 @@ structure back (``Layout.unflatten``).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from typing import Any
 
 from .._tf import DatasetBase, TensorSpec, new_session, tf
 
 FEATURE, LABEL = "feature", "label"
-Keys = Optional[Tuple[str, ...]]  # dict keys; None: a single tensor
+Keys = tuple[str, ...] | None  # dict keys; None: a single tensor
 
 
-def call_with(fn: Callable, what: str, available: Mapping[str, Any], required: Tuple[str, ...] = ()) -> Any:
+def call_with(fn: Callable, what: str, available: Mapping[str, Any], required: tuple[str, ...] = ()) -> Any:
     """Call ``fn`` with the arguments it names among ``available`` (tf.estimator passed
     ``features, labels, mode, params, config`` and ``mode, params, config`` by name)."""
     try:
@@ -31,8 +32,9 @@ def call_with(fn: Callable, what: str, available: Mapping[str, Any], required: T
     names = [n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     unknown = [n for n in names if n not in available and parameters[n].default is inspect.Parameter.empty]
     if unknown:
-        raise ValueError(f"{what} takes argument(s) {unknown} it cannot be given; it may take "
-                         f"{', '.join(available)} (by name)")
+        raise ValueError(
+            f"{what} takes argument(s) {unknown} it cannot be given; it may take {', '.join(available)} (by name)"
+        )
     missing = [n for n in required if n not in names]
     if missing:
         raise ValueError(f"{what} must take {', '.join(required)} (it takes {names})")
@@ -47,16 +49,16 @@ class Layout:
     features: Keys
     labels: Keys = ()
 
-    def flat_keys(self) -> Tuple[str, ...]:
+    def flat_keys(self) -> tuple[str, ...]:
         features = self.features if self.features is not None else (FEATURE,)
         return features + self.label_keys()
 
-    def label_keys(self) -> Tuple[str, ...]:
+    def label_keys(self) -> tuple[str, ...]:
         if self.labels is None:
             return (LABEL,)
         return tuple(f"{LABEL}:{key}" for key in self.labels)
 
-    def flatten(self, features: Any, labels: Any = None) -> Dict[str, Any]:
+    def flatten(self, features: Any, labels: Any = None) -> dict[str, Any]:
         flat = dict(features) if self.features is not None else {FEATURE: features}
         if self.labels is None:
             flat[LABEL] = labels
@@ -64,7 +66,7 @@ class Layout:
             flat.update({f"{LABEL}:{key}": value for key, value in labels.items()})
         return flat
 
-    def unflatten(self, flat: Mapping[str, Any]) -> Tuple[Any, Any]:
+    def unflatten(self, flat: Mapping[str, Any]) -> tuple[Any, Any]:
         """``(features, labels)`` from the flat dict (labels None when the data has none)."""
         features = {key: flat[key] for key in self.features} if self.features is not None else flat[FEATURE]
         if self.labels is None:
@@ -73,12 +75,14 @@ class Layout:
             return features, None
         return features, {key: flat[f"{LABEL}:{key}"] for key in self.labels}
 
-    def to_json(self) -> Dict[str, Any]:
-        return {"features": None if self.features is None else list(self.features),
-                "labels": None if self.labels is None else list(self.labels)}
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "features": None if self.features is None else list(self.features),
+            "labels": None if self.labels is None else list(self.labels),
+        }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Layout":
+    def from_json(cls, data: Mapping[str, Any]) -> Layout:
         features, labels = data["features"], data["labels"]
         return cls(None if features is None else tuple(features), None if labels is None else tuple(labels))
 
@@ -98,8 +102,10 @@ def layout_of(element_spec: Any) -> Layout:
     """The layout of a dataset element: ``(features, labels)`` when it is a pair, else features alone."""
     if isinstance(element_spec, tuple):
         if len(element_spec) != 2:
-            raise TypeError(f"the input_fn's dataset yields a tuple of {len(element_spec)}; tf.estimator expects "
-                            "(features, labels) or features alone")
+            raise TypeError(
+                f"the input_fn's dataset yields a tuple of {len(element_spec)}; tf.estimator expects "
+                "(features, labels) or features alone"
+            )
         layout = Layout(_keys(element_spec[0], "features"), _keys(element_spec[1], "labels"))
     else:
         layout = Layout(_keys(element_spec, "features"))
@@ -117,8 +123,10 @@ def as_dataset(result: Any) -> DatasetBase:
         return _generated(result)
     if isinstance(result, (tf.Tensor, Mapping)) and _tensors(result):
         return _generated(result)
-    raise TypeError(f"input_fn must return a tf.data.Dataset of (features, labels) or of features, or a "
-                    f"(features, labels) tuple of tensors; got {type(result).__name__}")
+    raise TypeError(
+        f"input_fn must return a tf.data.Dataset of (features, labels) or of features, or a "
+        f"(features, labels) tuple of tensors; got {type(result).__name__}"
+    )
 
 
 def _tensors(structure: Any) -> bool:
@@ -141,11 +149,18 @@ def _generated(structure: Any) -> DatasetBase:
                     return
         finally:
             session.close()
+
     return tf.data.Dataset.from_generator(generate, output_signature=signature)
 
 
-def flat_input_fn(input_fn: Callable, mode: str, params: Mapping[str, Any], config: Any, drop_labels: bool = False,
-                  found: Optional[Callable[[Layout], None]] = None) -> Callable[[], DatasetBase]:
+def flat_input_fn(
+    input_fn: Callable,
+    mode: str,
+    params: Mapping[str, Any],
+    config: Any,
+    drop_labels: bool = False,
+    found: Callable[[Layout], None] | None = None,
+) -> Callable[[], DatasetBase]:
     """An Elistimator input function over the estimator ``input_fn``: flat dicts (``found`` is told the
     layout), labels dropped for prediction."""
     if not callable(input_fn):
@@ -158,37 +173,52 @@ def flat_input_fn(input_fn: Callable, mode: str, params: Mapping[str, Any], conf
             layout = Layout(layout.features)
         if found is not None:
             found(layout)
-        return dataset.map(lambda *element: layout.flatten(*element[:2 if layout.labels != () else 1]))
+        return dataset.map(lambda *element: layout.flatten(*element[: 2 if layout.labels != () else 1]))
+
     return flat
 
 
-def placeholder_input_fn(signature: Mapping[str, Tuple[str, Optional[Tuple]]]) -> Callable[[], DatasetBase]:
+def placeholder_input_fn(signature: Mapping[str, tuple[str, tuple | None]]) -> Callable[[], DatasetBase]:
     """An input function of no data with a recorded flat signature ``{key: (dtype, shape)}``: builds
     the graph of a trained model before its own data is at hand (``predict`` first)."""
+
     def empty() -> DatasetBase:
-        spec = {key: tf.TensorSpec(None if shape is None else list(shape), tf.as_dtype(dtype))
-                for key, (dtype, shape) in signature.items()}
+        spec = {
+            key: tf.TensorSpec(None if shape is None else list(shape), tf.as_dtype(dtype))
+            for key, (dtype, shape) in signature.items()
+        }
         return tf.data.Dataset.from_generator(lambda: iter(()), output_signature=spec)
+
     return empty
 
 
 def matching(layout: Layout, trained: Layout, role: str) -> None:
     """Raise unless data of ``layout`` can feed a model trained on ``trained``."""
     if layout.features != trained.features:
-        raise ValueError(f"the {role} input_fn yields features {_describe(layout.features)}, but the model was "
-                         f"built for features {_describe(trained.features)}")
+        raise ValueError(
+            f"the {role} input_fn yields features {_describe(layout.features)}, but the model was "
+            f"built for features {_describe(trained.features)}"
+        )
     if layout.labels != () and layout.labels != trained.labels:
-        raise ValueError(f"the {role} input_fn yields labels {_describe(layout.labels)}, but the model was "
-                         f"built for labels {_describe(trained.labels)}")
+        raise ValueError(
+            f"the {role} input_fn yields labels {_describe(layout.labels)}, but the model was "
+            f"built for labels {_describe(trained.labels)}"
+        )
 
 
-def _describe(keys: Union[Keys, Tuple]) -> str:
+def _describe(keys: Keys | tuple) -> str:
     return "as a single tensor" if keys is None else f"as a dict with keys {list(keys)}"
 
 
-def numpy_input_fn(x: Any, y: Any = None, batch_size: int = 128, num_epochs: Optional[int] = 1,
-                   shuffle: Optional[bool] = None, queue_capacity: int = 1000, num_threads: int = 1
-                   ) -> Callable[[], DatasetBase]:
+def numpy_input_fn(
+    x: Any,
+    y: Any = None,
+    batch_size: int = 128,
+    num_epochs: int | None = 1,
+    shuffle: bool | None = None,
+    queue_capacity: int = 1000,
+    num_threads: int = 1,
+) -> Callable[[], DatasetBase]:
     """``tf.estimator.inputs.numpy_input_fn``: batches of ``(x, y)`` (dicts or arrays of numpy arrays) for
     ``num_epochs`` passes (None: endless), shuffled within ``queue_capacity`` examples when ``shuffle``.
     A Dataset where tf.estimator used queue runners; ``num_threads`` is not needed."""
@@ -202,4 +232,5 @@ def numpy_input_fn(x: Any, y: Any = None, batch_size: int = 128, num_epochs: Opt
         if shuffle:
             dataset = dataset.shuffle(queue_capacity)
         return dataset.repeat(num_epochs).batch(batch_size)
+
     return input_fn

@@ -11,7 +11,8 @@ dropped (tf.estimator wrote none for them either).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .._tf import tf
 from ..model_graph import upstream_ops
@@ -25,18 +26,20 @@ class EstimatorModel:
     """The Elistimator ``model_fn(features, is_training, params)`` over an estimator ``model_fn``;
     keeps each mode's ``EstimatorSpec`` (its hooks, export outputs) from the last build."""
 
-    def __init__(self, model_fn: Callable, config: Any, layout: Callable[[], Layout],
-                 warm_start_from: Optional[str] = None):
+    def __init__(
+        self, model_fn: Callable, config: Any, layout: Callable[[], Layout], warm_start_from: str | None = None
+    ):
         self.model_fn, self.config, self._layout, self.warm_start_from = model_fn, config, layout, warm_start_from
         self.__name__ = getattr(model_fn, "__name__", type(model_fn).__name__)  # the experiment's default name
         self.__module__ = getattr(model_fn, "__module__", None)
         self.__qualname__ = getattr(model_fn, "__qualname__", self.__name__)
-        self.specs: Dict[str, Optional[EstimatorSpec]] = {}
-        self.failures: Dict[str, Exception] = {}  # what model_fn raised in EVAL or PREDICT mode
+        self.specs: dict[str, EstimatorSpec | None] = {}
+        self.failures: dict[str, Exception] = {}  # what model_fn raised in EVAL or PREDICT mode
         self.single_prediction = False  # predictions were one tensor (predict yields arrays, not dicts)
 
-    def __call__(self, flat: Mapping[str, tf.Tensor], is_training: tf.Tensor,
-                 params: Mapping[str, Any]) -> Tuple[TrainSpec, EvaluationSpec, PredictSpec]:
+    def __call__(
+        self, flat: Mapping[str, tf.Tensor], is_training: tf.Tensor, params: Mapping[str, Any]
+    ) -> tuple[TrainSpec, EvaluationSpec, PredictSpec]:
         layout = self._layout()
         features, labels = layout.unflatten(flat)
         graph = tf.get_default_graph()
@@ -64,9 +67,11 @@ class EstimatorModel:
         self.specs = specs
         train, evaluation, predict = (specs[m] for m in MODES)
         self.single_prediction = predict is not None and isinstance(predict.predictions, tf.Tensor)
-        return (TrainSpec(train.loss, train.train_op),
-                EvaluationSpec(evaluation.loss, evaluation.metric_pairs()) if evaluation else None,
-                PredictSpec(predict.predictions) if predict else None)
+        return (
+            TrainSpec(train.loss, train.train_op),
+            EvaluationSpec(evaluation.loss, evaluation.metric_pairs()) if evaluation else None,
+            PredictSpec(predict.predictions) if predict else None,
+        )
 
     def require(self, mode: str) -> None:
         """Raise what ``model_fn`` raised in ``mode`` when the graph was built, if it did."""
@@ -83,18 +88,23 @@ class EstimatorModel:
     def call(self, mode: str, features: Any, labels: Any, params: Mapping[str, Any]) -> EstimatorSpec:
         """``model_fn`` for ``mode`` (a copy of a features dict: model functions may pop from it)."""
         features = dict(features) if isinstance(features, Mapping) else features
-        spec = call_with(self.model_fn, "model_fn", {"features": features, "labels": labels, "mode": mode,
-                                                     "params": dict(params), "config": self.config},
-                         required=("features",))
+        spec = call_with(
+            self.model_fn,
+            "model_fn",
+            {"features": features, "labels": labels, "mode": mode, "params": dict(params), "config": self.config},
+            required=("features",),
+        )
         if not isinstance(spec, EstimatorSpec):
-            raise TypeError(f"model_fn must return an EstimatorSpec (mode {mode!r}), got {type(spec).__name__}: "
-                            f"{spec!r}")
+            raise TypeError(
+                f"model_fn must return an EstimatorSpec (mode {mode!r}), got {type(spec).__name__}: {spec!r}"
+            )
         if spec.mode != mode:
-            raise ValueError(f"model_fn was called with mode {mode!r} but returned an EstimatorSpec for mode "
-                             f"{spec.mode!r}")
+            raise ValueError(
+                f"model_fn was called with mode {mode!r} but returned an EstimatorSpec for mode {spec.mode!r}"
+            )
         return spec
 
-    def hooks(self, mode: str) -> Tuple[Any, ...]:
+    def hooks(self, mode: str) -> tuple[Any, ...]:
         """The hooks the last build's spec for ``mode`` asked for."""
         spec = self.specs.get(mode)
         if spec is None:
@@ -122,13 +132,16 @@ def _require_no_new_variables(spec: EstimatorSpec, graph: tf.Graph, before: set)
     """Raise when the EVAL or PREDICT outputs read variables TRAIN did not make: they would never be
     trained. Unused ones (an optimizer built in every mode) are harmless."""
     new = {v.op: v.op.name for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES) if v not in before}
-    outputs = [spec.loss, *tf.nest.flatten(spec.predictions)] + [t for pair in spec.metric_pairs().values()
-                                                                  for t in pair]
+    outputs = [spec.loss, *tf.nest.flatten(spec.predictions)] + [
+        t for pair in spec.metric_pairs().values() for t in pair
+    ]
     used = sorted(new[op] for op in upstream_ops(t for t in outputs if t is not None) if op in new)
     if used:
-        raise ValueError(f"model_fn created new variables in mode {spec.mode!r} that TRAIN did not ({used[:5]}): "
-                         "the three modes share one graph and its variables, so every mode must create the same "
-                         "variables, in the same order (create them before branching on mode)")
+        raise ValueError(
+            f"model_fn created new variables in mode {spec.mode!r} that TRAIN did not ({used[:5]}): "
+            "the three modes share one graph and its variables, so every mode must create the same "
+            "variables, in the same order (create them before branching on mode)"
+        )
 
 
 def _drop_new_summaries(graph: tf.Graph, before: set) -> None:

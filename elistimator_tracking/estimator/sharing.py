@@ -11,7 +11,7 @@ when they make the same ones again outside ``tf.get_variable`` (Keras layers, ``
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from tensorflow.python.ops import variable_scope
 
@@ -25,7 +25,7 @@ class SharedVariables:
     shape and dtype get the next such one instead (metric and other local variables are their own)."""
 
     def __init__(self) -> None:
-        self._made: List[Tuple[Tuple, Any]] = []
+        self._made: list[tuple[tuple, Any]] = []
         self._next = 0
 
     def recording(self):
@@ -51,14 +51,17 @@ class SharedVariables:
         return next_creator(**kwargs)
 
 
-def _key(kwargs: Dict[str, Any]) -> Tuple[str, Optional[str], Optional[str]]:
+def _key(kwargs: dict[str, Any]) -> tuple[str, str | None, str | None]:
     """A variable's name within its scope, shape and dtype, as asked for."""
     shape, dtype = kwargs.get("shape"), kwargs.get("dtype")
-    return ((kwargs.get("name") or "").split("/")[-1], None if shape is None else str(tf.TensorShape(shape)),
-            None if dtype is None else tf.as_dtype(dtype).base_dtype.name)
+    return (
+        (kwargs.get("name") or "").split("/")[-1],
+        None if shape is None else str(tf.TensorShape(shape)),
+        None if dtype is None else tf.as_dtype(dtype).base_dtype.name,
+    )
 
 
-def _local(kwargs: Dict[str, Any]) -> bool:
+def _local(kwargs: dict[str, Any]) -> bool:
     return any(key in (kwargs.get("collections") or ()) for key in _LOCAL)
 
 
@@ -78,7 +81,7 @@ class NameCounters:
             self._layers.update(self._saved[1])
 
 
-def _layer_name_counts() -> Optional[Dict[str, int]]:
+def _layer_name_counts() -> dict[str, int] | None:
     """The default graph's layer name counters of tf-keras (which ``tf.compat.v1.layers`` uses), if installed."""
     try:
         from tf_keras.src import backend

@@ -6,12 +6,13 @@ not inside a session run.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from .._tf import tf
 from tensorflow.python.saved_model.model_utils import export_output as export_output_lib
 from tensorflow.python.saved_model.model_utils import export_utils
 
+from .._tf import tf
 from .hooks import checked_hooks
 
 
@@ -24,7 +25,7 @@ class ModeKeys:
 
 
 MODES = (ModeKeys.TRAIN, ModeKeys.EVAL, ModeKeys.PREDICT)
-MetricPair = Tuple[tf.Tensor, Union[tf.Tensor, tf.Operation]]
+MetricPair = tuple[tf.Tensor, tf.Tensor | tf.Operation]
 
 
 def _fail(mode: str, message: str, error: type = ValueError) -> None:
@@ -41,11 +42,20 @@ class EstimatorSpec:
     ``PredictOutput`` of the predictions (the serving signature).
     """
 
-    def __init__(self, mode: str, predictions: Any = None, loss: Any = None, train_op: Any = None,
-                 eval_metric_ops: Optional[Mapping[str, Any]] = None, export_outputs: Optional[Mapping] = None,
-                 training_chief_hooks: Optional[Sequence] = None, training_hooks: Optional[Sequence] = None,
-                 scaffold: Any = None, evaluation_hooks: Optional[Sequence] = None,
-                 prediction_hooks: Optional[Sequence] = None):
+    def __init__(
+        self,
+        mode: str,
+        predictions: Any = None,
+        loss: Any = None,
+        train_op: Any = None,
+        eval_metric_ops: Mapping[str, Any] | None = None,
+        export_outputs: Mapping | None = None,
+        training_chief_hooks: Sequence | None = None,
+        training_hooks: Sequence | None = None,
+        scaffold: Any = None,
+        evaluation_hooks: Sequence | None = None,
+        prediction_hooks: Sequence | None = None,
+    ):
         if mode not in MODES:
             raise ValueError(f"EstimatorSpec: mode must be one of ModeKeys.TRAIN/EVAL/PREDICT {MODES}, got {mode!r}")
         self.mode = mode
@@ -63,14 +73,27 @@ class EstimatorSpec:
             _fail(mode, f"scaffold must be a tf.compat.v1.train.Scaffold, got {type(scaffold).__name__}", TypeError)
         self.scaffold = scaffold or tf.train.Scaffold()
 
-    def _replace(self, **changes: Any) -> "EstimatorSpec":
+    def _replace(self, **changes: Any) -> EstimatorSpec:
         """A copy with ``changes`` (tf.estimator's spec was a namedtuple; programs use ``_replace``)."""
-        fields = {name: getattr(self, name) for name in (
-            "mode", "predictions", "loss", "train_op", "eval_metric_ops", "export_outputs", "training_chief_hooks",
-            "training_hooks", "scaffold", "evaluation_hooks", "prediction_hooks")}
+        fields = {
+            name: getattr(self, name)
+            for name in (
+                "mode",
+                "predictions",
+                "loss",
+                "train_op",
+                "eval_metric_ops",
+                "export_outputs",
+                "training_chief_hooks",
+                "training_hooks",
+                "scaffold",
+                "evaluation_hooks",
+                "prediction_hooks",
+            )
+        }
         return EstimatorSpec(**{**fields, **changes})
 
-    def metric_pairs(self) -> Dict[str, MetricPair]:
+    def metric_pairs(self) -> dict[str, MetricPair]:
         """``eval_metric_ops`` as ``(value, update_op)`` pairs (Keras metrics: ``result()`` and their updates;
         made once)."""
         if getattr(self, "_pairs", None) is None:
@@ -78,7 +101,7 @@ class EstimatorSpec:
         return self._pairs
 
 
-def _checked_loss(mode: str, loss: Any) -> Optional[tf.Tensor]:
+def _checked_loss(mode: str, loss: Any) -> tf.Tensor | None:
     if loss is None:
         if mode in (ModeKeys.TRAIN, ModeKeys.EVAL):
             _fail(mode, "loss is missing; TRAIN and EVAL need a scalar loss tensor")
@@ -92,7 +115,7 @@ def _checked_loss(mode: str, loss: Any) -> Optional[tf.Tensor]:
     return tf.reshape(loss, []) if loss.shape.rank not in (None, 0) else loss
 
 
-def _checked_train_op(mode: str, train_op: Any) -> Optional[tf.Operation]:
+def _checked_train_op(mode: str, train_op: Any) -> tf.Operation | None:
     if train_op is None:
         if mode == ModeKeys.TRAIN:
             _fail(mode, "train_op is missing; TRAIN needs one (e.g. optimizer.minimize(loss, global_step=...))")
@@ -119,17 +142,21 @@ def _checked_predictions(mode: str, predictions: Any) -> Any:
             _fail(mode, "predictions is an empty dict")
         return dict(predictions)
     if not isinstance(predictions, tf.Tensor):
-        _fail(mode, f"predictions must be a tf.Tensor or a dict of tensors, got {type(predictions).__name__}",
-              TypeError)
+        _fail(
+            mode, f"predictions must be a tf.Tensor or a dict of tensors, got {type(predictions).__name__}", TypeError
+        )
     return predictions
 
 
-def _checked_metrics(mode: str, metrics: Any) -> Dict[str, Any]:
+def _checked_metrics(mode: str, metrics: Any) -> dict[str, Any]:
     if metrics is None:
         return {}
     if not isinstance(metrics, Mapping):
-        _fail(mode, f"eval_metric_ops must be a dict {{name: (value, update_op) or Metric}}, "
-                    f"got {type(metrics).__name__}", TypeError)
+        _fail(
+            mode,
+            f"eval_metric_ops must be a dict {{name: (value, update_op) or Metric}}, got {type(metrics).__name__}",
+            TypeError,
+        )
     for name, metric in metrics.items():
         _metric_pair(mode, name, metric)
     return dict(metrics)
@@ -141,32 +168,49 @@ def _metric_pair(mode: str, name: Any, metric: Any) -> MetricPair:
     if hasattr(metric, "result") and hasattr(metric, "update_state"):  # a tf.keras.metrics.Metric
         updates = list(getattr(metric, "updates", None) or [])
         if not updates:
-            _fail(mode, f"eval_metric_ops[{name!r}] is a Keras Metric whose update_state(...) was never called "
-                        "inside model_fn")
+            _fail(
+                mode,
+                f"eval_metric_ops[{name!r}] is a Keras Metric whose update_state(...) was never called inside model_fn",
+            )
         for variable in metric.variables:  # Keras keeps them in no collection: make them metric variables
             for key in (tf.GraphKeys.LOCAL_VARIABLES, tf.GraphKeys.METRIC_VARIABLES):
                 if variable not in tf.get_collection(key):
                     tf.add_to_collection(key, variable)
         return metric.result(), tf.group(*updates)
     if not isinstance(metric, (tuple, list)) or len(metric) != 2:
-        _fail(mode, f"eval_metric_ops[{name!r}] must be a (value, update_op) pair as tf.metrics.* returns, "
-                    f"or a tf.keras.metrics.Metric, got {type(metric).__name__}: {metric!r}", TypeError)
+        _fail(
+            mode,
+            f"eval_metric_ops[{name!r}] must be a (value, update_op) pair as tf.metrics.* returns, "
+            f"or a tf.keras.metrics.Metric, got {type(metric).__name__}: {metric!r}",
+            TypeError,
+        )
     value, update = metric
     if not isinstance(value, tf.Tensor) or not isinstance(update, (tf.Tensor, tf.Operation)):
-        _fail(mode, f"eval_metric_ops[{name!r}] must hold (tf.Tensor, tf.Tensor or tf.Operation), got "
-                    f"({type(value).__name__}, {type(update).__name__})", TypeError)
+        _fail(
+            mode,
+            f"eval_metric_ops[{name!r}] must hold (tf.Tensor, tf.Tensor or tf.Operation), got "
+            f"({type(value).__name__}, {type(update).__name__})",
+            TypeError,
+        )
     return value, update
 
 
-def _checked_export_outputs(mode: str, export_outputs: Any, predictions: Any) -> Optional[Dict[str, Any]]:
+def _checked_export_outputs(mode: str, export_outputs: Any, predictions: Any) -> dict[str, Any] | None:
     if export_outputs is not None:
         if not isinstance(export_outputs, Mapping):
-            _fail(mode, f"export_outputs must be a dict {{signature name: ExportOutput}}, "
-                        f"got {type(export_outputs).__name__}", TypeError)
+            _fail(
+                mode,
+                f"export_outputs must be a dict {{signature name: ExportOutput}}, got {type(export_outputs).__name__}",
+                TypeError,
+            )
         for key, output in export_outputs.items():
             if not isinstance(output, export_output_lib.ExportOutput):
-                _fail(mode, f"export_outputs[{key!r}] must be an export.PredictOutput, ClassificationOutput or "
-                            f"RegressionOutput, got {type(output).__name__}", TypeError)
+                _fail(
+                    mode,
+                    f"export_outputs[{key!r}] must be an export.PredictOutput, ClassificationOutput or "
+                    f"RegressionOutput, got {type(output).__name__}",
+                    TypeError,
+                )
     if mode != ModeKeys.PREDICT:
         return dict(export_outputs) if export_outputs else None
     return export_utils.get_export_outputs(export_outputs, predictions)

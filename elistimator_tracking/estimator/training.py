@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .._tf import tf
 from .hooks import checked_hooks
@@ -21,8 +22,13 @@ from .hooks import checked_hooks
 class TrainSpec:
     """The training ``input_fn``, the global step to stop at, hooks and saving listeners."""
 
-    def __init__(self, input_fn: Callable, max_steps: Optional[int] = None, hooks: Optional[Sequence] = None,
-                 saving_listeners: Optional[Sequence] = None):
+    def __init__(
+        self,
+        input_fn: Callable,
+        max_steps: int | None = None,
+        hooks: Sequence | None = None,
+        saving_listeners: Sequence | None = None,
+    ):
         if not callable(input_fn):
             raise TypeError(f"TrainSpec: input_fn must be callable, got {type(input_fn).__name__}")
         if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
@@ -36,17 +42,25 @@ class EvalSpec:
     """The evaluation ``input_fn``, batches per evaluation (``steps``; None: all), its ``name``, hooks,
     exporters, and the least time between evaluations (``throttle_secs``)."""
 
-    def __init__(self, input_fn: Callable, steps: Optional[int] = 100, name: Optional[str] = None,
-                 hooks: Optional[Sequence] = None, exporters: Any = None, start_delay_secs: int = 120,
-                 throttle_secs: int = 600):
+    def __init__(
+        self,
+        input_fn: Callable,
+        steps: int | None = 100,
+        name: str | None = None,
+        hooks: Sequence | None = None,
+        exporters: Any = None,
+        start_delay_secs: int = 120,
+        throttle_secs: int = 600,
+    ):
         if not callable(input_fn):
             raise TypeError(f"EvalSpec: input_fn must be callable, got {type(input_fn).__name__}")
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
             raise ValueError(f"EvalSpec: steps must be a positive int or None, got {steps!r}")
         if not isinstance(throttle_secs, (int, float)) or throttle_secs < 0:
             raise ValueError(f"EvalSpec: throttle_secs must be a number >= 0, got {throttle_secs!r}")
-        exporters = [] if exporters is None else list(exporters) if isinstance(exporters, (list, tuple)) \
-            else [exporters]
+        exporters = (
+            [] if exporters is None else list(exporters) if isinstance(exporters, (list, tuple)) else [exporters]
+        )
         for exporter in exporters:
             if not isinstance(exporter, Exporter):
                 raise TypeError(f"EvalSpec: exporters must be Exporter objects, got {type(exporter).__name__}")
@@ -64,26 +78,43 @@ class Exporter:
 
     name = "exporter"
 
-    def export(self, estimator: Any, export_path: str, checkpoint_path: str, eval_result: Dict[str, Any],
-               is_the_final_export: bool) -> Optional[bytes]:
+    def export(
+        self,
+        estimator: Any,
+        export_path: str,
+        checkpoint_path: str,
+        eval_result: dict[str, Any],
+        is_the_final_export: bool,
+    ) -> bytes | None:
         raise NotImplementedError
 
 
 class LatestExporter(Exporter):
     """Exports after every evaluation, keeping the ``exports_to_keep`` newest SavedModels."""
 
-    def __init__(self, name: str, serving_input_receiver_fn: Callable, assets_extra: Any = None,
-                 as_text: bool = False, exports_to_keep: Optional[int] = 5):
-        self.name, self._receiver_fn, self._assets, self._as_text = name, serving_input_receiver_fn, assets_extra, \
-            as_text
+    def __init__(
+        self,
+        name: str,
+        serving_input_receiver_fn: Callable,
+        assets_extra: Any = None,
+        as_text: bool = False,
+        exports_to_keep: int | None = 5,
+    ):
+        self.name, self._receiver_fn, self._assets, self._as_text = (
+            name,
+            serving_input_receiver_fn,
+            assets_extra,
+            as_text,
+        )
         self._keep = exports_to_keep
 
     def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
-        path = estimator.export_saved_model(export_path, self._receiver_fn, self._assets, self._as_text,
-                                            checkpoint_path)
+        path = estimator.export_saved_model(
+            export_path, self._receiver_fn, self._assets, self._as_text, checkpoint_path
+        )
         if self._keep is not None:
             exports = sorted(e for e in os.listdir(export_path) if e.isdigit())
-            for old in exports[:-self._keep]:
+            for old in exports[: -self._keep]:
                 shutil.rmtree(os.path.join(export_path, old), ignore_errors=True)
         return path
 
@@ -91,8 +122,7 @@ class LatestExporter(Exporter):
 class FinalExporter(LatestExporter):
     """Exports once, after the final evaluation."""
 
-    def __init__(self, name: str, serving_input_receiver_fn: Callable, assets_extra: Any = None,
-                 as_text: bool = False):
+    def __init__(self, name: str, serving_input_receiver_fn: Callable, assets_extra: Any = None, as_text: bool = False):
         super().__init__(name, serving_input_receiver_fn, assets_extra, as_text, exports_to_keep=None)
 
     def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
@@ -105,17 +135,17 @@ class _EvaluateAfterSave(tf.train.CheckpointSaverListener):
     """Evaluates (then exports) after a checkpoint save when ``throttle_secs`` have passed, and at the end
     unless the last step was evaluated; the export at or beyond ``max_steps`` is the final one."""
 
-    def __init__(self, estimator: Any, eval_spec: EvalSpec, max_steps: Optional[int]):
+    def __init__(self, estimator: Any, eval_spec: EvalSpec, max_steps: int | None):
         self._estimator, self._spec, self._max_steps = estimator, eval_spec, max_steps
-        self._last_time: Optional[float] = None
-        self.result: Optional[Dict[str, Any]] = None
-        self.exports: List[Any] = []
+        self._last_time: float | None = None
+        self.result: dict[str, Any] | None = None
+        self.exports: list[Any] = []
 
     def after_save(self, session: tf.Session, global_step_value: int) -> None:
         if self._last_time is None or time.monotonic() - self._last_time >= self._spec.throttle_secs:
             self._evaluate(final=self._max_steps is not None and global_step_value >= self._max_steps)
 
-    def end(self, session: Optional[tf.Session], global_step_value: Optional[int]) -> None:
+    def end(self, session: tf.Session | None, global_step_value: int | None) -> None:
         if self.result is None or self.result["global_step"] != global_step_value:
             self._evaluate(final=True)
 
@@ -128,18 +158,26 @@ class _EvaluateAfterSave(tf.train.CheckpointSaverListener):
             self.exports.append(exporter.export(estimator, path, estimator.latest_checkpoint(), self.result, final))
 
 
-def train_and_evaluate(estimator: Any, train_spec: TrainSpec, eval_spec: EvalSpec
-                       ) -> Tuple[Optional[Dict[str, Any]], List[Any]]:
+def train_and_evaluate(
+    estimator: Any, train_spec: TrainSpec, eval_spec: EvalSpec
+) -> tuple[dict[str, Any] | None, list[Any]]:
     """Train and evaluate locally as tf.estimator did; return the last evaluation's metrics and the exports."""
     from .estimator import Estimator
+
     if not isinstance(estimator, Estimator):
         raise TypeError(f"estimator must be an estimator.Estimator, got {type(estimator).__name__}")
     if not isinstance(train_spec, TrainSpec) or not isinstance(eval_spec, EvalSpec):
-        raise TypeError(f"train_and_evaluate takes (estimator, TrainSpec, EvalSpec), got "
-                        f"({type(train_spec).__name__}, {type(eval_spec).__name__})")
+        raise TypeError(
+            f"train_and_evaluate takes (estimator, TrainSpec, EvalSpec), got "
+            f"({type(train_spec).__name__}, {type(eval_spec).__name__})"
+        )
     evaluation = _EvaluateAfterSave(estimator, eval_spec, train_spec.max_steps)
-    estimator.train(train_spec.input_fn, hooks=list(train_spec.hooks), max_steps=train_spec.max_steps,
-                    saving_listeners=list(train_spec.saving_listeners) + [evaluation])
+    estimator.train(
+        train_spec.input_fn,
+        hooks=list(train_spec.hooks),
+        max_steps=train_spec.max_steps,
+        saving_listeners=list(train_spec.saving_listeners) + [evaluation],
+    )
     if evaluation.result is None and estimator.latest_checkpoint() is not None:  # max_steps was reached before
         evaluation.end(None, None)
     return evaluation.result, [e for e in evaluation.exports if e is not None]

@@ -11,4 +11,13 @@ from .layout import is_remote_source
 from .sync import sync
 from .ui import command, ui_hint
 
-__all__ = ["Tracker", "NullTracker", "TrackingWarning", "AliasKeptWarning", "sync", "ui_hint", "command", "is_remote_source"]
+__all__ = [
+    "Tracker",
+    "NullTracker",
+    "TrackingWarning",
+    "AliasKeptWarning",
+    "sync",
+    "ui_hint",
+    "command",
+    "is_remote_source",
+]

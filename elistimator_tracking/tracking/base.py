@@ -7,8 +7,9 @@ It imports nothing of the package but its exceptions. The MLflow implementation
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any
 
 from ..errors import TrackingError
 
@@ -34,9 +35,15 @@ class Tracker:
     #: False for the null tracker: the Elistimator then skips preparing artifacts.
     active = True
 
-    def start(self, spool_root: Path, experiment: str, run_name: Optional[str], tags: Mapping[str, str],
-              resume: Optional[Mapping[str, Any]] = None,
-              committed: Optional[Callable[[Mapping[str, Any]], bool]] = None) -> None:
+    def start(
+        self,
+        spool_root: Path,
+        experiment: str,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        resume: Mapping[str, Any] | None = None,
+        committed: Callable[[Mapping[str, Any]], bool] | None = None,
+    ) -> None:
         """Open a run, or resume the run ``resume`` describes (a record from ``describe()``).
 
         ``spool_root`` is where undelivered work is kept (inside the model directory). It may
@@ -87,17 +94,27 @@ class Tracker:
         """Upload the files of an ``outbox`` directory under ``artifact_path`` of the run."""
         raise NotImplementedError
 
-    def finish(self, status: str, error: Optional[str] = None) -> None:
+    def finish(self, status: str, error: str | None = None) -> None:
         """End the run with ``status`` (FINISHED, FAILED or KILLED) and wait, bounded, for delivery."""
         raise NotImplementedError
 
-    def describe(self) -> Optional[Dict[str, Any]]:
+    def describe(self) -> dict[str, Any] | None:
         """What the model directory records to resume this run later (None when not tracking)."""
         raise NotImplementedError
 
-    def register(self, step: int, model_dir: Path, name: str, alias: Optional[str],
-                 tags: Mapping[str, str], run_id: Optional[str] = None, *, metric: str = "loss",
-                 mode: str = "min", force: bool = False) -> Tuple[str, Optional[str]]:
+    def register(
+        self,
+        step: int,
+        model_dir: Path,
+        name: str,
+        alias: str | None,
+        tags: Mapping[str, str],
+        run_id: str | None = None,
+        *,
+        metric: str = "loss",
+        mode: str = "min",
+        force: bool = False,
+    ) -> tuple[str, str | None]:
         """Register ``model_dir`` (one checkpoint) as a new version of model ``name``; move ``alias`` to
         it only if it beats the alias's version on validation ``metric`` in ``mode`` (or ``force``).
         Returns the version and, when the alias stayed, why.
@@ -138,8 +155,9 @@ class NullTracker(Tracker):
     def describe(self) -> None:
         return None
 
-    def register(self, step, model_dir, name, alias, tags, run_id=None, *, metric="loss", mode="min",
-                 force=False) -> Tuple[str, Optional[str]]:
-        raise TrackingError("registering a model needs tracking: create the Elistimator with tracking=True "
-                           "(or a tracking URI)")
-
+    def register(
+        self, step, model_dir, name, alias, tags, run_id=None, *, metric="loss", mode="min", force=False
+    ) -> tuple[str, str | None]:
+        raise TrackingError(
+            "registering a model needs tracking: create the Elistimator with tracking=True (or a tracking URI)"
+        )

@@ -11,8 +11,9 @@ there, ends delivery for that run with one warning: retrying could never succeed
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -55,11 +56,11 @@ class Delivery:
 
     def __init__(self, client: Callable[[], MlflowClient], spool: Spool, tracking_uri: str):
         self._client, self._spool, self.tracking_uri = client, spool, tracking_uri
-        self._refused: Dict[str, str] = {}  # run key -> why the store will never take its work
-        self._orphans: Set[str] = set()  # run keys with work but no run and no start: said once
-        self._models: Dict[str, Optional[str]] = {}  # checkpoint key -> logged model id (None: none found)
+        self._refused: dict[str, str] = {}  # run key -> why the store will never take its work
+        self._orphans: set[str] = set()  # run keys with work but no run and no start: said once
+        self._models: dict[str, str | None] = {}  # checkpoint key -> logged model id (None: none found)
 
-    def deliver(self, batch: Sequence[Mapping[str, Any]]) -> Tuple[Optional[str], List[str]]:
+    def deliver(self, batch: Sequence[Mapping[str, Any]]) -> tuple[str | None, list[str]]:
         """Send ``batch`` (one operation, or consecutive metric points of one run). Returns the run
         id a ``start`` created or found, and notes on refused items. Raises on failures worth
         retrying; ``RunRefused`` when the run will never take them."""
@@ -70,9 +71,14 @@ class Delivery:
             return self._start(op)
         run_id = self._spool.run_id(op["run"])
         if run_id is None:  # no start of it lies ahead (it would be delivered first): the store refused it
-            note = "" if op["run"] in self._orphans else (
-                f"the tracking store {self.tracking_uri} never created the run this work belongs to (it refused "
-                "to, in an earlier session); the work is dropped")
+            note = (
+                ""
+                if op["run"] in self._orphans
+                else (
+                    f"the tracking store {self.tracking_uri} never created the run this work belongs to (it refused "
+                    "to, in an earlier session); the work is dropped"
+                )
+            )
             self._orphans.add(op["run"])
             raise RunRefused(note)
         try:
@@ -81,22 +87,29 @@ class Delivery:
             if error.error_code not in RUN_GONE + ITEM_REFUSALS or not self._gone(run_id):
                 raise
             self._refused[op["run"]] = run_id
-            raise RunRefused(f"the tracking store {self.tracking_uri} refused a {op['op']!r} operation and it is "
-                             f"dropped: the run {run_id} is deleted or unknown there ({summary(error)}); its "
-                             "later work is dropped too") from None
+            raise RunRefused(
+                f"the tracking store {self.tracking_uri} refused a {op['op']!r} operation and it is "
+                f"dropped: the run {run_id} is deleted or unknown there ({summary(error)}); its "
+                "later work is dropped too"
+            ) from None
 
-    def _send(self, kind: str, batch: Sequence[Mapping[str, Any]], run_id: str) -> List[str]:
+    def _send(self, kind: str, batch: Sequence[Mapping[str, Any]], run_id: str) -> list[str]:
         op, client = batch[0], self._client()
         if kind == "metrics":
-            points = [Metric(key, value, o["timestamp"], o["step"], model_id=self._model_id(run_id, o.get("model_key")))
-                      for o in batch for key, value in o["metrics"].items()]
+            points = [
+                Metric(key, value, o["timestamp"], o["step"], model_id=self._model_id(run_id, o.get("model_key")))
+                for o in batch
+                for key, value in o["metrics"].items()
+            ]
             return self.log_items(run_id, "metrics", points, MAX_METRICS_PER_BATCH)
         if kind == "params":
             return self.log_items(run_id, "params", [Param(k, v) for k, v in op["params"].items()])
         if kind == "tags":
             return self.log_items(run_id, "tags", [RunTag(k, v) for k, v in op["tags"].items()])
         if kind == "input":  # the store keeps one input per run and dataset (name, digest): replays are harmless
-            client.log_inputs(run_id, [DatasetInput(Dataset(**op["dataset"]), [InputTag(MLFLOW_DATASET_CONTEXT, op["context"])])])
+            client.log_inputs(
+                run_id, [DatasetInput(Dataset(**op["dataset"]), [InputTag(MLFLOW_DATASET_CONTEXT, op["context"])])]
+            )
             return []
         if kind == "artifacts":
             directory = self._spool.outbox_path(op["directory"])
@@ -115,12 +128,12 @@ class Delivery:
             return []
         raise ValueError(f"unknown tracking operation {kind!r} in {self._spool.path}")
 
-    def log_items(self, run_id: str, kind: str, items: List[Any], per_batch: int = MAX_ITEMS_PER_BATCH) -> List[str]:
+    def log_items(self, run_id: str, kind: str, items: list[Any], per_batch: int = MAX_ITEMS_PER_BATCH) -> list[str]:
         """Log params, tags or metric points in batches; a batch refused for good goes item by item.
         Returns a note per refused item."""
         client, refused = self._client(), []
         for i in range(0, len(items), per_batch):
-            chunk = items[i:i + per_batch]
+            chunk = items[i : i + per_batch]
             try:
                 client.log_batch(run_id, **{kind: chunk}, synchronous=True)
                 continue
@@ -133,11 +146,13 @@ class Delivery:
                 except MlflowException as error:
                     if error.error_code not in ITEM_REFUSALS:
                         raise
-                    refused.append(f"the tracking store {self.tracking_uri} refused the {kind[:-1]} "
-                                   f"{item.key!r} and it is dropped (the others are kept): {summary(error)}")
+                    refused.append(
+                        f"the tracking store {self.tracking_uri} refused the {kind[:-1]} "
+                        f"{item.key!r} and it is dropped (the others are kept): {summary(error)}"
+                    )
         return refused
 
-    def _model_id(self, run_id: str, key: Optional[str]) -> Optional[str]:
+    def _model_id(self, run_id: str, key: str | None) -> str | None:
         """The logged model of checkpoint ``key`` in the run's experiment (None: no key, or none there:
         the points then go to the run only)."""
         if key is not None and key not in self._models:
@@ -157,24 +172,28 @@ class Delivery:
                 return True
             raise
 
-    def _start(self, op: Mapping[str, Any]) -> Tuple[str, List[str]]:
+    def _start(self, op: Mapping[str, Any]) -> tuple[str, list[str]]:
         """The run of ``op``: resumed, found again by its run key, or created (then tagged)."""
         client, key = self._client(), op["run"]
         run_id = self._spool.run_id(key) or op.get("run_id")
         if run_id is not None:
             if self._resume(run_id):
                 return run_id, []
-            warnings.warn(f"the run {run_id} recorded in the model directory is not known to "
-                          f"{self.tracking_uri} (or was deleted there); a new run is started for it",
-                          TrackingWarning)
+            warnings.warn(
+                f"the run {run_id} recorded in the model directory is not known to "
+                f"{self.tracking_uri} (or was deleted there); a new run is started for it",
+                TrackingWarning,
+                stacklevel=2,
+            )
         experiment_id = self._experiment_id(op["experiment"], key)
         found = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}'", max_results=1)
         if found:  # created by an earlier attempt whose answer was lost
             run_id = found[0].info.run_id
         else:
             try:
-                run_id = client.create_run(experiment_id, run_name=op.get("run_name"),
-                                           tags={RUN_KEY_TAG: key}).info.run_id
+                run_id = client.create_run(
+                    experiment_id, run_name=op.get("run_name"), tags={RUN_KEY_TAG: key}
+                ).info.run_id
                 crash_point("tracking.run_created")
             except MlflowException as error:
                 self._refuse_start(key, error)
@@ -184,9 +203,11 @@ class Delivery:
         if error.error_code not in ITEM_REFUSALS:
             raise error
         self._refused[key] = "refused"
-        raise RunRefused(f"the tracking store {self.tracking_uri} refused to create the run ({summary(error)}); "
-                         "nothing of it can be tracked there, so its journaled work is dropped. Training goes "
-                         "on") from None
+        raise RunRefused(
+            f"the tracking store {self.tracking_uri} refused to create the run ({summary(error)}); "
+            "nothing of it can be tracked there, so its journaled work is dropped. Training goes "
+            "on"
+        ) from None
 
     def _resume(self, run_id: str) -> bool:
         client = self._client()
@@ -212,9 +233,11 @@ class Delivery:
                     self._refuse_start(key, error)
                 experiment = client.get_experiment_by_name(name)
         if experiment.lifecycle_stage != "active":
-            raise ExperimentDeleted(f"the experiment {name!r} (id {experiment.experiment_id}) is deleted in "
-                                    f"{self.tracking_uri}: restore it (mlflow experiments restore --experiment-id "
-                                    f"{experiment.experiment_id}) or pass another experiment= name")
+            raise ExperimentDeleted(
+                f"the experiment {name!r} (id {experiment.experiment_id}) is deleted in "
+                f"{self.tracking_uri}: restore it (mlflow experiments restore --experiment-id "
+                f"{experiment.experiment_id}) or pass another experiment= name"
+            )
         return experiment.experiment_id
 
 
@@ -229,10 +252,15 @@ LOGIN_REFUSALS = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}  # MLflow's 
 
 def login_refused(tracking_uri: str, status: int, kept_in: Path) -> str:
     """The one warning for a server refusing the credentials (401) or the account (403)."""
-    fix = ("refused the login (HTTP 401, UNAUTHENTICATED): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
-           "to an account of that server" if status == 401 else
-           "refused access (HTTP 403, PERMISSION_DENIED): the account may not write there; ask the server's admin "
-           "for permission (EDIT on the experiment) or use another account")
-    return (f"the tracking store {tracking_uri} {fix}. Training goes on; its tracking is kept in {kept_in} and "
-            "delivered, once the server accepts it, by elistimator_tracking.tracking.sync(model_dir) or the next "
-            "run in this model directory")
+    fix = (
+        "refused the login (HTTP 401, UNAUTHENTICATED): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+        "to an account of that server"
+        if status == 401
+        else "refused access (HTTP 403, PERMISSION_DENIED): the account may not write there; ask the server's admin "
+        "for permission (EDIT on the experiment) or use another account"
+    )
+    return (
+        f"the tracking store {tracking_uri} {fix}. Training goes on; its tracking is kept in {kept_in} and "
+        "delivered, once the server accepts it, by elistimator_tracking.tracking.sync(model_dir) or the next "
+        "run in this model directory"
+    )

@@ -20,14 +20,15 @@ import contextvars
 import logging
 import os
 import threading
-from typing import Iterator, Optional, Tuple
+from collections.abc import Iterator
 
 #: seconds a call outside training (CLI, from_disk, register, sync) may wait for an answer
 STORE_TIMEOUT_ENV = "ELISTIMATOR_STORE_TIMEOUT"
 DEFAULT_STORE_TIMEOUT = 10.0
 
-_limits: contextvars.ContextVar[Optional[Tuple[int, float]]] = contextvars.ContextVar(
-    "elistimator_http_limits", default=None)
+_limits: contextvars.ContextVar[tuple[int, float] | None] = contextvars.ContextVar(
+    "elistimator_http_limits", default=None
+)
 _quiet: contextvars.ContextVar[bool] = contextvars.ContextVar("elistimator_quiet", default=False)
 _install_lock = threading.Lock()
 _installed = False
@@ -43,7 +44,7 @@ def store_timeout() -> float:
 
 
 @contextlib.contextmanager
-def bounded(timeout: Optional[float] = None, retries: int = 0) -> Iterator[None]:
+def bounded(timeout: float | None = None, retries: int = 0) -> Iterator[None]:
     """MLflow HTTP requests made by this thread inside the block retry ``retries`` times and wait
     at most ``timeout`` seconds (default ``store_timeout()``) for an answer."""
     _install()
@@ -72,12 +73,19 @@ def _install() -> None:
     with _install_lock:
         if _installed:
             return
-        from mlflow.environment_variables import (MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR, MLFLOW_HTTP_REQUEST_MAX_RETRIES,
-                                                  MLFLOW_HTTP_REQUEST_TIMEOUT, MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT)
+        from mlflow.environment_variables import (
+            MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR,
+            MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+            MLFLOW_HTTP_REQUEST_TIMEOUT,
+            MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT,
+        )
+
         for position, variable in enumerate((MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT)):
             variable.get = _consulting(variable, variable.get, position)
-        for variable, when_quiet in ((MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR, False),
-                                     (MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, True)):
+        for variable, when_quiet in (
+            (MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR, False),
+            (MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, True),
+        ):
             variable.get = _quieted(variable, variable.get, when_quiet)
         _installed = True
 
@@ -85,6 +93,7 @@ def _install() -> None:
 def _quieted(variable, original, when_quiet: bool):
     def get():
         return when_quiet if _quiet.get() and variable.name not in os.environ else original()
+
     return get
 
 
@@ -94,6 +103,7 @@ def _consulting(variable, original, position: int):
         if limits is None or variable.name in os.environ:
             return original()
         return limits[position]
+
     return get
 
 
@@ -121,7 +131,7 @@ def quiet_logger(name: str) -> Iterator[None]:
         logger.setLevel(logging.NOTSET)
 
 
-def _unconfigured(name: str) -> Optional[logging.Logger]:
+def _unconfigured(name: str) -> logging.Logger | None:
     """The logger ``name`` when the user left its level alone (no ``MLFLOW_LOGGING_LEVEL``, no level
     of its own), else None."""
     logger = logging.getLogger(name)

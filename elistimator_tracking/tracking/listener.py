@@ -12,8 +12,9 @@ import math
 import os
 import tempfile
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from typing import Any
 
 from ..checkpoints import CheckpointIndex, best_step, latest_step
 from ..datasets import DataDescription
@@ -21,13 +22,23 @@ from ..events import TRAIN_DIR, VALIDATION_DIR
 from ..listeners import Listener, RunContext, SavedCheckpoint
 from ..model_dir import link_tree
 from .base import AliasKeptWarning, NullTracker, Tracker, TrackingWarning
-from .run_info import (SOURCE_ARTIFACTS, mlflow_name, model_fn_file, provenance_tags, redacted, run_params,
-                       scrub, scrub_source, version_tags)
+from .run_info import (
+    SOURCE_ARTIFACTS,
+    mlflow_name,
+    model_fn_file,
+    provenance_tags,
+    redacted,
+    run_params,
+    scrub,
+    scrub_source,
+    version_tags,
+)
 from .spool import SPOOL_DIR
 
 
-def make_tracker(tracking: Union[bool, str, os.PathLike, Tracker],
-                 recorded_uri: Optional[str] = None) -> Union[Tracker, Callable[[], Tracker]]:
+def make_tracker(
+    tracking: bool | str | os.PathLike | Tracker, recorded_uri: str | None = None
+) -> Tracker | Callable[[], Tracker]:
     """The tracker for ``Elistimator(tracking=...)``, or for MLflow the function that makes it when the
     run starts (a model loaded only to predict never imports mlflow for it).
 
@@ -43,11 +54,13 @@ def make_tracker(tracking: Union[bool, str, os.PathLike, Tracker],
 
     def mlflow_tracker() -> Tracker:
         from .mlflow_tracker import MlflowTracker  # the one place the training side imports mlflow
+
         return MlflowTracker(uri)
+
     return mlflow_tracker
 
 
-def selection_tags(index: CheckpointIndex) -> Dict[str, str]:
+def selection_tags(index: CheckpointIndex) -> dict[str, str]:
     """The run's ``elistimator.latest_step`` and ``elistimator.best_step`` (by validation loss) tags."""
     tags = {"elistimator.latest_step": str(latest_step(index))}
     try:
@@ -64,9 +77,16 @@ class TrackingListener(Listener):
     name = "tracking"
     warning_category = TrackingWarning
 
-    def __init__(self, tracker: Union[Tracker, Callable[[], Tracker]], experiment: str, run_name: Optional[str],
-                 tags: Mapping[str, str], recorded: Optional[Mapping[str, Any]] = None,
-                 cache_dir: Optional[Path] = None, system_metrics: bool = False):
+    def __init__(
+        self,
+        tracker: Tracker | Callable[[], Tracker],
+        experiment: str,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        recorded: Mapping[str, Any] | None = None,
+        cache_dir: Path | None = None,
+        system_metrics: bool = False,
+    ):
         self._tracker = tracker if isinstance(tracker, Tracker) else None
         self._make_tracker = tracker
         self._system_metrics = system_metrics
@@ -74,8 +94,8 @@ class TrackingListener(Listener):
         self._experiment, self._run_name, self._tags = experiment, run_name, dict(tags)
         self._recorded = dict(recorded) if recorded else None
         self._cache_dir = cache_dir
-        self._context: Optional[RunContext] = None
-        self._stores: Dict[Tuple[str, str], Any] = {}
+        self._context: RunContext | None = None
+        self._stores: dict[tuple[str, str], Any] = {}
 
     @property
     def tracker(self) -> Tracker:
@@ -88,7 +108,7 @@ class TrackingListener(Listener):
     def tracker(self, tracker: Tracker) -> None:
         self._tracker = tracker
 
-    def run_record(self) -> Dict[str, Any]:
+    def run_record(self) -> dict[str, Any]:
         """The run: the started tracker's, else the one the model directory names ({} for none)."""
         started = self._tracker.describe() if self._tracker is not None else None
         return dict(started or self._recorded or {})
@@ -112,16 +132,26 @@ class TrackingListener(Listener):
         resuming = self._recorded is not None
         tags = redacted({**({} if resuming else provenance_tags(context.model_fn)), **self._tags})
         try:
-            self.tracker.start(context.model_dir / SPOOL_DIR, self._experiment,
-                               scrub(self._run_name) if self._run_name else None, tags, resume=self._recorded,
-                               committed=context.index.holds)
+            self.tracker.start(
+                context.model_dir / SPOOL_DIR,
+                self._experiment,
+                scrub(self._run_name) if self._run_name else None,
+                tags,
+                resume=self._recorded,
+                committed=context.index.holds,
+            )
         except Exception as error:  # noqa: BLE001 -- no run: tracking is off, training goes on
-            warnings.warn(f"tracking is off for this Elistimator: {type(error).__name__}: {scrub(str(error))}. "
-                          f"{self.failure_note()}", TrackingWarning, stacklevel=4)
+            warnings.warn(
+                f"tracking is off for this Elistimator: {type(error).__name__}: {scrub(str(error))}. "
+                f"{self.failure_note()}",
+                TrackingWarning,
+                stacklevel=4,
+            )
             self.tracker = NullTracker()
             return
         if self._system_metrics:
             from .system_metrics import SystemMetrics
+
             self._sampler = SystemMetrics(self.tracker.log_metrics).start()
         if resuming:
             self.tracker.set_tags(redacted(self._tags))
@@ -129,18 +159,22 @@ class TrackingListener(Listener):
         self._send_source(context.model_fn)
         params, renamed = run_params(context.params, context.saver)
         if renamed:
-            warnings.warn("params logged under other names (MLflow refuses theirs, or two of them share a name): "
-                          + "; ".join(renamed), TrackingWarning, stacklevel=4)
+            warnings.warn(
+                "params logged under other names (MLflow refuses theirs, or two of them share a name): "
+                + "; ".join(renamed),
+                TrackingWarning,
+                stacklevel=4,
+            )
         self.tracker.log_params(params)
 
     def on_params(self, params: Mapping[str, Any]) -> None:
         if self._tracking and self._recorded is None:  # a resumed run has them already
             self.tracker.log_params(redacted({mlflow_name(k): v for k, v in params.items()}))
 
-    def on_train_summary(self, step: int, metrics: Mapping[str, float], summary: Optional[bytes]) -> None:
+    def on_train_summary(self, step: int, metrics: Mapping[str, float], summary: bytes | None) -> None:
         self._log_metrics("train", step, metrics)
 
-    def on_validation(self, step: int, metrics: Mapping[str, float], checkpoint: Optional[SavedCheckpoint]) -> None:
+    def on_validation(self, step: int, metrics: Mapping[str, float], checkpoint: SavedCheckpoint | None) -> None:
         if not self._tracking:
             return
         self.tracker.hold({"kind": "validation", "step": step, "metrics": dict(metrics)})
@@ -157,6 +191,7 @@ class TrackingListener(Listener):
     def on_input(self, context: str, describe: Callable[[], DataDescription]) -> None:
         if self._tracking:
             from .schemas import dataset_fields
+
             self.tracker.log_input(dataset_fields(describe()), context)
 
     def on_checkpoint(self, checkpoint: SavedCheckpoint) -> None:
@@ -174,15 +209,16 @@ class TrackingListener(Listener):
         steps retracts them (the latest point at a step counts; NaN never wins a selection)."""
         if not self._tracking or not dropped:
             return
-        self.tracker.hold({"kind": "branch", "step": step,
-                           "dropped": {str(s): dict(metrics) for s, metrics in dropped.items()}})
+        self.tracker.hold(
+            {"kind": "branch", "step": step, "dropped": {str(s): dict(metrics) for s, metrics in dropped.items()}}
+        )
         for later, metrics in sorted(dropped.items()):
             self._log_metrics("validation", later, {name: math.nan for name in metrics})
 
     def on_commit(self, committed: bool) -> None:
         self.tracker.release(committed)
 
-    def on_close(self, status: str, error: Optional[str]) -> None:
+    def on_close(self, status: str, error: str | None) -> None:
         if not self._tracking:
             return
         try:
@@ -215,15 +251,16 @@ class TrackingListener(Listener):
         link_tree(directory, outbox)
         self.tracker.log_artifacts(outbox, artifact_path)
 
-    def _send_source(self, model_fn: Optional[Callable]) -> None:
+    def _send_source(self, model_fn: Callable | None) -> None:
         """The file defining ``model_fn``, secrets redacted, under ``source/`` (beside the git tags: the
         code as it ran, committed or not)."""
         path = model_fn_file(model_fn)
         if path is None:
             return
         outbox = self.tracker.outbox("source")
-        (outbox / path.name).write_text(scrub_source(path.read_text(encoding="utf-8", errors="replace")),
-                                        encoding="utf-8")
+        (outbox / path.name).write_text(
+            scrub_source(path.read_text(encoding="utf-8", errors="replace")), encoding="utf-8"
+        )
         self.tracker.log_artifacts(outbox, SOURCE_ARTIFACTS)  # provenance_tags named it
 
     def _send_events(self) -> None:
@@ -247,23 +284,33 @@ class TrackingListener(Listener):
         key = (run["tracking_uri"], run["run_id"])
         if key not in self._stores:
             from .resolve import RunCheckpoints
+
             self._stores[key] = RunCheckpoints(run["run_id"], run["tracking_uri"], self._cache_dir)
         return self._stores[key]
 
-    def register(self, checkpoint: SavedCheckpoint, name: str, alias: Optional[str], metric: str,
-                 mode: str, force: bool = False) -> str:
+    def register(
+        self, checkpoint: SavedCheckpoint, name: str, alias: str | None, metric: str, mode: str, force: bool = False
+    ) -> str:
         """Register ``checkpoint`` as a new version of ``name`` (see ``Elistimator.register_best``);
         an ``AliasKeptWarning`` when the alias stays where it is."""
         if self.tracker.active:
             from .registry import checked_registration
+
             checked_registration(name, alias)
         with tempfile.TemporaryDirectory(prefix="elistimator-register-") as work:
             export = Path(work) / "model_dir"
             checkpoint.write(export)
-            version, kept = self.tracker.register(checkpoint.step, export, name, alias,
-                                                  version_tags(checkpoint.step, checkpoint.metrics, metric, mode),
-                                                  run_id=self.run_record().get("run_id"), metric=metric, mode=mode,
-                                                  force=force)
+            version, kept = self.tracker.register(
+                checkpoint.step,
+                export,
+                name,
+                alias,
+                version_tags(checkpoint.step, checkpoint.metrics, metric, mode),
+                run_id=self.run_record().get("run_id"),
+                metric=metric,
+                mode=mode,
+                force=force,
+            )
         if kept:
             warnings.warn(kept, AliasKeptWarning, stacklevel=3)
         return version

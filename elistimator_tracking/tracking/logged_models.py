@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any
 
 import mlflow
 from mlflow.entities import LoggedModel, LoggedModelOutput, Metric
@@ -45,8 +46,9 @@ def checkpoint_key(run_key: str, step: int, files: Mapping[str, str]) -> str:
     return f"{run_key}:{step}:{digest}"
 
 
-def package_checkpoint(model_dir: Path, destination: Path, signature: Any = False,
-                       example: Optional[Mapping[str, Any]] = None) -> None:
+def package_checkpoint(
+    model_dir: Path, destination: Path, signature: Any = False, example: Mapping[str, Any] | None = None
+) -> None:
     """Write the MLflow Model (pyfunc, models-from-code) holding ``model_dir`` as its ``model_dir``
     artifact (always at ``artifacts/model_dir``, whatever the folder's own name) to the new directory
     ``destination``; pip requirements are explicit (no inference). ``signature=False``: none (MLflow's
@@ -56,9 +58,14 @@ def package_checkpoint(model_dir: Path, destination: Path, signature: Any = Fals
         if model_dir.name != MODEL_DIR_ARTIFACT:
             named = Path(work) / MODEL_DIR_ARTIFACT
             link_tree(model_dir, named)
-        mlflow.pyfunc.save_model(str(destination), python_model=str(PYFUNC_CODE), signature=signature,
-                                 input_example=example, artifacts={MODEL_DIR_ARTIFACT: str(named)},
-                                 pip_requirements=requirements())
+        mlflow.pyfunc.save_model(
+            str(destination),
+            python_model=str(PYFUNC_CODE),
+            signature=signature,
+            input_example=example,
+            artifacts={MODEL_DIR_ARTIFACT: str(named)},
+            pip_requirements=requirements(),
+        )
 
 
 def describe_checkpoint_model(client: MlflowClient, model_id: str, model_dir: Path) -> None:
@@ -67,6 +74,7 @@ def describe_checkpoint_model(client: MlflowClient, model_id: str, model_dir: Pa
     MLmodel and example files are uploaded again (over the ones without a signature), not the
     checkpoint. Checkpoints get theirs when registered: working it out loads the model."""
     from .schemas import model_signature
+
     signature, example = model_signature(model_dir)
     if signature is None:
         return
@@ -81,15 +89,21 @@ def describe_checkpoint_model(client: MlflowClient, model_id: str, model_dir: Pa
         client.log_model_artifacts(model_id, str(described))
 
 
-def requirements() -> List[str]:
+def requirements() -> list[str]:
     """The pinned pip requirements of a packaged checkpoint."""
     from .._tf import tf
-    return [f"elistimator_tracking=={__version__}", f"tensorflow=={tf.__version__}",
-            f"tf-keras=={tf.__version__}", f"mlflow=={mlflow.__version__}"]
+
+    return [
+        f"elistimator_tracking=={__version__}",
+        f"tensorflow=={tf.__version__}",
+        f"tf-keras=={tf.__version__}",
+        f"mlflow=={mlflow.__version__}",
+    ]
 
 
-def create_checkpoint_model(client: MlflowClient, run_id: str, step: int, model_dir: Path, key: str,
-                            tags: Optional[Mapping[str, str]] = None) -> str:
+def create_checkpoint_model(
+    client: MlflowClient, run_id: str, step: int, model_dir: Path, key: str, tags: Mapping[str, str] | None = None
+) -> str:
     """The logged model of one checkpoint (``model_dir``, a one-checkpoint model directory) of run
     ``run_id`` at global ``step``: created, filled, linked to the run and to the run's validation
     metrics at ``step``, and marked READY. Found again by ``key`` when an earlier attempt created
@@ -99,10 +113,13 @@ def create_checkpoint_model(client: MlflowClient, run_id: str, step: int, model_
     if model is not None and str(model.status) == "READY":
         return model.model_id
     if model is None:
-        model = client.create_logged_model(run.info.experiment_id, name=f"step-{step}", source_run_id=run_id,
-                                           tags={KEY_TAG: key, STEP_TAG: str(step),
-                                                 RUN_KEY_TAG: key.split(":", 1)[0], **(tags or {})},
-                                           model_type="elistimator-checkpoint")
+        model = client.create_logged_model(
+            run.info.experiment_id,
+            name=f"step-{step}",
+            source_run_id=run_id,
+            tags={KEY_TAG: key, STEP_TAG: str(step), RUN_KEY_TAG: key.split(":", 1)[0], **(tags or {})},
+            model_type="elistimator-checkpoint",
+        )
         crash_point("tracking.model_created")
     with tempfile.TemporaryDirectory(prefix="elistimator-logged-model-") as work:
         package_checkpoint(model_dir, Path(work) / "model")
@@ -115,11 +132,14 @@ def create_checkpoint_model(client: MlflowClient, run_id: str, step: int, model_
     return model.model_id
 
 
-def find_checkpoint_model(client: MlflowClient, experiment_ids: List[str], key: str) -> Optional[LoggedModel]:
+def find_checkpoint_model(client: MlflowClient, experiment_ids: list[str], key: str) -> LoggedModel | None:
     """The logged model tagged with ``key`` (the newest, should there be two), or None."""
-    found = client.search_logged_models(experiment_ids, filter_string=f"tags.`{KEY_TAG}` = '{key}'",
-                                        order_by=[{"field_name": "creation_time", "ascending": False}],
-                                        max_results=1)
+    found = client.search_logged_models(
+        experiment_ids,
+        filter_string=f"tags.`{KEY_TAG}` = '{key}'",
+        order_by=[{"field_name": "creation_time", "ascending": False}],
+        max_results=1,
+    )
     return found[0] if found else None
 
 
@@ -138,14 +158,17 @@ def link_step_metrics(client: MlflowClient, run, model_id: str, step: int) -> No
         client.log_batch(run.info.run_id, metrics=points, synchronous=True)
 
 
-def run_checkpoint_models(client: MlflowClient, experiment_id: str, run_id: str) -> Dict[int, LoggedModel]:
+def run_checkpoint_models(client: MlflowClient, experiment_id: str, run_id: str) -> dict[int, LoggedModel]:
     """The READY checkpoint models of run ``run_id`` by global step (the newest for a step)."""
-    models: Dict[int, LoggedModel] = {}
+    models: dict[int, LoggedModel] = {}
     token = None
     while True:
-        page = client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'",
-                                           order_by=[{"field_name": "creation_time", "ascending": True}],
-                                           page_token=token)
+        page = client.search_logged_models(
+            [experiment_id],
+            filter_string=f"source_run_id = '{run_id}'",
+            order_by=[{"field_name": "creation_time", "ascending": True}],
+            page_token=token,
+        )
         for model in page:
             if STEP_TAG in model.tags and str(model.status) == "READY":
                 models[int(model.tags[STEP_TAG])] = model

@@ -32,8 +32,9 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
+from typing import Any
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -41,8 +42,16 @@ from mlflow.tracking import MlflowClient
 from .._faults import crash_point
 from ..errors import TrackingError
 from .base import RUN_STATUSES, Tracker, TrackingWarning
-from .delivery import (ITEM_REFUSALS, LOGIN_REFUSALS, MAX_METRICS_PER_BATCH, RUN_GONE, Delivery, RunRefused,
-                       login_refused, summary)
+from .delivery import (
+    ITEM_REFUSALS,
+    LOGIN_REFUSALS,
+    MAX_METRICS_PER_BATCH,
+    RUN_GONE,
+    Delivery,
+    RunRefused,
+    login_refused,
+    summary,
+)
 from .http_limits import bounded, quiet, quiet_store_logs
 from .logged_models import checkpoint_key
 from .spool import Spool
@@ -67,39 +76,51 @@ class MlflowTracker(Tracker):
         max_backoff: the longest pause between delivery attempts while the store is down.
     """
 
-    def __init__(self, tracking_uri: Optional[str] = None, *, start_timeout: float = 10.0,
-                 close_timeout: float = 60.0, max_backoff: float = 30.0):
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        *,
+        start_timeout: float = 10.0,
+        close_timeout: float = 60.0,
+        max_backoff: float = 30.0,
+    ):
         quiet_store_logs()
         self._store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
         self.tracking_uri = self._store.public
         self.start_timeout, self.close_timeout, self.max_backoff = start_timeout, close_timeout, max_backoff
-        self._spool: Optional[Spool] = None
-        self._delivery: Optional[Delivery] = None
-        self._key: Optional[str] = None
-        self._experiment: Optional[str] = None
-        self._client: Optional[MlflowClient] = None
-        self._queue: Deque[Dict[str, Any]] = collections.deque()
-        self._held: Optional[List[Dict[str, Any]]] = None  # journaled, awaiting elistimator.json's commit
-        self._clause: Optional[Dict[str, Any]] = None
-        self._holder: Optional[int] = None  # the thread whose work is held (the training thread)
-        self._deferred: List[Dict[str, Any]] = []  # other threads' work during a hold
+        self._spool: Spool | None = None
+        self._delivery: Delivery | None = None
+        self._key: str | None = None
+        self._experiment: str | None = None
+        self._client: MlflowClient | None = None
+        self._queue: collections.deque[dict[str, Any]] = collections.deque()
+        self._held: list[dict[str, Any]] | None = None  # journaled, awaiting elistimator.json's commit
+        self._clause: dict[str, Any] | None = None
+        self._holder: int | None = None  # the thread whose work is held (the training thread)
+        self._deferred: list[dict[str, Any]] = []  # other threads' work during a hold
         self._holding = threading.RLock()  # journal order == queue order
         self._cond = threading.Condition()
         self._marking = threading.Lock()  # the worker writes to the spool only while holding it
-        self._worker: Optional[threading.Thread] = None
+        self._worker: threading.Thread | None = None
         self._stopping = False
         self._retry_now = False
         self._failures = 0  # failed delivery attempts, ever
         self._delivered_seq = 0
         self._warned_behind = self._warned_login = False
         self._login_refused = False  # the last failed attempt was a refused login (already warned about)
-        self._last_error: Optional[str] = None
+        self._last_error: str | None = None
 
     # -- the Tracker interface ----------------------------------------------------------
 
-    def start(self, spool_root: Path, experiment: str, run_name: Optional[str], tags: Mapping[str, str],
-              resume: Optional[Mapping[str, Any]] = None,
-              committed: Optional[Callable[[Mapping[str, Any]], bool]] = None) -> None:
+    def start(
+        self,
+        spool_root: Path,
+        experiment: str,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        resume: Mapping[str, Any] | None = None,
+        committed: Callable[[Mapping[str, Any]], bool] | None = None,
+    ) -> None:
         if self._spool is not None:
             raise TrackingError("this tracker already started a run; a tracker serves one Elistimator")
         self._open(Spool(spool_root, self.tracking_uri), committed)
@@ -109,8 +130,15 @@ class MlflowTracker(Tracker):
         for op in self._queue:  # earlier sessions' undelivered work goes first
             if op["op"] == "start" and op["run"] == self._key:
                 op["experiment"] = experiment  # e.g. another name after the first one was deleted
-        start = self._append({"op": "start", "experiment": self._experiment, "run_name": run_name,
-                              "tags": dict(tags), "run_id": resume.get("run_id") if same_store else None})
+        start = self._append(
+            {
+                "op": "start",
+                "experiment": self._experiment,
+                "run_name": run_name,
+                "tags": dict(tags),
+                "run_id": resume.get("run_id") if same_store else None,
+            }
+        )
         self._start_worker("elistimator-tracking")
         self._wait_delivered(start["seq"], self.start_timeout)
 
@@ -123,26 +151,50 @@ class MlflowTracker(Tracker):
             self._append({"op": "tags", "tags": dict(tags)})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        self._append({"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()}, "step": int(step),
-                      "timestamp": int(time.time() * 1000)})
+        self._append(
+            {
+                "op": "metrics",
+                "metrics": {k: float(v) for k, v in metrics.items()},
+                "step": int(step),
+                "timestamp": int(time.time() * 1000),
+            }
+        )
 
     def log_input(self, dataset: Mapping[str, str], context: str) -> None:
         self._append({"op": "input", "dataset": dict(dataset), "context": context})
 
     def log_model_metrics(self, metrics: Mapping[str, float], step: int, files: Mapping[str, str]) -> None:
-        self._append({"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()}, "step": int(step),
-                      "timestamp": int(time.time() * 1000), "model_key": checkpoint_key(self._key, step, files)})
+        self._append(
+            {
+                "op": "metrics",
+                "metrics": {k: float(v) for k, v in metrics.items()},
+                "step": int(step),
+                "timestamp": int(time.time() * 1000),
+                "model_key": checkpoint_key(self._key, step, files),
+            }
+        )
 
     def log_checkpoint_model(self, directory: Path, step: int, files: Mapping[str, str]) -> None:
-        self._append({"op": "logged_model", "directory": self._require_started().relative(directory),
-                      "step": int(step), "key": checkpoint_key(self._key, step, files)})
+        self._append(
+            {
+                "op": "logged_model",
+                "directory": self._require_started().relative(directory),
+                "step": int(step),
+                "key": checkpoint_key(self._key, step, files),
+            }
+        )
 
     def outbox(self, name: str) -> Path:
         return self._require_started().outbox(name)
 
     def log_artifacts(self, directory: Path, artifact_path: str) -> None:
-        self._append({"op": "artifacts", "directory": self._require_started().relative(directory),
-                      "artifact_path": artifact_path})
+        self._append(
+            {
+                "op": "artifacts",
+                "directory": self._require_started().relative(directory),
+                "artifact_path": artifact_path,
+            }
+        )
 
     def hold(self, clause: Mapping[str, Any]) -> None:
         with self._holding:
@@ -159,7 +211,7 @@ class MlflowTracker(Tracker):
             for op in deferred:
                 self._append(op)
 
-    def finish(self, status: str, error: Optional[str] = None) -> None:
+    def finish(self, status: str, error: str | None = None) -> None:
         if status not in RUN_STATUSES:
             raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
         if self._spool is None:
@@ -167,16 +219,24 @@ class MlflowTracker(Tracker):
         last = self._append({"op": "finish", "status": status, "error": error})
         if not self._drain(last["seq"], self.close_timeout) and not self._login_refused:
             left = len(self._spool.pending())
-            warnings.warn(f"{left} tracking operation(s) could not be delivered to {self.tracking_uri} "
-                          f"({self._last_error or 'the store did not answer in time'}); they are kept in "
-                          f"{self._spool.path} and delivered at the next run in this model directory or "
-                          "with elistimator_tracking.tracking.sync(model_dir)", TrackingWarning, stacklevel=3)
+            warnings.warn(
+                f"{left} tracking operation(s) could not be delivered to {self.tracking_uri} "
+                f"({self._last_error or 'the store did not answer in time'}); they are kept in "
+                f"{self._spool.path} and delivered at the next run in this model directory or "
+                "with elistimator_tracking.tracking.sync(model_dir)",
+                TrackingWarning,
+                stacklevel=3,
+            )
 
-    def describe(self) -> Optional[Dict[str, Any]]:
+    def describe(self) -> dict[str, Any] | None:
         if self._spool is None:
             return None
-        return {"tracking_uri": self.tracking_uri, "experiment": self._experiment, "run_key": self._key,
-                "run_id": self._spool.run_id(self._key)}
+        return {
+            "tracking_uri": self.tracking_uri,
+            "experiment": self._experiment,
+            "run_key": self._key,
+            "run_id": self._spool.run_id(self._key),
+        }
 
     def flush(self, timeout: float = 60.0) -> bool:
         """Wait (at most ``timeout`` seconds, and only while the store answers) until everything
@@ -185,23 +245,37 @@ class MlflowTracker(Tracker):
             last = self._queue[-1]["seq"] if self._queue else 0
         return self._wait_delivered(last, timeout, retry_now=True)
 
-    def register(self, step: int, model_dir: Path, name: str, alias: Optional[str],
-                 tags: Mapping[str, str], run_id: Optional[str] = None, *, metric: str = "loss",
-                 mode: str = "min", force: bool = False) -> Tuple[str, Optional[str]]:
+    def register(
+        self,
+        step: int,
+        model_dir: Path,
+        name: str,
+        alias: str | None,
+        tags: Mapping[str, str],
+        run_id: str | None = None,
+        *,
+        metric: str = "loss",
+        mode: str = "min",
+        force: bool = False,
+    ) -> tuple[str, str | None]:
         from .registry import register_checkpoint
+
         if self._spool is not None:
             self.flush(self.close_timeout)
             run_id = self._spool.run_id(self._key)
         if run_id is None:
-            raise TrackingError(f"cannot register {name!r}: the run does not exist yet in {self.tracking_uri} "
-                               f"({self._last_error or 'the store has not answered'}); try again when it answers")
+            raise TrackingError(
+                f"cannot register {name!r}: the run does not exist yet in {self.tracking_uri} "
+                f"({self._last_error or 'the store has not answered'}); try again when it answers"
+            )
         with bounded(), quiet():
             return register_checkpoint(self._mlflow(), run_id, step, model_dir, name, alias, tags, metric, mode, force)
 
     # -- replay of a spool without a training run (``sync``) -------------------------------
 
-    def deliver_spool(self, spool: Spool, timeout: float,
-                      committed: Optional[Callable[[Mapping[str, Any]], bool]] = None) -> int:
+    def deliver_spool(
+        self, spool: Spool, timeout: float, committed: Callable[[Mapping[str, Any]], bool] | None = None
+    ) -> int:
         """Deliver ``spool``'s pending operations; return how many are still pending."""
         self._open(spool, committed)
         if not self._queue:
@@ -213,7 +287,7 @@ class MlflowTracker(Tracker):
 
     # -- journal and waiting ----------------------------------------------------------
 
-    def _open(self, spool: Spool, committed: Optional[Callable[[Mapping[str, Any]], bool]]) -> None:
+    def _open(self, spool: Spool, committed: Callable[[Mapping[str, Any]], bool] | None) -> None:
         """Use ``spool``: settle what a crash left between its journal and elistimator.json, sweep
         stale staging, and queue the pending operations."""
         if committed is not None:
@@ -227,7 +301,7 @@ class MlflowTracker(Tracker):
             raise TrackingError("the tracker has not started a run: Elistimator.setup() starts it")
         return self._spool
 
-    def _append(self, op: Dict[str, Any]) -> Dict[str, Any]:
+    def _append(self, op: dict[str, Any]) -> dict[str, Any]:
         """Journal ``op``; queue it for delivery, or hold it back until the commit it belongs to.
 
         Work of other threads (system metrics) during a hold waits in memory until ``release``:
@@ -308,16 +382,18 @@ class MlflowTracker(Tracker):
                     self._pause(backoff)
                     backoff = min(backoff * 2, self.max_backoff)
                     continue
-                notes = [f"the tracking store {self.tracking_uri} refused a {batch[0]['op']!r} operation and it "
-                         f"is dropped: {summary(error)}"]
+                notes = [
+                    f"the tracking store {self.tracking_uri} refused a {batch[0]['op']!r} operation and it "
+                    f"is dropped: {summary(error)}"
+                ]
             backoff = 0.5
             crash_point("delivery.sent")
             if not self._mark_delivered(batch, run_id):
                 return
             for note in notes:
-                warnings.warn(note, TrackingWarning)
+                warnings.warn(note, TrackingWarning, stacklevel=2)
 
-    def _mark_delivered(self, batch: List[Dict[str, Any]], run_id: Optional[str]) -> bool:
+    def _mark_delivered(self, batch: list[dict[str, Any]], run_id: str | None) -> bool:
         """Record that the store has ``batch``; False when the tracker stopped meanwhile (the spool
         is then no longer this worker's to write)."""
         with self._marking:
@@ -336,7 +412,7 @@ class MlflowTracker(Tracker):
             self._cond.notify_all()
         return True
 
-    def _next_batch(self) -> List[Dict[str, Any]]:
+    def _next_batch(self) -> list[dict[str, Any]]:
         """The head of the queue; consecutive metric points of one run travel together."""
         head = self._queue[0]
         batch, count = [head], len(head.get("metrics", ()))
@@ -352,19 +428,24 @@ class MlflowTracker(Tracker):
     def _fell_behind(self, error: Exception, op: Mapping[str, Any]) -> None:
         """One warning (the first failure), given before anyone waiting hears of the failure."""
         timeout = ARTIFACT_TIMEOUT if "directory" in op else ANSWER_TIMEOUT
-        self._last_error = (f"the store did not answer within {timeout:g} s" if "timed out" in str(error).lower()
-                            else summary(error))
+        self._last_error = (
+            f"the store did not answer within {timeout:g} s" if "timed out" in str(error).lower() else summary(error)
+        )
         status = LOGIN_REFUSALS.get(getattr(error, "error_code", None))
         self._login_refused = status is not None
         if status is not None and not self._warned_login:
             self._warned_login = True
-            warnings.warn(login_refused(self.tracking_uri, status, self._spool.path), TrackingWarning)
+            warnings.warn(login_refused(self.tracking_uri, status, self._spool.path), TrackingWarning, stacklevel=2)
         elif status is None and not self._warned_behind:
             self._warned_behind = True
-            warnings.warn(f"tracking to {self.tracking_uri} is behind: {self._last_error}. Training goes on; "
-                          f"what is not delivered yet is kept in {self._spool.path} and sent when the store "
-                          "answers (retried in the background, at close(), at the next run in this model "
-                          "directory, or with elistimator_tracking.tracking.sync(model_dir))", TrackingWarning)
+            warnings.warn(
+                f"tracking to {self.tracking_uri} is behind: {self._last_error}. Training goes on; "
+                f"what is not delivered yet is kept in {self._spool.path} and sent when the store "
+                "answers (retried in the background, at close(), at the next run in this model "
+                "directory, or with elistimator_tracking.tracking.sync(model_dir))",
+                TrackingWarning,
+                stacklevel=2,
+            )
         with self._cond:
             self._failures += 1
             self._cond.notify_all()

@@ -20,6 +20,7 @@ from mlflow.pyfunc import PythonModel
 class ElistimatorPyfunc(PythonModel):
     def load_context(self, context) -> None:
         from elistimator_tracking import Elistimator
+
         self.estimator = Elistimator.from_disk(context.artifacts["model_dir"], tracking=False, verbose=False)
 
     def predict(self, context, model_input: np.ndarray, params=None):

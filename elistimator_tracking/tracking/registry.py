@@ -19,8 +19,8 @@ why.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional, Tuple
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -31,7 +31,6 @@ from ..model_dir import ModelDirectory
 from .http_limits import bounded, quiet
 from .logged_models import RUN_KEY_TAG, checkpoint_key, create_checkpoint_model, describe_checkpoint_model
 from .resolve import NOT_FOUND, RunCheckpoints
-
 from .run_info import version_tags
 
 MODEL_ID_TAG = "elistimator.model_id"  # a version's logged model (a SQL registry does not keep model_id)
@@ -41,25 +40,41 @@ def checked_registration(name: object, alias: object) -> None:
     """Raise ``ValueError`` for a model name or alias the registry would refuse, before anything is
     uploaded (by MLflow's own rules: no ``/`` or ``:`` in a name; aliases of letters, digits, ``_``
     and ``-``, not ``latest`` or ``v<N>``)."""
-    from mlflow.utils.validation import (_validate_model_alias_name, _validate_model_alias_name_reserved,
-                                         _validate_model_name)
+    from mlflow.utils.validation import (
+        _validate_model_alias_name,
+        _validate_model_alias_name_reserved,
+        _validate_model_name,
+    )
+
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"name must be a non-empty string, got {name!r}")
     if alias is not None and not isinstance(alias, str):
         raise ValueError(f"alias must be a string or None, got {alias!r}")
-    for what, value, checks in (("name", name, (_validate_model_name,)),
-                                ("alias", alias, (_validate_model_alias_name, _validate_model_alias_name_reserved))):
+    for what, value, checks in (
+        ("name", name, (_validate_model_name,)),
+        ("alias", alias, (_validate_model_alias_name, _validate_model_alias_name_reserved)),
+    ):
         try:
             for check in checks if value is not None else ():
                 check(value)
         except MlflowException as error:
-            raise ValueError(f"registered model {what} {value!r} is refused by the Model Registry: "
-                             f"{error.message}") from None
+            raise ValueError(
+                f"registered model {what} {value!r} is refused by the Model Registry: {error.message}"
+            ) from None
 
 
-def register_checkpoint(client: MlflowClient, run_id: str, step: int, model_dir: Path, name: str,
-                        alias: Optional[str], tags: Mapping[str, str], metric: str, mode: str,
-                        force: bool = False) -> Tuple[str, Optional[str]]:
+def register_checkpoint(
+    client: MlflowClient,
+    run_id: str,
+    step: int,
+    model_dir: Path,
+    name: str,
+    alias: str | None,
+    tags: Mapping[str, str],
+    metric: str,
+    mode: str,
+    force: bool = False,
+) -> tuple[str, str | None]:
     """Register the logged model of the checkpoint ``model_dir`` (one checkpoint of run ``run_id`` at
     ``step``; its logged model is created when the run has none) as a new version of ``name``,
     and move ``alias`` by the alias rule. Returns the version and, when the alias stayed, why."""
@@ -76,16 +91,27 @@ def register_checkpoint(client: MlflowClient, run_id: str, step: int, model_dir:
     # the source is the logged model's artifact location, not models:/<id>: a SQL registry resolves that
     # through MLflow's global tracking URI, which need not be this store (MLflow's own TODO)
     source = client.get_logged_model(model_id).artifact_location
-    version = str(client.create_model_version(name, source=source, run_id=run_id, model_id=model_id,
-                                              tags={**tags, MODEL_ID_TAG: model_id}).version)
+    version = str(
+        client.create_model_version(
+            name, source=source, run_id=run_id, model_id=model_id, tags={**tags, MODEL_ID_TAG: model_id}
+        ).version
+    )
     note = None if not alias else alias_kept(client, name, alias, version, tags, metric, mode, force)
     if alias and note is None:
         client.set_registered_model_alias(name, alias, version)
     return version, note
 
 
-def alias_kept(client: MlflowClient, name: str, alias: str, version: str, tags: Mapping[str, str], metric: str,
-               mode: str, force: bool) -> Optional[str]:
+def alias_kept(
+    client: MlflowClient,
+    name: str,
+    alias: str,
+    version: str,
+    tags: Mapping[str, str],
+    metric: str,
+    mode: str,
+    force: bool,
+) -> str | None:
     """Why ``alias`` stays where it is rather than moving to the new ``version`` (tagged ``tags``);
     None when it moves (see the module's alias rule)."""
     if force:
@@ -93,8 +119,7 @@ def alias_kept(client: MlflowClient, name: str, alias: str, version: str, tags: 
     key = f"validation/{metric}"
     new = _value(tags.get(key))
     if new is None:
-        return (f"version {version} of {name!r} recorded no {key}: @{alias} is left where it is "
-                "(force=True moves it)")
+        return f"version {version} of {name!r} recorded no {key}: @{alias} is left where it is (force=True moves it)"
     try:
         current = client.get_model_version_by_alias(name, alias)
     except MlflowException as error:
@@ -104,11 +129,13 @@ def alias_kept(client: MlflowClient, name: str, alias: str, version: str, tags: 
     old = _value(current.tags.get(key))
     if old is None or (new < old if mode == "min" else new > old):
         return None
-    return (f"@{alias} stays on version {current.version} of {name!r}: its {key} {old:.6g} is at least as good as "
-            f"version {version}'s {new:.6g} ({mode}; a tie keeps the current one). force=True moves it")
+    return (
+        f"@{alias} stays on version {current.version} of {name!r}: its {key} {old:.6g} is at least as good as "
+        f"version {version}'s {new:.6g} ({mode}; a tie keeps the current one). force=True moves it"
+    )
 
 
-def _value(text: Optional[str]) -> Optional[float]:
+def _value(text: str | None) -> float | None:
     try:
         value = float(text) if text is not None else None
     except ValueError:
@@ -116,9 +143,16 @@ def _value(text: Optional[str]) -> Optional[float]:
     return None if value is None or math.isnan(value) else value
 
 
-def register_best(run_id: str, name: str, metric: str = "loss", mode: str = "min", alias: Optional[str] = "champion",
-                  tracking_uri: Optional[str] = None, cache_dir: Optional[Path] = None,
-                  force: bool = False) -> Tuple[str, Optional[str]]:
+def register_best(
+    run_id: str,
+    name: str,
+    metric: str = "loss",
+    mode: str = "min",
+    alias: str | None = "champion",
+    tracking_uri: str | None = None,
+    cache_dir: Path | None = None,
+    force: bool = False,
+) -> tuple[str, str | None]:
     """Register the best checkpoint a run logged (by validation ``metric`` and ``mode``) as a new
     version of ``name``, moving ``alias`` by the alias rule; for runs whose model directory is
     elsewhere. Returns the version and, when the alias stayed, why."""
@@ -128,5 +162,15 @@ def register_best(run_id: str, name: str, metric: str = "loss", mode: str = "min
     step = best_step(index, metric, mode)
     model_dir = run.fetch(step)
     with bounded(), quiet():
-        return register_checkpoint(run.client, run.run_id, step, model_dir, name, alias,
-                                   version_tags(step, index.metrics(step), metric, mode), metric, mode, force)
+        return register_checkpoint(
+            run.client,
+            run.run_id,
+            step,
+            model_dir,
+            name,
+            alias,
+            version_tags(step, index.metrics(step), metric, mode),
+            metric,
+            mode,
+            force,
+        )

@@ -17,8 +17,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
 
 import mlflow
 from mlflow.entities import ViewType
@@ -31,8 +31,8 @@ from ..errors import CheckpointNotFoundError, ModelDirectoryError
 from ..metadata import METADATA_FILE
 from ..model_dir import ModelDirectory
 from .http_limits import bounded, quiet
-from .store_uri import StoreUri, require_existing
 from .layout import CHECKPOINT_ARTIFACTS, MODEL_DIR_ARTIFACT, STEP_DIR, checkpoint_artifact_path, parse_source
+from .store_uri import StoreUri, require_existing
 
 CACHE_ENV = "ELISTIMATOR_CACHE_DIR"
 NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
@@ -47,25 +47,28 @@ class RunCheckpoints:
     """The checkpoints one run logged (``checkpoints/step-<N>/``) and their validation metrics;
     also the ``CheckpointStore`` a model directory fetches its pruned checkpoints from."""
 
-    def __init__(self, run_id: str, tracking_uri: Optional[str] = None, cache_dir: Optional[Path] = None):
+    def __init__(self, run_id: str, tracking_uri: str | None = None, cache_dir: Path | None = None):
         store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
         require_existing(store)
         self.tracking_uri = store.public
         self.client = MlflowClient(store.client_uri)
         self._cache_dir = cache_dir
-        self._steps: Optional[List[int]] = None
-        self._fetched: Dict[int, Path] = {}
+        self._steps: list[int] | None = None
+        self._fetched: dict[int, Path] = {}
         self.run = find_run(self.client, run_id, self.tracking_uri)
         self.run_id = self.run.info.run_id
         self.label = f"run {self.run_id}"
 
-    def steps(self) -> List[int]:
+    def steps(self) -> list[int]:
         """The logged checkpoint steps (listed once per instance)."""
         if self._steps is None:
             with bounded():
                 listed = self.client.list_artifacts(self.run_id, CHECKPOINT_ARTIFACTS)
-            self._steps = sorted(int(match.group(1)) for info in listed
-                                 if info.is_dir and (match := STEP_DIR.fullmatch(Path(info.path).name)))
+            self._steps = sorted(
+                int(match.group(1))
+                for info in listed
+                if info.is_dir and (match := STEP_DIR.fullmatch(Path(info.path).name))
+            )
         return self._steps
 
     def index(self) -> CheckpointIndex:
@@ -74,17 +77,21 @@ class RunCheckpoints:
         (a branch retracted the step's values: ``TrackingListener.on_branch``)."""
         steps = self.steps()
         if not steps:
-            raise CheckpointNotFoundError(f"run {self.run_id} in {self.tracking_uri} holds no Elistimator "
-                                          "checkpoint (no checkpoints/step-<N>/ artifacts)")
-        validations: Dict[int, Dict[str, float]] = {}
+            raise CheckpointNotFoundError(
+                f"run {self.run_id} in {self.tracking_uri} holds no Elistimator "
+                "checkpoint (no checkpoints/step-<N>/ artifacts)"
+            )
+        validations: dict[int, dict[str, float]] = {}
         with bounded():
             for key in self.run.data.metrics:
                 if key.startswith("validation/"):
                     for point in sorted(self.client.get_metric_history(self.run_id, key), key=lambda m: m.timestamp):
                         if point.step in steps:
-                            validations.setdefault(point.step, {})[key[len("validation/"):]] = point.value
-        validations = {step: {name: value for name, value in metrics.items() if not math.isnan(value)}
-                       for step, metrics in validations.items()}
+                            validations.setdefault(point.step, {})[key[len("validation/") :]] = point.value
+        validations = {
+            step: {name: value for name, value in metrics.items() if not math.isnan(value)}
+            for step, metrics in validations.items()
+        }
         records = [CheckpointRecord(step, f"checkpoints/model-{step}", local=False) for step in steps]
         return CheckpointIndex(records, validations)
 
@@ -93,11 +100,15 @@ class RunCheckpoints:
         once per instance)."""
         if step not in self._fetched:
             if step not in self.steps():
-                raise CheckpointNotFoundError(f"run {self.run_id} logged no checkpoint at step {step}; "
-                                              f"it logged {self.steps()}")
+                raise CheckpointNotFoundError(
+                    f"run {self.run_id} logged no checkpoint at step {step}; it logged {self.steps()}"
+                )
             target = _cache_root(self._cache_dir, self.tracking_uri) / "runs" / self.run_id / f"step-{step}"
-            self._fetched[step] = _cached(target, lambda where: self.client.download_artifacts(
-                self.run_id, checkpoint_artifact_path(step), str(where)), f"step-{step}")
+            self._fetched[step] = _cached(
+                target,
+                lambda where: self.client.download_artifacts(self.run_id, checkpoint_artifact_path(step), str(where)),
+                f"step-{step}",
+            )
         return self._fetched[step]
 
 
@@ -114,18 +125,24 @@ def find_run(client: MlflowClient, run_id: str, tracking_uri: str):
     if RUN_ID_PREFIX.fullmatch(run_id):
         with bounded():
             experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
-            matches = client.search_runs(experiments, f"attributes.run_id LIKE '{run_id}%'",
-                                         run_view_type=ViewType.ALL, max_results=10) if experiments else []
+            matches = (
+                client.search_runs(
+                    experiments, f"attributes.run_id LIKE '{run_id}%'", run_view_type=ViewType.ALL, max_results=10
+                )
+                if experiments
+                else []
+            )
     if len(matches) > 1:
-        raise ValueError(f"{run_id!r} is the start of several run ids in {tracking_uri}: "
-                         f"{sorted(run.info.run_id for run in matches)}; give more of it")
+        raise ValueError(
+            f"{run_id!r} is the start of several run ids in {tracking_uri}: "
+            f"{sorted(run.info.run_id for run in matches)}; give more of it"
+        )
     if not matches:
         raise CheckpointNotFoundError(f"there is no run {run_id!r} in {tracking_uri}")
     return matches[0]
 
 
-def download_model_version(source: str, cache_dir: Optional[Path] = None,
-                           tracking_uri: Optional[str] = None) -> Path:
+def download_model_version(source: str, cache_dir: Path | None = None, tracking_uri: str | None = None) -> Path:
     """``models:/<name>/<version>`` or ``models:/<name>@<alias>`` as a verified local model directory."""
     parts = parse_source(source)
     store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
@@ -143,16 +160,17 @@ def download_model_version(source: str, cache_dir: Optional[Path] = None,
         if error.error_code in NOT_FOUND:
             with bounded():
                 known = [m.name for m in client.search_registered_models(max_results=50)]
-            raise CheckpointNotFoundError(f"{source} is not in the Model Registry at {uri} "
-                                          f"({error.message.splitlines()[0]}); registered models: "
-                                          f"{known or 'none'}") from None
+            raise CheckpointNotFoundError(
+                f"{source} is not in the Model Registry at {uri} "
+                f"({error.message.splitlines()[0]}); registered models: "
+                f"{known or 'none'}"
+            ) from None
         raise
     target = _cache_root(cache_dir, uri) / "models" / name / f"version-{version.version}"
-    return _cached(target, _model_fetcher(version.source, store, f"{source} (version {version.version})"),
-                   "model_dir")
+    return _cached(target, _model_fetcher(version.source, store, f"{source} (version {version.version})"), "model_dir")
 
 
-def download_logged_model(source: str, cache_dir: Optional[Path] = None, tracking_uri: Optional[str] = None) -> Path:
+def download_logged_model(source: str, cache_dir: Path | None = None, tracking_uri: str | None = None) -> Path:
     """``models:/m-<id>`` (a checkpoint logged as an MLflow 3 logged model) as a verified local model directory."""
     model_id = parse_source(source)["model_id"]
     store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
@@ -171,19 +189,27 @@ def download_logged_model(source: str, cache_dir: Optional[Path] = None, trackin
 def _model_fetcher(artifact_uri: str, store: StoreUri, label: str) -> Callable[[Path], str]:
     """Downloads an MLflow Model made by ``logged_models.package_checkpoint`` (from the store the
     caller named, not the default one) and returns the checkpoint directory inside it."""
+
     def fetch(where: Path) -> str:
-        downloaded = Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(where),
-                                                              tracking_uri=store.client_uri))
+        downloaded = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=artifact_uri, dst_path=str(where), tracking_uri=store.client_uri
+            )
+        )
         inner = _model_dir_artifact(downloaded)
         if inner is None or not (downloaded / inner / METADATA_FILE).is_file():
-            raise ModelDirectoryError(f"{label} holds no Elistimator checkpoint "
-                                      f"(no MLmodel with a {MODEL_DIR_ARTIFACT!r} artifact holding {METADATA_FILE})")
+            raise ModelDirectoryError(
+                f"{label} holds no Elistimator checkpoint "
+                f"(no MLmodel with a {MODEL_DIR_ARTIFACT!r} artifact holding {METADATA_FILE})"
+            )
         return str(downloaded / inner)
+
     return fetch
 
 
-def _model_dir_artifact(model: Path) -> Optional[str]:
-    """Where an MLflow Model made by ``logged_models.package_checkpoint`` (or, before, by the registry) keeps the checkpoint (relative path)."""
+def _model_dir_artifact(model: Path) -> str | None:
+    """Where an MLflow Model made by ``logged_models.package_checkpoint`` (or, before, by the registry)
+    keeps the checkpoint (a relative path)."""
     if not (model / "MLmodel").is_file():
         return None
     flavor = mlflow.models.Model.load(str(model)).flavors.get("python_function", {})
@@ -191,7 +217,7 @@ def _model_dir_artifact(model: Path) -> Optional[str]:
     return entry.get("path") if isinstance(entry, dict) else None
 
 
-def _cache_root(cache_dir: Optional[Path], tracking_uri: str) -> Path:
+def _cache_root(cache_dir: Path | None, tracking_uri: str) -> Path:
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     return root.absolute() / hashlib.sha256(tracking_uri.encode("utf-8")).hexdigest()[:12]
 
@@ -226,12 +252,14 @@ def require_inside(root: Path, model_dir: Path) -> None:
     real_root = root.resolve()
     for path in [model_dir, *model_dir.rglob("*")]:
         if path.is_symlink() or (real_root not in path.resolve().parents and path.resolve() != real_root):
-            raise ModelDirectoryError(f"the download holds {path.name!r}, which points outside the download "
-                                      "directory; refusing it")
+            raise ModelDirectoryError(
+                f"the download holds {path.name!r}, which points outside the download directory; refusing it"
+            )
 
 
-def resolve_source(source: str, checkpoint: Selection, metric: str, mode: str, cache_dir: Optional[Path],
-                   tracking_uri: Optional[str]) -> Path:
+def resolve_source(
+    source: str, checkpoint: Selection, metric: str, mode: str, cache_dir: Path | None, tracking_uri: str | None
+) -> Path:
     """A remote source as a local, verified model directory holding the one checkpoint selected."""
     checkpoint = checked_selection(checkpoint)
     parts = parse_source(str(source))
@@ -239,8 +267,10 @@ def resolve_source(source: str, checkpoint: Selection, metric: str, mode: str, c
         run = RunCheckpoints(parts["run"], tracking_uri, cache_dir)
         return run.fetch(select_step(run.index(), checkpoint, metric, mode))
     if checkpoint not in ("latest", "best"):
-        raise ValueError(f"a registered version or logged model holds one checkpoint: checkpoint must be "
-                         f"'latest' or 'best' for {source}, got {checkpoint!r}")
+        raise ValueError(
+            f"a registered version or logged model holds one checkpoint: checkpoint must be "
+            f"'latest' or 'best' for {source}, got {checkpoint!r}"
+        )
     if parts["model_id"]:
         return download_logged_model(str(source), cache_dir, tracking_uri)
     return download_model_version(str(source), cache_dir, tracking_uri)

@@ -17,8 +17,9 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any
 
 from .._version import __version__
 
@@ -29,12 +30,33 @@ REDACTED = "<redacted>"
 SOURCE_ARTIFACTS = "source"  # the model function's file, in the run
 MAX_SOURCE_BYTES = 1_000_000
 #: a name holding one of these words (or its plural) looks secret: "db.password", "apiToken", "pwd"
-SECRET_WORDS = frozenset({"password", "passwd", "pwd", "pass", "passphrase", "secret", "token", "credential",
-                          "auth", "authorization", "bearer", "cookie", "signature", "sig", "apikey", "accesskey",
-                          "privatekey", "secretkey", "sshkey"})
+SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "passphrase",
+        "secret",
+        "token",
+        "credential",
+        "auth",
+        "authorization",
+        "bearer",
+        "cookie",
+        "signature",
+        "sig",
+        "apikey",
+        "accesskey",
+        "privatekey",
+        "secretkey",
+        "sshkey",
+    }
+)
 #: ... and so does "<one of these> key": "api_key", "aws_access_key_id", "ssh-key", "private key"
-SECRET_KEY_PREFIXES = frozenset({"api", "access", "private", "ssh", "secret", "signing", "encryption", "client",
-                                 "master", "account", "session"})
+SECRET_KEY_PREFIXES = frozenset(
+    {"api", "access", "private", "ssh", "secret", "signing", "encryption", "client", "master", "account", "session"}
+)
 INVALID_NAME_CHARACTERS = re.compile(r"[^/\w.\- :]")  # what MLflow refuses in param, metric and tag names
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _URL_USER_INFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@]+@")
@@ -59,53 +81,58 @@ def scrub(text: str) -> str:
     secret-looking names (``password=...``, ``?token=...``, ``Authorization: ...``)."""
     text = _URL_USER_INFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    return _ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}" if is_secret_name(m.group(1))
-                           else m.group(0), text)
+    return _ASSIGNMENT.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}" if is_secret_name(m.group(1)) else m.group(0), text
+    )
 
 
 def scrub_source(text: str) -> str:
     """Source code as a run may hold it: ``scrub``-bed, and string values given to secret-looking
     quoted keys (``{"password": "..."}``) redacted too."""
-    return _QUOTED_KEY.sub(lambda m: f"{m.group(1)}{REDACTED!r}" if is_secret_name(m.group(3))
-                           else m.group(0), scrub(text))
+    return _QUOTED_KEY.sub(
+        lambda m: f"{m.group(1)}{REDACTED!r}" if is_secret_name(m.group(3)) else m.group(0), scrub(text)
+    )
 
 
-def redacted(values: Mapping[str, Any], limit: int = MAX_TAG_VALUE) -> Dict[str, str]:
+def redacted(values: Mapping[str, Any], limit: int = MAX_TAG_VALUE) -> dict[str, str]:
     """Tags (or flat params) as they may be sent: secret-looking keys redacted, other values scrubbed
     and cut to ``limit`` characters."""
     return {key: REDACTED if is_secret_name(key) else _cut(scrub(str(value)), limit) for key, value in values.items()}
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def mlflow_name(name: Any) -> str:
     """``name`` as MLflow accepts it for a param, metric or tag: other characters become ``_``, no
     empty, ``.`` or ``..`` path parts, at most 250 characters (a cut name ends with a hash of the
     whole, so two long names stay apart)."""
-    parts = [part if part != ".." else "__" for part in INVALID_NAME_CHARACTERS.sub("_", str(name)).split("/")
-             if part not in ("", ".")]
+    parts = [
+        part if part != ".." else "__"
+        for part in INVALID_NAME_CHARACTERS.sub("_", str(name)).split("/")
+        if part not in ("", ".")
+    ]
     cleaned = "/".join(parts) or "_"
     if len(cleaned) > MAX_PARAM_KEY:
         digest = hashlib.sha256(cleaned.encode("utf-8")).hexdigest()[:8]
-        cleaned = cleaned[:MAX_PARAM_KEY - 9].rstrip("/") + "-" + digest
+        cleaned = cleaned[: MAX_PARAM_KEY - 9].rstrip("/") + "-" + digest
     return cleaned
 
 
-def run_params(params: Mapping[Any, Any], saver: Mapping[str, Any]) -> Tuple[Dict[str, str], List[str]]:
+def run_params(params: Mapping[Any, Any], saver: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
     """The params a run logs: ``params`` flattened (``{'a': {'b': 1}}`` -> ``a.b``) and the saver
     settings as ``saver.<name>``, redacted, values cut to MLflow's limit, each under a distinct name
     MLflow accepts. Returns them and a note per param logged under another name than its own
     (renamed deterministically: ``a.b`` twice becomes ``a.b`` and ``a.b-2``)."""
-    named: Dict[str, str] = {}
+    named: dict[str, str] = {}
     notes = []
     for path, value in [*_flattened(params, ""), *_flattened(saver, "saver.")]:
         name = base = mlflow_name(path)
         number = 1
         while name in named:
             number += 1
-            name = f"{base[:MAX_PARAM_KEY - len(str(number)) - 1]}-{number}"
+            name = f"{base[: MAX_PARAM_KEY - len(str(number)) - 1]}-{number}"
         if name != path:
             notes.append(f"{_short(path)!r} as {_short(name)!r}")
         named[name] = REDACTED if is_secret_name(path) else _cut(scrub(str(value)), MAX_PARAM_VALUE)
@@ -113,10 +140,10 @@ def run_params(params: Mapping[Any, Any], saver: Mapping[str, Any]) -> Tuple[Dic
 
 
 def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else f"{text[:limit - 14]}...{text[-11:]}"
+    return text if len(text) <= limit else f"{text[: limit - 14]}...{text[-11:]}"
 
 
-def _flattened(params: Mapping[Any, Any], prefix: str) -> Iterator[Tuple[str, Any]]:
+def _flattened(params: Mapping[Any, Any], prefix: str) -> Iterator[tuple[str, Any]]:
     for key, value in params.items():
         path = f"{prefix}{key}"
         if isinstance(value, Mapping) and value:
@@ -125,15 +152,23 @@ def _flattened(params: Mapping[Any, Any], prefix: str) -> Iterator[Tuple[str, An
             yield path, value
 
 
-def provenance_tags(model_fn: Optional[Callable]) -> Dict[str, str]:
+def provenance_tags(model_fn: Callable | None) -> dict[str, str]:
     """Package versions, the model function's qualified name and the artifact of its file, and git
     commit/dirty when in a repository."""
-    from .._tf import tf
     import mlflow
-    tags = {"elistimator.version": __version__, "tensorflow.version": tf.__version__,
-            "mlflow.version": mlflow.__version__, "python.version": sys.version.split()[0]}
+
+    from .._tf import tf
+
+    tags = {
+        "elistimator.version": __version__,
+        "tensorflow.version": tf.__version__,
+        "mlflow.version": mlflow.__version__,
+        "python.version": sys.version.split()[0],
+    }
     if model_fn is not None:
-        tags["elistimator.model_fn"] = f"{getattr(model_fn, '__module__', '?')}.{getattr(model_fn, '__qualname__', repr(model_fn))}"
+        tags["elistimator.model_fn"] = (
+            f"{getattr(model_fn, '__module__', '?')}.{getattr(model_fn, '__qualname__', repr(model_fn))}"
+        )
     source = model_fn_file(model_fn)
     if source is not None:
         tags["elistimator.model_fn.source"] = f"{SOURCE_ARTIFACTS}/{source.name}"  # the listener logs the file
@@ -141,14 +176,16 @@ def provenance_tags(model_fn: Optional[Callable]) -> Dict[str, str]:
     return tags
 
 
-def git_tags(directory: Path) -> Dict[str, str]:
+def git_tags(directory: Path) -> dict[str, str]:
     """``mlflow.source.git.commit`` and ``git.dirty`` for the repository holding ``directory``, if any."""
-    def git(*args: str) -> Optional[str]:
+
+    def git(*args: str) -> str | None:
         try:
             done = subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=5)
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
+
     commit = git("rev-parse", "HEAD")
     if not commit:
         return {}
@@ -156,7 +193,7 @@ def git_tags(directory: Path) -> Dict[str, str]:
     return {"mlflow.source.git.commit": commit, "git.dirty": str(bool(dirty)).lower()}
 
 
-def model_fn_file(model_fn: Optional[Callable]) -> Optional[Path]:
+def model_fn_file(model_fn: Callable | None) -> Path | None:
     """The Python file that defines ``model_fn`` (None for one defined elsewhere: a notebook cell, a
     built-in, a file over ``MAX_SOURCE_BYTES`` or with a secret-looking name)."""
     code = getattr(model_fn, "__code__", None)
@@ -168,14 +205,17 @@ def model_fn_file(model_fn: Optional[Callable]) -> Optional[Path]:
     return path
 
 
-def _source_dir(model_fn: Optional[Callable]) -> Path:
+def _source_dir(model_fn: Callable | None) -> Path:
     code = getattr(model_fn, "__code__", None)
     if code is not None and os.path.isfile(code.co_filename):
         return Path(code.co_filename).resolve().parent
     return Path.cwd()
 
 
-def version_tags(step: int, metrics: Mapping[str, float], metric: str, mode: str) -> Dict[str, str]:
+def version_tags(step: int, metrics: Mapping[str, float], metric: str, mode: str) -> dict[str, str]:
     """Tags of a registered version: its global step, how it was chosen, its validation metrics."""
-    return {"elistimator.step": str(step), "elistimator.selected_by": f"validation/{metric} ({mode})",
-            **{f"validation/{k}": repr(float(v)) for k, v in metrics.items()}}
+    return {
+        "elistimator.step": str(step),
+        "elistimator.selected_by": f"validation/{metric} ({mode})",
+        **{f"validation/{k}": repr(float(v)) for k, v in metrics.items()},
+    }

@@ -9,8 +9,9 @@ shapes with one example): a registered model never carries a row of its training
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 from mlflow.models import ModelSignature
@@ -27,34 +28,54 @@ def tensor_schema(features: Sequence[Mapping[str, Any]]) -> Schema:
     return Schema([TensorSpec(_numpy_dtype(f["dtype"]), _dims(f["shape"]), name=str(f["key"])) for f in features])
 
 
-def dataset_fields(description: DataDescription) -> Dict[str, str]:
+def dataset_fields(description: DataDescription) -> dict[str, str]:
     """The fields of an MLflow dataset (``mlflow.entities.Dataset``) for ``description``."""
     source = source_of(description)
     schema = {"mlflow_tensorspec": {"features": tensor_schema(description.features).to_json(), "targets": None}}
-    profile = {"features": len(description.features), "files": description.file_count,
-               "digest": "pipeline ops, captured arrays, file sizes and times (elistimator)"}
-    return {"name": scrub(description.name), "digest": description.digest,
-            "source_type": "local" if source else IN_MEMORY,
-            "source": json.dumps({"uri": scrub(source) if source else IN_MEMORY,
-                                  **({"files": list(description.files)} if len(description.files) > 1 else {})}),
-            "schema": json.dumps(schema), "profile": json.dumps(profile)}
+    profile = {
+        "features": len(description.features),
+        "files": description.file_count,
+        "digest": "pipeline ops, captured arrays, file sizes and times (elistimator)",
+    }
+    return {
+        "name": scrub(description.name),
+        "digest": description.digest,
+        "source_type": "local" if source else IN_MEMORY,
+        "source": json.dumps(
+            {
+                "uri": scrub(source) if source else IN_MEMORY,
+                **({"files": list(description.files)} if len(description.files) > 1 else {}),
+            }
+        ),
+        "schema": json.dumps(schema),
+        "profile": json.dumps(profile),
+    }
 
 
-def model_signature(model_dir: Path) -> Tuple[Optional[ModelSignature], Optional[Dict[str, np.ndarray]]]:
+def model_signature(model_dir: Path) -> tuple[ModelSignature | None, dict[str, np.ndarray] | None]:
     """The signature of the model in ``model_dir`` (a one-checkpoint model directory) and its input
     example: the features its PredictSpec needs, and its outputs (shapes and dtypes from
     predicting the example). ``(None, None)`` without a PredictSpec or when a needed feature's
     rank is unknown (a tensor schema cannot say "any rank")."""
     from .. import Elistimator
+
     with Elistimator.from_disk(model_dir, tracking=False, verbose=False) as model:
         inputs = model.prediction_features
         if not inputs or any(f["shape"] is None for f in inputs):
             return None, None
-        example = {str(f["key"]): np.full([1 if d is None else d for d in f["shape"]], _blank(f["dtype"]),
-                                          dtype=_numpy_dtype(f["dtype"])) for f in inputs}
+        example = {
+            str(f["key"]): np.full(
+                [1 if d is None else d for d in f["shape"]], _blank(f["dtype"]), dtype=_numpy_dtype(f["dtype"])
+            )
+            for f in inputs
+        }
         outputs = model.predict(**example)
-    output_schema = Schema([TensorSpec(_output_dtype(value), (-1, *np.shape(value)[1:]), name=str(name))
-                            for name, value in outputs.items()])
+    output_schema = Schema(
+        [
+            TensorSpec(_output_dtype(value), (-1, *np.shape(value)[1:]), name=str(name))
+            for name, value in outputs.items()
+        ]
+    )
     return ModelSignature(inputs=tensor_schema(inputs), outputs=output_schema), example
 
 
@@ -71,5 +92,5 @@ def _numpy_dtype(dtype: str) -> np.dtype:
     return np.dtype(object) if dtype == "string" else np.dtype(dtype)
 
 
-def _dims(shape: Optional[Sequence[Optional[int]]]) -> Tuple[int, ...]:
+def _dims(shape: Sequence[int | None] | None) -> tuple[int, ...]:
     return (-1,) if shape is None else tuple(-1 if d is None else int(d) for d in shape)

@@ -21,8 +21,9 @@ import shutil
 import threading
 import uuid
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
+from typing import Any
 
 from .._faults import crash_point
 from ..model_dir import write_json_atomic, write_text_atomic
@@ -36,7 +37,7 @@ def spool_path(spool_root: Path, tracking_uri: str) -> Path:
     return spool_root / f"store-{digest}"
 
 
-def spools_in(spool_root: Path) -> Iterator["Spool"]:
+def spools_in(spool_root: Path) -> Iterator[Spool]:
     """Every spool under ``spool_root`` (one per tracking URI ever used there)."""
     for store in sorted(spool_root.glob("store-*/store.json")):
         uri = json.loads(store.read_text(encoding="utf-8"))["tracking_uri"]
@@ -64,11 +65,11 @@ class Spool:
         entries = self._read_journal()
         self._delivered = self._read_delivered()
         self._next_seq = max([self._delivered] + [op["seq"] for op in entries]) + 1
-        self._runs: Dict[str, Optional[str]] = self._read_runs()
+        self._runs: dict[str, str | None] = self._read_runs()
 
     # -- the journal ------------------------------------------------------------------
 
-    def append(self, op: Dict[str, Any], durable: bool = False) -> Dict[str, Any]:
+    def append(self, op: dict[str, Any], durable: bool = False) -> dict[str, Any]:
         """Give ``op`` the next sequence number and write it to the journal (flushed; ``durable``:
         on disk before this returns, for work that must precede a commit of elistimator.json)."""
         with self._lock:
@@ -99,11 +100,10 @@ class Spool:
                     op = {key: value for key, value in op.items() if key != "commit"}
                 kept.append(op)
             if kept != entries:
-                write_text_atomic(self._journal, "".join(json.dumps(op, separators=(",", ":")) + "\n"
-                                                         for op in kept))
+                write_text_atomic(self._journal, "".join(json.dumps(op, separators=(",", ":")) + "\n" for op in kept))
         return dropped
 
-    def pending(self) -> List[Dict[str, Any]]:
+    def pending(self) -> list[dict[str, Any]]:
         """The operations not yet acknowledged by the store, oldest first."""
         return [op for op in self._read_journal() if op["seq"] > self._delivered]
 
@@ -124,7 +124,7 @@ class Spool:
             if self._delivered >= self._next_seq - 1 and self._journal.exists():
                 self._journal.unlink()
 
-    def _read_journal(self) -> List[Dict[str, Any]]:
+    def _read_journal(self) -> list[dict[str, Any]]:
         if not self._journal.exists():
             return []
         entries = []
@@ -133,7 +133,7 @@ class Spool:
                 entry = json.loads(line) if line.strip() else None
             except json.JSONDecodeError:
                 entry = None
-                warnings.warn(f"{self._journal} line {number} is damaged and skipped", TrackingWarning)
+                warnings.warn(f"{self._journal} line {number} is damaged and skipped", TrackingWarning, stacklevel=2)
             if isinstance(entry, dict) and isinstance(entry.get("seq"), int):
                 entries.append(entry)
         return entries
@@ -159,7 +159,7 @@ class Spool:
             self._runs = {}
             write_json_atomic(self.path / "runs.json", self._runs)
 
-    def run_id(self, key: str) -> Optional[str]:
+    def run_id(self, key: str) -> str | None:
         return self._runs.get(key)
 
     def set_run(self, key: str, run_id: str) -> None:
@@ -167,7 +167,7 @@ class Spool:
             self._runs[key] = run_id
             write_json_atomic(self.path / "runs.json", self._runs)
 
-    def _read_runs(self) -> Dict[str, Optional[str]]:
+    def _read_runs(self) -> dict[str, str | None]:
         path = self.path / "runs.json"
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 

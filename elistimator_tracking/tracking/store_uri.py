@@ -20,13 +20,12 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Dict, Tuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .run_info import is_secret_name
 
-_http_credentials: Dict[str, Tuple[str, str]] = {}  # scheme://host:port -> (user, password)
-_full_uris: Dict[str, str] = {}  # public URI -> the URI given with its credentials (non-HTTP stores)
+_http_credentials: dict[str, tuple[str, str]] = {}  # scheme://host:port -> (user, password)
+_full_uris: dict[str, str] = {}  # public URI -> the URI given with its credentials (non-HTTP stores)
 _install_lock = threading.Lock()
 _installed = False
 
@@ -40,7 +39,7 @@ class StoreUri:
     client_uri: str
 
     @classmethod
-    def given(cls, uri: str) -> "StoreUri":
+    def given(cls, uri: str) -> StoreUri:
         """A URI as the caller gave it; its credentials, if any, are kept in memory for this process."""
         uri = absolute_uri(uri)
         public = public_uri(uri)
@@ -55,7 +54,7 @@ class StoreUri:
         return cls(public, uri)
 
     @classmethod
-    def recorded(cls, public: str) -> "StoreUri":
+    def recorded(cls, public: str) -> StoreUri:
         """A recorded (public) URI, with the credentials this process was given for it: in a URI
         given earlier, or in ``MLFLOW_TRACKING_URI``."""
         if public in _full_uris:
@@ -71,7 +70,7 @@ def require_existing(store: StoreUri) -> None:
     empty ``mlflow.db``, or a folder, and then report an unknown run or experiment)."""
     parts = urlsplit(store.client_uri)
     if parts.scheme == "sqlite":
-        path = store.client_uri[len("sqlite:///"):] if store.client_uri.startswith("sqlite:///") else ""
+        path = store.client_uri[len("sqlite:///") :] if store.client_uri.startswith("sqlite:///") else ""
         missing = path and path != ":memory:" and not os.path.isfile(path)
     elif parts.scheme in ("", "file"):
         path = parts.path if parts.scheme else store.client_uri
@@ -79,8 +78,10 @@ def require_existing(store: StoreUri) -> None:
     else:
         return
     if missing:
-        raise FileNotFoundError(f"there is no MLflow store at {store.public} ({path} does not exist); "
-                                "name the store that holds the runs (--tracking-uri, tracking=..., or MLFLOW_TRACKING_URI)")
+        raise FileNotFoundError(
+            f"there is no MLflow store at {store.public} ({path} does not exist); "
+            "name the store that holds the runs (--tracking-uri, tracking=..., or MLFLOW_TRACKING_URI)"
+        )
 
 
 def public_uri(uri: str) -> str:
@@ -97,7 +98,7 @@ def absolute_uri(uri: str) -> str:
     """``sqlite:///rel.db`` is relative to the working directory: pin it, so a resumed run finds it."""
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/") and uri != prefix + ":memory:":
-        return prefix + os.path.abspath(uri[len(prefix):])
+        return prefix + os.path.abspath(uri[len(prefix) :])
     return uri
 
 
@@ -119,6 +120,7 @@ def _install() -> None:
         if _installed:
             return
         from mlflow.utils.rest_utils import MlflowHostCreds
+
         original = MlflowHostCreds.__init__
 
         def __init__(self, host, *args, **kwargs):
@@ -129,5 +131,6 @@ def _install() -> None:
                     self.username, self.password = kept
                 else:  # user info without a password: a token
                     self.token = kept[0]
+
         MlflowHostCreds.__init__ = __init__
         _installed = True

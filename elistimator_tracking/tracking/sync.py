@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Optional, Union
 
 from .. import metadata as metadata_file
 from ..checkpoints import CheckpointIndex
@@ -14,16 +13,16 @@ from ..writer_lock import WriterLock
 from .spool import SPOOL_DIR, spools_in
 
 
-def sync(model_dir: Union[str, os.PathLike], tracking_uri: Optional[str] = None,
-         timeout: float = 120.0) -> Dict[str, int]:
+def sync(model_dir: str | os.PathLike, tracking_uri: str | None = None, timeout: float = 120.0) -> dict[str, int]:
     """Deliver the tracking work a model directory kept while its store did not answer.
 
     Returns ``{tracking_uri: operations still pending}`` (all zeros when everything
-    arrived; ``{}`` when the directory kept no tracking work). ``tracking_uri`` sends the work to another store than the one recorded,
-    for example after a typo in the URI (only work that never reached any store can
-    move); the model directory then records the new store and run.
+    arrived; ``{}`` when the directory kept no tracking work). ``tracking_uri`` sends the work
+    to another store than the one recorded, for example after a typo in the URI (only work
+    that never reached any store can move); the model directory then records the new store and run.
     """
     from .mlflow_tracker import MlflowTracker
+
     directory = ModelDirectory(Path(model_dir).expanduser())
     root = directory.path / SPOOL_DIR
     if not directory.path.is_dir():
@@ -34,15 +33,19 @@ def sync(model_dir: Union[str, os.PathLike], tracking_uri: Optional[str] = None,
     writer.acquire("elistimator sync")  # the journal is the writer's: never replay one a training is writing
     try:
         index = metadata_file.read(directory).index if metadata_file.exists(directory) else CheckpointIndex()
-        left: Dict[str, int] = {}
+        left: dict[str, int] = {}
         for spool in spools_in(root):
             target = MlflowTracker(tracking_uri or spool.tracking_uri)
             if target.tracking_uri != spool.tracking_uri:
                 if spool.delivered:
-                    raise ValueError(f"part of the work in {spool.path} already reached {spool.tracking_uri}; "
-                                     "sync it there (without tracking_uri)")
+                    raise ValueError(
+                        f"part of the work in {spool.path} already reached {spool.tracking_uri}; "
+                        "sync it there (without tracking_uri)"
+                    )
                 spool.forget_runs()
-            left[target.tracking_uri] = left.get(target.tracking_uri, 0) + target.deliver_spool(spool, timeout, index.holds)
+            left[target.tracking_uri] = left.get(target.tracking_uri, 0) + target.deliver_spool(
+                spool, timeout, index.holds
+            )
             _record_run(directory, spool, target.tracking_uri)
         return left
     finally:

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import threading
 import warnings
-from typing import Callable, List, Mapping
+from collections.abc import Callable, Mapping
 
-from mlflow.environment_variables import (MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING,
-                                          MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL)
+from mlflow.environment_variables import (
+    MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING,
+    MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL,
+)
 
 from .base import TrackingWarning
 
@@ -29,11 +31,12 @@ PREFIX = "system/"
 DEFAULT_INTERVAL = 10.0
 
 
-def monitors() -> List[object]:
+def monitors() -> list[object]:
     """MLflow's monitors for this machine: CPU/memory, disk, network, and a GPU when present."""
     from mlflow.system_metrics.metrics.cpu_monitor import CPUMonitor
     from mlflow.system_metrics.metrics.disk_monitor import DiskMonitor
     from mlflow.system_metrics.metrics.network_monitor import NetworkMonitor
+
     found = [CPUMonitor(), DiskMonitor(), NetworkMonitor()]
     for gpu in ("gpu_monitor.GPUMonitor", "rocm_monitor.ROCMMonitor"):
         module, name = gpu.split(".")
@@ -57,7 +60,7 @@ class SystemMetrics:
         self._thread = threading.Thread(target=self._sample, name="elistimator-system-metrics", daemon=True)
         self.step = 0
 
-    def start(self) -> "SystemMetrics":
+    def start(self) -> SystemMetrics:
         self._thread.start()
         return self
 
@@ -81,7 +84,10 @@ class SystemMetrics:
             try:
                 self._log({PREFIX + name: value for name, value in metrics.items()}, self.step)
             except Exception as error:  # noqa: BLE001 -- e.g. the journal's disk is full: sampling ends
-                warnings.warn(f"system metrics are no longer sampled: {type(error).__name__}: {error}",
-                              TrackingWarning)
+                warnings.warn(
+                    f"system metrics are no longer sampled: {type(error).__name__}: {error}",
+                    TrackingWarning,
+                    stacklevel=2,
+                )
                 return
             self.step += 1

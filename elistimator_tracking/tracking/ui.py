@@ -12,7 +12,6 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Optional
 
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 WORKFLOW = "workflowType=machine_learning"
@@ -33,7 +32,7 @@ def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     return f"{ui_address(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}?{WORKFLOW}"
 
 
-def ui_hint(tracking_uri: str, run_id: Optional[str] = None) -> str:
+def ui_hint(tracking_uri: str, run_id: str | None = None) -> str:
     """The command (or address) that opens the MLflow UI on ``tracking_uri``, linking to the
     experiment of ``run_id`` when given (looked up in the store; the UI's front page if that fails)."""
     link = ui_address(tracking_uri)
@@ -49,8 +48,10 @@ def ui_hint(tracking_uri: str, run_id: Optional[str] = None) -> str:
 
 def _experiment_of(tracking_uri: str, run_id: str) -> str:
     from mlflow.tracking import MlflowClient
+
     from .http_limits import bounded
     from .store_uri import StoreUri
+
     with bounded():
         return MlflowClient(StoreUri.given(tracking_uri).client_uri).get_run(run_id).info.experiment_id
 

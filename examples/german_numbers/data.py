@@ -10,11 +10,10 @@ the parity example's sizes it holds all 8 one-digit numbers the held-out sets le
 from __future__ import annotations
 
 import random
-from typing import Dict, List, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import tensorflow.compat.v1 as tf
-
 from words import LARGEST, german
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyzäöüß"
@@ -30,12 +29,13 @@ def encode(words):
     for row, word in enumerate(words):
         if len(word) > MAX_LENGTH or set(word) - set(ALPHABET):
             raise ValueError(f"{word!r} is not a German number word of at most {MAX_LENGTH} letters")
-        chars[row, :len(word)] = [CHAR_IDS[c] for c in word]
+        chars[row, : len(word)] = [CHAR_IDS[c] for c in word]
     return {"chars": chars, "length": np.array([len(w) for w in words], np.int32)}
 
 
-def split(sizes: Mapping[str, int], seed: int, high: int = LARGEST,
-          held_out_share: float = HELD_OUT_SHARE) -> Dict[str, np.ndarray]:
+def split(
+    sizes: Mapping[str, int], seed: int, high: int = LARGEST, held_out_share: float = HELD_OUT_SHARE
+) -> dict[str, np.ndarray]:
     """Disjoint sets of numbers in ``0..high``, ``{name: sorted int64 array}``; the first name is training.
 
     Each set is spread evenly over digit counts as far as they have numbers (a digit count
@@ -45,25 +45,29 @@ def split(sizes: Mapping[str, int], seed: int, high: int = LARGEST,
     """
     names = list(sizes)
     if len(names) < 2 or any(n < 1 for n in sizes.values()):
-        raise ValueError(f"sizes must name a training set and at least one held-out set, each of at least "
-                         f"one number, got {dict(sizes)}")
+        raise ValueError(
+            f"sizes must name a training set and at least one held-out set, each of at least "
+            f"one number, got {dict(sizes)}"
+        )
     rng = np.random.default_rng(seed)
-    groups = [rng.permutation(np.arange(10 ** (d - 1) if d > 1 else 0, min(high, 10 ** d - 1) + 1))
-              for d in range(1, len(str(high)) + 1)]
+    groups = [
+        rng.permutation(np.arange(10 ** (d - 1) if d > 1 else 0, min(high, 10**d - 1) + 1))
+        for d in range(1, len(str(high)) + 1)
+    ]
     taken = [0] * len(groups)
     chosen = {}
     for name in names[1:] + names[:1]:
         if name == names[0]:
-            room = [len(g) - t for g, t in zip(groups, taken)]
+            room = [len(g) - t for g, t in zip(groups, taken, strict=False)]
         else:
             room = [int(len(g) * held_out_share) // (len(names) - 1) for g in groups]
         counts = _even_shares(sizes[name], room, name)
-        chosen[name] = np.sort(np.concatenate([g[t:t + c] for g, t, c in zip(groups, taken, counts)]))
-        taken = [t + c for t, c in zip(taken, counts)]
+        chosen[name] = np.sort(np.concatenate([g[t : t + c] for g, t, c in zip(groups, taken, counts, strict=False)]))
+        taken = [t + c for t, c in zip(taken, counts, strict=False)]
     return {name: chosen[name].astype(np.int64) for name in names}
 
 
-def _even_shares(total: int, room: List[int], name: str) -> List[int]:
+def _even_shares(total: int, room: list[int], name: str) -> list[int]:
     """``total`` spread as evenly as ``room`` allows (a group that is full passes its share on)."""
     if total > sum(room):
         raise ValueError(f"the {name} set asks for {total:,} numbers, but only {sum(room):,} are available to it")
@@ -76,16 +80,19 @@ def _even_shares(total: int, room: List[int], name: str) -> List[int]:
     return counts
 
 
-def digit_counts(numbers: np.ndarray) -> Dict[int, int]:
+def digit_counts(numbers: np.ndarray) -> dict[int, int]:
     """``{digits: how many numbers have that many}`` (0 has one digit)."""
     lengths, counts = np.unique([len(str(int(n))) for n in numbers], return_counts=True)
-    return {int(d): int(c) for d, c in zip(lengths, counts)}
+    return {int(d): int(c) for d, c in zip(lengths, counts, strict=False)}
 
 
 def examples(numbers: np.ndarray):
     """Features for ``numbers``: the encoded words, ``odd`` (int32) and ``value`` (float32)."""
-    return {**encode([german(int(n)) for n in numbers]), "odd": (numbers % 2).astype(np.int32),
-            "value": numbers.astype(np.float32)}
+    return {
+        **encode([german(int(n)) for n in numbers]),
+        "odd": (numbers % 2).astype(np.int32),
+        "value": numbers.astype(np.float32),
+    }
 
 
 def input_fn(features, batch_size: int, shuffle_seed=None):
@@ -95,12 +102,14 @@ def input_fn(features, batch_size: int, shuffle_seed=None):
     The repeat sits after the shuffle: a seeded shuffle that starts over (a new iterator
     each epoch) would replay the same order every epoch.
     """
+
     def make():
         dataset = tf.data.Dataset.from_tensor_slices(features)
         if shuffle_seed is None:
             return dataset.batch(batch_size)
         size = len(next(iter(features.values())))
         return dataset.shuffle(size, seed=shuffle_seed, reshuffle_each_iteration=True).batch(batch_size).repeat()
+
     return make
 
 

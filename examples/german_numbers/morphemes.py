@@ -8,15 +8,38 @@ al. (2018)'s language-to-number task (there: English words, ``seven hundred and 
 
 from __future__ import annotations
 
-from typing import Dict, List
-
 import numpy as np
-
 from words import german
 
-MORPHEMES = ["null", "eins", "ein", "zwei", "drei", "vier", "fünf", "sechs", "sech", "sieben", "sieb", "acht",
-             "neun", "zehn", "elf", "zwölf", "zwanzig", "dreißig", "vierzig", "fünfzig", "sechzig", "siebzig",
-             "achtzig", "neunzig", "und", "hundert", "tausend"]
+MORPHEMES = [
+    "null",
+    "eins",
+    "ein",
+    "zwei",
+    "drei",
+    "vier",
+    "fünf",
+    "sechs",
+    "sech",
+    "sieben",
+    "sieb",
+    "acht",
+    "neun",
+    "zehn",
+    "elf",
+    "zwölf",
+    "zwanzig",
+    "dreißig",
+    "vierzig",
+    "fünfzig",
+    "sechzig",
+    "siebzig",
+    "achtzig",
+    "neunzig",
+    "und",
+    "hundert",
+    "tausend",
+]
 TOKEN_IDS = {m: i + 1 for i, m in enumerate(MORPHEMES)}  # 0 pads
 VOCABULARY = len(MORPHEMES) + 1
 MAX_TOKENS = 11  # the most a word has, e.g. german(121_121): ein|hundert|ein|und|zwanzig|tausend|...
@@ -28,7 +51,7 @@ PAPER_RANGE = 1000
 PAPER_TRAIN, PAPER_VALIDATION = 169, 200
 
 
-def tokenize(word: str) -> List[str]:
+def tokenize(word: str) -> list[str]:
     """Split a number word into morphemes, longest match first."""
     tokens, rest = [], word
     while rest:
@@ -36,21 +59,21 @@ def tokenize(word: str) -> List[str]:
         if match is None:
             raise ValueError(f"{word!r} is not a German number word (stuck at {rest!r})")
         tokens.append(match)
-        rest = rest[len(match):]
+        rest = rest[len(match) :]
     return tokens
 
 
-def encode(numbers: np.ndarray) -> Dict[str, np.ndarray]:
+def encode(numbers: np.ndarray) -> dict[str, np.ndarray]:
     """``{'tokens': int32 (n, MAX_TOKENS) zero-padded, 'length': int32 (n,), 'value': float32 (n,)}``."""
     tokens = np.zeros((len(numbers), MAX_TOKENS), np.int32)
     lengths = np.zeros(len(numbers), np.int32)
     for row, number in enumerate(numbers):
         ids = [TOKEN_IDS[t] for t in tokenize(german(int(number)))]
-        tokens[row, :len(ids)], lengths[row] = ids, len(ids)
+        tokens[row, : len(ids)], lengths[row] = ids, len(ids)
     return {"tokens": tokens, "length": lengths, "value": np.asarray(numbers).astype(np.float32)}
 
 
-def paper_split(seed: int) -> Dict[str, np.ndarray]:
+def paper_split(seed: int) -> dict[str, np.ndarray]:
     """Train / validation / test numbers of 0..1000 as the NALU paper draws them (sorted, disjoint).
 
     Training: 0..19 and a random sample of 20..1000 (169 in all); while some token is
@@ -62,7 +85,7 @@ def paper_split(seed: int) -> Dict[str, np.ndarray]:
     tokens = {n: set(tokenize(german(n))) for n in range(PAPER_RANGE + 1)}
     first = list(range(20))
     rest = rng.permutation(np.arange(20, PAPER_RANGE + 1)).tolist()
-    sampled, pool = rest[:PAPER_TRAIN - len(first)], rest[PAPER_TRAIN - len(first):]
+    sampled, pool = rest[: PAPER_TRAIN - len(first)], rest[PAPER_TRAIN - len(first) :]
     while missing := sorted(set(MORPHEMES) - set().union(*(tokens[n] for n in first + sampled))):
         needed = missing[0]
         donor = next(n for n in pool if needed in tokens[n])  # pool is shuffled: a random donor
@@ -77,8 +100,8 @@ def paper_split(seed: int) -> Dict[str, np.ndarray]:
     return {"train": train, "validation": validation, "test": test}
 
 
-def _token_counts(tokens: Dict[int, set], numbers: List[int]) -> Dict[str, int]:
-    counts: Dict[str, int] = {}
+def _token_counts(tokens: dict[int, set], numbers: list[int]) -> dict[str, int]:
+    counts: dict[str, int] = {}
     for n in numbers:
         for t in tokens[n]:
             counts[t] = counts.get(t, 0) + 1

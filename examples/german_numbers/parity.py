@@ -19,12 +19,12 @@ import time
 import warnings
 from pathlib import Path
 
-from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
-from elistimator_tracking.tracking import command, ui_hint
 import tensorflow.compat.v1 as tf
-
 from data import VOCABULARY, encode, examples, input_fn, seed_graph, split
 from words import german
+
+from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
+from elistimator_tracking.tracking import command, ui_hint
 
 PARAMS = {"embedding_size": 16, "lstm_units": 64, "learning_rate": 0.005, "batch_size": 64}
 REGISTERED_NAME = "german-parity"
@@ -47,23 +47,32 @@ def parity_model_fn(features, is_training, params):
     loss = tf.losses.sparse_softmax_cross_entropy(labels=features["odd"], logits=logits)
     train_op = tf.train.AdamOptimizer(params["learning_rate"]).minimize(loss, global_step=tf.train.get_global_step())
     metrics = {"accuracy": tf.metrics.accuracy(labels=features["odd"], predictions=odd)}
-    return (TrainSpec(loss=loss, train_op=train_op),
-            EvaluationSpec(loss=loss, eval_metric_ops=metrics),
-            PredictSpec(output={"odd": odd, "probability_odd": tf.nn.softmax(logits)[:, 1]}))
+    return (
+        TrainSpec(loss=loss, train_op=train_op),
+        EvaluationSpec(loss=loss, eval_metric_ops=metrics),
+        PredictSpec(output={"odd": odd, "probability_odd": tf.nn.softmax(logits)[:, 1]}),
+    )
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--train-size", type=int, default=20_000)
-    parser.add_argument("--steps-per-epoch", type=int, default=None,
-                        help="default: one pass over the training words; fewer cut epochs short (smoke tests)")
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="default: one pass over the training words; fewer cut epochs short (smoke tests)",
+    )
     parser.add_argument("--model-dir", default=f"runs/parity-{time.strftime('%Y%m%d-%H%M%S')}")
     parser.add_argument("--experiment", default="german-parity")
     parser.add_argument("--register-as", default=REGISTERED_NAME)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bars, no TensorFlow notices that the TF1 layers used here are deprecated")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars, no TensorFlow notices that the TF1 layers used here are deprecated",
+    )
     args = parser.parse_args(argv)
     if args.quiet:  # known and not news: this example is TF1 graph code on purpose
         tf.get_logger().setLevel("ERROR")
@@ -74,8 +83,14 @@ def main(argv=None) -> dict:
     batch = PARAMS["batch_size"]
     args.steps_per_epoch = args.steps_per_epoch or math.ceil(args.train_size / batch)  # logged as it runs
     model_dir = Path(args.model_dir)
-    with Elistimator(parity_model_fn, model_dir, params={**PARAMS, **vars(args)}, experiment=args.experiment,
-                     run_name=model_dir.name, verbose=not args.quiet) as estimator:
+    with Elistimator(
+        parity_model_fn,
+        model_dir,
+        params={**PARAMS, **vars(args)},
+        experiment=args.experiment,
+        run_name=model_dir.name,
+        verbose=not args.quiet,
+    ) as estimator:
         estimator.setup(input_fn(train, batch, shuffle_seed=args.seed), input_fn(validation, batch))
         for _ in range(args.epochs):
             estimator.train(args.steps_per_epoch).validate()
@@ -88,12 +103,16 @@ def main(argv=None) -> dict:
         answers = estimator.predict(**encode(words))["odd"]
         run_id, tracking_uri = estimator.run_id, estimator.tracking_uri
     elapsed = time.perf_counter() - started
-    print(f"\nbest checkpoint: step {best_step}; held-out test accuracy {tested['accuracy']:.4f} "
-          f"(loss {tested['loss']:.4f}) on 2,000 unseen words; {elapsed:.0f} s in all")
-    for word, odd in zip(words, answers):
+    print(
+        f"\nbest checkpoint: step {best_step}; held-out test accuracy {tested['accuracy']:.4f} "
+        f"(loss {tested['loss']:.4f}) on 2,000 unseen words; {elapsed:.0f} s in all"
+    )
+    for word, odd in zip(words, answers, strict=False):
         print(f"  {word}: {'odd' if odd else 'even'}")
-    print(f"\nMLflow run {run_id}, named {model_dir.name!r} (experiment {args.experiment!r}); registered "
-          f"models:/{args.register_as}/{version} (@champion moves to it only if it beats the current champion)")
+    print(
+        f"\nMLflow run {run_id}, named {model_dir.name!r} (experiment {args.experiment!r}); registered "
+        f"models:/{args.register_as}/{version} (@champion moves to it only if it beats the current champion)"
+    )
     print(f"Compare runs in the MLflow UI:  {ui_hint(tracking_uri, run_id)}")
     print(f"TensorBoard (runs by name):    {command('tensorboard')} --logdir {model_dir.parent}")
     return {"test": tested, "best_step": best_step, "run_id": run_id, "version": version, "seconds": elapsed}

@@ -18,13 +18,12 @@ import time
 from pathlib import Path
 
 import tensorflow.compat.v1 as tf
-
-from elistimator_tracking import estimator as tf_estimator  # was: tf_estimator = tf.estimator
-from elistimator_tracking.tracking import command, ui_hint
-
 from data import MAX_LENGTH, encode, examples, split
 from parity import PARAMS, parity_logits
 from words import german
+
+from elistimator_tracking import estimator as tf_estimator  # was: tf_estimator = tf.estimator
+from elistimator_tracking.tracking import command, ui_hint
 
 REGISTERED_NAME = "german-parity-estimator"
 
@@ -38,8 +37,9 @@ def model_fn(features, labels, mode, params):
         return tf_estimator.EstimatorSpec(mode, predictions=predictions)
     loss = tf.losses.sparse_softmax_cross_entropy(labels=labels, logits=logits)
     if mode == tf_estimator.ModeKeys.EVAL:
-        return tf_estimator.EstimatorSpec(mode, loss=loss, eval_metric_ops={
-            "accuracy": tf.metrics.accuracy(labels=labels, predictions=odd)})
+        return tf_estimator.EstimatorSpec(
+            mode, loss=loss, eval_metric_ops={"accuracy": tf.metrics.accuracy(labels=labels, predictions=odd)}
+        )
     train_op = tf.train.AdamOptimizer(params["learning_rate"]).minimize(loss, global_step=tf.train.get_global_step())
     return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
 
@@ -49,19 +49,20 @@ def make_input_fn(numbers, batch_size, shuffle_seed=None):
     data = examples(numbers)
 
     def input_fn():
-        dataset = tf.data.Dataset.from_tensor_slices(({"chars": data["chars"], "length": data["length"]},
-                                                      data["odd"]))
+        dataset = tf.data.Dataset.from_tensor_slices(({"chars": data["chars"], "length": data["length"]}, data["odd"]))
         if shuffle_seed is None:
             return dataset.batch(batch_size)
         return dataset.shuffle(len(numbers), seed=shuffle_seed).repeat().batch(batch_size)
+
     return input_fn
 
 
 def serving_input_receiver_fn():
     chars = tf.placeholder(tf.int32, [None, MAX_LENGTH], name="chars")
     length = tf.placeholder(tf.int32, [None], name="length")
-    return tf_estimator.export.ServingInputReceiver({"chars": chars, "length": length},
-                                                    {"chars": chars, "length": length})
+    return tf_estimator.export.ServingInputReceiver(
+        {"chars": chars, "length": length}, {"chars": chars, "length": length}
+    )
 
 
 def main(argv=None) -> dict:
@@ -77,10 +78,17 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     numbers = split({"train": args.train_size, "validation": 2000}, args.seed)
     model_dir = Path(args.model_dir)
-    config = tf_estimator.RunConfig(save_checkpoints_steps=args.checkpoint_every, save_summary_steps=50,
-                                    tf_random_seed=args.seed)
-    estimator = tf_estimator.Estimator(model_fn, str(model_dir), config=config, params={**PARAMS, **vars(args)},
-                                       experiment=args.experiment, run_name=model_dir.name)
+    config = tf_estimator.RunConfig(
+        save_checkpoints_steps=args.checkpoint_every, save_summary_steps=50, tf_random_seed=args.seed
+    )
+    estimator = tf_estimator.Estimator(
+        model_fn,
+        str(model_dir),
+        config=config,
+        params={**PARAMS, **vars(args)},
+        experiment=args.experiment,
+        run_name=model_dir.name,
+    )
     batch = PARAMS["batch_size"]
     train_spec = tf_estimator.TrainSpec(make_input_fn(numbers["train"], batch, args.seed), max_steps=args.max_steps)
     eval_spec = tf_estimator.EvalSpec(make_input_fn(numbers["validation"], batch), steps=None, throttle_secs=0)
@@ -93,11 +101,13 @@ def main(argv=None) -> dict:
     estimator.close()
     elapsed = time.perf_counter() - started
     print(f"\nvalidation accuracy {metrics['accuracy']:.4f} at step {metrics['global_step']}; {elapsed:.0f} s in all")
-    for word, odd in zip(words, answers):
+    for word, odd in zip(words, answers, strict=False):
         print(f"  {word}: {'odd' if odd else 'even'}")
     print(f"SavedModel (TensorFlow Serving, saved_model_cli): {exported}")
-    print(f"registered models:/{args.register_as}/{version} (@champion); serve it over HTTP with one command:\n"
-          f"  {command('mlflow')} models serve -m models:/{args.register_as}@champion --env-manager local -p 5001")
+    print(
+        f"registered models:/{args.register_as}/{version} (@champion); serve it over HTTP with one command:\n"
+        f"  {command('mlflow')} models serve -m models:/{args.register_as}@champion --env-manager local -p 5001"
+    )
     print(f"Compare runs in the MLflow UI:  {ui_hint(tracking_uri)}")
     return {"metrics": metrics, "exported": exported, "version": version, "answers": answers, "seconds": elapsed}
 

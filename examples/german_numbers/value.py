@@ -27,14 +27,14 @@ import argparse
 import time
 from pathlib import Path
 
-from elistimator_tracking import EvaluationSpec, PredictSpec, TrainSpec
-from elistimator_tracking.tracking import command
 import tensorflow.compat.v1 as tf
-
 from data import seed_graph
 from morphemes import MAX_TOKENS, VOCABULARY
 from protocol import check_budget, run
 from words import german
+
+from elistimator_tracking import EvaluationSpec, PredictSpec, TrainSpec
+from elistimator_tracking.tracking import command
 
 PARAMS = {"learning_rate": 0.05, "clip_norm": 1.0, "soft_steps": 3000, "relative_floor": 10.0}
 MAX_LOG_FACTOR = 10.0  # a factor of e^10 = 22,026: far above tausend, and no overflow while learning
@@ -57,11 +57,10 @@ def read_number(tokens: tf.Tensor, length: tf.Tensor, soft: tf.Tensor) -> tf.Ten
         log_m = tf.clip_by_value(tf.gather(log_factor, token), -MAX_LOG_FACTOR, MAX_LOG_FACTOR)
         running = tf.where(present, g * (running + add) + (1.0 - g) * running * tf.exp(log_m), running)
         multiplies = tf.logical_and(present, g < 0.5)
-        scales = [tf.where(tf.logical_and(multiplies, s < log_m), tf.minimum(s + log_m, MAX_SCALE), s)
-                  for s in scales]
+        scales = [tf.where(tf.logical_and(multiplies, s < log_m), tf.minimum(s + log_m, MAX_SCALE), s) for s in scales]
         parts.append(tf.where(tf.logical_and(present, g >= 0.5), add, tf.zeros_like(add)))
         scales.append(tf.zeros_like(add))
-    fixed = tf.add_n([part * tf.exp(scale) for part, scale in zip(parts, scales)])
+    fixed = tf.add_n([part * tf.exp(scale) for part, scale in zip(parts, scales, strict=False)])
     return tf.where(soft, running, fixed)
 
 
@@ -70,14 +69,21 @@ def value_specs(value: tf.Tensor, features, params):
     target = features["value"]
     loss = tf.reduce_mean(tf.square((value - target) / (target + params["relative_floor"])))
     optimizer = tf.train.AdamOptimizer(params["learning_rate"])
-    gradients, variables = zip(*[(g, v) for g, v in optimizer.compute_gradients(loss) if g is not None])
+    gradients, variables = zip(*[(g, v) for g, v in optimizer.compute_gradients(loss) if g is not None], strict=False)
     gradients, _ = tf.clip_by_global_norm(gradients, params["clip_norm"])
-    train_op = optimizer.apply_gradients(zip(gradients, variables), global_step=tf.train.get_global_step())
-    metrics = {"mean_absolute_error": tf.metrics.mean_absolute_error(target, value),
-               "relative_error": tf.metrics.mean(tf.abs(value - target) / tf.maximum(target, 1.0)),
-               "exact": tf.metrics.accuracy(tf.round(target), tf.round(value))}
-    return (TrainSpec(loss=loss, train_op=train_op), EvaluationSpec(loss=loss, eval_metric_ops=metrics),
-            PredictSpec(output={"value": value}))
+    train_op = optimizer.apply_gradients(
+        zip(gradients, variables, strict=False), global_step=tf.train.get_global_step()
+    )
+    metrics = {
+        "mean_absolute_error": tf.metrics.mean_absolute_error(target, value),
+        "relative_error": tf.metrics.mean(tf.abs(value - target) / tf.maximum(target, 1.0)),
+        "exact": tf.metrics.accuracy(tf.round(target), tf.round(value)),
+    }
+    return (
+        TrainSpec(loss=loss, train_op=train_op),
+        EvaluationSpec(loss=loss, eval_metric_ops=metrics),
+        PredictSpec(output={"value": value}),
+    )
 
 
 def value_model_fn(features, is_training, params):
@@ -92,8 +98,10 @@ def print_results(result: dict, title: str) -> None:
     print(f"\n{title}")
     print(f"  {'set':<28} {'MAE':>12} {'exact':>7} {'relative error':>15}")
     for name, metrics in result["sets"].items():
-        print(f"  {name:<28} {metrics['mean_absolute_error']:>12,.3f} {metrics['exact']:>7.3f} "
-              f"{metrics['relative_error']:>15.6f}")
+        print(
+            f"  {name:<28} {metrics['mean_absolute_error']:>12,.3f} {metrics['exact']:>7.3f} "
+            f"{metrics['relative_error']:>15.6f}"
+        )
 
 
 def main(argv=None) -> dict:
@@ -109,15 +117,27 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     check_budget(parser, args.steps, args.checkpoints)
     params = {**PARAMS, **vars(args)}  # every command-line setting is a param of the run
-    result = run(value_model_fn, params, args.seed, Path(args.model_dir), experiment=args.experiment,
-                 steps=args.steps, checkpoints=args.checkpoints, verbose=not args.quiet, register_as=args.register_as,
-                 examples=EXAMPLES)
-    print_results(result, f"trained on 169 words of 0..1000 (seed {args.seed}); best checkpoint at step "
-                          f"{result['best_step']}")
-    for number, guess in zip(EXAMPLES, result["examples"]):
+    result = run(
+        value_model_fn,
+        params,
+        args.seed,
+        Path(args.model_dir),
+        experiment=args.experiment,
+        steps=args.steps,
+        checkpoints=args.checkpoints,
+        verbose=not args.quiet,
+        register_as=args.register_as,
+        examples=EXAMPLES,
+    )
+    print_results(
+        result, f"trained on 169 words of 0..1000 (seed {args.seed}); best checkpoint at step {result['best_step']}"
+    )
+    for number, guess in zip(EXAMPLES, result["examples"], strict=False):
         print(f"  {german(number)} -> {guess:,.2f}")
-    print(f"\nregistered models:/{args.register_as}/{result['version']} from MLflow run {result['run_id']} "
-          f"(experiment {args.experiment!r}, run name {Path(args.model_dir).name!r})")
+    print(
+        f"\nregistered models:/{args.register_as}/{result['version']} from MLflow run {result['run_id']} "
+        f"(experiment {args.experiment!r}, run name {Path(args.model_dir).name!r})"
+    )
     print(f"TensorBoard: {command('tensorboard')} --logdir {Path(args.model_dir).parent}")
     print(f"{result['seconds']:.0f} s")
     return result

@@ -18,13 +18,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional
 
 UNITS = ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
-TEENS = {10: "zehn", 11: "elf", 12: "zwölf", 13: "dreizehn", 14: "vierzehn", 15: "fünfzehn",
-         16: "sechzehn", 17: "siebzehn", 18: "achtzehn", 19: "neunzehn"}
-TENS = {2: "zwanzig", 3: "dreißig", 4: "vierzig", 5: "fünfzig", 6: "sechzig", 7: "siebzig", 8: "achtzig",
-        9: "neunzig"}
+TEENS = {
+    10: "zehn",
+    11: "elf",
+    12: "zwölf",
+    13: "dreizehn",
+    14: "vierzehn",
+    15: "fünfzehn",
+    16: "sechzehn",
+    17: "siebzehn",
+    18: "achtzehn",
+    19: "neunzehn",
+}
+TENS = {2: "zwanzig", 3: "dreißig", 4: "vierzig", 5: "fünfzig", 6: "sechzig", 7: "siebzig", 8: "achtzig", 9: "neunzig"}
 LARGEST = 999_999
 
 
@@ -63,7 +71,7 @@ def _compound(word: str) -> str:
     return word[:-1] if word.endswith("eins") else word
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print the word for each number given; a bad number is a one-line error and exit code 2."""
     parser = argparse.ArgumentParser(description="Print German number words (0..999,999).")
     parser.add_argument("numbers", nargs="+", metavar="number", help="an integer in 0..999999")
