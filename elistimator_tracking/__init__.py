@@ -10,7 +10,26 @@ from typing import Any
 from . import _env  # noqa: F401  (before anything imports TensorFlow)
 from ._version import __version__
 from .datasets import named_input
-from .errors import CheckpointNotFoundError, ElistimatorError, ModelDirectoryError, TrackingError
+from .errors import (
+    AliasKeptWarning,
+    CheckpointNotFoundError,
+    CheckpointsDroppedWarning,
+    DivergedError,
+    ElistimatorError,
+    ElistimatorWarning,
+    InvalidTypeError,
+    InvalidValueError,
+    ModelDirectoryBusy,
+    ModelDirectoryError,
+    NotFoundError,
+    NotSupportedError,
+    PathExistsError,
+    StoreNotFoundError,
+    TrackingError,
+    TrackingWarning,
+    UsageError,
+    WorkerLostError,
+)
 
 _LAZY = {"Elistimator": "elistimator", "TrainSpec": "specs", "EvaluationSpec": "specs", "PredictSpec": "specs"}
 
@@ -20,10 +39,25 @@ __all__ = [
     "EvaluationSpec",
     "PredictSpec",
     "named_input",
-    "ElistimatorError",
+    # every public error and warning (errors.py; tests/test_errors.py checks that none is missing)
+    "AliasKeptWarning",
     "CheckpointNotFoundError",
+    "CheckpointsDroppedWarning",
+    "DivergedError",
+    "ElistimatorError",
+    "ElistimatorWarning",
+    "InvalidTypeError",
+    "InvalidValueError",
+    "ModelDirectoryBusy",
     "ModelDirectoryError",
+    "NotFoundError",
+    "NotSupportedError",
+    "PathExistsError",
+    "StoreNotFoundError",
     "TrackingError",
+    "TrackingWarning",
+    "UsageError",
+    "WorkerLostError",
     "__version__",
 ]
 

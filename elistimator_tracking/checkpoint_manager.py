@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from . import metadata as metadata_file
 from ._faults import crash_point
 from .checkpoints import CheckpointIndex, CheckpointRecord, Selection, select_step
-from .errors import CheckpointNotFoundError, ModelDirectoryError
+from .errors import CheckpointNotFoundError, CheckpointsDroppedWarning, ModelDirectoryError
 from .listeners import SavedCheckpoint
 from .loops import Loops
 from .metadata import Metadata
@@ -206,6 +206,8 @@ class CheckpointManager:
             else f"the later validations at steps {sorted(validations)}"
         )
         warnings.warn(
-            f"training continues from the restored step {step}: {later} of the abandoned run are dropped", stacklevel=4
+            f"training continues from the restored step {step}: {later} of the abandoned run are dropped",
+            CheckpointsDroppedWarning,
+            stacklevel=4,
         )
         return dropped

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import CheckpointNotFoundError
+from .errors import CheckpointNotFoundError, InvalidValueError
 
 MODES = ("min", "max")
 Selection = str | int  # 'latest', 'best' or a global step
@@ -78,7 +78,7 @@ class CheckpointIndex:
             return _same(self.validations.get(step), clause["metrics"])
         if kind == "branch":
             return not any(_same(self.validations.get(int(s)), m) for s, m in clause["dropped"].items())
-        raise ValueError(f"unknown commit clause {clause!r}")
+        raise InvalidValueError(f"unknown commit clause {clause!r}")
 
     def metrics(self, step: int) -> dict[str, float]:
         return dict(self.validations.get(step, {}))
@@ -110,14 +110,14 @@ def checked_selection(checkpoint: Any) -> Selection:
         return checkpoint
     if isinstance(checkpoint, numbers.Integral) and not isinstance(checkpoint, bool) and checkpoint >= 0:
         return int(checkpoint)
-    raise ValueError(
+    raise InvalidValueError(
         f"checkpoint must be 'latest', 'best' or a global step, got {checkpoint!r} (a step is an int >= 0)"
     )
 
 
 def checked_mode(mode: Any) -> str:
     if mode not in MODES:
-        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        raise InvalidValueError(f"mode must be 'min' or 'max', got {mode!r}")
     return mode
 
 

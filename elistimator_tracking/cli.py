@@ -16,8 +16,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from .errors import InvalidValueError, NotFoundError, PathExistsError, TrackingError
 
-class UsageError(Exception):
+
+class ArgumentsRefused(InvalidValueError):
     """A command line argparse refuses; reported like every other failure (one line, exit 1)."""
 
     def __init__(self, prog: str, message: str):
@@ -27,14 +29,14 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
-        raise UsageError(self.prog, f"{message} (see {self.prog} --help)")
+        raise ArgumentsRefused(self.prog, f"{message} (see {self.prog} --help)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
-    except UsageError as error:
+    except ArgumentsRefused as error:
         print(f"{error.prog}: error: {error}", file=sys.stderr)
         return 1
     if not hasattr(args, "command"):
@@ -125,7 +127,7 @@ def _experiment_runs(client, name: str, max_runs: int):
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         known = [e.name for e in client.search_experiments(max_results=50)]
-        raise LookupError(f"no experiment {name!r} in {client.tracking_uri}; experiments: {known or 'none'}")
+        raise NotFoundError(f"no experiment {name!r} in {client.tracking_uri}; experiments: {known or 'none'}")
     return client.search_runs([experiment.experiment_id], max_results=max_runs)
 
 
@@ -149,7 +151,7 @@ def _runs(args) -> int:
     key = f"validation/{args.sort_by}"
     metric_names = sorted({k for r in runs for k in r.data.metrics if k.startswith("validation/")})
     if key not in metric_names:
-        raise LookupError(f"no run of {args.experiment!r} logged {key}; metrics: {metric_names or 'none'}")
+        raise NotFoundError(f"no run of {args.experiment!r} logged {key}; metrics: {metric_names or 'none'}")
     params, differ = _differing_params(runs)
     rows = []
     for run in runs:
@@ -224,7 +226,7 @@ def _best(args) -> int:
         candidates.append((index.metrics(step)[args.metric], step, run))
     if not candidates:
         names = sorted({k[len("validation/") :] for r in runs for k in r.data.metrics if k.startswith("validation/")})
-        raise LookupError(
+        raise NotFoundError(
             f"no run of {args.experiment!r} has a checkpoint with validation metric {args.metric!r}; "
             f"validation metrics: {names or 'none'}"
         )
@@ -253,7 +255,7 @@ def _download(args) -> int:
     from .tracking.resolve import resolve_source
 
     if args.destination.exists():
-        raise FileExistsError(f"{args.destination} exists; give a new directory")
+        raise PathExistsError(f"{args.destination} exists; give a new directory")
     checkpoint = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
     path = resolve_source(args.source, checkpoint, args.metric, args.mode, None, args.tracking_uri)
     destination = args.destination.absolute()
@@ -284,7 +286,7 @@ def _sync(args) -> int:
     pending = {uri: count for uri, count in left.items() if count}
     if pending:
         why = [str(w.message).split(". Training goes on")[0] for w in caught if w.category is TrackingWarning]
-        raise RuntimeError(
+        raise TrackingError(
             "; ".join(f"{count} operation(s) still pending for {uri}" for uri, count in pending.items())
             + f" ({why[0] if why else 'the store did not answer in time'}); they stay in "
             f"{args.model_dir}: run sync again when the store answers"

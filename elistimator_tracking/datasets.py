@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import InvalidTypeError, InvalidValueError
+
 #: input tags of an MLflow dataset input: what the data was used for
 CONTEXTS = ("training", "validation", "evaluation")
 MAX_SOURCE_FILES = 100  # recorded by name (all of them count in the digest)
@@ -49,9 +51,9 @@ class DataDescription:
 def named_input(input_fn: Callable[[], Any], name: str) -> Callable[[], Any]:
     """``input_fn`` recorded under ``name`` in the run's datasets (the default is its function name)."""
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"a dataset name must be a non-empty string, got {name!r}")
+        raise InvalidValueError(f"a dataset name must be a non-empty string, got {name!r}")
     if not callable(input_fn):
-        raise TypeError(f"named_input needs an input function, got {type(input_fn).__name__}")
+        raise InvalidTypeError(f"named_input needs an input function, got {type(input_fn).__name__}")
 
     def named() -> Any:
         return input_fn()
@@ -90,7 +92,7 @@ def describe(dataset: Any, signature: Any, name: str, context: str) -> DataDescr
     from ._tf import tf
 
     if context not in CONTEXTS:
-        raise ValueError(f"context must be one of {CONTEXTS}, got {context!r}")
+        raise InvalidValueError(f"context must be one of {CONTEXTS}, got {context!r}")
     ops = _pipeline(dataset._variant_tensor.op)  # noqa: SLF001 -- the dataset's op in its graph
     digest = hashlib.sha256()
     features = tuple(signature.to_json())

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ._tf import tf, tf2
-from .errors import WorkerLostError
+from .errors import InvalidTypeError, InvalidValueError, WorkerLostError
 from .inputs import FeatureKey
 from .specs import EvaluationSpec, PredictSpec, TrainSpec, check_model_fn_result
 
@@ -54,11 +54,11 @@ def checked_strategy(strategy: Any) -> Any:
         return strategy
     name = type(strategy).__name__
     if not isinstance(strategy, (tf2.distribute.Strategy, tf.distribute.Strategy)):
-        raise TypeError(
+        raise InvalidTypeError(
             f"distribute must be a tf.distribute strategy (MirroredStrategy or "
             f"MultiWorkerMirroredStrategy) or None, got {name}"
         )
-    raise ValueError(
+    raise InvalidValueError(
         f"distribute={name} is not supported: the Elistimator trains with "
         "tf.distribute.MirroredStrategy (several devices of one machine) or "
         "tf.distribute.MultiWorkerMirroredStrategy (several processes, TF_CONFIG), TensorFlow 2's "
@@ -184,7 +184,7 @@ def session_config(strategy: Any, config: tf.ConfigProto | None) -> tf.ConfigPro
         needed[kind] = max(needed.get(kind, 0), (spec.device_index or 0) + 1)
     cpus = needed.get("CPU", 0)
     if cpus > 1 and config.device_count.get("CPU", 1) < cpus:
-        raise ValueError(
+        raise InvalidValueError(
             f"distribute={type(strategy).__name__} places replicas on {cpus} CPU devices, but the "
             f"session has {config.device_count.get('CPU', 1)}; pass session_args={{'config': "
             f"tf.ConfigProto(device_count={{'CPU': {cpus}}})}}"

@@ -22,6 +22,7 @@ from .commits import Commits
 from .datasets import described
 from .distribute import checked_strategy, is_chief, peer_errors
 from .distribute import describe as describe_strategy
+from .errors import UsageError
 from .events import TensorBoardListener
 from .inputs import InputData, InputFn
 from .listeners import Listeners, RunContext
@@ -266,7 +267,7 @@ class Elistimator:
         """
         self._require_open()
         if self._loops is None or self._loops.train_stream is None:
-            raise RuntimeError("train() needs setup(train_input_fn, ...) first")
+            raise UsageError("train() needs setup(train_input_fn, ...) first")
         steps = checked_steps(steps)
         self._checkpoints.start_branch(lambda step, dropped: self._commits.commit("branch", "on_branch", step, dropped))
         with peer_errors(self._settings.distribute):
@@ -281,7 +282,7 @@ class Elistimator:
         """
         self._require_open()
         if self._loops is None:
-            raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
+            raise UsageError("validate() needs a validation_input_fn: pass one to setup(...)")
         with peer_errors(self._settings.distribute):
             metrics = (
                 self._loops.evaluate_input(input_fn, self.verbose, watch)
@@ -475,10 +476,10 @@ class Elistimator:
 
     def _require_open(self) -> None:
         if self._closed:
-            raise RuntimeError("this Elistimator is closed")
+            raise UsageError("this Elistimator is closed")
 
     def _require_model(self, what: str) -> Loops:
         self._require_open()
         if self._loops is None:
-            raise RuntimeError(f"{what} needs a model: call setup(train_input_fn, ...) first")
+            raise UsageError(f"{what} needs a model: call setup(train_input_fn, ...) first")
         return self._loops

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._tf import DatasetBase, TensorSpec, new_session, tf
+from .errors import InvalidTypeError, InvalidValueError
 
 NO_GPU = tf.ConfigProto(device_count={"GPU": 0})
 # Stateful ops (random augmentation, a generator's or py_function's Python call) are serialized as
@@ -115,7 +116,9 @@ class InputSignature:
             items = list(element_spec.items())
             for key, _ in items:
                 if not isinstance(key, str):
-                    raise TypeError(f"the {role} dataset yields a dict with a non-string key {key!r}; use string keys")
+                    raise InvalidTypeError(
+                        f"the {role} dataset yields a dict with a non-string key {key!r}; use string keys"
+                    )
         elif isinstance(element_spec, tuple):
             items = list(enumerate(element_spec))
         else:
@@ -123,7 +126,7 @@ class InputSignature:
         features = []
         for key, spec in items:
             if not isinstance(spec, TensorSpec):
-                raise TypeError(
+                raise InvalidTypeError(
                     f"the {role} dataset yields {type(spec).__name__} for feature {key!r}; "
                     "only a dense tensor, a flat tuple or a flat dict of dense tensors is supported"
                 )
@@ -139,14 +142,14 @@ class InputSignature:
         """Raise if a dataset with signature ``other`` cannot feed a model with this signature."""
         for feature in other:
             if feature.key not in self:
-                raise ValueError(
+                raise InvalidValueError(
                     f"the {role} dataset yields feature {feature.key!r}, which the model's input "
                     f"signature lacks; the signature is {self.describe()}"
                 )
             mine = self[feature.key]
             fits = mine.dtype == feature.dtype if relax else mine.accepts(feature)
             if not fits:
-                raise ValueError(
+                raise InvalidValueError(
                     f"the {role} dataset yields {feature.describe()}, which does not fit the "
                     f"model's input {mine.describe()}; the signature is {self.describe()}"
                 )
@@ -203,7 +206,7 @@ class InputData:
 
     def __init__(self, input_fn: InputFn, role: str):
         if not callable(input_fn):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"the {role} input function must be a callable taking no argument and returning "
                 f"a tf.data.Dataset, got {type(input_fn).__name__}"
             )
@@ -212,7 +215,7 @@ class InputData:
         with self.graph.as_default():
             dataset = input_fn()
             if not isinstance(dataset, DatasetBase):
-                raise TypeError(
+                raise InvalidTypeError(
                     f"the {role} input function must return a tf.data.Dataset, got {type(dataset).__name__}"
                 )
             self.signature = InputSignature.from_element_spec(dataset.element_spec, role)
@@ -294,22 +297,22 @@ def one_off_batch(
     signature's dtype and shape.
     """
     if len(args) > len(needed):
-        raise ValueError(
+        raise InvalidValueError(
             f"predict got {len(args)} positional inputs but the outputs need "
             f"{len(needed)} ({', '.join(map(repr, needed))}); the signature is {signature.describe()}"
         )
     given: dict[FeatureKey, Any] = dict(zip(needed, args, strict=False))
     for key, value in kwargs.items():
         if key not in signature:
-            raise ValueError(
+            raise InvalidValueError(
                 f"predict got feature {key!r}, which the input signature lacks; the signature is {signature.describe()}"
             )
         if key in given:
-            raise ValueError(f"predict got feature {key!r} twice (positionally and by name)")
+            raise InvalidValueError(f"predict got feature {key!r} twice (positionally and by name)")
         given[key] = value
     missing = [key for key in needed if key not in given]
     if missing:
-        raise ValueError(
+        raise InvalidValueError(
             f"predict needs feature(s) {', '.join(map(repr, missing))} for the outputs; "
             f"the signature is {signature.describe()}"
         )
@@ -324,19 +327,21 @@ def _checked_value(feature: Feature, value: Any) -> np.ndarray:
         else:
             array = value if isinstance(value, np.ndarray) else np.asarray(value)
     except ValueError as error:  # ragged nested lists
-        raise ValueError(
+        raise InvalidValueError(
             f"feature {feature.key!r} expects shape {feature.shape_text()}, got values that are "
             f"not a rectangular array (rows of different lengths?): {error}"
         ) from None
     if target is not None and array.dtype != target:
         if not np.can_cast(array.dtype, target, casting="same_kind"):
-            raise ValueError(f"feature {feature.key!r} expects {feature.dtype}, got values of dtype {array.dtype}")
+            raise InvalidValueError(
+                f"feature {feature.key!r} expects {feature.dtype}, got values of dtype {array.dtype}"
+            )
         array = array.astype(target)
     if dims is not None and (
         array.ndim != len(dims) or any(d is not None and d != size for d, size in zip(dims, array.shape, strict=False))
     ):
         hint = " (add the batch dimension, e.g. x[None] or x[:1])" if array.ndim == len(dims) - 1 else ""
-        raise ValueError(
+        raise InvalidValueError(
             f"feature {feature.key!r} expects shape {feature.shape_text()}, got {tuple(array.shape)}{hint}"
         )
     return array

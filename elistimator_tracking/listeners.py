@@ -21,6 +21,7 @@ from typing import Any
 
 from .checkpoints import CheckpointIndex
 from .datasets import DataDescription
+from .errors import ElistimatorWarning
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Listener:
 
     #: what a failure warning calls this listener, and what it adds (e.g. where work is kept)
     name = "listener"
-    warning_category: type[Warning] = UserWarning
+    warning_category: type[Warning] = ElistimatorWarning
 
     def failure_note(self) -> str:
         return "Training goes on."

@@ -20,7 +20,7 @@ from typing import Any
 from . import metadata as metadata_file
 from ._tf import tf
 from .checkpoints import CheckpointIndex, Selection, checked_mode, checked_selection, select_step
-from .errors import CheckpointNotFoundError, ModelDirectoryError
+from .errors import CheckpointNotFoundError, InvalidTypeError, InvalidValueError, ModelDirectoryError
 from .metadata import Metadata
 from .model_dir import ModelDirectory, link_tree
 from .model_graph import ModelFn, ModelGraph
@@ -76,11 +76,11 @@ def new_model(model_fn: Any, model_dir: PathLike | None, params: Any, settings: 
     given). A directory that holds another model's checkpoints is refused: it would mix two
     histories."""
     if not callable(model_fn):
-        raise TypeError(
+        raise InvalidTypeError(
             f"model_fn must be callable as model_fn(features, is_training, params), got {type(model_fn).__name__}"
         )
     if params is not None and not isinstance(params, Mapping):
-        raise TypeError(f"params must be a dict or None, got {type(params).__name__}")
+        raise InvalidTypeError(f"params must be a dict or None, got {type(params).__name__}")
     path, temporary, writer = _new_model_dir(model_dir)
     return ModelOrigin(
         ModelDirectory(path),
@@ -160,7 +160,7 @@ def _require_no_model(directory: ModelDirectory) -> None:
 def _not_a_uri(source: Any) -> Any:
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*):/", source) if isinstance(source, str) else None
     if scheme and len(scheme.group(1)) > 1:  # not a Windows drive letter
-        raise ValueError(
+        raise InvalidValueError(
             f"{source!r}: from_disk does not read {scheme.group(1)}:/ sources; it takes a local model "
             "directory, runs:/<run_id>, models:/<name>/<version> or models:/<name>@<alias>"
         )
@@ -169,7 +169,7 @@ def _not_a_uri(source: Any) -> Any:
 
 def _checked_path(value: Any, name: str) -> Path:
     if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or pathlib.Path, got {type(value).__name__}")
+        raise InvalidTypeError(f"{name} must be a str or pathlib.Path, got {type(value).__name__}")
     return Path(value).expanduser().absolute()
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ._tf import new_session, tf
 from .distribute import reads_in_graph, session_args
+from .errors import DivergedError, InvalidTypeError, InvalidValueError, UsageError
 from .inputs import InputData, InputFn, InputSignature, one_off_batch
 from .listeners import Listeners
 from .model_graph import ModelFn, ModelGraph
@@ -117,7 +118,7 @@ class Loops:
             ]
             if not differing or not _builds(model_fn, params, signature, saver_args):
                 raise
-            raise ValueError(
+            raise InvalidValueError(
                 f"the validation dataset does not have the training dataset's shapes ("
                 f"{'; '.join(differing)}), and model_fn cannot be built for both "
                 f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
@@ -135,7 +136,7 @@ class Loops:
         self.require_fits(train, self.model.train_needs())
         if validation is not None:
             if self.model.evaluation is None:
-                raise ValueError(
+                raise InvalidValueError(
                     "setup got a validation_input_fn, but model_fn returned no EvaluationSpec to validate with"
                 )
             self.require_fits(validation, self.model.evaluation_needs())
@@ -145,7 +146,7 @@ class Loops:
         signature.require_fits(data.signature, data.role)
         missing = [key for key in needed if key not in data.signature]
         if missing:
-            raise ValueError(
+            raise InvalidValueError(
                 f"the {data.role} dataset lacks feature(s) {', '.join(map(repr, missing))} that "
                 f"the model needs for {data.role}; the signature is {signature.describe()}"
             )
@@ -215,7 +216,7 @@ class Loops:
 
     def _start_new_epoch(self) -> None:
         if self._epoch_position == 0:
-            raise ValueError("the training input function yielded no batches")
+            raise InvalidValueError("the training input function yielded no batches")
         self._lengths["training"] = self._epoch_position
         self._epoch_position = 0
         self.train_stream.restart()
@@ -233,9 +234,7 @@ class Loops:
         """Check the loss and tell listeners; return the global step reached and the loss."""
         step, loss = int(values[0]), float(values[1])
         if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"training loss is {loss} at global step {step} (step {done + 1} of this train() call)"
-            )
+            raise DivergedError(f"training loss is {loss} at global step {step} (step {done + 1} of this train() call)")
         if step % self.summary_every_n_steps == 0:
             listeners.notify("on_train_summary", step, {"loss": loss}, values[2] if len(values) > 2 else None)
         return step, loss
@@ -244,7 +243,7 @@ class Loops:
 
     def validate(self, verbose: bool, watch: StepWatch | None = None) -> dict[str, float]:
         if self.validation_stream is None:
-            raise RuntimeError("validate() needs a validation_input_fn: pass one to setup(...)")
+            raise UsageError("validate() needs a validation_input_fn: pass one to setup(...)")
         return self.evaluate(self.validation_stream, "Validation", verbose, watch)
 
     def evaluate_input(
@@ -257,7 +256,7 @@ class Loops:
         """One pass over a fresh input function's data (its stream closed afterwards; ``evaluated``
         is told of the data after the pass)."""
         if self.model.evaluation is None:
-            raise RuntimeError("evaluate() needs an EvaluationSpec, but model_fn returned None for it")
+            raise UsageError("evaluate() needs an EvaluationSpec, but model_fn returned None for it")
         data = InputData(input_fn, "evaluation")
         self.require_fits(data, self.model.evaluation_needs())
         stream = self._open(data, "evaluation")
@@ -295,7 +294,7 @@ class Loops:
         if stream is self.validation_stream:
             self._lengths[stream.role] = batches
         if examples == 0:
-            raise ValueError(f"the {stream.role} input function yielded no batches")
+            raise InvalidValueError(f"the {stream.role} input function yielded no batches")
         values = self.session.run({name: value for name, (value, _) in spec.metric_ops.items()})
         metrics = {name: float(np.asarray(value).reshape(())) for name, value in values.items()}
         metrics["loss"] = loss_sum / examples
@@ -314,22 +313,22 @@ class Loops:
         """``Elistimator.predict``: batches of ``input_fn``, or one batch of arrays."""
         model = self.model
         if model.predict is None:
-            raise RuntimeError("predict() needs a PredictSpec, but model_fn returned None for it")
+            raise UsageError("predict() needs a PredictSpec, but model_fn returned None for it")
         if input_fn is not None:
             if inputs or features:
-                raise ValueError(
+                raise InvalidValueError(
                     "predict takes either input_fn=... or one-off inputs such as predict(images=x), not both"
                 )
             data = InputData(input_fn, "prediction")
             self.require_fits(data, model.predict_needs())
             return self._predict_batches(self._open(data, "prediction"), verbose, watch)
         if not inputs and not features:
-            raise ValueError(
+            raise InvalidValueError(
                 "predict needs input_fn=... or one-off inputs such as predict(images=x); "
                 f"the signature is {model.signature.describe()}"
             )
         if any(callable(value) for value in inputs):
-            raise TypeError("pass an input function as predict(input_fn=fn), not positionally")
+            raise InvalidTypeError("pass an input function as predict(input_fn=fn), not positionally")
         batch = one_off_batch(model.signature, model.predict_needs(), inputs, features)
         return self.session.run(model.predict.output, {model.inputs[key]: value for key, value in batch.items()})
 
@@ -356,7 +355,7 @@ class Loops:
         try:
             self.model.saver.restore(self.session, prefix)
         except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
-            raise ValueError(
+            raise InvalidValueError(
                 f"checkpoint {prefix!r} does not fit this model: {error.message.splitlines()[0]}"
             ) from None
         return self.global_step

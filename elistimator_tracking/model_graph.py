@@ -13,6 +13,7 @@ from typing import Any
 
 from . import distribute
 from ._tf import tf
+from .errors import ElistimatorWarning, InvalidValueError
 from .inputs import FeatureKey, InputSignature
 from .specs import EvaluationSpec, PredictSpec, TrainSpec, check_model_fn_result
 from .streams import GraphInput
@@ -135,7 +136,7 @@ class ModelGraph:
         signature = InputSignature.from_json(names["signature"])
         global_step = tf.train.get_global_step(graph)
         if global_step is None:
-            raise ValueError("the saved meta graph has no global step variable")
+            raise InvalidValueError("the saved meta graph has no global step variable")
         return cls(
             graph=graph,
             signature=signature,
@@ -199,6 +200,7 @@ def _train_step(train_op: tf.Operation, global_step: tf.Variable) -> tf.Tensor:
             "train_op does not increment the global step (pass global_step="
             "tf.train.get_global_step() to optimizer.minimize); the Elistimator "
             "increments it after every training step",
+            ElistimatorWarning,
             stacklevel=5,
         )
         return tf.identity(tf.assign_add(global_step, 1), name="train_step")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import InvalidTypeError, InvalidValueError
 from .metadata import DEFAULT_MAX_TO_KEEP
 from .tracking.base import Tracker
 
@@ -54,25 +55,25 @@ class Settings:
             or not isinstance(summary_every_n_steps, int)
             or summary_every_n_steps < 1
         ):
-            raise ValueError(f"summary_every_n_steps must be a positive int, got {summary_every_n_steps!r}")
+            raise InvalidValueError(f"summary_every_n_steps must be a positive int, got {summary_every_n_steps!r}")
         for name, value in (("experiment", experiment), ("run_name", run_name)):
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ValueError(f"{name} must be a non-empty string or None, got {value!r}")
+                raise InvalidValueError(f"{name} must be a non-empty string or None, got {value!r}")
         if tags is not None and (
             not isinstance(tags, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
         ):
-            raise TypeError(f"tags must be a dict of str to str, got {tags!r}")
+            raise InvalidTypeError(f"tags must be a dict of str to str, got {tags!r}")
         if not (
             isinstance(tracking, (bool, Tracker))
             or (isinstance(tracking, (str, os.PathLike)) and str(tracking).strip())
         ):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"tracking must be True, False, a tracking URI string or a Tracker object, got {tracking!r}"
             )
         if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
-            raise TypeError(f"cache_dir must be a str or pathlib.Path, got {type(cache_dir).__name__}")
+            raise InvalidTypeError(f"cache_dir must be a str or pathlib.Path, got {type(cache_dir).__name__}")
         if not isinstance(system_metrics, bool):
-            raise TypeError(f"system_metrics must be True or False, got {system_metrics!r}")
+            raise InvalidTypeError(f"system_metrics must be True or False, got {system_metrics!r}")
         return cls(
             session_args=_checked_session_args(session_args),
             verbose=bool(verbose),
@@ -91,10 +92,12 @@ def _checked_session_args(session_args: Mapping[str, Any] | None) -> dict[str, A
     if session_args is None:
         return {}
     if not isinstance(session_args, Mapping):
-        raise TypeError(f"session_args must be a dict of tf.Session arguments, got {type(session_args).__name__}")
+        raise InvalidTypeError(
+            f"session_args must be a dict of tf.Session arguments, got {type(session_args).__name__}"
+        )
     unknown = sorted(set(session_args) - set(SESSION_ARGS))
     if unknown:
-        raise TypeError(f"session_args has unknown key(s) {unknown}; tf.Session takes {list(SESSION_ARGS)}")
+        raise InvalidTypeError(f"session_args has unknown key(s) {unknown}; tf.Session takes {list(SESSION_ARGS)}")
     return dict(session_args)
 
 
@@ -103,9 +106,9 @@ def checked_steps(steps: Any) -> int | None:
     if steps is None:
         return None
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
-        raise TypeError(f"steps must be a positive int or None, got {type(steps).__name__}")
+        raise InvalidTypeError(f"steps must be a positive int or None, got {type(steps).__name__}")
     if steps < 1:
-        raise ValueError(f"steps must be a positive int or None, got {steps}")
+        raise InvalidValueError(f"steps must be a positive int or None, got {steps}")
     return int(steps)
 
 
@@ -121,7 +124,7 @@ class SaverSettings:
         if train_saver_args is None:
             return self
         if not isinstance(train_saver_args, Mapping):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"train_saver_args must be a dict of tf.train.Saver arguments, got {type(train_saver_args).__name__}"
             )
         args = dict(train_saver_args)
@@ -129,13 +132,13 @@ class SaverSettings:
         if max_to_keep is not None and (
             isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 1
         ):
-            raise ValueError(
+            raise InvalidValueError(
                 f"train_saver_args['max_to_keep'] must be a positive int or None (keep all), got {max_to_keep!r}"
             )
         unsupported = sorted(set(args) & set(UNSUPPORTED_SAVER_ARGS))
         unknown = sorted(set(args) - _saver_parameters())
         if unsupported or unknown:
-            raise ValueError(
+            raise InvalidValueError(
                 f"train_saver_args has unsupported key(s) {unsupported + unknown}; the Elistimator "
                 "prunes checkpoints by max_to_keep and passes the other tf.train.Saver arguments on"
             )

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._tf import tf
+from .errors import InvalidTypeError, InvalidValueError
 
 MetricOp = tuple[tf.Tensor, tf.Tensor | tf.Operation]
 
@@ -23,16 +24,16 @@ def _type_name(value: Any) -> str:
 
 def _require_tensor(spec: str, field: str, value: Any) -> tf.Tensor:
     if not isinstance(value, tf.Tensor):
-        raise TypeError(f"{spec}.{field} must be a tf.Tensor, got {_type_name(value)}: {value!r}")
+        raise InvalidTypeError(f"{spec}.{field} must be a tf.Tensor, got {_type_name(value)}: {value!r}")
     return value
 
 
 def _require_scalar_loss(spec: str, loss: Any) -> tf.Tensor:
     loss = _require_tensor(spec, "loss", loss)
     if loss.shape.rank not in (None, 0):
-        raise ValueError(f"{spec}.loss must be a scalar tensor (the batch mean), got shape {loss.shape}")
+        raise InvalidValueError(f"{spec}.loss must be a scalar tensor (the batch mean), got shape {loss.shape}")
     if not (loss.dtype.is_floating or loss.dtype.is_integer):
-        raise TypeError(f"{spec}.loss must be numeric, got dtype {loss.dtype.name}")
+        raise InvalidTypeError(f"{spec}.loss must be numeric, got dtype {loss.dtype.name}")
     return loss
 
 
@@ -43,7 +44,7 @@ def _as_operation(spec: str, field: str, value: Any) -> tf.Operation:
         return value.op
     if isinstance(getattr(value, "op", None), tf.Operation):  # minimize(..., global_step) under tf.distribute
         return value.op  # returns the step's assign, as a variable
-    raise TypeError(
+    raise InvalidTypeError(
         f"{spec}.{field} must be a tf.Operation (e.g. optimizer.minimize(...)), got {_type_name(value)}: {value!r}"
     )
 
@@ -80,7 +81,7 @@ class EvaluationSpec:
     @staticmethod
     def _validated_metric_ops(metric_ops: Any) -> dict[str, MetricOp]:
         if not isinstance(metric_ops, Mapping):
-            raise TypeError(
+            raise InvalidTypeError(
                 "EvaluationSpec.eval_metric_ops must be a dict {name: (value_tensor, update_op)}, "
                 f"got {_type_name(metric_ops)}"
             )
@@ -88,23 +89,25 @@ class EvaluationSpec:
         for name, pair in metric_ops.items():
             where = f"EvaluationSpec.eval_metric_ops[{name!r}]"
             if not isinstance(name, str) or not name:
-                raise TypeError(f"EvaluationSpec.eval_metric_ops keys must be non-empty strings, got {name!r}")
+                raise InvalidTypeError(f"EvaluationSpec.eval_metric_ops keys must be non-empty strings, got {name!r}")
             if name == "loss":
-                raise ValueError(
+                raise InvalidValueError(
                     "EvaluationSpec.eval_metric_ops must not contain 'loss': "
                     "the evaluation loss is reported under that name"
                 )
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise TypeError(
+                raise InvalidTypeError(
                     f"{where} must be a (value_tensor, update_op) pair as returned by tf.metrics.*, "
                     f"got {_type_name(pair)}: {pair!r}"
                 )
             value = _require_tensor("EvaluationSpec", f"eval_metric_ops[{name!r}][0]", pair[0])
             if value.shape.num_elements() not in (None, 1):
-                raise ValueError(f"{where} value must be a scalar, got shape {value.shape}")
+                raise InvalidValueError(f"{where} value must be a scalar, got shape {value.shape}")
             update = pair[1]
             if not isinstance(update, (tf.Tensor, tf.Operation)):
-                raise TypeError(f"{where}[1] (update op) must be a tf.Tensor or tf.Operation, got {_type_name(update)}")
+                raise InvalidTypeError(
+                    f"{where}[1] (update op) must be a tf.Tensor or tf.Operation, got {_type_name(update)}"
+                )
             checked[name] = (value, update)
         return checked
 
@@ -129,13 +132,13 @@ class PredictSpec:
         if isinstance(output, tf.Tensor):
             output = {"output": output}
         if not isinstance(output, Mapping) or not output:
-            raise TypeError(
+            raise InvalidTypeError(
                 "PredictSpec.output must be a tf.Tensor or a non-empty dict {name: tf.Tensor}, "
                 f"got {_type_name(output)}: {output!r}"
             )
         for name, tensor in output.items():
             if not isinstance(name, str) or not name:
-                raise TypeError(f"PredictSpec.output keys must be non-empty strings, got {name!r}")
+                raise InvalidTypeError(f"PredictSpec.output keys must be non-empty strings, got {name!r}")
             _require_tensor("PredictSpec", f"output[{name!r}]", tensor)
         self.output: dict[str, tf.Tensor] = dict(output)
 
@@ -155,7 +158,7 @@ def check_model_fn_result(result: Any, graph: tf.Graph) -> tuple[TrainSpec, Eval
     expected = "(TrainSpec, EvaluationSpec or None, PredictSpec or None)"
     if not isinstance(result, (tuple, list)) or len(result) != 3:
         got = f"{len(result)} values" if isinstance(result, (tuple, list)) else _type_name(result)
-        raise TypeError(f"model_fn must return 3 values {expected}, got {got}")
+        raise InvalidTypeError(f"model_fn must return 3 values {expected}, got {got}")
     train, evaluation, predict = result
     for position, (value, cls, optional) in enumerate(
         [(train, TrainSpec, False), (evaluation, EvaluationSpec, True), (predict, PredictSpec, True)]
@@ -163,7 +166,7 @@ def check_model_fn_result(result: Any, graph: tf.Graph) -> tuple[TrainSpec, Eval
         if value is None and optional:
             continue
         if not isinstance(value, cls):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"model_fn must return {expected}; value {position} should be "
                 f"{cls.__name__}{' or None' if optional else ''}, got {_type_name(value)}"
             )
@@ -176,7 +179,7 @@ def check_model_fn_result(result: Any, graph: tf.Graph) -> tuple[TrainSpec, Eval
 def _require_same_graph(spec: Any, graph: tf.Graph) -> None:
     for element in spec.graph_elements():
         if element.graph is not graph:
-            raise ValueError(
+            raise InvalidValueError(
                 f"{type(spec).__name__} holds {element.name!r}, which belongs to another graph: "
                 "build every tensor inside model_fn from its `features` argument"
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..errors import InvalidTypeError, InvalidValueError, NotSupportedError
+
 _DEFAULT = object()  # tf.estimator's _USE_DEFAULT: save every 600 s unless steps or secs are given
 DISTRIBUTE_FEATURE = "RunConfig(train_distribute=..., eval_distribute=...)"
 
@@ -13,7 +15,9 @@ def _positive(name: str, value: Any, allow_none: bool = True) -> int | None:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"RunConfig: {name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
+        raise InvalidValueError(
+            f"RunConfig: {name} must be a positive int{' or None' if allow_none else ''}, got {value!r}"
+        )
     return value
 
 
@@ -47,19 +51,19 @@ class RunConfig:
         session_creation_timeout_secs: int = 7200,
     ):
         if model_dir is not None and not isinstance(model_dir, (str, os.PathLike)):
-            raise TypeError(f"RunConfig: model_dir must be a str or Path, got {type(model_dir).__name__}")
+            raise InvalidTypeError(f"RunConfig: model_dir must be a str or Path, got {type(model_dir).__name__}")
         steps_given, secs_given = save_checkpoints_steps is not _DEFAULT, save_checkpoints_secs is not _DEFAULT
         steps = save_checkpoints_steps if steps_given else None
         secs = save_checkpoints_secs if secs_given else (None if steps_given and steps is not None else 600)
         if steps is not None and secs is not None:
-            raise ValueError("RunConfig: save_checkpoints_steps and save_checkpoints_secs cannot both be set")
+            raise InvalidValueError("RunConfig: save_checkpoints_steps and save_checkpoints_secs cannot both be set")
         for name, value in (
             ("device_fn", device_fn),
             ("protocol", protocol),
             ("experimental_distribute", experimental_distribute),
         ):
             if value is not None:
-                raise NotImplementedError(f"RunConfig: {name} is not supported (local, in-process training only)")
+                raise NotSupportedError(f"RunConfig: {name} is not supported (local, in-process training only)")
         self.model_dir = os.fspath(model_dir) if model_dir is not None else None
         self.tf_random_seed = tf_random_seed
         self.save_summary_steps = _positive("save_summary_steps", save_summary_steps, allow_none=False)

@@ -24,6 +24,7 @@ import numpy as np
 from .._tf import tf
 from ..distribute import checked_strategy
 from ..elistimator import Elistimator
+from ..errors import InvalidTypeError, InvalidValueError, NotSupportedError, UsageError
 from ..events import EventLog
 from ..inputs import InputSignature
 from ..loading import continued_model, new_model
@@ -44,7 +45,7 @@ def _count(name: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+        raise InvalidValueError(f"{name} must be a positive int or None, got {value!r}")
     return int(value)
 
 
@@ -72,18 +73,18 @@ class Estimator:
         verbose: bool = False,
     ):
         if not callable(model_fn):
-            raise TypeError(f"model_fn must be a function, got {type(model_fn).__name__}")
+            raise InvalidTypeError(f"model_fn must be a function, got {type(model_fn).__name__}")
         config = RunConfig() if config is None else config
         if not isinstance(config, RunConfig):
-            raise TypeError(f"config must be an estimator.RunConfig, got {type(config).__name__}")
+            raise InvalidTypeError(f"config must be an estimator.RunConfig, got {type(config).__name__}")
         if params is not None and not isinstance(params, Mapping):
-            raise TypeError(f"params must be a dict or None, got {type(params).__name__}")
+            raise InvalidTypeError(f"params must be a dict or None, got {type(params).__name__}")
         if warm_start_from is not None and not isinstance(warm_start_from, str):
-            raise NotImplementedError(
+            raise NotSupportedError(
                 "warm_start_from takes a checkpoint path or a model directory; WarmStartSettings are not supported"
             )
         if model_dir is not None and config.model_dir is not None and str(model_dir) != config.model_dir:
-            raise ValueError(f"model_dir {model_dir!r} and RunConfig.model_dir {config.model_dir!r} differ")
+            raise InvalidValueError(f"model_dir {model_dir!r} and RunConfig.model_dir {config.model_dir!r} differ")
         strategy = _strategy(config)
         self._params = copy.deepcopy(dict(params or {}))
         self._model = EstimatorModel(model_fn, config, self._trained_layout, warm_start_from)
@@ -149,13 +150,13 @@ class Estimator:
         """Train on ``input_fn``'s data for ``steps`` more steps, up to global step ``max_steps``, or until the
         data runs out or a hook stops it; checkpoints as ``RunConfig`` says and at the end."""
         if steps is not None and max_steps is not None:
-            raise ValueError("Can not provide both steps and max_steps.")
+            raise InvalidValueError("Can not provide both steps and max_steps.")
         steps, max_steps = _count("steps", steps), _count("max_steps", max_steps)
         hooks = checked_hooks(hooks, "hooks")
         listeners = list(saving_listeners or [])
         for listener in listeners:
             if not isinstance(listener, tf.train.CheckpointSaverListener):
-                raise TypeError(
+                raise InvalidTypeError(
                     f"saving_listeners must hold tf.compat.v1.train.CheckpointSaverListener objects, "
                     f"got {type(listener).__name__}"
                 )
@@ -286,7 +287,7 @@ class Estimator:
             predict_keys = [predict_keys]
         unknown = [key for key in predict_keys if key not in outputs]
         if unknown:
-            raise ValueError(f"predict_keys {unknown} are not among the predictions {outputs}")
+            raise InvalidValueError(f"predict_keys {unknown} are not among the predictions {outputs}")
         return list(predict_keys)
 
     # -- checkpoints and export ---------------------------------------------------------------------
@@ -314,10 +315,10 @@ class Estimator:
         """Write the latest checkpoint (or ``checkpoint_path``) as a SavedModel for serving under
         ``export_dir_base/<timestamp>``; the SavedModel is logged to the MLflow run too."""
         if experimental_mode != ModeKeys.PREDICT:
-            raise NotImplementedError("export_saved_model exports the PREDICT mode only")
+            raise NotSupportedError("export_saved_model exports the PREDICT mode only")
         checkpoint = checkpoint_path or self._require_checkpoint()
         if self._layout is None:
-            raise ValueError("export_saved_model needs a model trained by this Estimator's model_fn")
+            raise InvalidValueError("export_saved_model needs a model trained by this Estimator's model_fn")
         path = write_saved_model(
             self._model, self._params, checkpoint, export_dir_base, serving_input_receiver_fn, as_text, assets_extra
         )
@@ -352,7 +353,7 @@ class Estimator:
         if self._built:
             return
         if not self._elistimator.checkpoints or self._recorded is None or self._layout is None:
-            raise ValueError(f"Could not find trained model in model_dir: {self.model_dir}")
+            raise InvalidValueError(f"Could not find trained model in model_dir: {self.model_dir}")
         signature = InputSignature.from_json(self._recorded["signature"])
         self._prepare(placeholder_input_fn({f.key: (f.dtype, f.shape) for f in signature}))
 
@@ -362,7 +363,7 @@ class Estimator:
     def _require_checkpoint(self) -> str:
         checkpoint = self.latest_checkpoint()
         if checkpoint is None:
-            raise ValueError(f"Could not find trained model in model_dir: {self.model_dir}")
+            raise InvalidValueError(f"Could not find trained model in model_dir: {self.model_dir}")
         return checkpoint
 
     def _latest_step(self) -> int:
@@ -372,7 +373,7 @@ class Estimator:
 
     def _trained_layout(self) -> Layout:
         if self._layout is None:
-            raise RuntimeError("the layout of the input data is not known yet")
+            raise UsageError("the layout of the input data is not known yet")
         return self._layout
 
     def _learn_layout(self, layout: Layout) -> None:
@@ -415,7 +416,7 @@ def _examples(batch: dict[str, np.ndarray], single: bool, one_by_one: bool) -> I
         return
     sizes = {key: (value.shape[0] if np.ndim(value) else None) for key, value in batch.items()}
     if None in sizes.values() or len(set(sizes.values())) > 1:
-        raise ValueError(
+        raise InvalidValueError(
             f"Batch length of predictions should be same; got {sizes} (with yield_single_examples=True "
             "every prediction needs the batch as its first dimension)"
         )
@@ -429,7 +430,7 @@ def _strategy(config: RunConfig) -> Any:
     across replicas), not per replica as in tf.estimator: README, "More than one device"."""
     train, evaluation = config.train_distribute, config.eval_distribute
     if evaluation is not None and evaluation is not train:
-        raise ValueError(
+        raise InvalidValueError(
             f"{DISTRIBUTE_FEATURE}: eval_distribute must be None or the train_distribute strategy "
             "itself (the model trains and evaluates in one graph)"
         )

@@ -16,6 +16,7 @@ from tensorflow.python.saved_model.model_utils import export_output as _outputs
 from tensorflow.python.saved_model.model_utils import export_utils
 
 from .._tf import new_session, tf
+from ..errors import InvalidTypeError, InvalidValueError
 from .spec import ModeKeys
 
 ExportOutput = _outputs.ExportOutput
@@ -30,10 +31,12 @@ def _tensor_dict(value: Any, single_name: str, what: str) -> dict:
     if isinstance(value, (tf.Tensor, tf.SparseTensor)):
         return {single_name: value}
     if not isinstance(value, Mapping) or not value:
-        raise TypeError(f"ServingInputReceiver: {what} must be a tensor or a non-empty dict of tensors, got {value!r}")
+        raise InvalidTypeError(
+            f"ServingInputReceiver: {what} must be a tensor or a non-empty dict of tensors, got {value!r}"
+        )
     for key, tensor in value.items():
         if not isinstance(key, str) or not isinstance(tensor, (tf.Tensor, tf.SparseTensor)):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"ServingInputReceiver: {what}[{key!r}] must be a tensor under a string key, "
                 f"got {type(tensor).__name__}"
             )
@@ -58,7 +61,9 @@ class TensorServingInputReceiver(ServingInputReceiver):
 
     def __init__(self, features: Any, receiver_tensors: Any, receiver_tensors_alternatives: Mapping | None = None):
         if not isinstance(features, tf.Tensor):
-            raise TypeError(f"TensorServingInputReceiver: features must be one tensor, got {type(features).__name__}")
+            raise InvalidTypeError(
+                f"TensorServingInputReceiver: features must be one tensor, got {type(features).__name__}"
+            )
         super().__init__(features, receiver_tensors, receiver_tensors_alternatives)
         self.single_feature = features
 
@@ -108,7 +113,7 @@ def write_saved_model(
     """Export ``checkpoint`` of ``model`` (an ``EstimatorModel``) as a SavedModel in a new timestamped
     directory under ``export_dir_base``; return its path (bytes, as tf.estimator did)."""
     if not callable(serving_input_receiver_fn):
-        raise TypeError(
+        raise InvalidTypeError(
             "serving_input_receiver_fn must be a function returning a ServingInputReceiver, "
             f"got {type(serving_input_receiver_fn).__name__}"
         )
@@ -119,13 +124,13 @@ def write_saved_model(
             graph.seed = model.config.tf_random_seed
         receiver = serving_input_receiver_fn()
         if not isinstance(receiver, ServingInputReceiver):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"serving_input_receiver_fn must return a ServingInputReceiver, got {type(receiver).__name__}"
             )
         features = getattr(receiver, "single_feature", receiver.features)
         spec = model.call(ModeKeys.PREDICT, features, None, params)
         if not spec.export_outputs:
-            raise ValueError(
+            raise InvalidValueError(
                 "export_saved_model needs export_outputs: the EstimatorSpec for PREDICT has an empty "
                 "export_outputs dict (give PredictOutput/ClassificationOutput/RegressionOutput entries)"
             )

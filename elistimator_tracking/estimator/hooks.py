@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._tf import tf
+from ..errors import InvalidTypeError, UsageError
 
 log = logging.getLogger("elistimator_tracking.estimator")
 
@@ -24,7 +25,9 @@ def checked_hooks(hooks: Any, what: str) -> tuple[Any, ...]:
     hooks = tuple(hooks or ())
     for hook in hooks:
         if not isinstance(hook, tf.train.SessionRunHook):
-            raise TypeError(f"{what} must hold tf.compat.v1.train.SessionRunHook objects, got {type(hook).__name__}")
+            raise InvalidTypeError(
+                f"{what} must hold tf.compat.v1.train.SessionRunHook objects, got {type(hook).__name__}"
+            )
     return hooks
 
 
@@ -57,7 +60,7 @@ class HookRunner:
                 fetches[position] = request.fetches
             for tensor, value in (request.feed_dict or {}).items():
                 if tensor in feed:
-                    raise RuntimeError(f"two SessionRunHooks feed the same tensor {tensor}")
+                    raise UsageError(f"two SessionRunHooks feed the same tensor {tensor}")
                 feed[tensor] = value
         return fetches, feed
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._tf import DatasetBase, TensorSpec, new_session, tf
+from ..errors import InvalidTypeError, InvalidValueError
 
 FEATURE, LABEL = "feature", "label"
 Keys = tuple[str, ...] | None  # dict keys; None: a single tensor
@@ -28,16 +29,16 @@ def call_with(fn: Callable, what: str, available: Mapping[str, Any], required: t
     try:
         parameters = inspect.signature(fn).parameters
     except (TypeError, ValueError):
-        raise TypeError(f"{what} must be a function, got {type(fn).__name__}") from None
+        raise InvalidTypeError(f"{what} must be a function, got {type(fn).__name__}") from None
     names = [n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     unknown = [n for n in names if n not in available and parameters[n].default is inspect.Parameter.empty]
     if unknown:
-        raise ValueError(
+        raise InvalidValueError(
             f"{what} takes argument(s) {unknown} it cannot be given; it may take {', '.join(available)} (by name)"
         )
     missing = [n for n in required if n not in names]
     if missing:
-        raise ValueError(f"{what} must take {', '.join(required)} (it takes {names})")
+        raise InvalidValueError(f"{what} must take {', '.join(required)} (it takes {names})")
     return fn(**{n: available[n] for n in names if n in available})
 
 
@@ -93,16 +94,18 @@ def _keys(spec: Any, what: str) -> Keys:
     if isinstance(spec, Mapping) and all(isinstance(v, TensorSpec) for v in spec.values()):
         bad = [k for k in spec if not isinstance(k, str) or not k]
         if bad:
-            raise TypeError(f"the input_fn's {what} dict has non-string keys {bad}; use string keys")
+            raise InvalidTypeError(f"the input_fn's {what} dict has non-string keys {bad}; use string keys")
         return tuple(spec)
-    raise TypeError(f"the input_fn's {what} must be a dense tensor or a flat dict of dense tensors, got {spec!r}")
+    raise InvalidTypeError(
+        f"the input_fn's {what} must be a dense tensor or a flat dict of dense tensors, got {spec!r}"
+    )
 
 
 def layout_of(element_spec: Any) -> Layout:
     """The layout of a dataset element: ``(features, labels)`` when it is a pair, else features alone."""
     if isinstance(element_spec, tuple):
         if len(element_spec) != 2:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"the input_fn's dataset yields a tuple of {len(element_spec)}; tf.estimator expects "
                 "(features, labels) or features alone"
             )
@@ -111,7 +114,7 @@ def layout_of(element_spec: Any) -> Layout:
         layout = Layout(_keys(element_spec, "features"))
     clash = [k for k in layout.features or () if k == LABEL or k.startswith(LABEL + ":")]
     if clash:
-        raise ValueError(f"feature key(s) {clash} clash with the names labels are read under; rename them")
+        raise InvalidValueError(f"feature key(s) {clash} clash with the names labels are read under; rename them")
     return layout
 
 
@@ -123,7 +126,7 @@ def as_dataset(result: Any) -> DatasetBase:
         return _generated(result)
     if isinstance(result, (tf.Tensor, Mapping)) and _tensors(result):
         return _generated(result)
-    raise TypeError(
+    raise InvalidTypeError(
         f"input_fn must return a tf.data.Dataset of (features, labels) or of features, or a "
         f"(features, labels) tuple of tensors; got {type(result).__name__}"
     )
@@ -164,7 +167,9 @@ def flat_input_fn(
     """An Elistimator input function over the estimator ``input_fn``: flat dicts (``found`` is told the
     layout), labels dropped for prediction."""
     if not callable(input_fn):
-        raise TypeError(f"input_fn must be a function returning a tf.data.Dataset, got {type(input_fn).__name__}")
+        raise InvalidTypeError(
+            f"input_fn must be a function returning a tf.data.Dataset, got {type(input_fn).__name__}"
+        )
 
     def flat() -> DatasetBase:
         dataset = as_dataset(call_with(input_fn, "input_fn", {"mode": mode, "params": params, "config": config}))
@@ -195,12 +200,12 @@ def placeholder_input_fn(signature: Mapping[str, tuple[str, tuple | None]]) -> C
 def matching(layout: Layout, trained: Layout, role: str) -> None:
     """Raise unless data of ``layout`` can feed a model trained on ``trained``."""
     if layout.features != trained.features:
-        raise ValueError(
+        raise InvalidValueError(
             f"the {role} input_fn yields features {_describe(layout.features)}, but the model was "
             f"built for features {_describe(trained.features)}"
         )
     if layout.labels != () and layout.labels != trained.labels:
-        raise ValueError(
+        raise InvalidValueError(
             f"the {role} input_fn yields labels {_describe(layout.labels)}, but the model was "
             f"built for labels {_describe(trained.labels)}"
         )
@@ -223,9 +228,9 @@ def numpy_input_fn(
     ``num_epochs`` passes (None: endless), shuffled within ``queue_capacity`` examples when ``shuffle``.
     A Dataset where tf.estimator used queue runners; ``num_threads`` is not needed."""
     if not isinstance(shuffle, bool):
-        raise ValueError(f"shuffle must be provided explicitly as True or False, got {shuffle!r}")
+        raise InvalidValueError(f"shuffle must be provided explicitly as True or False, got {shuffle!r}")
     if num_epochs is not None and (not isinstance(num_epochs, int) or num_epochs < 1):
-        raise ValueError(f"num_epochs must be a positive int or None, got {num_epochs!r}")
+        raise InvalidValueError(f"num_epochs must be a positive int or None, got {num_epochs!r}")
 
     def input_fn() -> DatasetBase:
         dataset = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._tf import tf
+from ..errors import InvalidTypeError, InvalidValueError
 from ..model_graph import upstream_ops
 from ..specs import EvaluationSpec, PredictSpec, TrainSpec
 from .inputs import Layout, call_with
@@ -95,11 +96,11 @@ class EstimatorModel:
             required=("features",),
         )
         if not isinstance(spec, EstimatorSpec):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"model_fn must return an EstimatorSpec (mode {mode!r}), got {type(spec).__name__}: {spec!r}"
             )
         if spec.mode != mode:
-            raise ValueError(
+            raise InvalidValueError(
                 f"model_fn was called with mode {mode!r} but returned an EstimatorSpec for mode {spec.mode!r}"
             )
         return spec
@@ -121,7 +122,7 @@ class EstimatorModel:
         source = self.warm_start_from
         checkpoint = tf.train.latest_checkpoint(source) if tf.io.gfile.isdir(source) else source
         if checkpoint is None:
-            raise ValueError(f"warm_start_from={source!r} holds no checkpoint")
+            raise InvalidValueError(f"warm_start_from={source!r} holds no checkpoint")
         held = {name for name, _ in tf.train.list_variables(checkpoint)}
         names = [v.op.name for v in tf.global_variables() if v.op.name in held and v.op.name != "global_step"]
         if names:
@@ -137,7 +138,7 @@ def _require_no_new_variables(spec: EstimatorSpec, graph: tf.Graph, before: set)
     ]
     used = sorted(new[op] for op in upstream_ops(t for t in outputs if t is not None) if op in new)
     if used:
-        raise ValueError(
+        raise InvalidValueError(
             f"model_fn created new variables in mode {spec.mode!r} that TRAIN did not ({used[:5]}): "
             "the three modes share one graph and its variables, so every mode must create the same "
             "variables, in the same order (create them before branching on mode)"

@@ -13,6 +13,7 @@ from tensorflow.python.saved_model.model_utils import export_output as export_ou
 from tensorflow.python.saved_model.model_utils import export_utils
 
 from .._tf import tf
+from ..errors import InvalidValueError
 from .hooks import checked_hooks
 
 
@@ -57,7 +58,9 @@ class EstimatorSpec:
         prediction_hooks: Sequence | None = None,
     ):
         if mode not in MODES:
-            raise ValueError(f"EstimatorSpec: mode must be one of ModeKeys.TRAIN/EVAL/PREDICT {MODES}, got {mode!r}")
+            raise InvalidValueError(
+                f"EstimatorSpec: mode must be one of ModeKeys.TRAIN/EVAL/PREDICT {MODES}, got {mode!r}"
+            )
         self.mode = mode
         self.loss = _checked_loss(mode, loss)
         self.train_op = _checked_train_op(mode, train_op)

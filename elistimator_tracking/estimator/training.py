@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._tf import tf
+from ..errors import InvalidTypeError, InvalidValueError
 from .hooks import checked_hooks
 
 
@@ -30,9 +31,9 @@ class TrainSpec:
         saving_listeners: Sequence | None = None,
     ):
         if not callable(input_fn):
-            raise TypeError(f"TrainSpec: input_fn must be callable, got {type(input_fn).__name__}")
+            raise InvalidTypeError(f"TrainSpec: input_fn must be callable, got {type(input_fn).__name__}")
         if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
-            raise ValueError(f"TrainSpec: max_steps must be a positive int or None, got {max_steps!r}")
+            raise InvalidValueError(f"TrainSpec: max_steps must be a positive int or None, got {max_steps!r}")
         self.input_fn, self.max_steps = input_fn, max_steps
         self.hooks = checked_hooks(hooks, "TrainSpec.hooks")
         self.saving_listeners = tuple(saving_listeners or ())
@@ -53,20 +54,20 @@ class EvalSpec:
         throttle_secs: int = 600,
     ):
         if not callable(input_fn):
-            raise TypeError(f"EvalSpec: input_fn must be callable, got {type(input_fn).__name__}")
+            raise InvalidTypeError(f"EvalSpec: input_fn must be callable, got {type(input_fn).__name__}")
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-            raise ValueError(f"EvalSpec: steps must be a positive int or None, got {steps!r}")
+            raise InvalidValueError(f"EvalSpec: steps must be a positive int or None, got {steps!r}")
         if not isinstance(throttle_secs, (int, float)) or throttle_secs < 0:
-            raise ValueError(f"EvalSpec: throttle_secs must be a number >= 0, got {throttle_secs!r}")
+            raise InvalidValueError(f"EvalSpec: throttle_secs must be a number >= 0, got {throttle_secs!r}")
         exporters = (
             [] if exporters is None else list(exporters) if isinstance(exporters, (list, tuple)) else [exporters]
         )
         for exporter in exporters:
             if not isinstance(exporter, Exporter):
-                raise TypeError(f"EvalSpec: exporters must be Exporter objects, got {type(exporter).__name__}")
+                raise InvalidTypeError(f"EvalSpec: exporters must be Exporter objects, got {type(exporter).__name__}")
         names = [e.name for e in exporters]
         if len(set(names)) != len(names):
-            raise ValueError(f"EvalSpec: exporter names must be unique, got {names}")
+            raise InvalidValueError(f"EvalSpec: exporter names must be unique, got {names}")
         self.input_fn, self.steps, self.name = input_fn, steps, name
         self.hooks = checked_hooks(hooks, "EvalSpec.hooks")
         self.exporters, self.start_delay_secs, self.throttle_secs = tuple(exporters), start_delay_secs, throttle_secs
@@ -165,9 +166,9 @@ def train_and_evaluate(
     from .estimator import Estimator
 
     if not isinstance(estimator, Estimator):
-        raise TypeError(f"estimator must be an estimator.Estimator, got {type(estimator).__name__}")
+        raise InvalidTypeError(f"estimator must be an estimator.Estimator, got {type(estimator).__name__}")
     if not isinstance(train_spec, TrainSpec) or not isinstance(eval_spec, EvalSpec):
-        raise TypeError(
+        raise InvalidTypeError(
             f"train_and_evaluate takes (estimator, TrainSpec, EvalSpec), got "
             f"({type(train_spec).__name__}, {type(eval_spec).__name__})"
         )

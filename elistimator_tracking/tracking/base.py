@@ -11,17 +11,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import TrackingError
+from ..errors import AliasKeptWarning, TrackingError, TrackingWarning  # noqa: F401 (re-exported)
 
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
-
-
-class TrackingWarning(UserWarning):
-    """Tracking is behind, or something is not being tracked (training goes on)."""
-
-
-class AliasKeptWarning(UserWarning):
-    """A new registered version did not take the alias: it does not beat the alias's version."""
 
 
 class Tracker:
@@ -144,7 +136,7 @@ class NullTracker(Tracker):
         pass
 
     def outbox(self, name: str) -> Path:
-        raise RuntimeError("the null tracker has no outbox")
+        raise TrackingError("the null tracker has no outbox")
 
     def log_artifacts(self, directory, artifact_path) -> None:
         pass

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from .._faults import crash_point
-from ..errors import TrackingError
+from ..errors import InvalidValueError, TrackingError
 from .base import TrackingWarning
 from .logged_models import create_checkpoint_model, find_checkpoint_model
 from .spool import Spool
@@ -126,7 +126,7 @@ class Delivery:
                 client.set_tag(run_id, ERROR_TAG, op["error"][:5000])
             client.set_terminated(run_id, op["status"])
             return []
-        raise ValueError(f"unknown tracking operation {kind!r} in {self._spool.path}")
+        raise InvalidValueError(f"unknown tracking operation {kind!r} in {self._spool.path}")
 
     def log_items(self, run_id: str, kind: str, items: list[Any], per_batch: int = MAX_ITEMS_PER_BATCH) -> list[str]:
         """Log params, tags or metric points in batches; a batch refused for good goes item by item.

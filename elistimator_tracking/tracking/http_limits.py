@@ -22,6 +22,8 @@ import os
 import threading
 from collections.abc import Iterator
 
+from ..errors import InvalidValueError
+
 #: seconds a call outside training (CLI, from_disk, register, sync) may wait for an answer
 STORE_TIMEOUT_ENV = "ELISTIMATOR_STORE_TIMEOUT"
 DEFAULT_STORE_TIMEOUT = 10.0
@@ -40,7 +42,7 @@ def store_timeout() -> float:
     try:
         return float(value) if value else DEFAULT_STORE_TIMEOUT
     except ValueError:
-        raise ValueError(f"{STORE_TIMEOUT_ENV} must be a number of seconds, got {value!r}") from None
+        raise InvalidValueError(f"{STORE_TIMEOUT_ENV} must be a number of seconds, got {value!r}") from None
 
 
 @contextlib.contextmanager

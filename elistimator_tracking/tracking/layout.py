@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from ..errors import InvalidValueError
+
 CHECKPOINT_ARTIFACTS = "checkpoints"
 STEP_DIR = re.compile(r"step-(\d+)")
 MODEL_DIR_ARTIFACT = "model_dir"  # the pyfunc artifact of a checkpoint's logged model that holds the checkpoint
@@ -32,7 +34,7 @@ def parse_source(source: str) -> dict[str, str | None]:
     """``{'run', 'model_id', 'name', 'version', 'alias'}`` of a ``runs:/`` or ``models:/`` source."""
     match = SOURCE.match(source)
     if not match:
-        raise ValueError(
+        raise InvalidValueError(
             f"{source!r} is not a model source: expected a model directory, runs:/<run_id>, "
             "models:/<name>/<version>, models:/<name>@<alias> or models:/m-<logged model id>"
         )

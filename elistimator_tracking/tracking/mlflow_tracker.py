@@ -40,7 +40,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from .._faults import crash_point
-from ..errors import TrackingError
+from ..errors import InvalidValueError, TrackingError
 from .base import RUN_STATUSES, Tracker, TrackingWarning
 from .delivery import (
     ITEM_REFUSALS,
@@ -213,7 +213,7 @@ class MlflowTracker(Tracker):
 
     def finish(self, status: str, error: str | None = None) -> None:
         if status not in RUN_STATUSES:
-            raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
+            raise InvalidValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
         if self._spool is None:
             return
         last = self._append({"op": "finish", "status": status, "error": error})

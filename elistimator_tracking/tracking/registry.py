@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from .. import metadata as metadata_file
 from ..checkpoints import best_step
+from ..errors import InvalidValueError
 from ..model_dir import ModelDirectory
 from .http_limits import bounded, quiet
 from .logged_models import RUN_KEY_TAG, checkpoint_key, create_checkpoint_model, describe_checkpoint_model
@@ -47,9 +48,9 @@ def checked_registration(name: object, alias: object) -> None:
     )
 
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"name must be a non-empty string, got {name!r}")
+        raise InvalidValueError(f"name must be a non-empty string, got {name!r}")
     if alias is not None and not isinstance(alias, str):
-        raise ValueError(f"alias must be a string or None, got {alias!r}")
+        raise InvalidValueError(f"alias must be a string or None, got {alias!r}")
     for what, value, checks in (
         ("name", name, (_validate_model_name,)),
         ("alias", alias, (_validate_model_alias_name, _validate_model_alias_name_reserved)),
@@ -58,7 +59,7 @@ def checked_registration(name: object, alias: object) -> None:
             for check in checks if value is not None else ():
                 check(value)
         except MlflowException as error:
-            raise ValueError(
+            raise InvalidValueError(
                 f"registered model {what} {value!r} is refused by the Model Registry: {error.message}"
             ) from None
 

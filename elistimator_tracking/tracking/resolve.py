@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from .. import metadata as metadata_file
 from ..checkpoints import CheckpointIndex, CheckpointRecord, Selection, checked_selection, select_step
-from ..errors import CheckpointNotFoundError, ModelDirectoryError
+from ..errors import CheckpointNotFoundError, InvalidValueError, ModelDirectoryError
 from ..metadata import METADATA_FILE
 from ..model_dir import ModelDirectory
 from .http_limits import bounded, quiet
@@ -133,7 +133,7 @@ def find_run(client: MlflowClient, run_id: str, tracking_uri: str):
                 else []
             )
     if len(matches) > 1:
-        raise ValueError(
+        raise InvalidValueError(
             f"{run_id!r} is the start of several run ids in {tracking_uri}: "
             f"{sorted(run.info.run_id for run in matches)}; give more of it"
         )
@@ -267,7 +267,7 @@ def resolve_source(
         run = RunCheckpoints(parts["run"], tracking_uri, cache_dir)
         return run.fetch(select_step(run.index(), checkpoint, metric, mode))
     if checkpoint not in ("latest", "best"):
-        raise ValueError(
+        raise InvalidValueError(
             f"a registered version or logged model holds one checkpoint: checkpoint must be "
             f"'latest' or 'best' for {source}, got {checkpoint!r}"
         )

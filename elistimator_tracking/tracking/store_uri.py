@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..errors import StoreNotFoundError
 from .run_info import is_secret_name
 
 _http_credentials: dict[str, tuple[str, str]] = {}  # scheme://host:port -> (user, password)
@@ -78,7 +79,7 @@ def require_existing(store: StoreUri) -> None:
     else:
         return
     if missing:
-        raise FileNotFoundError(
+        raise StoreNotFoundError(
             f"there is no MLflow store at {store.public} ({path} does not exist); "
             "name the store that holds the runs (--tracking-uri, tracking=..., or MLFLOW_TRACKING_URI)"
         )

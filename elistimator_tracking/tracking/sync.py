@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import metadata as metadata_file
 from ..checkpoints import CheckpointIndex
-from ..errors import ModelDirectoryError
+from ..errors import InvalidValueError, ModelDirectoryError
 from ..model_dir import ModelDirectory
 from ..writer_lock import WriterLock
 from .spool import SPOOL_DIR, spools_in
@@ -38,7 +38,7 @@ def sync(model_dir: str | os.PathLike, tracking_uri: str | None = None, timeout:
             target = MlflowTracker(tracking_uri or spool.tracking_uri)
             if target.tracking_uri != spool.tracking_uri:
                 if spool.delivered:
-                    raise ValueError(
+                    raise InvalidValueError(
                         f"part of the work in {spool.path} already reached {spool.tracking_uri}; "
                         "sync it there (without tracking_uri)"
                     )
