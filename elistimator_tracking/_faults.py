@@ -24,6 +24,7 @@ CRASH_POINTS = (
     "delivery.sent",  # a batch reached the store; the journal has not marked it delivered
     "tracking.run_created",  # the store created the run; the journal has not recorded its id
     "tracking.model_created",  # a checkpoint's logged model exists, empty and PENDING; nothing is marked
+    "tracking.model_files_deleted",  # a dropped logged model's files are deleted; the model is not marked yet
 )
 _reached: dict[str, int] = {}
 

@@ -1,23 +1,23 @@
-"""The checkpoint index and the one selection policy every caller shares.
+"""The checkpoint index, and which of its checkpoints a selection names (latest, best, a step).
 
 The index knows, per global step, the checkpoint's path prefix (relative to the model
 directory), its file checksums, whether its files are still on local disk, and the
 validation metrics recorded at that step. It knows nothing of where files live
-beyond that flag: storage (local disk, run artifacts) resolves a chosen step.
+beyond that flag: storage (local disk, the run's logged models) resolves a chosen step. Which
+value is best is ``criterion.py``'s: the one policy every caller shares.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .criterion import Criterion
 from .errors import CheckpointNotFoundError, InvalidValueError
 
-MODES = ("min", "max")
 Selection = str | int  # 'latest', 'best' or a global step
 
 
@@ -26,10 +26,14 @@ class CheckpointRecord:
     step: int
     prefix: str  # relative to the model directory, e.g. "checkpoints/model-143"
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
-    local: bool = True
+    local: bool = True  # its files are on local disk (max_to_keep prunes them)
+    stored: bool = True  # the tracking store keeps it (a retention policy, ``KeepBest``, retires it)
 
     def to_json(self) -> dict[str, Any]:
-        return {"prefix": self.prefix, "files": self.files, "local": self.local}
+        data: dict[str, Any] = {"prefix": self.prefix, "files": self.files, "local": self.local}
+        if not self.stored:
+            data["stored"] = False
+        return data
 
     @classmethod
     def from_json(cls, step: int, data: Mapping[str, Any]) -> CheckpointRecord:
@@ -38,6 +42,7 @@ class CheckpointRecord:
             prefix=str(data["prefix"]),
             files=dict(data.get("files", {})),
             local=bool(data.get("local", True)),
+            stored=bool(data.get("stored", True)),
         )
 
 
@@ -115,13 +120,7 @@ def checked_selection(checkpoint: Any) -> Selection:
     )
 
 
-def checked_mode(mode: Any) -> str:
-    if mode not in MODES:
-        raise InvalidValueError(f"mode must be 'min' or 'max', got {mode!r}")
-    return mode
-
-
-def select_step(index: CheckpointIndex, checkpoint: Selection, metric: str = "loss", mode: str = "min") -> int:
+def select_step(index: CheckpointIndex, checkpoint: Selection, metric: str = "loss", mode: str = "auto") -> int:
     """The step ``checkpoint`` ('latest', 'best' by ``metric``/``mode``, or a step) names in ``index``."""
     checkpoint = checked_selection(checkpoint)
     if checkpoint == "latest":
@@ -141,22 +140,50 @@ def latest_step(index: CheckpointIndex) -> int:
     return steps[-1]
 
 
-def best_step(index: CheckpointIndex, metric: str = "loss", mode: str = "min") -> int:
-    """The checkpoint whose validation ``metric`` is best (``mode`` 'min' or 'max').
+def best_step(index: CheckpointIndex, metric: str = "loss", mode: str = "auto") -> int:
+    """The checkpoint whose validation ``metric`` is best by ``Criterion(metric, mode)``.
 
     Checkpoints without that metric never win; NaN never wins; ties go to the later step.
     """
-    checked_mode(mode)
-    candidates = {}
-    for step in index.steps():
-        value = index.metrics(step).get(metric)
-        if value is not None and not math.isnan(value):
-            candidates[step] = value
-    if not candidates:
+    step = Criterion(metric, mode).best({step: index.metrics(step).get(metric) for step in index.steps()})
+    if step is None:
         recorded = sorted({name for step in index.steps() for name in index.metrics(step)})
         raise CheckpointNotFoundError(
             f"no checkpoint has a validation metric {metric!r} to select by; metrics recorded at checkpoints: "
             f"{recorded or 'none (validate() at the step you save)'}"
         )
-    sign = 1 if mode == "min" else -1
-    return min(candidates, key=lambda step: (sign * candidates[step], -step))
+    return step
+
+
+@dataclass(frozen=True)
+class KeepBest:
+    """A store retention policy: the tracking store keeps only the ``k`` best checkpoints by
+    validation ``metric`` in ``mode`` (``Criterion``), plus the latest; the others are deleted
+    from it once their successor is delivered (a registered version's never is). Locally,
+    ``max_to_keep`` decides, as always."""
+
+    k: int
+    metric: str = "loss"
+    mode: str = "auto"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise InvalidValueError(f"KeepBest(k) must be a positive int, got {self.k!r}")
+        Criterion(self.metric, self.mode)  # checks both
+
+    def kept(self, index: CheckpointIndex) -> set[int]:
+        """The steps the store keeps: the latest checkpoint and the ``k`` best (a checkpoint without the
+        metric is not among the best)."""
+        steps = index.steps()
+        if not steps:
+            return set()
+        criterion = Criterion(self.metric, self.mode)
+        values = {step: index.metrics(step).get(self.metric) for step in steps}
+        kept = {steps[-1]}
+        for _ in range(self.k):
+            best = criterion.best(values)
+            if best is None:
+                break
+            kept.add(best)
+            del values[best]
+        return kept

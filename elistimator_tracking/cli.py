@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from .criterion import MODES, Criterion
 from .errors import InvalidValueError, NotFoundError, PathExistsError, TrackingError
 
 
@@ -85,19 +86,21 @@ def _parser() -> argparse.ArgumentParser:
     runs = command("runs", _runs, "A table comparing the runs of an experiment: key params, best and last metrics.")
     runs.add_argument("experiment", help="experiment name")
     runs.add_argument("--sort-by", default="loss", help="validation metric to sort by (default: loss)")
-    runs.add_argument("--mode", choices=("min", "max"), default="min", help="min: lower is better (default)")
+    runs.add_argument(
+        "--mode", choices=MODES, default="auto", help="min, max, or auto (default: max for accuracy-like names)"
+    )
     runs.add_argument("--max-runs", type=int, default=50)
 
     best = command("best", _best, "The best run and checkpoint of an experiment for a validation metric.")
     best.add_argument("experiment", help="experiment name")
     best.add_argument("--metric", default="loss")
-    best.add_argument("--mode", choices=("min", "max"), default="min")
+    best.add_argument("--mode", choices=MODES, default="auto")
 
     register = command("register", _register, "Register a run's best checkpoint in the Model Registry.")
     register.add_argument("run_id")
     register.add_argument("name", help="registered model name")
     register.add_argument("--metric", default="loss")
-    register.add_argument("--mode", choices=("min", "max"), default="min")
+    register.add_argument("--mode", choices=MODES, default="auto")
     register.add_argument(
         "--alias",
         default="champion",
@@ -115,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     download.add_argument("destination", type=Path, help="a directory that does not exist yet")
     download.add_argument("--checkpoint", default="best", help="best, latest or a global step (runs only)")
     download.add_argument("--metric", default="loss")
-    download.add_argument("--mode", choices=("min", "max"), default="min")
+    download.add_argument("--mode", choices=MODES, default="auto")
 
     sync = command("sync", _sync, "Deliver the tracking work a model directory kept while its store was away.")
     sync.add_argument("model_dir", type=Path)
@@ -143,34 +146,41 @@ def _client(args):
 
 
 def _runs(args) -> int:
+    from .tracking.history import live_metric
+    from .tracking.names import VALIDATION, metric, validation_metrics
+
     client = _client(args)
     runs = _experiment_runs(client, args.experiment, args.max_runs)
     if not runs:
         print(f"experiment {args.experiment!r} has no runs")
         return 0
-    key = f"validation/{args.sort_by}"
-    metric_names = sorted({k for r in runs for k in r.data.metrics if k.startswith("validation/")})
-    if key not in metric_names:
-        raise NotFoundError(f"no run of {args.experiment!r} logged {key}; metrics: {metric_names or 'none'}")
+    metrics = sorted({short for r in runs for short in validation_metrics(r.data.metrics)})
+    if args.sort_by not in metrics:
+        raise NotFoundError(
+            f"no run of {args.experiment!r} logged {metric(VALIDATION, args.sort_by)}; validation "
+            f"metrics: {metrics or 'none'}"
+        )
+    sort_by = Criterion(args.sort_by, args.mode)
     params, differ = _differing_params(runs)
     rows = []
     for run in runs:
-        history = {name: [m.value for m in client.get_metric_history(run.info.run_id, name)] for name in metric_names}
         row = {
             "run": run.info.run_name or "",
             "id": run.info.run_id[:8],
             "status": run.info.status,
             **{p: run.data.params.get(p, "") for p in params},
         }
-        for name in metric_names:
-            values = [v for v in history[name] if not math.isnan(v)]
-            better = min if _direction(name, key, args.mode) == "min" else max
-            short = name[len("validation/") :]
-            row[f"best {short}"] = _number(better(values)) if values else ""
+        best_of_run = None
+        for short in metrics:  # the sort metric goes by --mode, the others by auto
+            criterion = sort_by if short == args.sort_by else Criterion(short)
+            values = [value for _, value in live_metric(client, run.info.run_id, metric(VALIDATION, short))]
+            best = values[criterion.best(dict(enumerate(values)))] if values else None
+            row[f"best {short}"] = _number(best) if best is not None else ""
             row[f"last {short}"] = _number(values[-1]) if values else ""
-        values = [v for v in history[key] if not math.isnan(v)]
-        sign = 1 if args.mode == "min" else -1
-        row["_sort"] = sign * (min(values) if sign == 1 else max(values)) if values else math.inf
+            if short == args.sort_by:
+                best_of_run = best
+        sign = 1 if sort_by.direction == "min" else -1
+        row["_sort"] = sign * best_of_run if best_of_run is not None else math.inf
         rows.append(row)
     rows.sort(key=lambda r: r["_sort"])
     _print_table(rows, [c for c in rows[0] if c != "_sort"])
@@ -182,13 +192,6 @@ def _runs(args) -> int:
         print(f"no params differ between these {len(runs)} runs")
     print(f"MLflow UI: {experiment_link(StoreUri.given(client.tracking_uri).public, runs[0].info.experiment_id)}")
     return 0
-
-
-def _direction(name: str, sort_key: str, mode: str) -> str:
-    """The sort metric goes by ``--mode``; others: losses and errors are minimized, the rest maximized."""
-    if name == sort_key:
-        return mode
-    return "min" if any(word in name for word in ("loss", "error")) else "max"
 
 
 def _differing_params(runs) -> tuple[list[str], bool]:
@@ -213,27 +216,29 @@ def _print_table(rows: list[dict[str, str]], columns: list[str]) -> None:
 
 def _best(args) -> int:
     from .checkpoints import best_step
+    from .tracking.names import validation_metrics
     from .tracking.resolve import RunCheckpoints
 
     client = _client(args)
+    criterion = Criterion(args.metric, args.mode)
     candidates, runs = [], _experiment_runs(client, args.experiment, 1000)
     for run in runs:
         try:
             index = RunCheckpoints(run.info.run_id, client.tracking_uri).index()
-            step = best_step(index, args.metric, args.mode)
+            step = best_step(index, criterion.metric, criterion.mode)
         except LookupError:
             continue  # a run without checkpoints or without that metric
-        candidates.append((index.metrics(step)[args.metric], step, run))
+        candidates.append((step, index.metrics(step)[args.metric], run))
     if not candidates:
-        names = sorted({k[len("validation/") :] for r in runs for k in r.data.metrics if k.startswith("validation/")})
+        names = sorted({short for r in runs for short in validation_metrics(r.data.metrics)})
         raise NotFoundError(
             f"no run of {args.experiment!r} has a checkpoint with validation metric {args.metric!r}; "
             f"validation metrics: {names or 'none'}"
         )
-    sign = 1 if args.mode == "min" else -1
-    value, step, run = min(candidates, key=lambda c: (sign * c[0], -c[1]))
+    candidates.sort(key=lambda c: c[0])  # among equal values the later step wins
+    step, value, run = candidates[criterion.best({i: c[1] for i, c in enumerate(candidates)})]
     print(f"best run: {run.info.run_name} ({run.info.run_id})")
-    print(f"checkpoint: step {step}, validation {args.metric} = {value:.6g} ({args.mode})")
+    print(f"checkpoint: step {step}, validation {args.metric} = {value:.6g} ({criterion.direction})")
     print(f"source: runs:/{run.info.run_id}  (Elistimator.from_disk('runs:/{run.info.run_id}', checkpoint={step}))")
     return 0
 
@@ -271,25 +276,29 @@ def _download(args) -> int:
 
 
 def _sync(args) -> int:
-    import warnings
+    from .tracking import sync
 
-    from .tracking import TrackingWarning, sync
-
-    with warnings.catch_warnings(record=True) as caught:  # the reason goes into the one line below
-        warnings.simplefilter("always", TrackingWarning)
-        left = sync(args.model_dir, args.tracking_uri, args.timeout)
-    if not left:
-        print(f"{args.model_dir}: nothing to sync (no undelivered tracking work)")
-    for uri, pending in left.items():
-        if pending == 0:
+    reports = sync(args.model_dir, args.tracking_uri, args.timeout)
+    if not reports:
+        print(f"{args.model_dir}: nothing to sync (it was never tracked)")
+    for uri, report in reports.items():
+        for line in report.quarantined:
+            print(f"{uri}: a journal line could not be understood and is kept in quarantine: {line}")
+        for what in report.resent:
+            print(f"{uri}: sent again from the model directory: {what}")
+        for what in report.lost:
+            print(f"{uri}: lost (gone from the model directory and never delivered): {what}")
+        if report.delivered:
             print(f"{uri}: all delivered")
-    pending = {uri: count for uri, count in left.items() if count}
+    pending = [report for report in reports.values() if not report.delivered]
     if pending:
-        why = [str(w.message).split(". Training goes on")[0] for w in caught if w.category is TrackingWarning]
         raise TrackingError(
-            "; ".join(f"{count} operation(s) still pending for {uri}" for uri, count in pending.items())
-            + f" ({why[0] if why else 'the store did not answer in time'}); they stay in "
-            f"{args.model_dir}: run sync again when the store answers"
+            "; ".join(
+                f"{r.pending} operation(s) still pending for {r.tracking_uri} ({', '.join(r.waiting)}"
+                f"{', ...' if r.pending > len(r.waiting) else ''}) because {r.why}"
+                for r in pending
+            )
+            + f"; they stay in {args.model_dir}: run sync again when the store answers"
         )
     return 0
 

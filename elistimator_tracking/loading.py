@@ -19,13 +19,15 @@ from typing import Any
 
 from . import metadata as metadata_file
 from ._tf import tf
-from .checkpoints import CheckpointIndex, Selection, checked_mode, checked_selection, select_step
+from .checkpoints import CheckpointIndex, Selection, checked_selection, select_step
+from .criterion import checked_mode
 from .errors import CheckpointNotFoundError, InvalidTypeError, InvalidValueError, ModelDirectoryError
 from .metadata import Metadata
 from .model_dir import ModelDirectory, link_tree
 from .model_graph import ModelFn, ModelGraph
 from .settings import PathLike, SaverSettings, Settings
-from .tracking.layout import is_remote_source
+from .tracking.names import is_remote_source
+from .tracking.run import RunRecord
 from .writer_lock import WriterLock
 
 
@@ -40,7 +42,7 @@ class ModelOrigin:
     experiment: str  # the experiment when the settings name none
     index: CheckpointIndex = field(default_factory=CheckpointIndex)
     saver: SaverSettings = field(default_factory=SaverSettings)
-    recorded_run: dict[str, Any] | None = None
+    recorded_run: RunRecord | None = None
     model_fn: ModelFn | None = None
     params: dict[str, Any] = field(default_factory=dict)
     metadata: Metadata | None = None
@@ -105,7 +107,7 @@ def continued_model(model_fn: Any, model_dir: PathLike, params: Any, settings: S
     return ModelOrigin(
         directory,
         settings,
-        (metadata.tracking or {}).get("experiment") or getattr(model_fn, "__name__", "model_fn"),
+        (metadata.tracking.experiment if metadata.tracking else None) or getattr(model_fn, "__name__", "model_fn"),
         index=metadata.index,
         saver=SaverSettings(metadata.max_to_keep, dict(metadata.saver_args)),
         recorded_run=metadata.tracking,
@@ -202,7 +204,7 @@ def load(source: PathLike | str, checkpoint: Selection, metric: str, mode: str, 
     return ModelOrigin(
         directory,
         settings,
-        (metadata.tracking or {}).get("experiment") or path.name,
+        (metadata.tracking.experiment if metadata.tracking else None) or path.name,
         index=metadata.index,
         saver=SaverSettings(metadata.max_to_keep, dict(metadata.saver_args)),
         recorded_run=metadata.tracking,

@@ -21,6 +21,7 @@ from typing import Any
 from .checkpoints import CheckpointIndex, CheckpointRecord
 from .errors import ModelDirectoryError
 from .model_dir import ModelDirectory, write_json_atomic
+from .tracking.run import RunRecord
 
 METADATA_FILE = "elistimator.json"
 FORMAT = "elistimator/1"
@@ -36,7 +37,7 @@ class Metadata:
     global_step: int = 0
     max_to_keep: int | None = DEFAULT_MAX_TO_KEEP
     saver_args: dict[str, Any] = field(default_factory=dict)
-    tracking: dict[str, Any] | None = None  # the run to resume: tracking_uri, experiment, run_key, run_id
+    tracking: RunRecord | None = None  # the run to resume
     source: dict[str, Any] | None = None  # an export's origin: tracking_uri, run_id, step
 
     def to_json(self) -> dict[str, Any]:
@@ -47,7 +48,7 @@ class Metadata:
             "max_to_keep": self.max_to_keep,
             "saver_args": self.saver_args,
             **self.index.to_json(),
-            "tracking": self.tracking,
+            "tracking": self.tracking.to_json() if self.tracking is not None else None,
         }
         if self.source is not None:
             data["source"] = self.source
@@ -60,10 +61,8 @@ class Metadata:
             [CheckpointRecord(step, record.prefix, dict(record.files), local=True)],
             {step: self.index.metrics(step)} if step in self.index.validations else {},
         )
-        run = self.tracking or {}
-        source = (
-            {"tracking_uri": run["tracking_uri"], "run_id": run["run_id"], "step": step} if run.get("run_id") else None
-        )
+        run = self.tracking
+        source = {"tracking_uri": run.tracking_uri, "run_id": run.run_id, "step": step} if run and run.run_id else None
         return replace(self, index=index, global_step=step, tracking=None, source=source)
 
 
@@ -104,9 +103,8 @@ def from_json(data: Any, directory: ModelDirectory) -> Metadata:
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())
         ):
             raise ModelDirectoryError(f"{where} has malformed validation metrics at step {step!r}")
-    for key in ("tracking", "source"):
-        if data.get(key) is not None and not isinstance(data[key], dict):
-            raise ModelDirectoryError(f"{where} has a malformed {key!r} record")
+    if data.get("source") is not None and not isinstance(data["source"], dict):
+        raise ModelDirectoryError(f"{where} has a malformed 'source' record")
     max_to_keep = data["max_to_keep"]
     if max_to_keep is not None and (
         isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 1
@@ -120,7 +118,7 @@ def from_json(data: Any, directory: ModelDirectory) -> Metadata:
         global_step=data["global_step"],
         max_to_keep=max_to_keep,
         saver_args=dict(data["saver_args"]),
-        tracking=data.get("tracking"),
+        tracking=RunRecord.from_json(data["tracking"], where) if data.get("tracking") is not None else None,
         source=data.get("source"),
     )
 
@@ -137,6 +135,7 @@ def _check_checkpoint_entry(where: Path, directory: ModelDirectory, step: Any, e
         or not isinstance(entry.get("prefix"), str)
         or not isinstance(entry.get("files", {}), dict)
         or not isinstance(entry.get("local", True), bool)
+        or not isinstance(entry.get("stored", True), bool)
     ):
         raise ModelDirectoryError(f"{where} has a malformed checkpoint entry {step!r}")
     directory.resolve(entry["prefix"])
@@ -170,12 +169,11 @@ def read_verified(directory: ModelDirectory) -> Metadata:
     return metadata
 
 
-def record_run(directory: ModelDirectory, tracking_uri: str, run_id: str) -> None:
-    """Point the model directory at the run its tracking journal now lives in (``sync`` to another store)."""
+def record_run(directory: ModelDirectory, run: RunRecord) -> None:
+    """Point the model directory at the run its tracking journal now lives in (``sync``)."""
     if not exists(directory):
         return
     metadata = read(directory)
-    record = metadata.tracking or {}
-    if (record.get("run_id"), record.get("tracking_uri")) != (run_id, tracking_uri):
-        metadata.tracking = {**record, "tracking_uri": tracking_uri, "run_id": run_id}
+    if metadata.tracking != run:
+        metadata.tracking = run
         write(directory, metadata)

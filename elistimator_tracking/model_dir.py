@@ -38,6 +38,29 @@ def write_text_atomic(path: Path, text: str) -> None:
     _fsync_directory(path.parent)
 
 
+def refuse_link(root: Path, path: Path) -> None:
+    """Raise ``ModelDirectoryError`` if ``path`` or a folder between the model directory ``root`` and
+    it is a symbolic link: what the package writes, reads or removes in a model directory is never
+    reached through a link (which could lead outside it)."""
+    relative = path.relative_to(root)
+    current = root
+    for part in relative.parts:
+        current = current / part
+        if current.is_symlink():
+            raise ModelDirectoryError(
+                f"{current} is a symbolic link ({os.readlink(current)}); the model directory "
+                f"{root} must hold real files and folders there: remove the link"
+            )
+
+
+def remove_tree(root: Path, path: Path) -> None:
+    """Remove the folder ``path`` inside the model directory ``root`` (nothing if it is gone) without
+    following links: a link in it is removed, never what it points at; a link on the way is refused."""
+    refuse_link(root, path)
+    if path.exists():
+        shutil.rmtree(path)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 

@@ -1,19 +1,30 @@
-"""Tracking in MLflow: the tracker interface (``base``), the run listener, the MLflow tracker and
-its durable journal (``spool``), and the remote side (``resolve``, ``registry``, ``sync``).
+"""Tracking in MLflow, layered (docs/architecture.md):
 
-Importing this package does not import mlflow; the modules that need it import it.
+- ``names`` (every MLflow name) and ``run`` (the run record) at the bottom, then ``base`` (the
+  tracker interface, no dependencies);
+- ``listener`` (the core's moments -> the tracker) over ``mlflow_tracker`` (the thin front of the
+  journal), over ``journal/`` (operations, spool, worker, delivery, sync);
+- the remote side: ``resolve`` (``runs:/`` and ``models:/``), ``logged_models``, ``registry``,
+  ``pyfunc_model``, ``schemas``.
+
+Importing this package imports neither mlflow nor the journal: ``sync`` loads on first use.
 """
 
 from __future__ import annotations
 
-from .base import AliasKeptWarning, NullTracker, Tracker, TrackingWarning
-from .layout import is_remote_source
-from .sync import sync
+import importlib
+from typing import Any
+
+from ..errors import AliasKeptWarning, TrackingWarning
+from .base import NullTracker, Tracker
+from .names import is_remote_source
+from .run import RunRecord
 from .ui import command, ui_hint
 
 __all__ = [
     "Tracker",
     "NullTracker",
+    "RunRecord",
     "TrackingWarning",
     "AliasKeptWarning",
     "sync",
@@ -21,3 +32,12 @@ __all__ = [
     "command",
     "is_remote_source",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``sync`` (``journal/sync.py``), imported when first asked for."""
+    if name != "sync":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = importlib.import_module(".journal.sync", __name__).sync
+    globals()[name] = value
+    return value

@@ -1,19 +1,18 @@
 """The tracker interface and its null implementation: the bottom of ``tracking/``.
 
-It imports nothing of the package but its exceptions. The MLflow implementation
-(``tracking/mlflow_tracker.py``) is imported only when tracking is on, so
+It imports nothing of the package but its exceptions and the run record. The MLflow
+implementation (``mlflow_tracker.py``) is imported only when tracking is on, so
 ``tracking=False`` works without importing mlflow at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import AliasKeptWarning, TrackingError, TrackingWarning  # noqa: F401 (re-exported)
-
-RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
+from .run import RUN_STATUSES, RunRecord  # noqa: F401 (re-exported)
 
 
 class Tracker:
@@ -30,19 +29,18 @@ class Tracker:
     def start(
         self,
         spool_root: Path,
-        experiment: str,
-        run_name: str | None,
-        tags: Mapping[str, str],
-        resume: Mapping[str, Any] | None = None,
-        committed: Callable[[Mapping[str, Any]], bool] | None = None,
+        run: RunRecord,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        local: Any = None,
     ) -> None:
-        """Open a run, or resume the run ``resume`` describes (a record from ``describe()``).
+        """Open the run ``run`` names (a new record, or the one the model directory keeps: resumed).
 
-        ``spool_root`` is where undelivered work is kept (inside the model directory). It may
-        wait, bounded, for the store to create the run; a store that does not answer in that
-        time gets the run created later, in the background. ``committed(clause)`` says whether
-        ``elistimator.json`` holds what work held by ``hold(clause)`` in an earlier, crashed
-        process belonged to (deliver it) or not (drop it).
+        ``spool_root`` is where undelivered work is kept (inside the model directory). It may wait,
+        bounded, for the store to create the run; a store that does not answer in time gets the run
+        created later, in the background. ``local`` (``journal.local.LocalCheckpoints``) says what
+        ``elistimator.json`` holds: work an earlier, crashed process journaled for a commit the file
+        lacks is dropped, and a checkpoint whose staged files are gone is remade from it.
         """
         raise NotImplementedError
 
@@ -74,9 +72,17 @@ class Tracker:
         files have the checksums ``files`` (see ``log_checkpoint_model``); this one: ``log_metrics``."""
         self.log_metrics(metrics, step)
 
-    def log_checkpoint_model(self, directory: Path, step: int, files: Mapping[str, str]) -> None:
-        """Make an ``outbox`` directory holding one checkpoint (its files' checksums: ``files``) a
-        model of the run at global ``step`` (in MLflow: a logged model). This one does nothing."""
+    def log_checkpoint_model(
+        self, directory: Path, step: int, files: Mapping[str, str], metadata_only: bool = False
+    ) -> None:
+        """Make an ``outbox`` directory holding one checkpoint (its files' checksums: ``files``) the
+        model of the run at global ``step`` (in MLflow: a logged model, the one copy of the checkpoint
+        in the store). ``metadata_only``: the model exists; its ``elistimator.json`` changed. This
+        one does nothing."""
+
+    def delete_checkpoint_model(self, step: int, files: Mapping[str, str]) -> None:
+        """Delete the checkpoint at ``step`` from the store (the retention policy dropped it), after
+        everything journaled before (its successor included) is delivered. This one does nothing."""
 
     def outbox(self, name: str) -> Path:
         """A fresh directory to fill and hand to ``log_artifacts`` (it is removed once delivered)."""
@@ -90,8 +96,9 @@ class Tracker:
         """End the run with ``status`` (FINISHED, FAILED or KILLED) and wait, bounded, for delivery."""
         raise NotImplementedError
 
-    def describe(self) -> dict[str, Any] | None:
-        """What the model directory records to resume this run later (None when not tracking)."""
+    @property
+    def record(self) -> RunRecord | None:
+        """The run this tracker tracks to, as the model directory records it (None when not tracking)."""
         raise NotImplementedError
 
     def register(
@@ -111,9 +118,9 @@ class Tracker:
         it only if it beats the alias's version on validation ``metric`` in ``mode`` (or ``force``).
         Returns the version and, when the alias stayed, why.
 
-        The version belongs to this tracker's run, or to ``run_id`` when no run was started
-        (a model loaded with ``from_disk`` names its run). Unlike the logging calls this one
-        is synchronous and raises: the caller asked for it.
+        The version belongs to this tracker's run, or to ``run_id`` when no run was started (a model
+        loaded with ``from_disk`` names its run). Unlike the logging calls this one is synchronous and
+        raises: the caller asked for it.
         """
         raise NotImplementedError
 
@@ -123,7 +130,7 @@ class NullTracker(Tracker):
 
     active = False
 
-    def start(self, spool_root, experiment, run_name, tags, resume=None, committed=None) -> None:
+    def start(self, spool_root, run, run_name=None, tags=None, local=None) -> None:
         pass
 
     def log_params(self, params) -> None:
@@ -144,7 +151,8 @@ class NullTracker(Tracker):
     def finish(self, status, error=None) -> None:
         pass
 
-    def describe(self) -> None:
+    @property
+    def record(self) -> None:
         return None
 
     def register(

@@ -1,9 +1,10 @@
 """The MLflow run of an Elistimator, as a listener: what each moment of training sends to it.
 
-The core notifies; this listener turns moments into tracker calls (params, metrics,
-checkpoint directories, selection tags, TensorBoard events, the run's end). When the
-run cannot be started it says so once and a ``NullTracker`` takes over: nothing else
-checks whether tracking works.
+The core notifies; this listener turns moments into tracker calls (params, metrics, each
+checkpoint as its logged model, selection tags, TensorBoard events, the run's end) and keeps the
+run's record (``run.RunRecord``). With a store retention policy (``KeepBest``) it also retires
+the checkpoints that fall out of it, after their successor. When the run cannot be started it
+says so once and a ``NullTracker`` takes over: nothing else checks whether tracking works.
 """
 
 from __future__ import annotations
@@ -16,14 +17,29 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..checkpoints import CheckpointIndex, best_step, latest_step
+from ..checkpoints import CheckpointIndex, KeepBest, best_step, latest_step
 from ..datasets import DataDescription
+from ..errors import AliasKeptWarning, TrackingWarning
 from ..events import TRAIN_DIR, VALIDATION_DIR
 from ..listeners import Listener, RunContext, SavedCheckpoint
 from ..model_dir import link_tree
-from .base import AliasKeptWarning, NullTracker, Tracker, TrackingWarning
-from .run_info import (
+from .base import NullTracker, Tracker
+from .journal.local import LocalCheckpoints
+from .journal.spool import SPOOL_DIR
+from .names import (
+    BEST_METRIC_TAG,
+    BEST_STEP_TAG,
+    EVALUATION,
+    LATEST_STEP_TAG,
     SOURCE_ARTIFACTS,
+    TENSORBOARD_ARTIFACTS,
+    TRAIN,
+    VALIDATION,
+    metric,
+    selected_by,
+)
+from .run import RunRecord
+from .run_info import (
     mlflow_name,
     model_fn_file,
     provenance_tags,
@@ -33,7 +49,6 @@ from .run_info import (
     scrub_source,
     version_tags,
 )
-from .spool import SPOOL_DIR
 
 
 def make_tracker(
@@ -61,18 +76,19 @@ def make_tracker(
 
 
 def selection_tags(index: CheckpointIndex) -> dict[str, str]:
-    """The run's ``elistimator.latest_step`` and ``elistimator.best_step`` (by validation loss) tags."""
-    tags = {"elistimator.latest_step": str(latest_step(index))}
+    """The run's latest-step and best-step (by validation loss) tags."""
+    tags = {LATEST_STEP_TAG: str(latest_step(index))}
     try:
-        tags["elistimator.best_step"] = str(best_step(index, "loss", "min"))
-        tags["elistimator.best_metric"] = "validation/loss (min)"
+        tags[BEST_STEP_TAG] = str(best_step(index, "loss", "min"))
+        tags[BEST_METRIC_TAG] = selected_by("loss", "min")
     except LookupError:
         pass
     return tags
 
 
 class TrackingListener(Listener):
-    """Tracks one Elistimator's run; ``recorded`` is the run its model directory names (to resume)."""
+    """Tracks one Elistimator's run; ``recorded`` is the run its model directory names (to resume);
+    ``retention`` keeps only some checkpoints in the store (None: every one)."""
 
     name = "tracking"
     warning_category = TrackingWarning
@@ -83,16 +99,17 @@ class TrackingListener(Listener):
         experiment: str,
         run_name: str | None,
         tags: Mapping[str, str],
-        recorded: Mapping[str, Any] | None = None,
+        recorded: RunRecord | None = None,
         cache_dir: Path | None = None,
         system_metrics: bool = False,
+        retention: KeepBest | None = None,
     ):
         self._tracker = tracker if isinstance(tracker, Tracker) else None
         self._make_tracker = tracker
-        self._system_metrics = system_metrics
-        self._sampler = None  # a SystemMetrics while the run is open
+        self._system_metrics, self._retention = system_metrics, retention
+        self._sampler: Any = None  # a SystemMetrics while the run is open
         self._experiment, self._run_name, self._tags = experiment, run_name, dict(tags)
-        self._recorded = dict(recorded) if recorded else None
+        self._recorded = recorded
         self._cache_dir = cache_dir
         self._context: RunContext | None = None
         self._stores: dict[tuple[str, str], Any] = {}
@@ -101,17 +118,18 @@ class TrackingListener(Listener):
     def tracker(self) -> Tracker:
         """The tracker, made when first needed (see ``make_tracker``)."""
         if self._tracker is None:
-            self._tracker = self._make_tracker()
+            self._tracker = self._make_tracker()  # type: ignore[operator]
         return self._tracker
 
     @tracker.setter
     def tracker(self, tracker: Tracker) -> None:
         self._tracker = tracker
 
-    def run_record(self) -> dict[str, Any]:
-        """The run: the started tracker's, else the one the model directory names ({} for none)."""
-        started = self._tracker.describe() if self._tracker is not None else None
-        return dict(started or self._recorded or {})
+    @property
+    def record(self) -> RunRecord | None:
+        """The run: the started tracker's, else the one the model directory names."""
+        started = self._tracker.record if self._tracker is not None else None
+        return started or self._recorded
 
     def failure_note(self) -> str:
         where = f" is kept in {self._context.model_dir / SPOOL_DIR}" if self._context else " is kept"
@@ -131,14 +149,17 @@ class TrackingListener(Listener):
             return
         resuming = self._recorded is not None
         tags = redacted({**({} if resuming else provenance_tags(context.model_fn)), **self._tags})
+        uri = getattr(self.tracker, "tracking_uri", "")
+        run = self._recorded.ended(None) if self._recorded else RunRecord.new(uri, self._experiment)
+        if self._recorded is not None and self._experiment != self._recorded.experiment:
+            run = RunRecord(run.tracking_uri, self._experiment, run.run_key, run.run_id)
         try:
             self.tracker.start(
                 context.model_dir / SPOOL_DIR,
-                self._experiment,
+                run,
                 scrub(self._run_name) if self._run_name else None,
                 tags,
-                resume=self._recorded,
-                committed=context.index.holds,
+                LocalCheckpoints(context.model_dir, run.run_key),
             )
         except Exception as error:  # noqa: BLE001 -- no run: tracking is off, training goes on
             warnings.warn(
@@ -172,21 +193,22 @@ class TrackingListener(Listener):
             self.tracker.log_params(redacted({mlflow_name(k): v for k, v in params.items()}))
 
     def on_train_summary(self, step: int, metrics: Mapping[str, float], summary: bytes | None) -> None:
-        self._log_metrics("train", step, metrics)
+        self._log_metrics(TRAIN, step, metrics)
 
     def on_validation(self, step: int, metrics: Mapping[str, float], checkpoint: SavedCheckpoint | None) -> None:
         if not self._tracking:
             return
         self.tracker.hold({"kind": "validation", "step": step, "metrics": dict(metrics)})
         if checkpoint is None:
-            self._log_metrics("validation", step, metrics)
+            self._log_metrics(VALIDATION, step, metrics)
             return
-        named = {mlflow_name(f"validation/{k}"): v for k, v in metrics.items()}
-        self.tracker.log_model_metrics(named, step, checkpoint.index.records[step].files)
-        self._send(checkpoint, files=False)  # a checkpoint already sent: only its metrics changed
+        named = {mlflow_name(metric(VALIDATION, k)): v for k, v in metrics.items()}
+        files = checkpoint.index.records[step].files
+        self.tracker.log_model_metrics(named, step, files)
+        self._send(checkpoint, metadata_only=True)  # a checkpoint already sent: only its metrics changed
 
     def on_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
-        self._log_metrics("evaluation", step, metrics)
+        self._log_metrics(EVALUATION, step, metrics)
 
     def on_input(self, context: str, describe: Callable[[], DataDescription]) -> None:
         if self._tracking:
@@ -199,10 +221,7 @@ class TrackingListener(Listener):
             return
         files = checkpoint.index.records[checkpoint.step].files
         self.tracker.hold({"kind": "checkpoint", "step": checkpoint.step, "files": files})
-        self._send(checkpoint, files=True)
-        model = self.tracker.outbox(f"model-step-{checkpoint.step}")
-        checkpoint.write(model)
-        self.tracker.log_checkpoint_model(model, checkpoint.step, files)
+        self._send(checkpoint, metadata_only=False)
 
     def on_branch(self, step: int, dropped: Mapping[int, Mapping[str, float]]) -> None:
         """The run keeps the abandoned branch's validation points; a NaN after them at each of their
@@ -213,7 +232,7 @@ class TrackingListener(Listener):
             {"kind": "branch", "step": step, "dropped": {str(s): dict(metrics) for s, metrics in dropped.items()}}
         )
         for later, metrics in sorted(dropped.items()):
-            self._log_metrics("validation", later, {name: math.nan for name in metrics})
+            self._log_metrics(VALIDATION, later, {name: math.nan for name in metrics})
 
     def on_commit(self, committed: bool) -> None:
         self.tracker.release(committed)
@@ -232,16 +251,31 @@ class TrackingListener(Listener):
 
     def _log_metrics(self, prefix: str, step: int, metrics: Mapping[str, float]) -> None:
         if self._tracking:
-            self.tracker.log_metrics({mlflow_name(f"{prefix}/{k}"): v for k, v in metrics.items()}, step)
+            self.tracker.log_metrics({mlflow_name(metric(prefix, k)): v for k, v in metrics.items()}, step)
 
-    def _send(self, checkpoint: SavedCheckpoint, files: bool) -> None:
-        """``checkpoints/step-<N>/``: files, meta graph, JSON with checksums and metrics."""
-        if not self._tracking:
-            return
-        outbox = self.tracker.outbox(f"step-{checkpoint.step}")
-        checkpoint.write(outbox, files=files)
-        self.tracker.log_artifacts(outbox, f"checkpoints/step-{checkpoint.step}")
+    def _send(self, checkpoint: SavedCheckpoint, metadata_only: bool) -> None:
+        """The checkpoint as its logged model (the one copy in the store): its files, meta graph and
+        JSON with checksums and metrics, or (``metadata_only``) the JSON alone; then the selection
+        tags, and the retirement of what the retention policy no longer keeps."""
+        record = checkpoint.index.records[checkpoint.step]
+        if not record.stored:
+            return  # retired from the store already: nothing of it is sent again
+        outbox = self.tracker.outbox(f"model-step-{checkpoint.step}")
+        checkpoint.write(outbox, files=not metadata_only)
+        self.tracker.log_checkpoint_model(outbox, checkpoint.step, record.files, metadata_only=metadata_only)
         self.tracker.set_tags(selection_tags(checkpoint.index))
+        self._retire(checkpoint.index)
+
+    def _retire(self, index: CheckpointIndex) -> None:
+        """Delete from the store the checkpoints the retention policy no longer keeps (journaled after
+        their successor, so delivered after it; ``elistimator.json`` records them as not stored)."""
+        if self._retention is None:
+            return
+        kept = self._retention.kept(index)
+        for step, record in sorted(index.records.items()):
+            if record.stored and step not in kept:
+                record.stored = False
+                self.tracker.delete_checkpoint_model(step, record.files)
 
     def send_directory(self, directory: Path, artifact_path: str) -> None:
         """The files of ``directory`` under ``artifact_path`` of the run (hard-linked into an outbox)."""
@@ -257,39 +291,39 @@ class TrackingListener(Listener):
         path = model_fn_file(model_fn)
         if path is None:
             return
-        outbox = self.tracker.outbox("source")
-        (outbox / path.name).write_text(
-            scrub_source(path.read_text(encoding="utf-8", errors="replace")), encoding="utf-8"
-        )
+        outbox = self.tracker.outbox(SOURCE_ARTIFACTS)
+        text = scrub_source(path.read_text(encoding="utf-8", errors="replace"))
+        (outbox / path.name).write_text(text, encoding="utf-8")
         self.tracker.log_artifacts(outbox, SOURCE_ARTIFACTS)  # provenance_tags named it
 
     def _send_events(self) -> None:
         """The TensorBoard event directories, under ``tensorboard/``."""
+        assert self._context is not None
         model_dir = self._context.model_dir
         logdirs = [d for d in (model_dir / TRAIN_DIR, model_dir / VALIDATION_DIR) if d.is_dir()]
         if not logdirs:
             return
-        outbox = self.tracker.outbox("tensorboard")
+        outbox = self.tracker.outbox(TENSORBOARD_ARTIFACTS)
         for logdir in logdirs:
             link_tree(logdir, outbox / logdir.name)
-        self.tracker.log_artifacts(outbox, "tensorboard")
+        self.tracker.log_artifacts(outbox, TENSORBOARD_ARTIFACTS)
 
     # -- beyond the moments: what the Elistimator asks of its run -------------------------------
 
-    def checkpoint_store(self):
+    def checkpoint_store(self) -> Any:
         """Where this model directory's pruned checkpoints can be fetched (its run), or None."""
-        run = self.run_record()
-        if not run.get("run_id") or not run.get("tracking_uri"):
+        run = self.record
+        if run is None or not run.run_id:
             return None
-        key = (run["tracking_uri"], run["run_id"])
+        key = (run.tracking_uri, run.run_id)
         if key not in self._stores:
             from .resolve import RunCheckpoints
 
-            self._stores[key] = RunCheckpoints(run["run_id"], run["tracking_uri"], self._cache_dir)
+            self._stores[key] = RunCheckpoints(run.run_id, run.tracking_uri, self._cache_dir)
         return self._stores[key]
 
     def register(
-        self, checkpoint: SavedCheckpoint, name: str, alias: str | None, metric: str, mode: str, force: bool = False
+        self, checkpoint: SavedCheckpoint, name: str, alias: str | None, criterion: Any, force: bool = False
     ) -> str:
         """Register ``checkpoint`` as a new version of ``name`` (see ``Elistimator.register_best``);
         an ``AliasKeptWarning`` when the alias stays where it is."""
@@ -297,6 +331,7 @@ class TrackingListener(Listener):
             from .registry import checked_registration
 
             checked_registration(name, alias)
+        run = self.record
         with tempfile.TemporaryDirectory(prefix="elistimator-register-") as work:
             export = Path(work) / "model_dir"
             checkpoint.write(export)
@@ -305,10 +340,10 @@ class TrackingListener(Listener):
                 export,
                 name,
                 alias,
-                version_tags(checkpoint.step, checkpoint.metrics, metric, mode),
-                run_id=self.run_record().get("run_id"),
-                metric=metric,
-                mode=mode,
+                version_tags(checkpoint.step, checkpoint.metrics, criterion),
+                run_id=run.run_id if run else None,
+                metric=criterion.metric,
+                mode=criterion.mode,
                 force=force,
             )
         if kept:

@@ -27,14 +27,15 @@ from mlflow.tracking import MlflowClient
 
 from .. import metadata as metadata_file
 from ..checkpoints import best_step
+from ..criterion import Criterion
 from ..errors import InvalidValueError
 from ..model_dir import ModelDirectory
+from . import logged_models
 from .http_limits import bounded, quiet
-from .logged_models import RUN_KEY_TAG, checkpoint_key, create_checkpoint_model, describe_checkpoint_model
+from .names import MODEL_ID_TAG, RUN_KEY_TAG, VALIDATION
+from .names import metric as metric_name
 from .resolve import NOT_FOUND, RunCheckpoints
 from .run_info import version_tags
-
-MODEL_ID_TAG = "elistimator.model_id"  # a version's logged model (a SQL registry does not keep model_id)
 
 
 def checked_registration(name: object, alias: object) -> None:
@@ -72,8 +73,7 @@ def register_checkpoint(
     name: str,
     alias: str | None,
     tags: Mapping[str, str],
-    metric: str,
-    mode: str,
+    criterion: Criterion,
     force: bool = False,
 ) -> tuple[str, str | None]:
     """Register the logged model of the checkpoint ``model_dir`` (one checkpoint of run ``run_id`` at
@@ -81,9 +81,9 @@ def register_checkpoint(
     and move ``alias`` by the alias rule. Returns the version and, when the alias stayed, why."""
     run = client.get_run(run_id)
     files = metadata_file.read(ModelDirectory(model_dir)).index.records[step].files
-    key = checkpoint_key(run.data.tags.get(RUN_KEY_TAG, run_id), step, files)
-    model_id = create_checkpoint_model(client, run_id, step, model_dir, key)
-    describe_checkpoint_model(client, model_id, model_dir)  # its signature and input example
+    key = logged_models.checkpoint_key(run.data.tags.get(RUN_KEY_TAG, run_id), step, files)
+    model_id = logged_models.create(client, run_id, step, model_dir, key, logged_models.Packager())
+    logged_models.describe(client, model_id, model_dir)  # its signature and input example
     try:
         client.create_registered_model(name)
     except MlflowException as error:
@@ -97,7 +97,7 @@ def register_checkpoint(
             name, source=source, run_id=run_id, model_id=model_id, tags={**tags, MODEL_ID_TAG: model_id}
         ).version
     )
-    note = None if not alias else alias_kept(client, name, alias, version, tags, metric, mode, force)
+    note = None if not alias else alias_kept(client, name, alias, version, tags, criterion, force)
     if alias and note is None:
         client.set_registered_model_alias(name, alias, version)
     return version, note
@@ -109,18 +109,17 @@ def alias_kept(
     alias: str,
     version: str,
     tags: Mapping[str, str],
-    metric: str,
-    mode: str,
+    criterion: Criterion,
     force: bool,
 ) -> str | None:
     """Why ``alias`` stays where it is rather than moving to the new ``version`` (tagged ``tags``);
     None when it moves (see the module's alias rule)."""
     if force:
         return None
-    key = f"validation/{metric}"
+    key = metric_name(VALIDATION, criterion.metric)
     new = _value(tags.get(key))
     if new is None:
-        return f"version {version} of {name!r} recorded no {key}: @{alias} is left where it is (force=True moves it)"
+        return f"version {version} of {name!r} recorded no {key}: @{alias} is left where it is (force moves it)"
     try:
         current = client.get_model_version_by_alias(name, alias)
     except MlflowException as error:
@@ -128,11 +127,11 @@ def alias_kept(
             return None
         raise
     old = _value(current.tags.get(key))
-    if old is None or (new < old if mode == "min" else new > old):
+    if old is None or Criterion(criterion.metric, criterion.mode).improves(new, old):
         return None
     return (
         f"@{alias} stays on version {current.version} of {name!r}: its {key} {old:.6g} is at least as good as "
-        f"version {version}'s {new:.6g} ({mode}; a tie keeps the current one). force=True moves it"
+        f"version {version}'s {new:.6g} ({criterion.direction}; a tie keeps the current one). force moves it"
     )
 
 
@@ -148,7 +147,7 @@ def register_best(
     run_id: str,
     name: str,
     metric: str = "loss",
-    mode: str = "min",
+    mode: str = "auto",
     alias: str | None = "champion",
     tracking_uri: str | None = None,
     cache_dir: Path | None = None,
@@ -158,9 +157,10 @@ def register_best(
     version of ``name``, moving ``alias`` by the alias rule; for runs whose model directory is
     elsewhere. Returns the version and, when the alias stayed, why."""
     checked_registration(name, alias)
+    criterion = Criterion(metric, mode)
     run = RunCheckpoints(run_id, tracking_uri, cache_dir)
     index = run.index()
-    step = best_step(index, metric, mode)
+    step = best_step(index, criterion.metric, criterion.mode)
     model_dir = run.fetch(step)
     with bounded(), quiet():
         return register_checkpoint(
@@ -170,8 +170,7 @@ def register_best(
             model_dir,
             name,
             alias,
-            version_tags(step, index.metrics(step), metric, mode),
-            metric,
-            mode,
+            version_tags(step, index.metrics(step), criterion),
+            criterion,
             force,
         )

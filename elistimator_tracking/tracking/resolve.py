@@ -1,4 +1,4 @@
-"""Checkpoints beyond the local disk: in a run's artifacts, or in the Model Registry.
+"""Checkpoints beyond the local disk: a run's logged models, or the Model Registry.
 
 ``runs:/<run_id>``, ``models:/<name>/<version>`` and ``models:/<name>@<alias>`` resolve
 to a local one-checkpoint model directory in a download cache. A download goes to a
@@ -12,13 +12,14 @@ error within seconds, not minutes.
 from __future__ import annotations
 
 import hashlib
-import math
+import json
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow.entities import ViewType
@@ -30,8 +31,18 @@ from ..checkpoints import CheckpointIndex, CheckpointRecord, Selection, checked_
 from ..errors import CheckpointNotFoundError, InvalidValueError, ModelDirectoryError
 from ..metadata import METADATA_FILE
 from ..model_dir import ModelDirectory
+from .history import live_validations
 from .http_limits import bounded, quiet
-from .layout import CHECKPOINT_ARTIFACTS, MODEL_DIR_ARTIFACT, STEP_DIR, checkpoint_artifact_path, parse_source
+from .logged_models import run_models
+from .names import (
+    CHECKSUMS_TAG,
+    LEGACY_CHECKPOINT_ARTIFACTS,
+    LEGACY_STEP_DIR,
+    MODEL_DIR_ARTIFACT,
+    MODEL_ID_TAG,
+    legacy_checkpoint_path,
+    parse_source,
+)
 from .store_uri import StoreUri, require_existing
 
 CACHE_ENV = "ELISTIMATOR_CACHE_DIR"
@@ -44,72 +55,100 @@ def default_cache_dir() -> Path:
 
 
 class RunCheckpoints:
-    """The checkpoints one run logged (``checkpoints/step-<N>/``) and their validation metrics;
-    also the ``CheckpointStore`` a model directory fetches its pruned checkpoints from."""
+    """The checkpoints one run logged and their live validation metrics; also the
+    ``CheckpointStore`` a model directory fetches its pruned checkpoints from.
+
+    A checkpoint is its logged model (``logged_models.py``); runs of release 0.1 hold them as the
+    run artifacts ``checkpoints/step-<N>/`` too, or only, and those still restore.
+    """
 
     def __init__(self, run_id: str, tracking_uri: str | None = None, cache_dir: Path | None = None):
         store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
         require_existing(store)
-        self.tracking_uri = store.public
+        self.store, self.tracking_uri = store, store.public
         self.client = MlflowClient(store.client_uri)
         self._cache_dir = cache_dir
-        self._steps: list[int] | None = None
+        self._sources: dict[int, Any] | None = None
         self._fetched: dict[int, Path] = {}
         self.run = find_run(self.client, run_id, self.tracking_uri)
         self.run_id = self.run.info.run_id
         self.label = f"run {self.run_id}"
 
     def steps(self) -> list[int]:
-        """The logged checkpoint steps (listed once per instance)."""
-        if self._steps is None:
+        """The steps of the checkpoints the run holds (listed once per instance)."""
+        return sorted(self._listed())
+
+    def _listed(self) -> dict[int, Any]:
+        """``{step: logged model, or the legacy artifact path}``: a logged model wins."""
+        if self._sources is None:
             with bounded():
-                listed = self.client.list_artifacts(self.run_id, CHECKPOINT_ARTIFACTS)
-            self._steps = sorted(
-                int(match.group(1))
-                for info in listed
-                if info.is_dir and (match := STEP_DIR.fullmatch(Path(info.path).name))
-            )
-        return self._steps
+                legacy = self.client.list_artifacts(self.run_id, LEGACY_CHECKPOINT_ARTIFACTS)
+                models = run_models(self.client, self.run.info.experiment_id, self.run_id)
+            sources: dict[int, Any] = {
+                int(match.group(1)): legacy_checkpoint_path(int(match.group(1)))
+                for info in legacy
+                if info.is_dir and (match := LEGACY_STEP_DIR.fullmatch(Path(info.path).name))
+            }
+            sources.update(models)
+            self._sources = sources
+        return self._sources
 
     def index(self) -> CheckpointIndex:
-        """Every logged checkpoint step, with the validation metrics the run holds at that step: the
-        last value logged there, should a step have been trained twice; none when that is a NaN
-        (a branch retracted the step's values: ``TrackingListener.on_branch``)."""
+        """Every checkpoint the run holds, with the validation metrics the run holds at its step (the
+        live ones: ``history.py``)."""
         steps = self.steps()
         if not steps:
             raise CheckpointNotFoundError(
-                f"run {self.run_id} in {self.tracking_uri} holds no Elistimator "
-                "checkpoint (no checkpoints/step-<N>/ artifacts)"
+                f"run {self.run_id} in {self.tracking_uri} holds no Elistimator checkpoint "
+                "(no logged model of a checkpoint, no checkpoints/step-<N>/ artifacts)"
             )
-        validations: dict[int, dict[str, float]] = {}
         with bounded():
-            for key in self.run.data.metrics:
-                if key.startswith("validation/"):
-                    for point in sorted(self.client.get_metric_history(self.run_id, key), key=lambda m: m.timestamp):
-                        if point.step in steps:
-                            validations.setdefault(point.step, {})[key[len("validation/") :]] = point.value
-        validations = {
-            step: {name: value for name, value in metrics.items() if not math.isnan(value)}
-            for step, metrics in validations.items()
-        }
+            live = live_validations(self.client, self.run)
         records = [CheckpointRecord(step, f"checkpoints/model-{step}", local=False) for step in steps]
-        return CheckpointIndex(records, validations)
+        return CheckpointIndex(records, {step: metrics for step, metrics in live.items() if step in steps})
 
     def fetch(self, step: int) -> Path:
-        """The run's checkpoint at ``step`` as a verified local model directory (cached; fetched
-        once per instance)."""
+        """The run's checkpoint at ``step`` as a verified local model directory (cached; fetched once
+        per instance); ``CheckpointNotFoundError`` naming the steps the run holds when it has none
+        there (never saved, or deleted by a retention policy)."""
         if step not in self._fetched:
-            if step not in self.steps():
+            source = self._listed().get(step)
+            if source is None:
                 raise CheckpointNotFoundError(
-                    f"run {self.run_id} logged no checkpoint at step {step}; it logged {self.steps()}"
+                    f"run {self.run_id} in {self.tracking_uri} holds no checkpoint at step "
+                    f"{step}; it holds {self.steps()}"
                 )
             target = _cache_root(self._cache_dir, self.tracking_uri) / "runs" / self.run_id / f"step-{step}"
-            self._fetched[step] = _cached(
-                target,
-                lambda where: self.client.download_artifacts(self.run_id, checkpoint_artifact_path(step), str(where)),
-                f"step-{step}",
-            )
+            if isinstance(source, str):
+
+                def fetch(where: Path, path: str = source) -> str:
+                    return self.client.download_artifacts(self.run_id, path, str(where))
+
+                self._fetched[step] = _cached(target, fetch, f"step-{step}")
+            else:
+                label = f"the checkpoint at step {step} of run {self.run_id}"
+                self._fetched[step] = _cached(
+                    target,
+                    _model_fetcher(source.artifact_location, self.store, label),
+                    "model_dir",
+                    recorded_checksums(source, label),
+                )
         return self._fetched[step]
+
+
+def recorded_checksums(model: Any, label: str) -> dict[str, str] | None:
+    """The files' sha256 the tracking store's database recorded for a checkpoint's logged model
+    (None for one logged before they were recorded)."""
+    text = model.tags.get(CHECKSUMS_TAG)
+    if text is None:
+        return None
+    try:
+        checksums = json.loads(text)
+    except ValueError:
+        raise ModelDirectoryError(f"{label}: the checksums the tracking store recorded are damaged") from None
+    if not isinstance(checksums, dict) or not all(isinstance(v, str) for v in checksums.values()):
+        raise ModelDirectoryError(f"{label}: the checksums the tracking store recorded are damaged")
+    return checksums
 
 
 def find_run(client: MlflowClient, run_id: str, tracking_uri: str):
@@ -167,7 +206,12 @@ def download_model_version(source: str, cache_dir: Path | None = None, tracking_
             ) from None
         raise
     target = _cache_root(cache_dir, uri) / "models" / name / f"version-{version.version}"
-    return _cached(target, _model_fetcher(version.source, store, f"{source} (version {version.version})"), "model_dir")
+    label = f"{source} (version {version.version})"
+    checksums = None
+    if version.tags.get(MODEL_ID_TAG):
+        with bounded():
+            checksums = recorded_checksums(client.get_logged_model(version.tags[MODEL_ID_TAG]), label)
+    return _cached(target, _model_fetcher(version.source, store, label), "model_dir", checksums)
 
 
 def download_logged_model(source: str, cache_dir: Path | None = None, tracking_uri: str | None = None) -> Path:
@@ -183,11 +227,13 @@ def download_logged_model(source: str, cache_dir: Path | None = None, tracking_u
             raise CheckpointNotFoundError(f"there is no logged model {model_id!r} in {store.public}") from None
         raise
     target = _cache_root(cache_dir, store.public) / "logged-models" / model_id
-    return _cached(target, _model_fetcher(model.artifact_location, store, source), "model_dir")
+    return _cached(
+        target, _model_fetcher(model.artifact_location, store, source), "model_dir", recorded_checksums(model, source)
+    )
 
 
 def _model_fetcher(artifact_uri: str, store: StoreUri, label: str) -> Callable[[Path], str]:
-    """Downloads an MLflow Model made by ``logged_models.package_checkpoint`` (from the store the
+    """Downloads an MLflow Model made by ``logged_models.Packager`` (from the store the
     caller named, not the default one) and returns the checkpoint directory inside it."""
 
     def fetch(where: Path) -> str:
@@ -208,7 +254,7 @@ def _model_fetcher(artifact_uri: str, store: StoreUri, label: str) -> Callable[[
 
 
 def _model_dir_artifact(model: Path) -> str | None:
-    """Where an MLflow Model made by ``logged_models.package_checkpoint`` (or, before, by the registry)
+    """Where an MLflow Model made by ``logged_models.Packager`` (or, before, by the registry)
     keeps the checkpoint (a relative path)."""
     if not (model / "MLmodel").is_file():
         return None
@@ -222,12 +268,14 @@ def _cache_root(cache_dir: Path | None, tracking_uri: str) -> Path:
     return root.absolute() / hashlib.sha256(tracking_uri.encode("utf-8")).hexdigest()[:12]
 
 
-def _cached(target: Path, fetch: Callable[[Path], str], label: str) -> Path:
+def _cached(target: Path, fetch: Callable[[Path], str], label: str, checksums: dict[str, str] | None = None) -> Path:
     """``target`` if a complete, verified copy is there; else download with ``fetch(folder) -> model dir``,
-    verify, and move into place. Nothing stays behind when anything fails."""
+    verify, and move into place. Nothing stays behind when anything fails. ``checksums``: what the
+    tracking store's database recorded for the checkpoint's files; the files must match them too,
+    not only the checksums that travel beside them in the artifact store."""
     if target.is_dir():
         try:
-            metadata_file.read_verified(ModelDirectory(target, cached=True))
+            _verified(target, checksums)
             return target
         except ModelDirectoryError:
             shutil.rmtree(target, ignore_errors=True)  # damaged since: fetch it again
@@ -237,14 +285,28 @@ def _cached(target: Path, fetch: Callable[[Path], str], label: str) -> Path:
         with bounded(), quiet():  # a progress bar per checkpoint download is not news
             downloaded = Path(fetch(work))
         require_inside(work, downloaded)
-        metadata_file.read_verified(ModelDirectory(downloaded, cached=True))  # moves into the cache as is
+        _verified(downloaded, checksums)  # moves into the cache as is
         if target.exists():  # left over, or another process completed the same download meanwhile
-            metadata_file.read_verified(ModelDirectory(target, cached=True))
+            _verified(target, checksums)
         else:
             os.replace(downloaded, target)
         return target
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _verified(model_dir: Path, checksums: dict[str, str] | None) -> None:
+    """Check a one-checkpoint model directory's files against its own checksums and, given, against
+    the ones the tracking store recorded."""
+    metadata = metadata_file.read_verified(ModelDirectory(model_dir, cached=True))
+    if checksums is not None:
+        files = [record.files for record in metadata.index.records.values()]
+        if files != [checksums]:
+            raise ModelDirectoryError(
+                f"the checkpoint in {model_dir} is not the one the tracking store recorded: its "
+                "files' sha256 differ from the store's record (changed in the artifact store?); "
+                "refusing it"
+            )
 
 
 def require_inside(root: Path, model_dir: Path) -> None:

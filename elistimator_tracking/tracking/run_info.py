@@ -22,12 +22,27 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from .names import (
+    GIT_COMMIT_TAG,
+    GIT_DIRTY_TAG,
+    MLFLOW_VERSION_TAG,
+    MODEL_FN_SOURCE_TAG,
+    MODEL_FN_TAG,
+    PYTHON_VERSION_TAG,
+    SELECTED_BY_TAG,
+    SOURCE_ARTIFACTS,
+    STEP_TAG,
+    TENSORFLOW_VERSION_TAG,
+    VALIDATION,
+    VERSION_TAG,
+    metric,
+    selected_by,
+)
 
 MAX_PARAM_KEY = 250  # MLflow's limits
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
 REDACTED = "<redacted>"
-SOURCE_ARTIFACTS = "source"  # the model function's file, in the run
 MAX_SOURCE_BYTES = 1_000_000
 #: a name holding one of these words (or its plural) looks secret: "db.password", "apiToken", "pwd"
 SECRET_WORDS = frozenset(
@@ -160,18 +175,17 @@ def provenance_tags(model_fn: Callable | None) -> dict[str, str]:
     from .._tf import tf
 
     tags = {
-        "elistimator.version": __version__,
-        "tensorflow.version": tf.__version__,
-        "mlflow.version": mlflow.__version__,
-        "python.version": sys.version.split()[0],
+        VERSION_TAG: __version__,
+        TENSORFLOW_VERSION_TAG: tf.__version__,
+        MLFLOW_VERSION_TAG: mlflow.__version__,
+        PYTHON_VERSION_TAG: sys.version.split()[0],
     }
     if model_fn is not None:
-        tags["elistimator.model_fn"] = (
-            f"{getattr(model_fn, '__module__', '?')}.{getattr(model_fn, '__qualname__', repr(model_fn))}"
-        )
+        name = getattr(model_fn, "__qualname__", repr(model_fn))
+        tags[MODEL_FN_TAG] = f"{getattr(model_fn, '__module__', '?')}.{name}"
     source = model_fn_file(model_fn)
     if source is not None:
-        tags["elistimator.model_fn.source"] = f"{SOURCE_ARTIFACTS}/{source.name}"  # the listener logs the file
+        tags[MODEL_FN_SOURCE_TAG] = f"{SOURCE_ARTIFACTS}/{source.name}"  # the listener logs the file
     tags.update(git_tags(_source_dir(model_fn)))
     return tags
 
@@ -190,7 +204,7 @@ def git_tags(directory: Path) -> dict[str, str]:
     if not commit:
         return {}
     dirty = git("status", "--porcelain", "--untracked-files=no")
-    return {"mlflow.source.git.commit": commit, "git.dirty": str(bool(dirty)).lower()}
+    return {GIT_COMMIT_TAG: commit, GIT_DIRTY_TAG: str(bool(dirty)).lower()}
 
 
 def model_fn_file(model_fn: Callable | None) -> Path | None:
@@ -212,10 +226,11 @@ def _source_dir(model_fn: Callable | None) -> Path:
     return Path.cwd()
 
 
-def version_tags(step: int, metrics: Mapping[str, float], metric: str, mode: str) -> dict[str, str]:
-    """Tags of a registered version: its global step, how it was chosen, its validation metrics."""
+def version_tags(step: int, metrics: Mapping[str, float], criterion: Any) -> dict[str, str]:
+    """Tags of a registered version: its global step, how it was chosen (a ``Criterion``), its
+    validation metrics."""
     return {
-        "elistimator.step": str(step),
-        "elistimator.selected_by": f"validation/{metric} ({mode})",
-        **{f"validation/{k}": repr(float(v)) for k, v in metrics.items()},
+        STEP_TAG: str(step),
+        SELECTED_BY_TAG: selected_by(criterion.metric, criterion.direction),
+        **{metric(VALIDATION, k): repr(float(v)) for k, v in metrics.items()},
     }

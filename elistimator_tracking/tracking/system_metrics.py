@@ -25,9 +25,9 @@ from mlflow.environment_variables import (
     MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL,
 )
 
-from .base import TrackingWarning
+from ..errors import TrackingWarning
+from .names import SYSTEM, metric
 
-PREFIX = "system/"
 DEFAULT_INTERVAL = 10.0
 
 
@@ -82,7 +82,7 @@ class SystemMetrics:
                 metrics.update(monitor.aggregate_metrics())
                 monitor.clear_metrics()
             try:
-                self._log({PREFIX + name: value for name, value in metrics.items()}, self.step)
+                self._log({metric(SYSTEM, name): value for name, value in metrics.items()}, self.step)
             except Exception as error:  # noqa: BLE001 -- e.g. the journal's disk is full: sampling ends
                 warnings.warn(
                     f"system metrics are no longer sampled: {type(error).__name__}: {error}",

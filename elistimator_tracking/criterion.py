@@ -1,0 +1,88 @@
+"""Which value is better: the one policy that checkpoint selection, the store's retention, the
+``elistimator`` command, the registry's alias rule, early stopping and sweeps all share.
+
+A ``Criterion`` names a validation metric, a mode and a ``min_delta``. ``mode='auto'`` means what
+Keras means: higher is better for accuracy-like names (``acc`` in the name, or one starting with
+``fmeasure``), lower for everything else (losses, errors). A value improves on another only by
+more than ``min_delta``; NaN never wins; among equal values the later step wins a selection.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .errors import InvalidTypeError, InvalidValueError
+
+MODES = ("min", "max", "auto")
+Key = TypeVar("Key", bound=Hashable)
+
+
+def direction(metric: str, mode: str = "auto") -> str:
+    """``'min'`` or ``'max'`` for ``metric`` in ``mode`` (``auto``: Keras' rule)."""
+    if mode != "auto":
+        return mode
+    name = metric.rsplit("/", 1)[-1].lower()
+    return "max" if "acc" in name or name.startswith("fmeasure") else "min"
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """Better by validation ``metric`` in ``mode`` (``min``, ``max`` or ``auto``), by more than ``min_delta``."""
+
+    metric: str = "loss"
+    mode: str = "auto"
+    min_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.metric, str) or not self.metric.strip():
+            raise InvalidValueError(f"metric must be a non-empty metric name, got {self.metric!r}")
+        if self.mode not in MODES:
+            raise InvalidValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if isinstance(self.min_delta, bool) or not isinstance(self.min_delta, numbers.Real):
+            raise InvalidTypeError(f"min_delta must be a number >= 0, got {self.min_delta!r}")
+        if not self.min_delta >= 0:
+            raise InvalidValueError(f"min_delta must be a number >= 0, got {self.min_delta!r}")
+
+    @property
+    def direction(self) -> str:
+        """``'min'`` or ``'max'``: ``mode`` with ``auto`` resolved for ``metric``."""
+        return direction(self.metric, self.mode)
+
+    def improves(self, value: float | None, reference: float | None) -> bool:
+        """Whether ``value`` is better than ``reference`` by more than ``min_delta`` (any real value
+        improves on no reference; NaN and None never improve)."""
+        if value is None or math.isnan(value):
+            return False
+        if reference is None or math.isnan(reference):
+            return True
+        if self.direction == "min":
+            return value < reference - self.min_delta
+        return value > reference + self.min_delta
+
+    def best(self, values: Mapping[Key, float | None]) -> Key | None:
+        """The key of the best value (ties go to the greatest key: the later step); None when no
+        value is a real number."""
+        sign = 1 if self.direction == "min" else -1
+        candidates = {k: v for k, v in values.items() if v is not None and not math.isnan(v)}
+        if not candidates:
+            return None
+        return min(candidates, key=lambda k: (sign * candidates[k], _descending(k)))
+
+    def describe(self) -> str:
+        """``loss (min)``, as tags and messages show the criterion."""
+        delta = f", min_delta {self.min_delta:g}" if self.min_delta else ""
+        return f"{self.metric} ({self.direction}{delta})"
+
+
+def _descending(key: Any) -> Any:
+    return -key if isinstance(key, numbers.Real) else key
+
+
+def checked_mode(mode: Any) -> str:
+    if mode not in MODES:
+        raise InvalidValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return mode

@@ -1,0 +1,134 @@
+"""Every name this package gives things in MLflow: tag keys, metric prefixes, artifact paths,
+logged-model names, and the model sources it reads (``runs:/``, ``models:/``).
+
+The one module that spells them (``tests/test_names.py`` refuses a spelling anywhere else), so a
+reader, a migration or a query of the store finds them in one place. A leaf: no MLflow import.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import InvalidValueError
+
+# -- tags of a run --------------------------------------------------------------------------------
+#: names a run for good, whatever its MLflow run id: a replay finds the run again by it
+RUN_KEY_TAG = "elistimator.run_key"
+#: why a FAILED or KILLED run ended (its error text, secrets redacted)
+ERROR_TAG = "elistimator.error"
+#: the greatest checkpointed step, and the best one by validation loss (updated at each checkpoint)
+LATEST_STEP_TAG = "elistimator.latest_step"
+BEST_STEP_TAG = "elistimator.best_step"
+BEST_METRIC_TAG = "elistimator.best_metric"
+#: provenance: package versions, the model function and the artifact holding its file
+VERSION_TAG = "elistimator.version"
+TENSORFLOW_VERSION_TAG = "tensorflow.version"
+MLFLOW_VERSION_TAG = "mlflow.version"
+PYTHON_VERSION_TAG = "python.version"
+MODEL_FN_TAG = "elistimator.model_fn"
+MODEL_FN_SOURCE_TAG = "elistimator.model_fn.source"
+GIT_COMMIT_TAG = "mlflow.source.git.commit"  # MLflow's own: the UI links it
+GIT_DIRTY_TAG = "git.dirty"
+#: MLflow's parent-run relation: the UI groups a study's trials under it
+PARENT_RUN_TAG = "mlflow.parentRunId"
+#: why training stopped early (a listener's request: early stopping, a pruner), at which step
+STOP_REASON_TAG = "elistimator.stop.reason"
+STOP_STEP_TAG = "elistimator.stop.step"
+STOP_BEST_TAG = "elistimator.stop.best"
+
+# -- tags of a checkpoint's logged model, and of a registered version ------------------------------
+#: names one checkpoint of one run for good (``checkpoint_key``): a replay finds the model again
+CHECKPOINT_KEY_TAG = "elistimator.checkpoint_key"
+#: the checkpoint's global step (a logged model's and a registered version's)
+STEP_TAG = "elistimator.step"
+#: the sha256 of each file of the checkpoint, as the training machine saved it: a remote restore
+#: checks the files it downloads against the store's database, not only against the checksums
+#: that travel beside them
+CHECKSUMS_TAG = "elistimator.checksums"
+#: a registered version's logged model (a SQL registry does not keep the version's model_id)
+MODEL_ID_TAG = "elistimator.model_id"
+#: how a registered version was chosen: ``validation/<metric> (<mode>)``
+SELECTED_BY_TAG = "elistimator.selected_by"
+LOGGED_MODEL_TYPE = "elistimator-checkpoint"
+
+# -- metric prefixes ----------------------------------------------------------------------------------
+TRAIN = "train"  # train/loss, every summary_every_n_steps
+VALIDATION = "validation"  # validate() results; also the tags of a registered version's metrics
+EVALUATION = "evaluation"  # evaluate(input_fn), evaluation/<name>/<metric> with a name
+SYSTEM = "system"  # system_metrics=True: MLflow's monitors
+PREFIXES = (TRAIN, VALIDATION, EVALUATION, SYSTEM)
+
+# -- artifact paths --------------------------------------------------------------------------------
+SOURCE_ARTIFACTS = "source"  # the model function's file, redacted
+TENSORBOARD_ARTIFACTS = "tensorboard"  # the train/ and validation/ event folders, at close()
+SAVED_MODEL_ARTIFACTS = "saved_models"  # SavedModels the estimator front end exported
+#: runs of release 0.1 hold each checkpoint also as ``checkpoints/step-<N>/`` (still restored)
+LEGACY_CHECKPOINT_ARTIFACTS = "checkpoints"
+LEGACY_STEP_DIR = re.compile(r"step-(\d+)")
+#: the pyfunc artifact of a checkpoint's logged model: the one-checkpoint model directory
+MODEL_DIR_ARTIFACT = "model_dir"
+
+#: ``runs:/<id>``, ``models:/m-<logged model id>``, ``models:/<name>/<version>``, ``models:/<name>@<alias>``
+SOURCE = re.compile(
+    r"^(?:runs:/(?P<run>[0-9a-zA-Z_-]+)/?"
+    r"|models:/(?P<model_id>m-[0-9a-f]+)/?"
+    r"|models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))/?)$"
+)
+
+
+def metric(prefix: str, name: object) -> str:
+    """``<prefix>/<name>``: the run's name for a metric (``validation/accuracy``)."""
+    return f"{prefix}/{name}"
+
+
+def split_metric(name: str) -> tuple[str | None, str]:
+    """``'validation/accuracy'`` -> ``('validation', 'accuracy')``; a name without one of
+    ``PREFIXES`` -> ``(None, name)``."""
+    prefix, slash, rest = name.partition("/")
+    return (prefix, rest) if slash and prefix in PREFIXES else (None, name)
+
+
+def validation_metrics(names: object) -> dict[str, str]:
+    """``{metric: run metric name}`` for the validation metrics among a run's metric ``names``."""
+    found = {}
+    for name in names:  # type: ignore[attr-defined]
+        prefix, short = split_metric(str(name))
+        if prefix == VALIDATION:
+            found[short] = str(name)
+    return found
+
+
+def selected_by(metric_name: str, mode: str) -> str:
+    """How a checkpoint was chosen: ``validation/loss (min)``."""
+    return f"{metric(VALIDATION, metric_name)} ({mode})"
+
+
+def stop_tags(step: int, reason: str, best: str | None) -> dict[str, str]:
+    """The tags that record why and where training stopped early."""
+    return {STOP_STEP_TAG: str(step), STOP_REASON_TAG: reason, **({STOP_BEST_TAG: best} if best else {})}
+
+
+def logged_model_name(step: int) -> str:
+    """A checkpoint's logged model name (what the run's "Logged models" tab lists)."""
+    return f"step-{step}"
+
+
+def legacy_checkpoint_path(step: int) -> str:
+    """``checkpoints/step-<N>``: a checkpoint as runs of release 0.1 logged it (a model directory)."""
+    return f"{LEGACY_CHECKPOINT_ARTIFACTS}/step-{step}"
+
+
+def is_remote_source(source: object) -> bool:
+    """``runs:/...`` or ``models:/...`` rather than a local model directory."""
+    return isinstance(source, str) and source.startswith(("runs:/", "models:/"))
+
+
+def parse_source(source: str) -> dict[str, str | None]:
+    """``{'run', 'model_id', 'name', 'version', 'alias'}`` of a ``runs:/`` or ``models:/`` source."""
+    match = SOURCE.match(source)
+    if not match:
+        raise InvalidValueError(
+            f"{source!r} is not a model source: expected a model directory, runs:/<run_id>, "
+            "models:/<name>/<version>, models:/<name>@<alias> or models:/m-<logged model id>"
+        )
+    return match.groupdict()
