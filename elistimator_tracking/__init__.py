@@ -1,7 +1,9 @@
 """elistimator_tracking: a training object for TF1-style graph models, tracked in MLflow.
 
 Importing the package sets TensorFlow's environment defaults (``_env.py``) but imports
-neither TensorFlow nor MLflow: ``Elistimator`` and the specs load on first use.
+neither TensorFlow nor MLflow: ``Elistimator`` and the specs load on first use. The
+listener interface (``Listener``, ``EarlyStopping``), the selection policy (``Criterion``,
+``KeepBest``) and every error and warning are light and import at once.
 """
 
 import importlib
@@ -9,7 +11,10 @@ from typing import Any
 
 from . import _env  # noqa: F401  (before anything imports TensorFlow)
 from ._version import __version__
+from .checkpoints import KeepBest
+from .criterion import Criterion
 from .datasets import named_input
+from .early_stopping import EarlyStopping
 from .errors import (
     AliasKeptWarning,
     CheckpointNotFoundError,
@@ -27,9 +32,11 @@ from .errors import (
     StoreNotFoundError,
     TrackingError,
     TrackingWarning,
+    TrainingStopped,
     UsageError,
     WorkerLostError,
 )
+from .listeners import Listener, RunContext, SavedCheckpoint
 
 _LAZY = {"Elistimator": "elistimator", "TrainSpec": "specs", "EvaluationSpec": "specs", "PredictSpec": "specs"}
 
@@ -39,6 +46,12 @@ __all__ = [
     "EvaluationSpec",
     "PredictSpec",
     "named_input",
+    "Listener",
+    "RunContext",
+    "SavedCheckpoint",
+    "EarlyStopping",
+    "Criterion",
+    "KeepBest",
     # every public error and warning (errors.py; tests/test_errors.py checks that none is missing)
     "AliasKeptWarning",
     "CheckpointNotFoundError",
@@ -56,6 +69,7 @@ __all__ = [
     "StoreNotFoundError",
     "TrackingError",
     "TrackingWarning",
+    "TrainingStopped",
     "UsageError",
     "WorkerLostError",
     "__version__",

@@ -11,7 +11,6 @@ drops; after the commit, work it delivers (docs/robustness.md). The crash points
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from . import metadata as metadata_file
 from ._faults import crash_point
@@ -29,9 +28,9 @@ class Commits:
     def write(self) -> None:
         metadata_file.write(self._directory, self.metadata())
 
-    def commit(self, name: str, moment: str, *args: Any) -> None:
-        """Announce ``moment`` (a validation, checkpoint or branch) with ``args``, then commit it."""
-        self._listeners.notify(moment, *args)
+    def commit(self, name: str, announce: Callable[[], None]) -> None:
+        """``announce()`` a validation, checkpoint or branch to the listeners, then commit it."""
+        announce()
         crash_point(f"{name}.journaled")
         committed = False
         try:
@@ -39,4 +38,4 @@ class Commits:
             committed = True
             crash_point(f"{name}.committed")
         finally:
-            self._listeners.notify("on_commit", committed)
+            self._listeners.on_commit(committed)

@@ -41,7 +41,7 @@ class Criterion:
         if not isinstance(self.metric, str) or not self.metric.strip():
             raise InvalidValueError(f"metric must be a non-empty metric name, got {self.metric!r}")
         if self.mode not in MODES:
-            raise InvalidValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+            raise InvalidValueError(f"mode must be 'min', 'max' or 'auto', got {self.mode!r}")
         if isinstance(self.min_delta, bool) or not isinstance(self.min_delta, numbers.Real):
             raise InvalidTypeError(f"min_delta must be a number >= 0, got {self.min_delta!r}")
         if not self.min_delta >= 0:
@@ -84,5 +84,5 @@ def _descending(key: Any) -> Any:
 
 def checked_mode(mode: Any) -> str:
     if mode not in MODES:
-        raise InvalidValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise InvalidValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
     return mode

@@ -8,7 +8,8 @@ core notifies (``events.py`` for TensorBoard, ``tracking/listener.py`` for MLflo
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,16 @@ import numpy as np
 from . import _exit
 from ._tf import tf
 from .checkpoint_manager import CheckpointManager
-from .checkpoints import Selection
+from .checkpoints import KeepBest, Selection
 from .commits import Commits
+from .criterion import Criterion
 from .datasets import described
-from .distribute import checked_strategy, is_chief, peer_errors
 from .distribute import describe as describe_strategy
-from .errors import UsageError
+from .distribute import is_chief, peer_errors
+from .errors import TrainingStopped, UsageError
 from .events import TensorBoardListener
 from .inputs import InputData, InputFn
-from .listeners import Listeners, RunContext
+from .listeners import Listener, Listeners, RunContext
 from .loading import ModelOrigin, load, new_model
 from .loops import Loops, StepWatch
 from .metadata import Metadata
@@ -41,32 +43,20 @@ class Elistimator:
 
     Args:
         model_fn: ``model_fn(features, is_training, params)`` returning
-            ``(TrainSpec, EvaluationSpec | None, PredictSpec | None)``; or a ``ModelOrigin``
-            (what ``from_disk`` loads, with its own settings).
+            ``(TrainSpec, EvaluationSpec | None, PredictSpec | None)``.
         model_dir: where checkpoints and TensorBoard events go (``str`` or ``Path``);
             without one, a temporary directory that lives as long as this object.
         params: passed to ``model_fn`` as its third argument.
         session_args: keyword arguments for ``tf.Session`` (``target``, ``config``).
-        verbose: progress bars and the metrics line after ``validate()``.
-        summary_every_n_steps: training loss (and the model's own ``tf.summary`` ops)
-            go to TensorBoard, and ``train/loss`` to the MLflow run, every this many global steps.
-        tracking: ``True`` (MLflow at ``MLFLOW_TRACKING_URI``, else MLflow's default
-            ``sqlite:///mlflow.db``), a tracking URI, a ``Tracker`` object, or ``False``.
-        experiment: the MLflow experiment (default: the model function's name).
-        run_name, tags: the MLflow run's name and extra tags.
-        distribute: a ``tf.distribute.MirroredStrategy`` or ``MultiWorkerMirroredStrategy``:
-            ``model_fn`` runs once per replica, each on its slice of the input function's
-            (global) batch; see ``distribute.py`` and the README's "More than one device". In a
-            multi-worker job, workers other than the chief write to a temporary directory
-            instead of ``model_dir`` and track nothing.
-        system_metrics: sample CPU, memory, disk, network and GPU use into the run as
-            ``system/<metric>`` every 10 s (MLflow's monitors). Off by default: 8 more metric
-            series per run (about 2,900 points an hour) most runs do not need (docs/performance.md).
+        verbose, summary_every_n_steps, tracking, experiment, run_name, tags, distribute,
+            system_metrics, listeners, store_retention: the options, each explained where it is
+            declared (``settings.Settings``; docs/api.md). With ``distribute`` in a multi-worker
+            job, workers other than the chief write to a temporary directory and track nothing.
     """
 
     def __init__(
         self,
-        model_fn: ModelFn | ModelOrigin,
+        model_fn: ModelFn,
         model_dir: PathLike | None = None,
         params: dict | None = None,
         session_args: Mapping[str, Any] | None = None,
@@ -79,30 +69,16 @@ class Elistimator:
         tags: Mapping[str, str] | None = None,
         distribute: Any = None,
         system_metrics: bool = False,
+        listeners: Sequence[Listener] | None = None,
+        store_retention: KeepBest | None = None,
     ):
-        distribute = checked_strategy(distribute)
-        if not is_chief(distribute):  # only the chief of a multi-worker job writes the model and tracks
-            model_dir, tracking = None, False
-        origin = (
-            model_fn
-            if isinstance(model_fn, ModelOrigin)
-            else new_model(
-                model_fn,
-                model_dir,
-                params,
-                Settings.checked(
-                    session_args,
-                    verbose=verbose,
-                    summary_every_n_steps=summary_every_n_steps,
-                    tracking=tracking,
-                    experiment=experiment,
-                    run_name=run_name,
-                    tags=tags,
-                    distribute=distribute,
-                    system_metrics=system_metrics,
-                ),
-            )
-        )
+        settings = Settings.checked(**Settings.given(locals()))
+        if not is_chief(settings.distribute):  # only the chief of a multi-worker job writes the model and tracks
+            model_dir, settings = None, replace(settings, tracking=False)
+        self._start(new_model(model_fn, model_dir, params, settings))
+
+    def _start(self, origin: ModelOrigin) -> None:
+        """Assemble the parts for ``origin`` (a new model, or one ``from_disk`` loaded)."""
         settings = origin.settings
         self._origin, self._settings, self.verbose, self._closed = origin, settings, settings.verbose, False
         self._model_fn, self._params, self._directory, self._saver = (
@@ -112,16 +88,19 @@ class Elistimator:
             origin.saver,
         )
         self._writer = origin.writer  # held by a new model; a loaded one takes it at its first write
+        recorded = origin.recorded_run
         self._run = TrackingListener(
-            make_tracker(settings.tracking, (origin.recorded_run or {}).get("tracking_uri")),
+            make_tracker(settings.tracking, recorded.tracking_uri if recorded else None),
             settings.experiment or origin.experiment,
             settings.run_name,
             settings.tags,
-            origin.recorded_run,
+            recorded,
             settings.cache_dir,
             settings.system_metrics,
+            settings.store_retention,
         )
-        self._listeners = Listeners([TensorBoardListener(), self._run])
+        self._listeners = Listeners([TensorBoardListener(), *settings.listeners, self._run])
+        self._stopped: TrainingStopped | None = None
         self._commits = Commits(self._directory, self._listeners, self._metadata)
         self._checkpoints = CheckpointManager(
             self._directory, origin.index, self._saver.max_to_keep, self._run.checkpoint_store
@@ -167,16 +146,24 @@ class Elistimator:
     def run_id(self) -> str | None:
         """The MLflow run this Elistimator tracks to (None before ``setup()``, without tracking,
         or while the store has not answered yet)."""
-        return self._run.run_record().get("run_id")
+        record = self._run.record
+        return record.run_id if record else None
 
     @property
     def tracking_uri(self) -> str | None:
         """Where this Elistimator's run is tracked (None without tracking)."""
-        return self._run.run_record().get("tracking_uri") or getattr(self._run.tracker, "tracking_uri", None)
+        record = self._run.record
+        return record.tracking_uri if record else getattr(self._run.tracker, "tracking_uri", None)
 
     @property
     def tracker(self) -> Tracker:
         return self._run.tracker
+
+    @property
+    def stopped(self) -> TrainingStopped | None:
+        """Why a listener stopped training (``EarlyStopping``, a pruner), or None: the next ``train()``
+        raises it."""
+        return self._stopped
 
     @property
     def input_signature(self) -> dict[Any, str]:
@@ -238,23 +225,25 @@ class Elistimator:
             raise
         self._saver, self._checkpoints.max_to_keep = saver, saver.max_to_keep
         self._commits.write()
-        self._listeners.notify(
-            "on_setup",
+        model = self._loops.model
+        metric_names = ("loss", *model.evaluation.metric_ops) if model.evaluation is not None else ()
+        self._listeners.on_setup(
             RunContext(
                 self.model_dir,
                 self._params,
                 saver.as_params(),
                 self._model_fn,
-                self._loops.model.graph,
+                model.graph,
                 self._checkpoints.index,
-            ),
+                metric_names,
+            )
         )
         if built_now and self._settings.distribute is not None:
-            self._listeners.notify("on_params", describe_strategy(self._settings.distribute))
+            self._listeners.on_params(describe_strategy(self._settings.distribute))
         self._commits.write()  # the run it tracks to
-        self._listeners.notify("on_input", train.role, described(train, train_input_fn))
+        self._listeners.on_input(train.role, described(train, train_input_fn))
         if validation is not None:
-            self._listeners.notify("on_input", validation.role, described(validation, validation_input_fn))
+            self._listeners.on_input(validation.role, described(validation, validation_input_fn))
         _exit.keep_open(id(self), self._close)  # a script that never calls close() still ends its run
         return self
 
@@ -269,10 +258,25 @@ class Elistimator:
         if self._loops is None or self._loops.train_stream is None:
             raise UsageError("train() needs setup(train_input_fn, ...) first")
         steps = checked_steps(steps)
-        self._checkpoints.start_branch(lambda step, dropped: self._commits.commit("branch", "on_branch", step, dropped))
-        with peer_errors(self._settings.distribute):
-            self._loops.train(steps, self.verbose, self._listeners, watch)
+        if self._stopped is not None:
+            raise self._stopped
+        self._checkpoints.start_branch(
+            lambda step, dropped: self._commits.commit("branch", lambda: self._listeners.on_branch(step, dropped))
+        )
+        try:
+            with peer_errors(self._settings.distribute):
+                self._loops.train(steps, self.verbose, self._listeners, watch)
+        finally:
+            self._take_stop()
         return self
+
+    def _take_stop(self) -> None:
+        """A stop a listener asked for during the last moment: kept (the next ``train()`` raises it)
+        and announced (the MLflow run records it)."""
+        stop, self._listeners.stop = self._listeners.stop, None
+        if stop is not None and self._stopped is None:
+            self._stopped = stop.at(self.global_step)
+            self._listeners.on_stop(self._stopped)
 
     def validate(self, input_fn: InputFn | None = None, *, watch: StepWatch | None = None) -> dict[str, float]:
         """Run the validation data once: ``{metric: value, ..., 'loss': mean loss per example}``.
@@ -292,7 +296,8 @@ class Elistimator:
         step = self.global_step
         self._checkpoints.index.record_validation(step, metrics)
         saved = self._checkpoints.saved(step, self._metadata()) if step in self._checkpoints.index.records else None
-        self._commits.commit("validate", "on_validation", step, metrics, saved)
+        self._commits.commit("validate", lambda: self._listeners.on_validation(step, metrics, saved))
+        self._take_stop()
         if self.verbose:
             print(metrics_line(metrics), flush=True)
         return metrics
@@ -304,10 +309,11 @@ class Elistimator:
         run gets them as ``evaluation/<name>/<metric>``."""
         evaluated = []
         metrics = self._require_model("evaluate()").evaluate_input(input_fn, self.verbose, watch, evaluated.append)
-        self._listeners.notify(
-            "on_evaluation", self.global_step, {f"{name}/{k}": v for k, v in metrics.items()} if name else metrics
+        self._listeners.on_evaluation(
+            self.global_step, {f"{name}/{k}": v for k, v in metrics.items()} if name else metrics
         )
-        self._listeners.notify("on_input", evaluated[0].role, described(evaluated[0], input_fn))
+        self._listeners.on_input(evaluated[0].role, described(evaluated[0], input_fn))
+        self._take_stop()
         return metrics
 
     def predict(
@@ -339,10 +345,11 @@ class Elistimator:
             step,
             uncommit=self._commits.write,
             commit=lambda: self._commits.commit(
-                "save", "on_checkpoint", self._checkpoints.saved(step, self._metadata())
+                "save", lambda: self._listeners.on_checkpoint(self._checkpoints.saved(step, self._metadata()))
             ),
         )
         self._checkpoints.remove_unreferenced_files()  # after listeners linked what they send
+        self._take_stop()
         return self._checkpoints.file_of(step)
 
     def restore_ckpt(self, path_prefix: PathLike) -> Elistimator:
@@ -354,20 +361,21 @@ class Elistimator:
         """Restore the checkpoint with the greatest global step."""
         return self._restore("latest")
 
-    def restore_best_ckpt(self, metric: str = "loss", mode: str = "min") -> Elistimator:
-        """Restore the checkpoint whose validation ``metric`` is lowest (``mode='min'``) or highest.
+    def restore_best_ckpt(self, metric: str = "loss", mode: str = "auto") -> Elistimator:
+        """Restore the checkpoint whose validation ``metric`` is best: lowest (``mode='min'``), highest
+        (``'max'``), or ``'auto'`` (highest for accuracy-like names, lowest otherwise).
 
         Checkpoints without that metric never win; ties go to the later step.
         """
         return self._restore("best", metric, mode)
 
-    def _restore(self, checkpoint: Selection, metric: str = "loss", mode: str = "min") -> Elistimator:
+    def _restore(self, checkpoint: Selection, metric: str = "loss", mode: str = "auto") -> Elistimator:
         loops = self._require_model(f"restore_{checkpoint}_ckpt()")
         self._checkpoints.restore_step(loops, self._checkpoints.select(checkpoint, metric, mode))
         return self
 
     def register_best(
-        self, name: str, metric: str = "loss", mode: str = "min", alias: str | None = "champion", force: bool = False
+        self, name: str, metric: str = "loss", mode: str = "auto", alias: str | None = "champion", force: bool = False
     ) -> str:
         """Register the best checkpoint (by validation ``metric`` and ``mode``) in the MLflow Model
         Registry as a new version of ``name`` (from the checkpoint's logged model), tagged with its
@@ -377,8 +385,9 @@ class Elistimator:
         (``mlflow.pyfunc.load_model``, ``mlflow models serve``). Returns the version number.
         """
         self._require_model("register_best()")
+        criterion = Criterion(metric, mode)
         step = self._checkpoints.select("best", metric, mode)
-        return self._run.register(self._checkpoints.saved(step, self._metadata()), name, alias, metric, mode, force)
+        return self._run.register(self._checkpoints.saved(step, self._metadata()), name, alias, criterion, force)
 
     def log_artifacts(self, directory: PathLike, artifact_path: str) -> None:
         """Send the files of ``directory`` (e.g. an exported SavedModel) to the run under ``artifact_path``."""
@@ -392,7 +401,7 @@ class Elistimator:
             global_step=self.global_step,
             max_to_keep=self._saver.max_to_keep,
             saver_args=self._saver.args,
-            tracking=self._run.run_record() or None,
+            tracking=self._run.record,
         )
 
     # -- loading ----------------------------------------------------------------------
@@ -405,7 +414,7 @@ class Elistimator:
         session_args: Mapping[str, Any] | None = None,
         *,
         metric: str = "loss",
-        mode: str = "min",
+        mode: str = "auto",
         verbose: bool = True,
         summary_every_n_steps: int = 10,
         tracking: bool | str | Tracker = True,
@@ -414,32 +423,31 @@ class Elistimator:
         tags: Mapping[str, str] | None = None,
         cache_dir: PathLike | None = None,
         system_metrics: bool = False,
+        listeners: Sequence[Listener] | None = None,
+        store_retention: KeepBest | None = None,
     ) -> Elistimator:
         """Load a model without the model function.
 
         ``model_dir`` is a local model directory, ``runs:/<run_id>`` (any checkpoint the
-        run logged), ``models:/<name>/<version>`` or ``models:/<name>@<alias>``; remote
-        checkpoints are downloaded to ``cache_dir`` (default ``$ELISTIMATOR_CACHE_DIR`` or
-        ``~/.cache/elistimator_tracking/downloads``), verified, and reused next time.
-        ``checkpoint`` is ``'latest'``, ``'best'`` (by ``metric`` and ``mode``) or a
-        global step. ``predict`` and ``evaluate`` work at once; ``setup(...)`` continues
-        training from the restored global step, keeping the checkpoint history (later
-        checkpoints are dropped, with a warning, once training goes on from an older one),
-        and resumes the MLflow run a local directory names (with ``tracking=True``, in the
-        store it was tracked to).
+        run logged), ``models:/<name>/<version>``, ``models:/<name>@<alias>`` or
+        ``models:/m-<logged model id>``; remote checkpoints are downloaded to ``cache_dir``,
+        verified, and reused next time. ``checkpoint`` is ``'latest'``, ``'best'`` (by ``metric``
+        and ``mode``) or a global step. ``predict`` and ``evaluate`` work at once; ``setup(...)``
+        continues training from the restored global step, keeping the checkpoint history (later
+        checkpoints are dropped, with a warning, once training goes on from an older one), and
+        resumes the MLflow run a local directory names (with ``tracking=True``, in the store it
+        was tracked to). The other options are ``Elistimator``'s.
         """
-        settings = Settings.checked(
-            session_args,
-            verbose=verbose,
-            summary_every_n_steps=summary_every_n_steps,
-            tracking=tracking,
-            experiment=experiment,
-            run_name=run_name,
-            tags=tags,
-            cache_dir=cache_dir,
-            system_metrics=system_metrics,
-        )
-        return cls(load(model_dir, checkpoint, metric, mode, settings))
+        settings = Settings.checked(**Settings.given(locals()))
+        return cls._from_origin(load(model_dir, checkpoint, metric, mode, settings))
+
+    @classmethod
+    def _from_origin(cls, origin: ModelOrigin) -> Elistimator:
+        """An Elistimator of a model ``loading.py`` found (``from_disk``; the estimator front end's
+        ``continued_model``)."""
+        estimator = cls.__new__(cls)
+        estimator._start(origin)
+        return estimator
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -457,7 +465,7 @@ class Elistimator:
         self._closed = True
         _exit.closed(id(self))
         try:
-            self._listeners.notify("on_close", status, error)
+            self._listeners.on_close(status, error)
             if self._loops is not None:
                 if self._loops.train_stream is not None:  # set up: the run id, if the store answered late
                     self._commits.write()
@@ -469,7 +477,8 @@ class Elistimator:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        """Leaving the block ends the run: FINISHED, KILLED on Ctrl-C, FAILED (with the error) otherwise."""
+        """Leaving the block ends the run: FINISHED (also after a ``TrainingStopped``), KILLED on Ctrl-C,
+        FAILED (with the error) otherwise."""
         self._close(*_exit.status_of(exc))
 
     # -- helpers --------------------------------------------------------------------

@@ -73,6 +73,26 @@ class WorkerLostError(ElistimatorError, RuntimeError):
     session's ``operation_timeout_in_ms``: the step could not complete on every worker."""
 
 
+class TrainingStopped(ElistimatorError):
+    """A listener stopped training: ``EarlyStopping``, a sweep's pruner, or a listener of yours that
+    raised it. The moment it was raised in completes (a validation or checkpoint is committed),
+    training ends after the step in progress, and the next ``train()`` raises it; ``reason`` says
+    why, ``step`` at which global step, ``best`` the best value so far when there is one. A run that
+    ends with it ends ``run_status`` (FINISHED: a stop is no failure)."""
+
+    run_status = "FINISHED"
+
+    def __init__(self, reason: str, *, step: int | None = None, best: str | None = None):
+        super().__init__(reason)
+        self.reason, self.step, self.best = reason, step, best
+
+    def at(self, step: int) -> TrainingStopped:
+        """This stop at global ``step`` (the one it was asked at, unless it said)."""
+        if self.step is None:
+            self.step = step
+        return self
+
+
 class ElistimatorWarning(UserWarning):
     """Base of every warning this package gives."""
 

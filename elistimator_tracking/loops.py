@@ -196,15 +196,15 @@ class Loops:
                 values = this.own(fetched)
                 if not self._batch_size_told:
                     self._batch_size_told = True
-                    listeners.notify("on_params", {"batch_size": size})
+                    listeners.on_params({"batch_size": size})
                 step, loss = self._after_step(values, done, listeners)
                 done += 1
                 if verbose:
                     bar.set_postfix(loss=f"{loss:.6f}", refresh=False)
                     bar.update()
-                if this.finished(fetched):  # after the listeners heard of the step
+                if this.finished(fetched) or listeners.stop is not None:  # after the listeners heard of the step
                     break
-        listeners.notify("on_train_end", step)
+        listeners.on_train_end(step)
 
     def _train_total(self, steps: int | None) -> int | None:
         if steps is not None:
@@ -236,7 +236,7 @@ class Loops:
         if not math.isfinite(loss):
             raise DivergedError(f"training loss is {loss} at global step {step} (step {done + 1} of this train() call)")
         if step % self.summary_every_n_steps == 0:
-            listeners.notify("on_train_summary", step, {"loss": loss}, values[2] if len(values) > 2 else None)
+            listeners.on_train_summary(step, {"loss": loss}, values[2] if len(values) > 2 else None)
         return step, loss
 
     # -- evaluation ---------------------------------------------------------------------

@@ -33,7 +33,8 @@ SANDBOX = Path(tempfile.mkdtemp(prefix="elistimator-tests-"))
 (SANDBOX / "home").mkdir()
 os.environ.update(sandbox_environment(SANDBOX))
 
-import numpy as np  # noqa: E402  (after the sandbox: these imports read HOME)
+import mlflow  # noqa: E402  (after the sandbox: these imports read HOME)
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec  # noqa: E402
@@ -194,9 +195,32 @@ def history(client, run_id: str, key: str):
     return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
 
 
-def artifact_steps(client, run_id: str):
-    """The steps of the run's ``checkpoints/step-<N>`` artifacts."""
-    return sorted(int(a.path.rsplit("-", 1)[1]) for a in client.list_artifacts(run_id, "checkpoints"))
+def pending(reports) -> dict:
+    """``{tracking_uri: operations still pending}`` of what ``sync`` answered, after checking that it
+    lost nothing and quarantined nothing."""
+    for report in reports.values():
+        assert not report.lost and not report.quarantined, report
+    return {uri: report.pending for uri, report in reports.items()}
+
+
+def stored_steps(client, run_id: str):
+    """The steps of the run's checkpoints in the store (its READY logged models), each once: a step
+    stored twice fails here."""
+    experiment_id = client.get_run(run_id).info.experiment_id
+    models = client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
+    steps = [int(m.tags["elistimator.step"]) for m in models if str(m.status) == "READY"]
+    assert len(steps) == len(set(steps)), f"a checkpoint stored twice: {sorted(steps)}"
+    return sorted(steps)
+
+
+def stored_checkpoint(client, run_id: str, step: int, destination: Path) -> Path:
+    """Download the run's checkpoint at ``step`` (its logged model's model directory) to ``destination``."""
+    experiment_id = client.get_run(run_id).info.experiment_id
+    (model,) = [m for m in client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
+                if m.tags["elistimator.step"] == str(step)]
+    local = mlflow.artifacts.download_artifacts(artifact_uri=model.artifact_location, dst_path=str(destination),
+                                                tracking_uri=client.tracking_uri)
+    return Path(local) / "artifacts" / "model_dir"
 
 
 def tree(root: Path) -> dict:

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import artifact_steps, dataset_fn, history, tiny_model_fn, train_epochs
+from conftest import dataset_fn, history, stored_steps, tiny_model_fn, train_epochs
 from mlflow import MlflowClient
 
 from elistimator_tracking import Elistimator
@@ -94,7 +94,7 @@ def test_a_run_source_at_an_older_checkpoint_trains_on_without_the_later_ones(hi
     est.restore_latest_ckpt()
     assert est.global_step == 18
     est.close()
-    assert artifact_steps(MlflowClient(), history_dir["run_id"]) == [9, 18, 27, 36]  # the source run is untouched
+    assert stored_steps(MlflowClient(), history_dir["run_id"]) == [9, 18, 27, 36]  # the source run is untouched
 
 
 def test_loading_the_latest_checkpoint_or_only_predicting_drops_nothing(history_dir, data):

@@ -161,7 +161,7 @@ def test_restore_errors(estimator, tmp_path):
     estimator.validate()
     with pytest.raises(LookupError, match=r"no checkpoint has a validation metric 'f1'.*\['accuracy', 'loss'\]"):
         estimator.restore_best_ckpt(metric="f1")
-    with pytest.raises(ValueError, match="mode must be 'min' or 'max', got 'lowest'"):
+    with pytest.raises(ValueError, match="mode must be 'min', 'max' or 'auto', got 'lowest'"):
         estimator.restore_best_ckpt(mode="lowest")
     with pytest.raises(CheckpointNotFoundError, match=r"no checkpoint at .*model-4'.*checkpoints on local disk: \['/"):
         estimator.restore_ckpt(tmp_path / "model" / "checkpoints" / "model-4")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import artifact_steps, history
+from conftest import history, pending, stored_steps
 from mlflow import MlflowClient
 
 from elistimator_tracking import Elistimator
@@ -113,7 +113,7 @@ def test_a_kill_at_each_named_crash_point_leaves_a_loadable_directory_and_a_deli
     assert worker.died() == -signal.SIGKILL
     printed = max(worker.saved, default=step)  # a save may complete between the kill and its "saved" line
     assert max(loads_newest(model_dir)) in (printed, printed + 3)
-    assert sync(model_dir) == {store: 0}
+    assert pending(sync(model_dir)) == {store: 0}
     client = MlflowClient(store)
     (run,) = client.search_runs([client.get_experiment_by_name("model_fn").experiment_id])
     with Elistimator.from_disk(model_dir, verbose=False, tracking=False) as estimator:
@@ -121,7 +121,7 @@ def test_a_kill_at_each_named_crash_point_leaves_a_loadable_directory_and_a_deli
     logged = dict(history(client, run.info.run_id, "validation/loss"))
     assert all(logged[s] == c["metrics"]["loss"] for s, c in checkpoints.items() if s in logged)
     lost = {s for s, c in checkpoints.items() if c["metrics"] and s not in logged}
-    missing = set(checkpoints) - set(artifact_steps(client, run.info.run_id))
+    missing = set(checkpoints) - set(stored_steps(client, run.info.run_id))
     assert (lost, missing) == (set(), set())  # journaled before committed: nothing lost at any boundary
 
 

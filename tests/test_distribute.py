@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import artifact_steps, blobs, dataset_fn, history, tiny_model_fn
+from conftest import blobs, dataset_fn, history, stored_steps, tiny_model_fn
 from distribute_worker import PEER_TIMEOUT_MS, examples
 
 from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
@@ -260,7 +260,7 @@ def test_two_workers_train_one_run_with_every_checkpoint_once(tmp_path):
         "2",
         "2",
     )
-    assert artifact_steps(client, runs[0].info.run_id) == [4, 8, 12]
+    assert stored_steps(client, runs[0].info.run_id) == [4, 8, 12]
     assert [step for step, _ in history(client, runs[0].info.run_id, "validation/accuracy")] == [4, 8, 12]
     loaded = Elistimator.from_disk(tmp_path / "model", verbose=False, tracking=False)  # one device, no peers
     assert loaded.global_step == 12 and sorted(loaded.checkpoints) == [4, 8, 12]

@@ -13,7 +13,7 @@ import estimator_programs as programs
 import mlflow
 import numpy as np
 import pytest
-from conftest import artifact_steps, history
+from conftest import history, stored_steps
 from mlflow import MlflowClient
 
 from elistimator_tracking import Elistimator
@@ -61,7 +61,7 @@ def test_the_run_holds_losses_validations_evaluations_checkpoints_and_the_saved_
     assert [step for step, _ in history(client, run_id, "train/loss")] == [5, 10, 15, 20, 25, 30]
     assert [step for step, _ in history(client, run_id, "validation/accuracy")] == [10, 20, 30]
     assert history(client, run_id, "evaluation/holdout/accuracy") == [(30, pytest.approx(holdout["accuracy"]))]
-    assert artifact_steps(client, run_id) == [10, 20, 30]
+    assert stored_steps(client, run_id) == [10, 20, 30]
     saved = [a.path for a in client.list_artifacts(run_id, "saved_models")]
     assert saved == [f"saved_models/{Path(exported.decode()).name}"]
     assert "saved_model.pb" in [Path(a.path).name for a in client.list_artifacts(run_id, saved[0])]
@@ -181,7 +181,7 @@ def test_training_resumes_after_a_sigkill_in_the_same_run(tmp_path):
     est.close()
     run_id = json.loads((model_dir / "elistimator.json").read_text())["tracking"]["run_id"]
     client = MlflowClient()
-    assert artifact_steps(client, run_id) == [10, 20, 30, 40]
+    assert stored_steps(client, run_id) == [10, 20, 30, 40]
     # one run: the killed process's losses (its journal delivered them if it could not) and the resumed ones
     assert [step for step, _ in history(client, run_id, "train/loss")] == [5, 10, 15, 20, 25, 30, 35, 40]
 

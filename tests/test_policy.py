@@ -15,11 +15,11 @@ from elistimator_tracking.checkpoints import (
     CheckpointIndex,
     CheckpointRecord,
     best_step,
-    checked_mode,
     checked_selection,
     latest_step,
     select_step,
 )
+from elistimator_tracking.criterion import checked_mode
 from elistimator_tracking.errors import CheckpointNotFoundError
 
 LOSSES = {10: 0.9, 20: 0.4, 30: 0.4, 40: 0.7}
@@ -103,9 +103,9 @@ def test_selections_refused_with_what_is_expected(refused):
 
 
 def test_modes():
-    assert (checked_mode("min"), checked_mode("max")) == ("min", "max")
+    assert (checked_mode("min"), checked_mode("max"), checked_mode("auto")) == ("min", "max", "auto")
     for refused in ("MIN", "minimum", None):
-        with pytest.raises(ValueError, match="mode must be 'min' or 'max'"):
+        with pytest.raises(ValueError, match="mode must be 'min', 'max' or 'auto'"):
             checked_mode(refused)
     with pytest.raises(ValueError, match="mode must be"):
         best_step(index_of(), "loss", "lowest")

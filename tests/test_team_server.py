@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import artifact_steps, dataset_fn, history, tiny_model_fn, train_epochs
+from conftest import dataset_fn, history, pending, stored_steps, tiny_model_fn, train_epochs
 from mlflow import MlflowClient
 from mlflow_server import MlflowServer, PostgresServer, postgres_bin
 
@@ -165,7 +165,7 @@ def test_a_process_that_did_not_train_restores_registers_and_serves_through_prox
         run_id = est.run_id
     client = MlflowClient(team_server.uri)
     assert client.get_run(run_id).info.artifact_uri.startswith("mlflow-artifacts:/")
-    assert artifact_steps(client, run_id) == [9, 18, 27]
+    assert stored_steps(client, run_id) == [9, 18, 27]
     assert list((team_server.root / "artifacts").rglob("step-9"))  # stored by the server, not by the client
     best = min(returned, key=lambda step: returned[step]["loss"])
     np.save(tmp_path / "vx.npy", vx)
@@ -246,7 +246,7 @@ def test_a_user_with_the_right_credentials_tracks_and_the_password_is_written_no
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and permission_of_the_user(auth_server, run.info.experiment_id) == "MANAGE"
     assert history(client, run_id, "validation/loss") == [(s, m["loss"]) for s, m in returned.items()]
-    assert artifact_steps(client, run_id) == [9, 18]
+    assert stored_steps(client, run_id) == [9, 18]
     out, err = capfd.readouterr()
     assert USER_PASSWORD not in out + err
     for place in (tmp_path / "model", auth_server.root, postgres.data):
@@ -269,12 +269,12 @@ def test_a_refused_login_warns_once_keeps_the_work_and_sync_delivers_it_once(
     assert any(p.stat().st_size for p in (model_dir / "tracking").glob("store-*/journal.jsonl"))
     client = client_of(auth_server, monkeypatch)  # the credentials fixed
     assert client.get_experiment_by_name(experiment) is None
-    assert sync(model_dir) == {auth_server.uri: 0}
-    assert sync(model_dir) == {auth_server.uri: 0}  # again: nothing is sent twice
+    assert pending(sync(model_dir)) == {auth_server.uri: 0}
+    assert pending(sync(model_dir)) == {auth_server.uri: 0}  # again: nothing is sent twice
     (run,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     assert run.info.status == "FINISHED" and permission_of_the_user(auth_server, run.info.experiment_id) == "MANAGE"
     assert history(client, run.info.run_id, "validation/loss") == [(s, m["loss"]) for s, m in returned.items()]
-    assert artifact_steps(client, run.info.run_id) == [9, 18]
+    assert stored_steps(client, run.info.run_id) == [9, 18]
     out, err = capfd.readouterr()
     for secret in (USER_PASSWORD, wrong):
         assert secret not in out + err + "".join(tracking)
@@ -374,7 +374,7 @@ def test_six_trainings_at_once_lose_and_duplicate_nothing_while_the_server_resta
         assert runs[run_id].info.status == "FINISHED"
         points = history(client, run_id, "validation/loss")
         assert points == [(s, m["loss"]) for s, m in returned.items()]
-        checkpoints = artifact_steps(client, run_id)
+        checkpoints = stored_steps(client, run_id)
         assert checkpoints == result["saved"]
         expected += len(returned) + len(result["saved"])
         found += len({s for s, _ in points}) + len(set(checkpoints))
@@ -405,8 +405,8 @@ def test_an_account_without_permission_warns_once_and_sync_delivers_after_the_gr
     client = MlflowClient(auth_server.uri)
     assert client.search_runs([experiment_id]) == []
     as_admin(auth_server, lambda auth: auth.grant_user_permission(OTHER, "experiment", experiment_id, "EDIT"))
-    assert sync(tmp_path / "model") == {auth_server.uri: 0}
+    assert pending(sync(tmp_path / "model")) == {auth_server.uri: 0}
     (run,) = client.search_runs([experiment_id])
     assert run.info.status == "FINISHED"
     assert history(client, run.info.run_id, "validation/loss") == [(s, m["loss"]) for s, m in returned.items()]
-    assert artifact_steps(client, run.info.run_id) == [9, 18]
+    assert stored_steps(client, run.info.run_id) == [9, 18]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import artifact_steps, best_of, dataset_fn, history, tiny_model_fn, train_epochs
+from conftest import best_of, dataset_fn, history, pending, stored_checkpoint, stored_steps, tiny_model_fn, train_epochs
 from mlflow import MlflowClient
 
 from elistimator_tracking import Elistimator
@@ -68,7 +68,7 @@ def test_a_run_holds_params_tags_metrics_and_every_checkpoint(tmp_path, store, d
         assert history(client, run_id, f"validation/{name}") == [(s, m[name]) for s, m in returned.items()]
         assert history(client, run_id, f"evaluation/{name}") == [(step, evaluated[name])]
     assert [s for s, _ in history(client, run_id, "train/loss")] == [10, 20, 30]
-    assert artifact_steps(client, run_id) == [9, 18, 27, 36]  # pruned locally, all in the run
+    assert stored_steps(client, run_id) == [9, 18, 27, 36]  # pruned locally, all in the run
     assert {a.path for a in client.list_artifacts(run_id, "tensorboard")} == {
         "tensorboard/train",
         "tensorboard/validation",
@@ -88,8 +88,8 @@ def test_a_logged_checkpoint_alone_restores_the_model(tmp_path, store, data):
         est.train()  # a later step the artifact must not contain
         run_id = est.run_id
     shutil.rmtree(tmp_path / "model")
-    local = MlflowClient(store).download_artifacts(run_id, "checkpoints/step-18", str(tmp_path / "download"))
-    saved = json.loads((tmp_path / "download" / "step-18" / "elistimator.json").read_text())
+    local = stored_checkpoint(MlflowClient(store), run_id, 18, tmp_path / "download")
+    saved = json.loads((local / "elistimator.json").read_text())
     assert list(saved["checkpoints"]) == ["18"] and set(saved["validations"]["18"]) == {"accuracy", "loss"}
     assert set(saved["checkpoints"]["18"]["files"]) == {
         "model-18.index",
@@ -138,7 +138,7 @@ def test_from_disk_and_setup_resume_the_same_run(tmp_path, store, data):
     assert client.get_run(run_id).info.status == "FINISHED"
     assert [s for s, _ in history(client, run_id, "validation/loss")] == [9, 18, 27, 36]
     assert [s for s, _ in history(client, run_id, "train/loss")] == [10, 20, 30]
-    assert artifact_steps(client, run_id) == [9, 18, 27, 36]
+    assert stored_steps(client, run_id) == [9, 18, 27, 36]
     assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
 
 
@@ -169,12 +169,12 @@ def test_a_malformed_uri_warns_once_trains_and_keeps_everything_for_sync(tmp_pat
     messages = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
     assert len(messages) == 2 and "notascheme://nowhere is behind" in messages[0]
     assert "could not be delivered" in messages[1] and str(tmp_path / "model" / "tracking") in messages[1]
-    assert sync(tmp_path / "model", tracking_uri=store) == {store: 0}
+    assert pending(sync(tmp_path / "model", tracking_uri=store)) == {store: 0}
     client = MlflowClient(store)
     (run,) = client.search_runs([client.get_experiment_by_name("tiny_model_fn").experiment_id])
     assert run.info.status == "FINISHED"
     assert [s for s, _ in history(client, run.info.run_id, "validation/loss")] == [9, 18]
-    assert artifact_steps(client, run.info.run_id) == [9, 18]
+    assert stored_steps(client, run.info.run_id) == [9, 18]
 
 
 def test_a_deleted_experiment_is_named_and_tracked_once_restored(tmp_path, store, data):
@@ -187,9 +187,9 @@ def test_a_deleted_experiment_is_named_and_tracked_once_restored(tmp_path, store
             est.setup(dataset_fn(x, y))
             est.train().save_ckpt()
     client.restore_experiment(client.get_experiment_by_name("gone").experiment_id)
-    assert sync(tmp_path / "model") == {store: 0}
+    assert pending(sync(tmp_path / "model")) == {store: 0}
     (run,) = client.search_runs([client.get_experiment_by_name("gone").experiment_id])
-    assert artifact_steps(client, run.info.run_id) == [9]
+    assert stored_steps(client, run.info.run_id) == [9]
 
 
 def test_a_run_the_store_no_longer_knows_gets_a_new_run(tmp_path, store, data):
@@ -224,30 +224,17 @@ def test_replaying_delivered_work_adds_nothing(tmp_path, store, data):
     before = {key: history(client, run_id, key) for key in ("train/loss", "validation/loss")}
     (spool / "journal.jsonl").write_text(journal)  # as if none of it had been acknowledged
     (spool / "delivered").write_text("0\n")
-    assert sync(tmp_path / "model") == {store: 0}
+    assert pending(sync(tmp_path / "model")) == {store: 0}
     assert {key: history(client, run_id, key) for key in before} == before
-    assert artifact_steps(client, run_id) == [9, 18, 27]
+    assert stored_steps(client, run_id) == [9, 18, 27]
     assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
-
-
-def test_a_torn_journal_line_from_a_crash_is_cut_off(tmp_path):
-    from elistimator_tracking.tracking.spool import Spool
-
-    spool = Spool(tmp_path, "sqlite:///x.db")
-    spool.append({"op": "metrics", "metrics": {"a": 1.0}, "step": 1, "timestamp": 1})
-    with open(spool.path / "journal.jsonl", "a") as handle:
-        handle.write('{"seq": 2, "op": "metr')
-    reopened = Spool(tmp_path, "sqlite:///x.db")
-    assert [op["seq"] for op in reopened.pending()] == [1]
-    assert reopened.append({"op": "tags", "tags": {}})["seq"] == 2
-    assert [op["seq"] for op in Spool(tmp_path, "sqlite:///x.db").pending()] == [1, 2]
 
 
 class DiskFullOnce(MlflowTracker):
     """A real MLflow tracker whose outbox fails once, as on a full disk."""
 
     def outbox(self, name):
-        if name == "step-9":
+        if name == "model-step-9":
             raise OSError(28, "No space left on device")
         return super().outbox(name)
 
@@ -261,7 +248,7 @@ def test_one_failed_tracking_call_loses_only_itself(tmp_path, store, data):
             run_id = est.run_id
     client = MlflowClient(store)
     assert client.get_run(run_id).info.status == "FINISHED"
-    assert artifact_steps(client, run_id) == [18]
+    assert stored_steps(client, run_id) == [18]
     assert [s for s, _ in history(client, run_id, "validation/loss")] == [9, 18]
 
 
@@ -302,7 +289,7 @@ def test_sync_to_another_store_moves_the_model_directory_there(tmp_path, store, 
         with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=tracker) as est:
             est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
             train_epochs(est, 1, save_first=True)
-    assert sync(tmp_path / "model", tracking_uri=store) == {store: 0}
+    assert pending(sync(tmp_path / "model", tracking_uri=store)) == {store: 0}
     recorded = json.loads((tmp_path / "model" / "elistimator.json").read_text())["tracking"]
     assert recorded["tracking_uri"] == store and recorded["run_id"]
     with Elistimator.from_disk(tmp_path / "model", verbose=False) as resumed:
@@ -371,7 +358,7 @@ def test_the_next_run_in_the_model_directory_delivers_what_the_last_one_kept(tmp
     (run,) = client.search_runs([client.get_experiment_by_name("tiny_model_fn").experiment_id])
     assert run.info.run_id == run_id and run.info.status == "FINISHED" and run.data.params["batch_size"] == "8"
     assert history(client, run_id, "validation/loss") == [(s, m["loss"]) for s, m in returned.items()]
-    assert artifact_steps(client, run_id) == [9, 18, 27]
+    assert stored_steps(client, run_id) == [9, 18, 27]
 
 
 RUN_CREATED_THEN_KILLED = """
@@ -416,7 +403,7 @@ def test_a_run_created_just_before_a_crash_is_found_again_by_its_run_key(tmp_pat
     (run,) = client.search_runs([created.info.experiment_id])
     assert run.info.run_id == created.info.run_id and run.info.status == "FINISHED"
     assert history(client, run.info.run_id, "validation/loss") == sorted(losses.items())
-    assert artifact_steps(client, run.info.run_id) == [9, 18, 27]
+    assert stored_steps(client, run.info.run_id) == [9, 18, 27]
 
 
 @pytest.mark.parametrize("code, status", [(0, "FINISHED"), (None, "FINISHED"), (3, "KILLED")])
@@ -496,8 +483,8 @@ class ListTracker(Tracker):
     def __init__(self, outboxes: Path):
         self.outboxes, self.calls = outboxes, []
 
-    def start(self, spool_root, experiment, run_name, tags, resume=None, committed=None):
-        self.calls.append(("start", experiment, run_name))
+    def start(self, spool_root, run, run_name=None, tags=None, local=None):
+        self.calls.append(("start", run.experiment, run_name))
 
     def log_params(self, params):
         self.calls.append(("params", dict(params)))
@@ -516,11 +503,11 @@ class ListTracker(Tracker):
     def log_artifacts(self, directory, artifact_path):
         self.calls.append(("artifacts", artifact_path, sorted(p.name for p in Path(directory).rglob("*.index"))))
 
+    def log_checkpoint_model(self, directory, step, files, metadata_only=False):
+        self.calls.append(("checkpoint", step, sorted(p.name for p in Path(directory).rglob("*.index"))))
+
     def finish(self, status, error=None):
         self.calls.append(("finish", status, error))
-
-    def describe(self):
-        return None
 
     def register(self, step, model_dir, name, alias, tags, run_id=None):
         raise NotImplementedError
@@ -547,12 +534,8 @@ def test_a_tracker_object_plugs_in_another_backend(tmp_path, data):
     assert params["learning_rate"] == "0.5" and params["batch_size"] == "8" and params["saver.max_to_keep"] == "5"
     validations = {c[1]: c[2] for c in calls if c[0] == "metrics" and "validation/loss" in c[2]}
     assert validations == {s: {f"validation/{k}": v for k, v in m.items()} for s, m in returned.items()}
-    assert [c[1:] for c in calls if c[0] == "artifacts"] == [
-        ("source", []),  # the model function's file
-        ("checkpoints/step-9", ["model-9.index"]),
-        ("checkpoints/step-18", ["model-18.index"]),
-        ("tensorboard", []),
-    ]
+    assert [c[1:] for c in calls if c[0] == "artifacts"] == [("source", []), ("tensorboard", [])]  # the model_fn's file
+    assert [c[1:] for c in calls if c[0] == "checkpoint"] == [(9, ["model-9.index"]), (18, ["model-18.index"])]
     assert {c[1]["elistimator.latest_step"] for c in calls if c[0] == "tags"} == {"9", "18"}
     assert kinds.count("start") == 1
 

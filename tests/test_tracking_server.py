@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import artifact_steps, dataset_fn, history, tiny_model_fn, train_epochs
+from conftest import dataset_fn, history, pending, stored_steps, tiny_model_fn, train_epochs
 from mlflow import MlflowClient
 from mlflow_server import FlakyProxy, MlflowServer
 
@@ -46,7 +46,7 @@ def test_a_run_through_the_server_holds_everything_and_restores(tmp_path, shared
     client = MlflowClient(server.uri)
     assert client.get_run(run_id).info.status == "FINISHED"
     assert [s for s, _ in history(client, run_id, "validation/accuracy")] == [9, 18]
-    assert artifact_steps(client, run_id) == [9, 18]
+    assert stored_steps(client, run_id) == [9, 18]
     local = client.download_artifacts(run_id, "checkpoints/step-18", str(tmp_path / "download"))
     with Elistimator.from_disk(local, tracking=False, verbose=False) as restored:
         np.testing.assert_array_equal(restored.predict(x=vx)["classes"], expected)
@@ -72,7 +72,7 @@ def test_killing_the_server_mid_training_loses_and_duplicates_nothing(tmp_path, 
     for name in ("loss", "accuracy"):
         assert history(client, run_id, f"validation/{name}") == [(s, m[name]) for s, m in returned.items()]
     assert [s for s, _ in history(client, run_id, "train/loss")] == list(range(10, 63, 10))
-    assert artifact_steps(client, run_id) == steps
+    assert stored_steps(client, run_id) == steps
     assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
 
 
@@ -89,14 +89,14 @@ def test_work_done_while_the_store_was_unreachable_is_delivered_by_sync(tmp_path
                 est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
                 returned = train_epochs(est, 2)
         proxy.up()
-        assert sync(tmp_path / "model") == {proxy.uri: 0}
+        assert pending(sync(tmp_path / "model")) == {proxy.uri: 0}
     finally:
         proxy.close()
     client = MlflowClient(shared_server.uri)
     (run,) = client.search_runs([client.get_experiment_by_name("unreachable-then-sync").experiment_id])
     assert run.info.status == "FINISHED" and run.data.params["batch_size"] == "8"
     assert history(client, run.info.run_id, "validation/loss") == [(s, m["loss"]) for s, m in returned.items()]
-    assert artifact_steps(client, run.info.run_id) == [9, 18]
+    assert stored_steps(client, run.info.run_id) == [9, 18]
 
 
 def test_restore_and_registry_through_the_server(tmp_path, shared_server, data, monkeypatch):

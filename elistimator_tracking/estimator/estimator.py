@@ -89,7 +89,7 @@ class Estimator:
         self._params = copy.deepcopy(dict(params or {}))
         self._model = EstimatorModel(model_fn, config, self._trained_layout, warm_start_from)
         settings = Settings.checked(
-            config.session_args(),
+            session_args=config.session_args(),
             verbose=verbose,
             summary_every_n_steps=config.save_summary_steps,
             tracking=tracking,
@@ -103,7 +103,7 @@ class Estimator:
             self._model, directory, self._params, settings
         )
         self._recorded = origin.metadata.graph if origin.metadata is not None else None
-        self._elistimator = Elistimator(origin)
+        self._elistimator = Elistimator._from_origin(origin)
         self._config = config.replace(model_dir=str(self._elistimator.model_dir))
         self._model.config = self._config
         self._layout: Layout | None = self._read_layout()

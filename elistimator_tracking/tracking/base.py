@@ -98,8 +98,9 @@ class Tracker:
 
     @property
     def record(self) -> RunRecord | None:
-        """The run this tracker tracks to, as the model directory records it (None when not tracking)."""
-        raise NotImplementedError
+        """The run this tracker tracks to, as the model directory records it to resume it (None: a
+        tracker that resumes nothing, or before ``start``)."""
+        return None
 
     def register(
         self,

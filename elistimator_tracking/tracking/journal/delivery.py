@@ -13,6 +13,7 @@ takes the same calls. Every call here is one MLflow documents on ``MlflowClient`
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -323,27 +324,22 @@ class Delivery:
 
 
 def summary(error: BaseException) -> str:
-    """What went wrong, short and whole: the error's type and its first line, and for a connection
-    that failed the innermost cause (``Connection refused``), not a cut-off chain of wrappers."""
+    """What went wrong, short and whole: the error's type and its first line; for a connection that
+    failed, where to and the innermost reason (``[Errno 111] Connection refused``, ``Remote end
+    closed connection without response``) instead of a chain of wrappers cut in the middle."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    cause = _root_cause(error)
-    if cause is not None:
-        return f"{type(error).__name__}: {cause}"
+    caused = text.rfind("(Caused by ")
+    if caused >= 0:
+        tail = text[caused:]
+        errno = re.search(r"\[Errno -?\d+\][^'\")(]*", tail)
+        quoted = [a or b for a, b in re.findall(r"'([^']+)'|\"([^\"]+)\"", tail)]
+        reason = errno.group(0).strip().rstrip(".:") if errno else (quoted[-1] if quoted else tail[11:60])
+        where = re.search(r"host='([^']+)', port=(\d+)", text)
+        place = f" from {where.group(1)}:{where.group(2)}" if where else ""
+        return f"{type(error).__name__}: no answer{place}: {reason}"
+    if "read timed out" in text.lower():
+        return f"{type(error).__name__}: the store did not answer in time (read timed out)"
     return f"{type(error).__name__}: {text if len(text) <= 300 else text[:297] + '...'}"
-
-
-def _root_cause(error: BaseException) -> str | None:
-    """For a failed connection (requests, urllib3, a socket), the innermost reason: ``[Errno 111]
-    Connection refused`` rather than the wrappers' repeated host, port and URL."""
-    import re
-
-    text = str(error)
-    match = re.search(r"\[Errno -?\d+\] [^'\")(]+", text)
-    if match and any(word in text for word in ("Connection", "connect", "Max retries", "NewConnectionError")):
-        return match.group(0).strip().rstrip(":.")
-    if "Read timed out" in text or "timed out" in text.lower():
-        return "the store did not answer in time (read timed out)"
-    return None
 
 
 def login_refused(tracking_uri: str, status: int, kept_in: Path) -> str:

@@ -67,6 +67,10 @@ def _number_map(value: Any) -> dict[str, float]:
 
 
 def _shown(value: Any) -> str:
+    """A value as a message shows it: a short repr, with its type when it is not a plain scalar."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
     text = json.dumps(value, default=repr)
     return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
 

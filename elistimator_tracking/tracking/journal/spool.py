@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -104,17 +105,20 @@ class Spool:
         self._root = spool_root.parent  # the model directory: nothing here may link out of it
         self._lock = threading.Lock()
         self._handle: IO[str] | None = None
+        self._root.mkdir(parents=True, exist_ok=True)
         for folder in (spool_root, self.path, self.path / "outbox"):
             refuse_link(self._root, folder)
             folder.mkdir(exist_ok=True)
+        for name in (STORE_FILE, JOURNAL, "delivered", "runs.json", QUARANTINE):
+            refuse_link(self._root, self.path / name)
         store = self.path / STORE_FILE
         if not store.exists():
             write_json_atomic(store, {"tracking_uri": tracking_uri})
         self._journal = self.path / JOURNAL
         self.quarantined: list[str] = []  # why lines were moved to the quarantine file, this session
-        entries = self._open_journal()
+        entries, highest = self._open_journal()
         self._delivered = self._read_delivered()
-        self._next_seq = max([self._delivered, *(op.seq for op in entries)]) + 1
+        self._next_seq = max([self._delivered, highest, *(op.seq for op in entries)]) + 1
         self._runs: dict[str, str] = self._read_runs()
 
     # -- the journal ------------------------------------------------------------------
@@ -193,12 +197,13 @@ class Spool:
         self._close_handle()
         write_text_atomic(self._journal, "".join(op.encode() + "\n" for op in entries))
 
-    def _open_journal(self) -> list[Op]:
+    def _open_journal(self) -> tuple[list[Op], int]:
         """Read the journal at opening: cut a torn tail, move what cannot be understood to the
-        quarantine file (one warning), keep one copy of a line written twice."""
+        quarantine file (one warning), keep one copy of a line written twice. Returns the operations
+        and the highest sequence number any line held (numbering goes on above the quarantined)."""
         refuse_link(self._root, self._journal)
         if not self._journal.exists():
-            return []
+            return [], 0
         data = self._journal.read_bytes()
         if data and not data.endswith(b"\n"):  # a crash mid-append: the partial line was never acted on
             data = data[: data.rfind(b"\n") + 1]
@@ -216,10 +221,12 @@ class Spool:
             if op.seq not in seen:
                 seen.add(op.seq)
                 entries.append(op)
+        highest = 0
         if damaged:
             self._quarantine(damaged)
             write_text_atomic(self._journal, "".join(op.encode() + "\n" for op in entries))
-        return entries
+            highest = max((int(m.group(1)) for _, raw, _ in damaged if (m := _SEQ.search(raw))), default=0)
+        return entries, highest
 
     def _read_journal(self) -> list[Op]:
         if not self._journal.exists():
@@ -351,6 +358,9 @@ class Spool:
         for directory in outbox.iterdir():
             if self.relative(directory) not in referenced:
                 remove_tree(self._root, directory)
+
+
+_SEQ = re.compile(rb'"seq"\s*:\s*(\d+)')
 
 
 def _text(raw: bytes) -> str:
