@@ -26,16 +26,24 @@ from typing import Any
 import requests
 from mlflow.entities import FileInfo, Metric
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import (
+    INTERNAL_ERROR,
+    INVALID_PARAMETER_VALUE,
+    REQUEST_LIMIT_EXCEEDED,
+    RESOURCE_DOES_NOT_EXIST,
+)
 
 FAULTS = {
-    "500": lambda call: MlflowException(f"API request to {call} failed with error code 500 != 200", "INTERNAL_ERROR"),
-    "429": lambda call: MlflowException(f"API request to {call} failed: too many requests", "REQUEST_LIMIT_EXCEEDED"),
+    "500": lambda call: MlflowException(f"API request to {call} failed with error code 500 != 200", INTERNAL_ERROR),
+    "429": lambda call: MlflowException(f"API request to {call} failed: too many requests", REQUEST_LIMIT_EXCEEDED),
     "refused": lambda call: requests.exceptions.ConnectionError(
         f"HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: {call} (Caused by "
         "NewConnectionError('<urllib3.connection.HTTPConnection object>: Failed to establish a new connection: "
-        "[Errno 111] Connection refused'))"),
-    "timeout": lambda call: requests.exceptions.ReadTimeout("HTTPConnectionPool(host='127.0.0.1', port=9): Read "
-                                                            "timed out. (read timeout=5.0)"),
+        "[Errno 111] Connection refused'))"
+    ),
+    "timeout": lambda call: requests.exceptions.ReadTimeout(
+        "HTTPConnectionPool(host='127.0.0.1', port=9): Read timed out. (read timeout=5.0)"
+    ),
 }
 
 
@@ -106,8 +114,9 @@ class RecordingClient:
     def create_experiment(self, name: str) -> str:
         self._call("create_experiment")
         experiment_id = str(len(self.experiments) + 1)
-        self.experiments[experiment_id] = SimpleNamespace(experiment_id=experiment_id, name=name,
-                                                          lifecycle_stage="active")
+        self.experiments[experiment_id] = SimpleNamespace(
+            experiment_id=experiment_id, name=name, lifecycle_stage="active"
+        )
         return experiment_id
 
     def create_run(self, experiment_id: str, run_name: str | None = None, tags: dict | None = None) -> SimpleNamespace:
@@ -116,12 +125,16 @@ class RecordingClient:
         self.runs[run.run_id] = run
         return SimpleNamespace(info=SimpleNamespace(run_id=run.run_id))
 
-    def search_runs(self, experiment_ids: list[str], filter_string: str = "", max_results: int = 1000,
-                    **_: Any) -> list[SimpleNamespace]:
+    def search_runs(
+        self, experiment_ids: list[str], filter_string: str = "", max_results: int = 1000, **_: Any
+    ) -> list[SimpleNamespace]:
         self._call("search_runs")
         key, value = re.fullmatch(r"tags\.`(.+)` = '(.*)'", filter_string).groups()  # type: ignore[union-attr]
-        found = [r for r in self.runs.values() if r.experiment_id in experiment_ids and r.tags.get(key) == value
-                 and r.lifecycle_stage == "active"]
+        found = [
+            r
+            for r in self.runs.values()
+            if r.experiment_id in experiment_ids and r.tags.get(key) == value and r.lifecycle_stage == "active"
+        ]
         return [self._view(r) for r in found[:max_results]]
 
     def get_run(self, run_id: str) -> SimpleNamespace:
@@ -148,10 +161,13 @@ class RecordingClient:
         run = self._run(run_id)
         for param in params:
             if param.key in run.params and run.params[param.key] != param.value:
-                raise MlflowException(f"Changing param values is not allowed. Param with key='{param.key}' was already "
-                                      f"logged with value='{run.params[param.key]}'", "INVALID_PARAMETER_VALUE")
+                raise MlflowException(
+                    f"Changing param values is not allowed. Param with key='{param.key}' was already "
+                    f"logged with value='{run.params[param.key]}'",
+                    INVALID_PARAMETER_VALUE,
+                )
             if not re.fullmatch(r"[/\w.\- :]{1,250}", param.key):
-                raise MlflowException(f"Invalid value {param.key!r} for parameter 'key'", "INVALID_PARAMETER_VALUE")
+                raise MlflowException(f"Invalid value {param.key!r} for parameter 'key'", INVALID_PARAMETER_VALUE)
         for param in params:
             run.params[param.key] = param.value
         run.tags.update({tag.key: tag.value for tag in tags})
@@ -165,8 +181,9 @@ class RecordingClient:
         self._call("log_inputs")
         run = self._run(run_id)
         for dataset in datasets:
-            if all((d.dataset.name, d.dataset.digest) != (dataset.dataset.name, dataset.dataset.digest)
-                   for d in run.inputs):
+            if all(
+                (d.dataset.name, d.dataset.digest) != (dataset.dataset.name, dataset.dataset.digest) for d in run.inputs
+            ):
                 run.inputs.append(dataset)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
@@ -189,13 +206,21 @@ class RecordingClient:
 
     # -- logged models ---------------------------------------------------------------------------
 
-    def create_logged_model(self, experiment_id: str, name: str, source_run_id: str, model_type: str,
-                            tags: dict) -> Model:
+    def create_logged_model(
+        self, experiment_id: str, name: str, source_run_id: str, model_type: str, tags: dict
+    ) -> Model:
         self._call("create_logged_model")
         model_id = f"m-{next(self._ids):032x}"
         location = self.root / "models" / model_id
-        model = Model(model_id, experiment_id, name, source_run_id, dict(tags), f"file://{location}",
-                      creation_time=time.monotonic_ns())
+        model = Model(
+            model_id,
+            experiment_id,
+            name,
+            source_run_id,
+            dict(tags),
+            f"file://{location}",
+            creation_time=time.monotonic_ns(),
+        )
         self.models[model_id] = model
         return model
 
@@ -215,15 +240,21 @@ class RecordingClient:
         self._call("get_logged_model")
         model = self.models.get(model_id)
         if model is None or model.lifecycle_stage != "active":
-            raise MlflowException(f"Logged model {model_id} not found", "RESOURCE_DOES_NOT_EXIST")
+            raise MlflowException(f"Logged model {model_id} not found", RESOURCE_DOES_NOT_EXIST)
         return model
 
     def delete_logged_model(self, model_id: str) -> None:
         self._call("delete_logged_model")
         self.models[model_id].lifecycle_stage = "deleted"
 
-    def search_logged_models(self, experiment_ids: list[str], filter_string: str = "", order_by=None,
-                             max_results: int | None = None, page_token=None) -> list[Model]:
+    def search_logged_models(
+        self,
+        experiment_ids: list[str],
+        filter_string: str = "",
+        order_by=None,
+        max_results: int | None = None,
+        page_token=None,
+    ) -> list[Model]:
         self._call("search_logged_models")
         found = [m for m in self.models.values() if m.experiment_id in experiment_ids and m.lifecycle_stage == "active"]
         tag = re.fullmatch(r"tags\.`(.+)` = '(.*)'", filter_string)
@@ -247,10 +278,11 @@ class RecordingClient:
     def _run(self, run_id: str, active: bool = True) -> Run:
         run = self.runs.get(run_id)
         if run is None:
-            raise MlflowException(f"Run '{run_id}' not found", "RESOURCE_DOES_NOT_EXIST")
+            raise MlflowException(f"Run '{run_id}' not found", RESOURCE_DOES_NOT_EXIST)
         if active and run.lifecycle_stage != "active":
-            raise MlflowException(f"The run {run_id} must be in the 'active' state. Current state is deleted.",
-                                  "INVALID_PARAMETER_VALUE")
+            raise MlflowException(
+                f"The run {run_id} must be in the 'active' state. Current state is deleted.", INVALID_PARAMETER_VALUE
+            )
         return run
 
     def _view(self, run: Run) -> SimpleNamespace:
@@ -258,10 +290,16 @@ class RecordingClient:
         for point in sorted(run.points, key=lambda m: (m.step, m.timestamp)):
             latest[point.key] = point.value
         return SimpleNamespace(
-            info=SimpleNamespace(run_id=run.run_id, experiment_id=run.experiment_id, status=run.status,
-                                 lifecycle_stage=run.lifecycle_stage, run_name=run.name),
+            info=SimpleNamespace(
+                run_id=run.run_id,
+                experiment_id=run.experiment_id,
+                status=run.status,
+                lifecycle_stage=run.lifecycle_stage,
+                run_name=run.name,
+            ),
             data=SimpleNamespace(params=dict(run.params), tags=dict(run.tags), metrics=latest),
-            outputs=SimpleNamespace(model_outputs=list(run.model_outputs)))
+            outputs=SimpleNamespace(model_outputs=list(run.model_outputs)),
+        )
 
 
 class _Page(list):

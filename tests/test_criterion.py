@@ -14,8 +14,15 @@ from elistimator_tracking.criterion import direction
 @pytest.mark.parametrize(
     "metric, expected",
     [
-        ("loss", "min"), ("accuracy", "max"), ("val_acc", "max"), ("top_5_accuracy", "max"), ("categorical_acc", "max"),
-        ("fmeasure", "max"), ("mean_absolute_error", "min"), ("auc", "min"), ("validation/accuracy", "max"),
+        ("loss", "min"),
+        ("accuracy", "max"),
+        ("val_acc", "max"),
+        ("top_5_accuracy", "max"),
+        ("categorical_acc", "max"),
+        ("fmeasure", "max"),
+        ("mean_absolute_error", "min"),
+        ("auc", "min"),
+        ("validation/accuracy", "max"),
         ("perplexity", "min"),
     ],
 )
@@ -42,9 +49,16 @@ def test_best_skips_missing_and_nan_and_gives_ties_to_the_later_key():
     assert Criterion("loss").best({1: None, 2: math.nan}) is None
 
 
-@pytest.mark.parametrize("bad, error", [({"mode": "lowest"}, ValueError), ({"metric": ""}, ValueError),
-                                         ({"min_delta": -0.1}, ValueError), ({"min_delta": "0.1"}, TypeError),
-                                         ({"min_delta": True}, TypeError)])
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        ({"mode": "lowest"}, ValueError),
+        ({"metric": ""}, ValueError),
+        ({"min_delta": -0.1}, ValueError),
+        ({"min_delta": "0.1"}, TypeError),
+        ({"min_delta": True}, TypeError),
+    ],
+)
 def test_a_bad_criterion_is_refused_naming_what_is_expected(bad, error):
     with pytest.raises(error, match="mode must be 'min', 'max' or 'auto'|metric must|min_delta must"):
         Criterion(**bad)
@@ -56,8 +70,10 @@ def index_of(losses, local=lambda step: True):
 
 
 def test_checkpoint_selection_uses_auto_for_an_accuracy_metric():
-    index = CheckpointIndex([CheckpointRecord(s, f"checkpoints/model-{s}") for s in (1, 2, 3)],
-                            {1: {"accuracy": 0.5}, 2: {"accuracy": 0.9}, 3: {"accuracy": 0.7}})
+    index = CheckpointIndex(
+        [CheckpointRecord(s, f"checkpoints/model-{s}") for s in (1, 2, 3)],
+        {1: {"accuracy": 0.5}, 2: {"accuracy": 0.9}, 3: {"accuracy": 0.7}},
+    )
     assert best_step(index, "accuracy") == 2  # was min by default before auto: step 1
 
 

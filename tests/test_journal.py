@@ -50,14 +50,29 @@ def test_every_operation_survives_a_round_trip_through_its_line():
     examples = [
         ops.Start(seq=1, run="k", experiment="e", run_name=None, tags={"a": "b"}, run_id="r"),
         ops.Params(seq=2, run="k", params={"lr": "0.5"}),
-        ops.Metrics(seq=3, run="k", metrics={"validation/loss": float("nan"), "x": 2.0}, step=9, timestamp=5,
-                    model_key="k:9:abc", commit=ops.Clause("validation", 9, {"metrics": {"loss": 1.0}})),
+        ops.Metrics(
+            seq=3,
+            run="k",
+            metrics={"validation/loss": float("nan"), "x": 2.0},
+            step=9,
+            timestamp=5,
+            model_key="k:9:abc",
+            commit=ops.Clause("validation", 9, {"metrics": {"loss": 1.0}}),
+        ),
         ops.Input(seq=4, run="k", dataset={"name": "d", "digest": "x"}, context="training"),
         ops.Artifacts(seq=5, run="k", directory="outbox/source-1", artifact_path="source"),
-        ops.LoggedModel(seq=6, run="k", directory="outbox/m-1", step=9, key="k:9:abc", metadata_only=True,
-                        commit=ops.Clause("checkpoint", 9, {"files": {"model-9.index": "ab"}})),
-        ops.DeleteModel(seq=7, run="k", step=3, key="k:3:def",
-                        commit=ops.Clause("branch", 3, {"dropped": {"5": {"loss": 0.5}}})),
+        ops.LoggedModel(
+            seq=6,
+            run="k",
+            directory="outbox/m-1",
+            step=9,
+            key="k:9:abc",
+            metadata_only=True,
+            commit=ops.Clause("checkpoint", 9, {"files": {"model-9.index": "ab"}}),
+        ),
+        ops.DeleteModel(
+            seq=7, run="k", step=3, key="k:3:def", commit=ops.Clause("branch", 3, {"dropped": {"5": {"loss": 0.5}}})
+        ),
         ops.Finish(seq=8, run="k", status="FINISHED", error=None),
     ]
     for op in examples:
@@ -66,8 +81,10 @@ def test_every_operation_survives_a_round_trip_through_its_line():
 
 
 def test_a_line_release_0_1_wrote_reads_as_the_same_operation():
-    line = ('{"seq":7,"run":"7b7e","op":"metrics","metrics":{"validation/accuracy":1.0},"step":3,"timestamp":17,'
-            '"model_key":"7b7e:3:ab","commit":{"kind":"validation","step":3,"metrics":{"accuracy":1.0}}}')
+    line = (
+        '{"seq":7,"run":"7b7e","op":"metrics","metrics":{"validation/accuracy":1.0},"step":3,"timestamp":17,'
+        '"model_key":"7b7e:3:ab","commit":{"kind":"validation","step":3,"metrics":{"accuracy":1.0}}}'
+    )
     op = ops.decode(line)
     assert isinstance(op, ops.Metrics) and op.seq == 7 and op.metrics == {"validation/accuracy": 1.0}
     assert op.commit.to_json() == {"kind": "validation", "step": 3, "metrics": {"accuracy": 1.0}}
@@ -86,14 +103,22 @@ def test_a_line_release_0_1_wrote_reads_as_the_same_operation():
         ('{"v": 3, "seq": 5, "run": "k", "op": "tags", "tags": {}}', "journal format 3"),
         ('{"seq": 5, "op": "tags", "tags": {}}', "names no run"),
         ('{"seq": 5, "run": "k", "op": "metrics", "metrics": {"a": 1}, "step": 3}', "lacks the field 'timestamp'"),
-        ('{"seq": 5, "run": "k", "op": "metrics", "metrics": [1, 2], "step": 3, "timestamp": 1}',
-         "field 'metrics': expected an object of numbers"),
-        ('{"seq": 5, "run": "k", "op": "metrics", "metrics": {"a": "1"}, "step": 3, "timestamp": 1}',
-         "field 'metrics': expected a number"),
-        ('{"seq": 5, "run": "k", "op": "logged_model", "directory": "d", "step": "9", "key": "x"}',
-         "field 'step': expected an integer"),
-        ('{"seq": 5, "run": "k", "op": "tags", "tags": {}, "commit": {"kind": "validation_v2", "step": 1}}',
-         "commit clause has a kind this version does not know"),
+        (
+            '{"seq": 5, "run": "k", "op": "metrics", "metrics": [1, 2], "step": 3, "timestamp": 1}',
+            "field 'metrics': expected an object of numbers",
+        ),
+        (
+            '{"seq": 5, "run": "k", "op": "metrics", "metrics": {"a": "1"}, "step": 3, "timestamp": 1}',
+            "field 'metrics': expected a number",
+        ),
+        (
+            '{"seq": 5, "run": "k", "op": "logged_model", "directory": "d", "step": "9", "key": "x"}',
+            "field 'step': expected an integer",
+        ),
+        (
+            '{"seq": 5, "run": "k", "op": "tags", "tags": {}, "commit": {"kind": "validation_v2", "step": 1}}',
+            "commit clause has a kind this version does not know",
+        ),
     ],
 )
 def test_a_line_that_cannot_be_understood_says_why(line, why):
@@ -109,8 +134,13 @@ def write_lines(spool, *lines: bytes):
 def test_what_cannot_be_understood_moves_to_quarantine_with_one_warning_and_the_rest_is_kept(tmp_path):
     spool = Spool(tmp_path, URI)
     spool.append(tag("a"))
-    write_lines(spool, b'{"seq": 2, "run": "k", "op": "metrics_v2"}', b'{"seq": 3}', b'{"seq": 4, "run": "k", '
-                b'"op": "tags", "tags": {"t": "caf\xe9"}}', b"garbage text")
+    write_lines(
+        spool,
+        b'{"seq": 2, "run": "k", "op": "metrics_v2"}',
+        b'{"seq": 3}',
+        b'{"seq": 4, "run": "k", "op": "tags", "tags": {"t": "caf\xe9"}}',
+        b"garbage text",
+    )
     spool.close()
     again, warned = opened(tmp_path)
     assert len(warned) == 1 and not opened(tmp_path)[1]  # one warning, at the first reopening only

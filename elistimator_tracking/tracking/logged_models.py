@@ -24,6 +24,7 @@ import json
 import shutil
 import tempfile
 import uuid
+import weakref
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -73,7 +74,7 @@ class Packager:
     code, requirements and environment) is made once, at the first checkpoint."""
 
     def __init__(self) -> None:
-        self._skeleton: tempfile.TemporaryDirectory | None = None
+        self._skeleton: Path | None = None
 
     def package(
         self, model_dir: Path, destination: Path, signature: Any = False, example: Mapping[str, Any] | None = None
@@ -83,19 +84,18 @@ class Packager:
         if signature is not False:
             _save_model(model_dir, destination, signature, example)
             return
-        skeleton = self._made()
-        shutil.copytree(skeleton, destination, ignore=shutil.ignore_patterns("artifacts"))
+        shutil.copytree(self._made(), destination, ignore=shutil.ignore_patterns("artifacts"))
         link_tree(model_dir, destination / "artifacts" / MODEL_DIR_ARTIFACT)
         _renamed_model(destination)
 
     def _made(self) -> Path:
         if self._skeleton is None:
-            work = tempfile.TemporaryDirectory(prefix="elistimator-skeleton-")
-            placeholder = Path(work.name) / MODEL_DIR_ARTIFACT
-            placeholder.mkdir()
-            _save_model(placeholder, Path(work.name) / "model", False, None)
-            self._skeleton = work
-        return Path(self._skeleton.name) / "model"
+            work = Path(tempfile.mkdtemp(prefix="elistimator-skeleton-"))
+            weakref.finalize(self, shutil.rmtree, work, True)
+            (work / MODEL_DIR_ARTIFACT).mkdir()
+            _save_model(work / MODEL_DIR_ARTIFACT, work / "model", False, None)
+            self._skeleton = work / "model"
+        return self._skeleton
 
 
 def _save_model(model_dir: Path, destination: Path, signature: Any, example: Mapping[str, Any] | None) -> None:
@@ -234,7 +234,7 @@ def delete(client: Any, model_id: str) -> None:
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     model = client.get_logged_model(model_id)
-    repository = get_artifact_repository(model.artifact_location)
+    repository = get_artifact_repository(model.artifact_location, tracking_uri=client.tracking_uri)
     if repository.list_artifacts():
         repository.delete_artifacts()
     crash_point("tracking.model_files_deleted")  # a replay finds the model again and marks it deleted

@@ -54,6 +54,8 @@ class MlflowTracker(Tracker):
             is then created when the store answers).
         close_timeout: the longest ``finish`` waits for delivery while the store answers.
         max_backoff: the longest pause between delivery attempts while the store is down.
+        client: what delivery calls (default: an ``MlflowClient`` of ``tracking_uri``); the tests of
+            delivery's logic pass a recording double that takes the same calls.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class MlflowTracker(Tracker):
         start_timeout: float = 10.0,
         close_timeout: float = 60.0,
         max_backoff: float = 30.0,
+        client: Any = None,
     ):
         quiet_store_logs()
         self._store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
@@ -71,7 +74,7 @@ class MlflowTracker(Tracker):
         self._spool: Spool | None = None
         self._worker: Worker | None = None
         self._run: RunRecord | None = None
-        self._client: MlflowClient | None = None
+        self._client: Any = client
         self._held: list[Op] | None = None  # journaled, awaiting elistimator.json's commit
         self._clause: Clause | None = None
         self._holder: int | None = None  # the thread whose work is held (the training thread)

@@ -25,6 +25,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import requests
+from mlflow.exceptions import MlflowException
+
 from ..._faults import crash_point
 from ...errors import TrackingWarning
 from ..http_limits import bounded, quiet
@@ -43,6 +46,9 @@ from .spool import Spool
 
 ANSWER_TIMEOUT = 5.0  # seconds a request of the worker waits for an answer (an upload: ARTIFACT_TIMEOUT)
 ARTIFACT_TIMEOUT = 30.0
+#: what a failure of the store looks like: its answers, and the network's errors (OSError covers
+#: sockets; the disk's own errors happen only while marking, outside the attempt)
+STORE_FAILURES = (MlflowException, requests.RequestException, OSError)
 PROBE_INTERVAL = 0.5  # seconds between probes of a store that refused the connection
 STALL = 6.0  # a waiter gives up after this long without an answer from the store
 
@@ -198,14 +204,15 @@ class Worker:
         return sum(len(op.metrics) for op in self._queue if isinstance(op, Metrics))
 
     def _attempt(self, batch: list[Op]) -> bool:
-        """Deliver and mark one batch; False when it must be tried again."""
+        """Deliver and mark one batch; False when it must be tried again. A failure of the store (its
+        answer, the network) is retried here; anything else is this code's own and goes to ``_run``."""
         run_id, notes = None, []
         try:
             with bounded(ARTIFACT_TIMEOUT if hasattr(batch[0], "directory") else ANSWER_TIMEOUT), quiet():
                 run_id, notes = self._delivery.deliver(batch)
         except RunRefused as refusal:
             notes = [refusal.note] if refusal.note else []
-        except Exception as error:  # noqa: BLE001 -- a failure of the store: retried
+        except STORE_FAILURES as error:
             if not _is_permanent(error, batch[0]):
                 self._failed(error, batch[0])
                 return False
@@ -216,9 +223,10 @@ class Worker:
         with self._cond:
             self.progress.answered_at = time.monotonic()
         crash_point("delivery.sent")
+        for note in notes:  # before the mark: whoever waits for it has heard them
+            warnings.warn(note, TrackingWarning, stacklevel=2)
         try:
-            if not self._mark(batch, run_id):
-                return True  # stopping: the spool is no longer this thread's to write
+            self._mark(batch, run_id)
         except OSError as error:  # disk full, read-only: the batch arrived but cannot be marked; sent again later
             self._record(
                 f"the disk of {self._spool.path} refused a write ({error.strerror or error}): delivered "
@@ -227,14 +235,14 @@ class Worker:
                 fault=True,
             )
             return False
-        for note in notes:
-            warnings.warn(note, TrackingWarning, stacklevel=2)
         return True
 
-    def _mark(self, batch: list[Op], run_id: str | None) -> bool:
+    def _mark(self, batch: list[Op], run_id: str | None) -> None:
+        """Record that the store has ``batch`` (nothing once stopping: the spool is no longer this
+        thread's to write)."""
         with self._marking:
             if self._stopping:
-                return False
+                return
             if run_id is not None:
                 self._spool.set_run(batch[0].run, run_id)
             self._spool.mark_delivered(batch[-1].seq)
@@ -248,7 +256,6 @@ class Worker:
             self.progress.delivered = batch[-1].seq
             self.progress.fault = None
             self._cond.notify_all()
-        return True
 
     def _failed(self, error: Exception, op: Op) -> None:
         """One warning (the first failure), given before anyone waiting hears of the failure."""

@@ -1,0 +1,366 @@
+"""Delivery's own logic, in seconds, without TensorFlow: the tracker's journal delivered to a
+recording client (``recording_client.py``) that fails on cue, and the same journal delivered to
+a real ``mlflow server``, which must end the same.
+
+Covered: order and batching, retries after a 500, a 429, a refused connection and a read timeout,
+idempotency after a crash between delivery and its mark, one refused item among many, a run
+deleted in the store, a disk that refuses the mark, an error of the delivery thread itself, a
+checkpoint whose staged files are gone, a store coming back from an outage, and the retention
+policy's deletions (after their successor, never a registered version's)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from mlflow import MlflowClient
+from mlflow_server import MlflowServer
+from recording_client import RecordingClient
+
+from elistimator_tracking.errors import TrackingWarning
+from elistimator_tracking.tracking.journal import worker as worker_module
+from elistimator_tracking.tracking.journal.delivery import Delivery
+from elistimator_tracking.tracking.journal.local import LocalCheckpoints
+from elistimator_tracking.tracking.journal.spool import Spool
+from elistimator_tracking.tracking.logged_models import checkpoint_key
+from elistimator_tracking.tracking.mlflow_tracker import MlflowTracker
+from elistimator_tracking.tracking.names import CHECKPOINT_KEY_TAG, MODEL_ID_TAG, RUN_KEY_TAG, STEP_TAG
+from elistimator_tracking.tracking.run import RunRecord
+
+URI = "http://127.0.0.1:9"  # what the recorded journal says; the client is the double
+
+
+def one_checkpoint(destination: Path, step: int, seed: int = 0) -> dict[str, str]:
+    """A one-checkpoint model directory (as ``SavedCheckpoint.write`` makes) with made-up files."""
+    folder = destination / "checkpoints"
+    folder.mkdir(parents=True)
+    files = {}
+    for suffix in ("index", "meta", "data-00000-of-00001"):
+        name = f"model-{step}.{suffix}"
+        (folder / name).write_bytes(f"{seed}:{step}:{suffix}".encode() * 50)
+        files[name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    (folder / "checkpoint").write_text(f'model_checkpoint_path: "model-{step}"\n')
+    metadata = {
+        "format": "elistimator/1",
+        "graph": {},
+        "global_step": step,
+        "max_to_keep": 5,
+        "saver_args": {},
+        "checkpoints": {str(step): {"prefix": f"checkpoints/model-{step}", "files": files, "local": True}},
+        "validations": {},
+        "tracking": None,
+    }
+    (destination / "elistimator.json").write_text(json.dumps(metadata))
+    return files
+
+
+class Session:
+    """One training's worth of tracker calls, as ``TrackingListener`` makes them, on ``model_dir``."""
+
+    def __init__(self, model_dir: Path, client, **options):
+        self.model_dir = model_dir
+        options = {"start_timeout": 5.0, "close_timeout": 20.0, "max_backoff": 0.2, **options}
+        self.tracker = MlflowTracker(URI, client=client, **options)
+        self.run = RunRecord.new(self.tracker.tracking_uri, "delivery")
+        self.files: dict[int, dict[str, str]] = {}
+
+    def start(self) -> Session:
+        self.tracker.start(self.model_dir / "tracking", self.run, "a run", {"team": "t"})
+        return self
+
+    def checkpoint(self, step: int, seed: int = 0) -> None:
+        outbox = self.tracker.outbox(f"model-step-{step}")
+        outbox.rmdir()
+        self.files[step] = one_checkpoint(outbox, step, seed)
+        self.tracker.hold({"kind": "checkpoint", "step": step, "files": self.files[step]})
+        self.tracker.log_checkpoint_model(outbox, step, self.files[step])
+        self.tracker.release(True)
+
+    def validation(self, step: int, loss: float) -> None:
+        self.tracker.hold({"kind": "validation", "step": step, "metrics": {"loss": loss}})
+        if step in self.files:
+            self.tracker.log_model_metrics({"validation/loss": loss}, step, self.files[step])
+        else:
+            self.tracker.log_metrics({"validation/loss": loss}, step)
+        self.tracker.release(True)
+
+    def script(self, steps=(10, 20, 30)) -> None:
+        """params, tags, training losses, a validation and a checkpoint at each step, a retraction."""
+        self.tracker.log_params({"lr": "0.5", "layers": "2"})
+        self.tracker.set_tags({"phase": "one"})
+        for step in steps:
+            for point in range(step - 9, step + 1):
+                self.tracker.log_metrics({"train/loss": 1.0 / point}, point)
+            self.validation(step, 1.0 / step)
+            self.checkpoint(step)
+        self.tracker.log_metrics({"validation/loss": float("nan")}, steps[-1])  # a branch retracts the last
+
+    @property
+    def spool(self) -> Spool:
+        return self.tracker._require_started()
+
+
+def snapshot(client, run_key: str) -> dict:
+    """What a store holds of the run named by ``run_key``, through calls both clients take."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    (run,) = client.search_runs(experiments, filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'", max_results=5)
+    run = client.get_run(run.info.run_id)
+    models = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
+    history = {
+        key: sorted((m.step, m.timestamp, repr(m.value)) for m in client.get_metric_history(run.info.run_id, key))
+        for key in run.data.metrics
+    }
+    return {
+        "status": run.info.status,
+        "params": run.data.params,
+        "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
+        "history": history,
+        "models": sorted(int(m.tags[STEP_TAG]) for m in models if str(m.status) == "READY"),
+        "artifacts": sorted(a.path for a in client.list_artifacts(run.info.run_id)),
+    }
+
+
+def finished(session: Session) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrackingWarning)
+        session.tracker.finish("FINISHED")
+
+
+@pytest.fixture
+def client(tmp_path):
+    return RecordingClient(tmp_path / "store")
+
+
+def test_a_journal_is_delivered_in_order_with_metric_points_batched(tmp_path, client):
+    session = Session(tmp_path / "model", client).start()
+    session.script()
+    finished(session)
+    held = snapshot(client, session.run.run_key)
+    assert held["status"] == "FINISHED" and held["params"] == {"lr": "0.5", "layers": "2"}
+    assert held["tags"]["team"] == "t" and held["tags"]["phase"] == "one"
+    assert [s for s, _, _ in held["history"]["train/loss"]] == list(range(1, 31)) and held["models"] == [10, 20, 30]
+    assert [v for _, _, v in held["history"]["validation/loss"]][-1] == "nan"
+    batches = client.calls.count("log_batch")
+    assert batches < 15, f"30 training points and 3 validations took {batches} store calls"
+    assert not (session.spool.path / "journal.jsonl").exists()  # everything delivered: compacted
+
+
+@pytest.mark.parametrize("fault", ["500", "429", "refused", "timeout"])
+def test_failures_worth_retrying_are_retried_and_deliver_everything_once(tmp_path, client, fault):
+    session = Session(tmp_path / "model", client).start()
+    client.fail(fault, times=3, on="log_batch")
+    with pytest.warns(TrackingWarning, match="is behind"):
+        session.script()
+        session.tracker.finish("FINISHED")
+    held = snapshot(client, session.run.run_key)
+    assert len(held["history"]["train/loss"]) == 30 and len(held["history"]["validation/loss"]) == 4
+    assert held["models"] == [10, 20, 30] and held["status"] == "FINISHED"
+
+
+def test_a_mark_lost_in_a_crash_is_replayed_harmlessly_by_the_next_session(tmp_path, client):
+    session = Session(tmp_path / "model", client).start()
+    session.script()
+    spool = session.spool
+    session.tracker.flush(10)
+    before = snapshot(client, session.run.run_key)
+    pending = spool.path / "journal.jsonl"
+    kept = pending.read_bytes()
+    session.tracker._worker.stop()
+    spool.close()
+    (spool.path / "delivered").write_text("0\n")  # the marks never reached the disk
+    pending.write_bytes(kept)
+    again = MlflowTracker(URI, client=client, start_timeout=5, close_timeout=20, max_backoff=0.2)
+    again.start(tmp_path / "model" / "tracking", session.run, "a run", {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrackingWarning)
+        again.finish("FINISHED")
+    after = snapshot(client, session.run.run_key)
+    assert after["history"] == before["history"] and after["models"] == before["models"]
+    assert after["status"] == "FINISHED" and len(client.runs) == 1
+    assert sum(1 for m in client.models.values() if m.lifecycle_stage == "active") == 3
+
+
+def test_one_refused_item_is_dropped_alone_and_named_once(tmp_path, client):
+    session = Session(tmp_path / "model", client).start()
+    session.tracker.log_params({"lr": "0.5"})
+    session.tracker.flush(10)
+    session.tracker.log_params({"lr": "0.1", "layers": "2", "bad key!": "x"})
+    with pytest.warns(TrackingWarning) as caught:
+        session.tracker.finish("FINISHED")
+    notes = [str(w.message) for w in caught if "refused the param" in str(w.message)]
+    assert len(notes) == 2 and any("'lr'" in n for n in notes) and any("'bad key!'" in n for n in notes)
+    assert snapshot(client, session.run.run_key)["params"] == {"lr": "0.5", "layers": "2"}
+
+
+def test_a_run_deleted_in_the_store_drops_its_later_work_with_one_warning(tmp_path, client):
+    session = Session(tmp_path / "model", client).start()
+    session.tracker.flush(10)
+    client.delete_run(session.spool.run_id(session.run.run_key))
+    with pytest.warns(TrackingWarning) as caught:
+        session.script()
+        session.tracker.finish("FINISHED")
+    gone = [str(w.message) for w in caught if "is deleted or unknown there" in str(w.message)]
+    assert len(gone) == 1
+    assert not session.spool.pending()  # dropped on purpose: nothing left that could ever be delivered
+
+
+def test_a_disk_that_refuses_the_mark_is_reported_at_once_and_nothing_is_lost(tmp_path, client, monkeypatch):
+    session = Session(tmp_path / "model", client, close_timeout=60.0).start()
+    session.tracker.flush(10)
+    full = {"left": 10**6}
+    marked = Spool.mark_delivered
+
+    def refusing(spool, seq):
+        if full["left"] > 0:
+            raise OSError(28, "No space left on device")
+        return marked(spool, seq)
+
+    monkeypatch.setattr(Spool, "mark_delivered", refusing)
+    session.tracker.log_metrics({"train/loss": 0.5}, 1)
+    started = time.monotonic()
+    with pytest.warns(TrackingWarning) as caught:
+        session.tracker.finish("FINISHED")
+    assert time.monotonic() - started < 30, "a full disk ends close()'s wait at once, not after close_timeout"
+    messages = " ".join(str(w.message) for w in caught)
+    assert "No space left on device" in messages and "kept in" in messages
+    full["left"] = 0  # space freed: the next session (or sync) delivers what was kept, once
+    again = MlflowTracker(URI, client=client, start_timeout=5, close_timeout=20, max_backoff=0.2)
+    again.start(tmp_path / "model" / "tracking", session.run, "a run", {})
+    finished(SimpleNamespace(tracker=again))
+    held = snapshot(client, session.run.run_key)
+    assert [s for s, _, _ in held["history"]["train/loss"]] == [1] and held["status"] == "FINISHED"
+
+
+def test_the_delivery_thread_survives_an_error_of_its_own_and_goes_on(tmp_path, client, monkeypatch):
+    session = Session(tmp_path / "model", client).start()
+    deliver, broken = Delivery.deliver, {"times": 2}
+
+    def flaky(self, batch):
+        if broken["times"]:
+            broken["times"] -= 1
+            raise KeyError("op")  # a bug of ours, not the store's
+        return deliver(self, batch)
+
+    monkeypatch.setattr(Delivery, "deliver", flaky)
+    with pytest.warns(TrackingWarning, match="KeyError in the delivery thread"):
+        session.script()
+        session.tracker.finish("FINISHED")
+    assert snapshot(client, session.run.run_key)["models"] == [10, 20, 30]
+
+
+def model_directory(root: Path, run: RunRecord, steps) -> dict[int, dict[str, str]]:
+    """A model directory whose elistimator.json holds checkpoints at ``steps`` (files on disk)."""
+    files = {}
+    for step in steps:
+        one = root / f".step-{step}"
+        files[step] = one_checkpoint(one, step)
+        (root / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for item in (one / "checkpoints").iterdir():
+            shutil.copy2(item, root / "checkpoints" / item.name)
+        shutil.rmtree(one)
+    metadata = {
+        "format": "elistimator/1",
+        "graph": {},
+        "global_step": max(steps),
+        "max_to_keep": 5,
+        "saver_args": {},
+        "checkpoints": {
+            str(s): {"prefix": f"checkpoints/model-{s}", "files": f, "local": True} for s, f in files.items()
+        },
+        "validations": {},
+        "tracking": run.to_json(),
+    }
+    (root / "elistimator.json").write_text(json.dumps(metadata))
+    return files
+
+
+def test_a_checkpoint_whose_staged_files_are_gone_is_remade_from_the_model_directory(tmp_path, client):
+    model = tmp_path / "model"
+    session = Session(model, client)
+    files = model_directory(model, session.run, [10, 20])
+    session.files = files
+    session.start()
+    for step in (10, 20):
+        outbox = session.tracker.outbox(f"model-step-{step}")
+        session.tracker.log_checkpoint_model(outbox, step, files[step])
+    spool = session.spool
+    session.tracker._worker.stop()
+    spool.close()
+    for folder in (spool.path / "outbox").iterdir():
+        shutil.rmtree(folder)  # the staged copies are gone
+    (model / "checkpoints" / "model-20.index").write_bytes(b"damaged")  # and step 20's own files changed
+    again = MlflowTracker(URI, client=client, start_timeout=5, close_timeout=20, max_backoff=0.2)
+    worker = again.deliver_spool(Spool(model / "tracking", URI), 20, LocalCheckpoints(model, session.run.run_key))
+    assert worker.lost == ["the checkpoint at step 20"]
+    assert snapshot(client, session.run.run_key)["models"] == [10]
+    remade = client.root / "models" / next(iter(client.models)) / "artifacts" / "model_dir" / "elistimator.json"
+    assert json.loads(remade.read_text())["checkpoints"]["10"]["files"] == files[10]
+
+
+def test_delivery_resumes_as_soon_as_the_store_listens_again_not_after_its_back_off(tmp_path, client, monkeypatch):
+    listening = {"answer": False}
+    monkeypatch.setattr(worker_module, "store_probe", lambda uri: lambda: listening["answer"])
+    session = Session(tmp_path / "model", client, max_backoff=30.0).start()
+    session.tracker.flush(10)
+    client.fail("refused", times=6, on="log_batch")  # backed off: 0.5 + 1 + 2 + 4 + 8 s, then 16 s
+    with pytest.warns(TrackingWarning, match="is behind"):
+        session.tracker.log_metrics({"train/loss": 0.5}, 1)
+        for _ in range(100):  # until the store refused twice: the thread backs off
+            if client.calls.count("log_batch") >= 2:
+                break
+            time.sleep(0.1)
+    listening["answer"] = True  # the store is back: each probe says so
+    assert session.tracker._worker.wait(session.tracker._worker.last_queued(), 8.0), (
+        "delivered within seconds of the store's return, not after 15 s of back-off"
+    )
+    finished(session)
+
+
+def test_retention_deletes_a_checkpoint_only_after_its_successor_and_never_a_registered_one(tmp_path, client):
+    session = Session(tmp_path / "model", client).start()
+    for step in (10, 20, 30):
+        session.checkpoint(step)
+    session.tracker.flush(10)
+    run_id = session.spool.run_id(session.run.run_key)
+    registered = next(m for m in client.models.values() if m.tags[STEP_TAG] == "10")
+    client.versions.append(SimpleNamespace(run_id=run_id, tags={MODEL_ID_TAG: registered.model_id}))
+    for step in (10, 20):
+        session.tracker.delete_checkpoint_model(step, session.files[step])
+    with pytest.warns(TrackingWarning, match="at step 10 stays in .*a registered version uses it"):
+        session.tracker.finish("FINISHED")
+    assert snapshot(client, session.run.run_key)["models"] == [10, 30]
+    deleted = next(m for m in client.models.values() if m.tags[STEP_TAG] == "20")
+    assert deleted.lifecycle_stage == "deleted" and not (client.root / "models" / deleted.model_id).exists()
+    order = [c for c in client.calls if c in ("finalize_logged_model", "delete_logged_model")]
+    assert order.index("delete_logged_model") > 2, "deleted only after every successor was delivered"
+    assert checkpoint_key(session.run.run_key, 20, session.files[20]) == deleted.tags[CHECKPOINT_KEY_TAG]
+
+
+@pytest.mark.slow
+def test_the_same_journal_ends_the_same_in_the_recording_client_and_in_a_real_server(tmp_path, client):
+    """The double is held against the real thing: one scripted journal, delivered to each."""
+    server = MlflowServer(tmp_path / "server").start()
+    try:
+        real = MlflowClient(server.uri)
+        ends = []
+        for name, target in (("double", client), ("real", real)):
+            session = Session(tmp_path / name, target)
+            session.run = RunRecord(session.tracker.tracking_uri, "delivery", "the-same-run-key")
+            session.start()
+            session.script()
+            session.tracker.delete_checkpoint_model(10, session.files[10])
+            finished(session)
+            ends.append(snapshot(target, "the-same-run-key"))
+        double, real_end = ends
+        for held in ends:  # the times the two sessions ran at differ; what was sent does not
+            held["history"] = {k: [(s, v) for s, _, v in points] for k, points in held["history"].items()}
+        assert double == real_end
+        assert real_end["models"] == [20, 30] and real_end["status"] == "FINISHED"
+    finally:
+        server.stop()
