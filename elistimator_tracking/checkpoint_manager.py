@@ -106,7 +106,7 @@ class CheckpointManager:
 
     # -- restoring ------------------------------------------------------------------------
 
-    def select(self, checkpoint: Selection, metric: str = "loss", mode: str = "min") -> int:
+    def select(self, checkpoint: Selection, metric: str = "loss", mode: str = "auto") -> int:
         return select_step(self.index, checkpoint, metric, mode)
 
     def restore(self, loops: Loops, path_prefix: PathLike) -> int:

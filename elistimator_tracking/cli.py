@@ -280,7 +280,7 @@ def _sync(args) -> int:
 
     reports = sync(args.model_dir, args.tracking_uri, args.timeout)
     if not reports:
-        print(f"{args.model_dir}: nothing to sync (it was never tracked)")
+        print(f"{args.model_dir}: nothing to sync (no undelivered tracking work)")
     for uri, report in reports.items():
         for line in report.quarantined:
             print(f"{uri}: a journal line could not be understood and is kept in quarantine: {line}")

@@ -2,15 +2,18 @@
 ``elistimator`` command, the registry's alias rule, early stopping and sweeps all share.
 
 A ``Criterion`` names a validation metric, a mode and a ``min_delta``. ``mode='auto'`` means what
-Keras means: higher is better for accuracy-like names (``acc`` in the name, or one starting with
-``fmeasure``), lower for everything else (losses, errors). A value improves on another only by
-more than ``min_delta``; NaN never wins; among equal values the later step wins a selection.
+Keras means: higher is better for accuracy-like names, lower for everything else (losses,
+errors). Accuracy-like is Keras 2's rule (``acc`` anywhere in the name, ``fmeasure``) and the
+metrics Keras 3 knows to grow (a word of the name among ``MAXIMIZED``: ``auc``, ``precision``,
+``recall``, ``f1``, ``iou``, ...). A value improves on another only by more than ``min_delta``;
+NaN never wins; among equal values the later step wins a selection.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,6 +21,8 @@ from typing import Any, TypeVar
 from .errors import InvalidTypeError, InvalidValueError
 
 MODES = ("min", "max", "auto")
+#: words of a metric name that say higher is better (besides ``acc`` anywhere in it)
+MAXIMIZED = frozenset({"auc", "precision", "recall", "f1", "fmeasure", "fscore", "iou", "miou", "r2", "psnr", "ssim"})
 Key = TypeVar("Key", bound=Hashable)
 
 
@@ -26,7 +31,8 @@ def direction(metric: str, mode: str = "auto") -> str:
     if mode != "auto":
         return mode
     name = metric.rsplit("/", 1)[-1].lower()
-    return "max" if "acc" in name or name.startswith("fmeasure") else "min"
+    words = set(re.split(r"[^a-z0-9]+", name))
+    return "max" if "acc" in name or words & MAXIMIZED else "min"
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ import numpy as np
 
 from . import _exit
 from ._tf import tf
+from .checkpoint_api import CheckpointMethods
 from .checkpoint_manager import CheckpointManager
 from .checkpoints import KeepBest, Selection
 from .commits import Commits
-from .criterion import Criterion
 from .datasets import described
 from .distribute import describe as describe_strategy
 from .distribute import is_chief, peer_errors
@@ -29,8 +29,7 @@ from .events import TensorBoardListener
 from .inputs import InputData, InputFn
 from .listeners import Listener, Listeners, RunContext
 from .loading import ModelOrigin, load, new_model
-from .loops import Loops, StepWatch
-from .metadata import Metadata
+from .loops import Loops, StepWatch, set_up
 from .model_graph import ModelFn
 from .progress import metrics_line
 from .settings import PathLike, Settings, checked_steps
@@ -38,7 +37,7 @@ from .tracking.base import Tracker
 from .tracking.listener import TrackingListener, make_tracker
 
 
-class Elistimator:
+class Elistimator(CheckpointMethods):
     """A TF1 graph model with train/validate/evaluate/predict loops around one session.
 
     Args:
@@ -107,20 +106,11 @@ class Elistimator:
         )
         self._loops: Loops | None = None
         if origin.step is not None:
-            self._restore_saved(origin)
-
-    def _restore_saved(self, origin: ModelOrigin) -> None:
-        """Import the saved graph and restore its checkpoint, verified before anything is imported."""
-        record = origin.index.records[origin.step]
-        try:
-            holder = self._checkpoints.holder(record)  # fetched from the run when pruned locally
-            if record.local and not origin.verified:
-                self._checkpoints.verify(record)
-            self._loops = Loops(origin.import_graph(holder), self._settings, restoring=True)
-            self._checkpoints.restore_step(self._loops, origin.step, verified=True)
-        except BaseException:
-            self.close()
-            raise
+            try:
+                self._loops = origin.restored(self._checkpoints)
+            except BaseException:
+                self.close()
+                raise
 
     # -- properties -----------------------------------------------------------------
 
@@ -179,15 +169,6 @@ class Elistimator:
         needed = model.predict_needs()
         return [f.to_json() for f in model.signature if f.key in needed]
 
-    @property
-    def checkpoints(self) -> dict[int, dict[str, Any]]:
-        """``{global_step: {'file': path_prefix, 'metrics': {...}, 'local': bool}}``.
-
-        ``local`` is False once ``max_to_keep`` pruned the files; the entry and its
-        metrics stay.
-        """
-        return self._checkpoints.describe()
-
     # -- setup and the loops --------------------------------------------------------------
 
     def setup(
@@ -208,34 +189,29 @@ class Elistimator:
         train = InputData(train_input_fn, "training")
         validation = InputData(validation_input_fn, "validation") if validation_input_fn else None
         built_now = self._loops is None
-        try:
-            if built_now:
-                with peer_errors(self._settings.distribute):
-                    self._loops = Loops.built(
-                        self._model_fn, self._params, train, validation, saver.args, self._settings
-                    )
-            self._loops.check_data(train, validation)
-            if not built_now and saver.args != self._saver.args:
-                self._loops.model.replace_saver(saver.args)
-            self._loops.use_data(train, validation)
-        except BaseException:
-            if built_now and self._loops is not None:  # leave nothing half-built behind
-                self._loops.close()
-                self._loops = None
-            raise
+        with peer_errors(self._settings.distribute):
+            self._loops = set_up(
+                self._loops,
+                self._model_fn,
+                self._params,
+                train,
+                validation,
+                saver.args,
+                self._saver.args,
+                self._settings,
+            )
         self._saver, self._checkpoints.max_to_keep = saver, saver.max_to_keep
         self._commits.write()
-        model = self._loops.model
-        metric_names = ("loss", *model.evaluation.metric_ops) if model.evaluation is not None else ()
+        loops = self._loops
         self._listeners.on_setup(
             RunContext(
                 self.model_dir,
                 self._params,
                 saver.as_params(),
                 self._model_fn,
-                model.graph,
+                loops.model.graph,
                 self._checkpoints.index,
-                metric_names,
+                loops.validation_metrics,
             )
         )
         if built_now and self._settings.distribute is not None:
@@ -327,82 +303,6 @@ class Elistimator:
         features the outputs need.
         """
         return self._require_model("predict()").predict(inputs, features, input_fn, self.verbose)
-
-    # -- checkpoints ----------------------------------------------------------------
-
-    def save_ckpt(self) -> str:
-        """Save a checkpoint at the current global step; return its path prefix.
-
-        Validation metrics of the same global step attach to it, whichever comes first.
-        Beyond ``max_to_keep`` (``train_saver_args``, default 5) the oldest checkpoints'
-        files are removed; their entries stay in ``checkpoints`` with ``local=False``.
-        """
-        loops = self._require_model("save_ckpt()")
-        self._writer.acquire()
-        step = loops.global_step
-        self._checkpoints.save(
-            loops,
-            step,
-            uncommit=self._commits.write,
-            commit=lambda: self._commits.commit(
-                "save", lambda: self._listeners.on_checkpoint(self._checkpoints.saved(step, self._metadata()))
-            ),
-        )
-        self._checkpoints.remove_unreferenced_files()  # after listeners linked what they send
-        self._take_stop()
-        return self._checkpoints.file_of(step)
-
-    def restore_ckpt(self, path_prefix: PathLike) -> Elistimator:
-        """Restore the checkpoint at ``path_prefix`` (absolute, or relative to the model directory)."""
-        self._checkpoints.restore(self._require_model("restore_ckpt()"), path_prefix)
-        return self
-
-    def restore_latest_ckpt(self) -> Elistimator:
-        """Restore the checkpoint with the greatest global step."""
-        return self._restore("latest")
-
-    def restore_best_ckpt(self, metric: str = "loss", mode: str = "auto") -> Elistimator:
-        """Restore the checkpoint whose validation ``metric`` is best: lowest (``mode='min'``), highest
-        (``'max'``), or ``'auto'`` (highest for accuracy-like names, lowest otherwise).
-
-        Checkpoints without that metric never win; ties go to the later step.
-        """
-        return self._restore("best", metric, mode)
-
-    def _restore(self, checkpoint: Selection, metric: str = "loss", mode: str = "auto") -> Elistimator:
-        loops = self._require_model(f"restore_{checkpoint}_ckpt()")
-        self._checkpoints.restore_step(loops, self._checkpoints.select(checkpoint, metric, mode))
-        return self
-
-    def register_best(
-        self, name: str, metric: str = "loss", mode: str = "auto", alias: str | None = "champion", force: bool = False
-    ) -> str:
-        """Register the best checkpoint (by validation ``metric`` and ``mode``) in the MLflow Model
-        Registry as a new version of ``name`` (from the checkpoint's logged model), tagged with its
-        step and metrics. ``alias`` moves to it only when it beats the version the alias points at
-        on ``metric`` in ``mode`` (a tie keeps the current one; ``force=True`` moves it anyway); an
-        ``AliasKeptWarning`` says when it stays. The version is an MLflow Model too
-        (``mlflow.pyfunc.load_model``, ``mlflow models serve``). Returns the version number.
-        """
-        self._require_model("register_best()")
-        criterion = Criterion(metric, mode)
-        step = self._checkpoints.select("best", metric, mode)
-        return self._run.register(self._checkpoints.saved(step, self._metadata()), name, alias, criterion, force)
-
-    def log_artifacts(self, directory: PathLike, artifact_path: str) -> None:
-        """Send the files of ``directory`` (e.g. an exported SavedModel) to the run under ``artifact_path``."""
-        self._require_model("log_artifacts()")
-        self._run.send_directory(Path(directory), artifact_path)
-
-    def _metadata(self) -> Metadata:
-        return Metadata(
-            graph=self._loops.model.to_names(),
-            index=self._checkpoints.index,
-            global_step=self.global_step,
-            max_to_keep=self._saver.max_to_keep,
-            saver_args=self._saver.args,
-            tracking=self._run.record,
-        )
 
     # -- loading ----------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import metadata as metadata_file
 from ._tf import tf
@@ -29,6 +29,10 @@ from .settings import PathLike, SaverSettings, Settings
 from .tracking.names import is_remote_source
 from .tracking.run import RunRecord
 from .writer_lock import WriterLock
+
+if TYPE_CHECKING:
+    from .checkpoint_manager import CheckpointManager
+    from .loops import Loops
 
 
 @dataclass
@@ -54,6 +58,19 @@ class ModelOrigin:
     def __post_init__(self) -> None:
         if self.writer is None:
             self.writer = WriterLock(self.directory.path)
+
+    def restored(self, checkpoints: CheckpointManager) -> Loops:
+        """The loops of the saved checkpoint at ``step``: its meta graph imported and its variables
+        restored, its files verified before anything is imported (fetched from the run when pruned)."""
+        from .loops import Loops
+
+        record = self.index.records[self.step]
+        holder = checkpoints.holder(record)
+        if record.local and not self.verified:
+            checkpoints.verify(record)
+        loops = Loops(self.import_graph(holder), self.settings, restoring=True)
+        checkpoints.restore_step(loops, self.step, verified=True)
+        return loops
 
     def import_graph(self, holder: Path) -> ModelGraph:
         """Import the meta graph of the saved checkpoint at ``step`` from ``holder`` (the model

@@ -131,6 +131,12 @@ class Loops:
 
     # -- data -------------------------------------------------------------------------
 
+    @property
+    def validation_metrics(self) -> tuple[str, ...]:
+        """The names ``validate()`` returns: ``loss`` and the EvaluationSpec's metrics (none without one)."""
+        evaluation = self.model.evaluation
+        return ("loss", *evaluation.metric_ops) if evaluation is not None else ()
+
     def check_data(self, train: InputData, validation: InputData | None) -> None:
         """Raise unless ``train`` (and ``validation``) can feed this model."""
         self.require_fits(train, self.model.train_needs())
@@ -364,3 +370,30 @@ class Loops:
         for resource in (self.train_stream, self.validation_stream, self.session):
             if resource is not None:
                 resource.close()
+
+
+def set_up(
+    loops: Loops | None,
+    model_fn: ModelFn,
+    params: Mapping[str, Any],
+    train: InputData,
+    validation: InputData | None,
+    saver_args: Mapping[str, Any],
+    previous_saver_args: Mapping[str, Any],
+    settings: Settings,
+) -> Loops:
+    """``setup()``'s loops: built by ``model_fn`` on the first call (nothing half-built stays behind
+    when that fails), then checked against the data, given the saver settings, and fed the data."""
+    built_now = loops is None
+    try:
+        if loops is None:
+            loops = Loops.built(model_fn, params, train, validation, saver_args, settings)
+        loops.check_data(train, validation)
+        if not built_now and saver_args != previous_saver_args:
+            loops.model.replace_saver(saver_args)
+        loops.use_data(train, validation)
+    except BaseException:
+        if built_now and loops is not None:
+            loops.close()
+        raise
+    return loops

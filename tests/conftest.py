@@ -33,8 +33,7 @@ SANDBOX = Path(tempfile.mkdtemp(prefix="elistimator-tests-"))
 (SANDBOX / "home").mkdir()
 os.environ.update(sandbox_environment(SANDBOX))
 
-import mlflow  # noqa: E402  (after the sandbox: these imports read HOME)
-import numpy as np  # noqa: E402
+import numpy as np  # noqa: E402  (after the sandbox: these imports read HOME)
 import pytest  # noqa: E402
 
 from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec  # noqa: E402
@@ -213,13 +212,33 @@ def stored_steps(client, run_id: str):
     return sorted(steps)
 
 
+def stored_dir(client, run_id: str, step: int) -> Path:
+    """Where a local store keeps the run's checkpoint at ``step``: its logged model's model directory,
+    on the store's own disk (tests that tamper with the store change files there)."""
+    experiment_id = client.get_run(run_id).info.experiment_id
+    (model,) = [
+        m
+        for m in client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
+        if m.tags["elistimator.step"] == str(step)
+    ]
+    location = model.artifact_location
+    assert location.startswith(("/", "file:")), location
+    return Path(location.removeprefix("file://")) / "artifacts" / "model_dir"
+
+
 def stored_checkpoint(client, run_id: str, step: int, destination: Path) -> Path:
     """Download the run's checkpoint at ``step`` (its logged model's model directory) to ``destination``."""
     experiment_id = client.get_run(run_id).info.experiment_id
-    (model,) = [m for m in client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
-                if m.tags["elistimator.step"] == str(step)]
-    local = mlflow.artifacts.download_artifacts(artifact_uri=model.artifact_location, dst_path=str(destination),
-                                                tracking_uri=client.tracking_uri)
+    (model,) = [
+        m
+        for m in client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
+        if m.tags["elistimator.step"] == str(step)
+    ]
+    import mlflow  # not at the top: tests check that some runs never import it
+
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=model.artifact_location, dst_path=str(destination), tracking_uri=client.tracking_uri
+    )
     return Path(local) / "artifacts" / "model_dir"
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-from conftest import blobs, dataset_fn, tiny_model_fn
+from conftest import blobs, dataset_fn, stored_dir, tiny_model_fn
 from mlflow import MlflowClient
 
 from elistimator_tracking import Elistimator
@@ -35,16 +34,12 @@ def tracked(tmp_path, data):
     return tmp_path / "model", store, est.run_id
 
 
-def run_artifacts(store: str, run_id: str) -> Path:
-    return Path(urlparse(MlflowClient(store).get_run(run_id).info.artifact_uri).path)
-
-
 def test_a_flipped_byte_in_a_saved_graph_is_found_before_it_is_imported(tracked, tmp_path):
     model_dir, store, run_id = tracked
     flip_a_byte(model_dir / "checkpoints" / "model-18.meta")
     with pytest.raises(ModelDirectoryError, match=r"step 18 .* damaged: model-18\.meta does not match its checksum"):
         Elistimator.from_disk(model_dir, verbose=False)
-    flip_a_byte(run_artifacts(store, run_id) / "checkpoints" / "step-9" / "checkpoints" / "model-9.meta")
+    flip_a_byte(stored_dir(MlflowClient(store), run_id, 9) / "checkpoints" / "model-9.meta")
     with pytest.raises(ModelDirectoryError, match=r"model-9\.meta does not match its checksum"):
         Elistimator.from_disk(model_dir, checkpoint=9, verbose=False, cache_dir=tmp_path / "cache")  # pruned
     with pytest.raises(ModelDirectoryError, match=r"model-9\.meta does not match its checksum"):
@@ -118,7 +113,7 @@ def test_an_invalid_registered_model_name_fails_before_anything_is_uploaded(trac
             est.register_best("good", alias="bad alias!")
     with pytest.raises(ValueError, match=r"'bad/name:1'.* cannot contain '/' or ':'"):
         register_best(run_id, "bad/name:1", tracking_uri=store)
-    assert [a.path for a in MlflowClient(store).list_artifacts(run_id)] == ["checkpoints", "source", "tensorboard"]
+    assert [a.path for a in MlflowClient(store).list_artifacts(run_id)] == ["source", "tensorboard"]  # checkpoints: logged models
 
 
 def test_a_wrong_tracking_argument_creates_nothing(tmp_path):

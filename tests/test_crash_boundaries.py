@@ -17,14 +17,13 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import blobs, dataset_fn, pending, tiny_model_fn
+from conftest import blobs, dataset_fn, pending, stored_dir, tiny_model_fn
 from mlflow import MlflowClient
 
 from elistimator_tracking import Elistimator
@@ -150,13 +149,10 @@ def assert_the_run_holds_the_model_directory(model_dir: Path, store: str) -> tup
     point: an abandoned branch's values came before it), and the latest there, so runs:/ sees
     it. Returns the numbers of checkpoints and validations checked."""
     saved = json.loads((model_dir / "elistimator.json").read_text())
-    run_id = saved["tracking"]["run_id"]
+    run_id = saved["tracking"]["run_id"]  # the record's JSON, as every release writes it
     client = MlflowClient(store)
     for step, record in saved["checkpoints"].items():
-        with tempfile.TemporaryDirectory() as work:
-            logged = json.loads(
-                Path(client.download_artifacts(run_id, f"checkpoints/step-{step}/elistimator.json", work)).read_text()
-            )
+        logged = json.loads((stored_dir(client, run_id, int(step)) / "elistimator.json").read_text())
         assert logged["checkpoints"][step]["files"] == record["files"], f"checkpoint {step}: other files"
         assert logged["validations"].get(step) == saved["validations"].get(step), f"checkpoint {step}: metrics"
     histories: dict[str, list] = {}

@@ -4,6 +4,7 @@ validation metrics linked to it, found by ``search_logged_models``, loadable fro
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ def train_run(tmp_path, store, name, course, save_first=False):
         returned = fit_targets(est, course)
     # the run id as the model directory records it once close() delivered everything (a store that
     # is slow to create its tables may answer after start() stopped waiting)
-    return metadata.read(ModelDirectory(tmp_path / name)).tracking["run_id"], returned
+    return metadata.read(ModelDirectory(tmp_path / name)).tracking.run_id, returned
 
 
 def checkpoint_models(client, run_id):
@@ -110,7 +111,7 @@ def test_a_crash_between_creating_and_filling_a_logged_model_leaves_one_model_pe
     )
     assert done.returncode == -9  # the crash point, not an error
     client = MlflowClient(store)
-    run_id = metadata.read(ModelDirectory(tmp_path / "model")).tracking["run_id"]
+    run_id = metadata.read(ModelDirectory(tmp_path / "model")).tracking.run_id
     experiment = client.get_run(run_id).info.experiment_id
     before = client.search_logged_models([experiment])
     assert sorted(str(m.status) for m in before).count("PENDING") == 1  # the one the crash left empty
@@ -126,19 +127,23 @@ def test_a_crash_between_creating_and_filling_a_logged_model_leaves_one_model_pe
 
 
 def test_a_run_from_before_logged_models_still_loads_and_registers(tmp_path, store):
-    """A run holding only ``checkpoints/step-<N>/`` (its logged models deleted here, as if it was logged
-    before): ``runs:/`` loads it, and registering its best checkpoint gives it a logged model."""
+    """A run holding only ``checkpoints/step-<N>/`` (as release 0.1 logged them before checkpoints were
+    logged models; here the fixture of release 0.1, its logged models deleted): ``runs:/`` loads it,
+    and registering its best checkpoint gives it a logged model."""
     from elistimator_tracking.tracking.registry import register_best
 
-    run_id, returned = train_run(tmp_path, store, "old", [3.0, 0.5, 2.0])
+    model = tmp_path / "model"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "release-0.1-spooled", model)
+    assert pending(sync(model, tracking_uri=store)) == {store: 0}
+    run_id = metadata.read(ModelDirectory(model)).tracking.run_id
     client = MlflowClient(store)
-    for model in checkpoint_models(client, run_id).values():
-        client.delete_logged_model(model.model_id)
+    for logged in checkpoint_models(client, run_id).values():
+        client.delete_logged_model(logged.model_id)
     assert checkpoint_models(client, run_id) == {}
     with Elistimator.from_disk(f"runs:/{run_id}", checkpoint="best", tracking=store, verbose=False) as est:
-        assert est.global_step == 6
+        assert est.global_step == 9
     version, kept = register_best(run_id, "old-layout", tracking_uri=store, cache_dir=tmp_path / "cache")
     assert (version, kept) == ("1", None)
     models = checkpoint_models(client, run_id)
     registered = client.get_model_version("old-layout", "1")
-    assert list(models) == [6] and registered.tags["elistimator.model_id"] == models[6].model_id
+    assert list(models) == [9] and registered.tags["elistimator.model_id"] == models[9].model_id

@@ -7,11 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import best_of, dataset_fn, tiny_model_fn, train_epochs, tree
+from conftest import best_of, dataset_fn, stored_dir, tiny_model_fn, train_epochs, tree
 from mlflow import MlflowClient
 
 from elistimator_tracking import Elistimator, ModelDirectoryError
@@ -115,16 +114,10 @@ def test_an_unknown_alias_and_a_metric_no_checkpoint_recorded(run, request):
         Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint=5, cache_dir=run["cache"])
 
 
-def artifact_dir(run_id: str, path: str) -> Path:
-    uri = MlflowClient().get_run(run_id).info.artifact_uri
-    assert uri.startswith("/") or uri.startswith("file:"), uri
-    return Path(uri.removeprefix("file://")) / path
-
-
 def test_a_checksum_mismatch_in_the_run_is_refused_and_nothing_stays(run):
     Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint=27, cache_dir=run["cache"], verbose=False).close()
     before = tree(run["cache"])
-    data = next(artifact_dir(run["run_id"], "checkpoints/step-18/checkpoints").glob("model-18.data-*"))
+    data = next((stored_dir(MlflowClient(), run["run_id"], 18) / "checkpoints").glob("model-18.data-*"))
     data.write_bytes(data.read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(ModelDirectoryError, match="model-18.data-00000-of-00001 does not match its checksum"):
         Elistimator.from_disk(f"runs:/{run['run_id']}", checkpoint=18, cache_dir=run["cache"])
@@ -132,7 +125,7 @@ def test_a_checksum_mismatch_in_the_run_is_refused_and_nothing_stays(run):
 
 
 def test_a_prefix_that_leaves_the_model_directory_is_refused(run):
-    metadata_file = artifact_dir(run["run_id"], "checkpoints/step-9/elistimator.json")
+    metadata_file = stored_dir(MlflowClient(), run["run_id"], 9) / "elistimator.json"
     metadata = json.loads(metadata_file.read_text())
     metadata["checkpoints"]["9"]["prefix"] = "../../../../outside/model-9"
     metadata_file.write_text(json.dumps(metadata))
@@ -171,19 +164,20 @@ def test_a_download_whose_model_points_outside_it_is_refused(run, tmp_path, requ
 
 
 def test_a_pruned_checkpoint_is_checked_against_this_directory_s_own_checksums(run, data, tmp_path):
-    """The run's step-9 artifact replaced by another model's step 9 (valid, with its own checksums):
-    restoring the pruned step 9 refuses it, since this model directory recorded other files."""
+    """The run's step-9 checkpoint replaced by another model's step 9 (valid, with its own checksums):
+    restoring the pruned step 9 refuses it, since this model directory (and the store's database)
+    recorded other files."""
     (x, y), (vx, vy) = data
     with Elistimator(tiny_model_fn, tmp_path / "other", params={"learning_rate": 0.9}, verbose=False) as other:
         other.setup(dataset_fn(x, y), dataset_fn(vx, vy))
         train_epochs(other, 1)
         other_run = other.run_id
-    logged = artifact_dir(run["run_id"], "checkpoints/step-9")
+    logged = stored_dir(MlflowClient(), run["run_id"], 9)
     shutil.rmtree(logged)
-    shutil.copytree(artifact_dir(other_run, "checkpoints/step-9"), logged)
+    shutil.copytree(stored_dir(MlflowClient(), other_run, 9), logged)
     with Elistimator.from_disk(run["model_dir"], verbose=False, cache_dir=run["cache"]) as est:
         assert not est.checkpoints[9]["local"]
-        with pytest.raises(ModelDirectoryError, match="step 9 in run .* is not the one this model directory recorded"):
+        with pytest.raises(ModelDirectoryError, match="is not the one the tracking store recorded"):
             est.restore_ckpt(est.checkpoints[9]["file"])
         assert est.global_step == 27
 

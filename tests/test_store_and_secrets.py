@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import dataset_fn, tiny_model_fn
+from conftest import dataset_fn, stored_checkpoint, stored_dir, stored_steps, tiny_model_fn
 from mlflow import MlflowClient
 from mlflow_server import MlflowServer
 
@@ -65,17 +65,16 @@ def test_models_and_runs_sources_use_the_named_store_and_create_nothing_in_the_w
 
 
 def test_a_tracking_record_inside_a_downloaded_checkpoint_is_never_followed(tmp_path, data, monkeypatch):
-    """A crafted checkpoints/step-N/elistimator.json naming another store does not redirect tracking."""
+    """A crafted elistimator.json in a stored checkpoint, naming another store, does not redirect tracking."""
     (x, y), (vx, vy) = data
     store, attacker = f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "attacker.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     run_id = trained_run(tmp_path / "model", store, data).run_id
     client = MlflowClient(store)
-    crafted = Path(client.download_artifacts(run_id, "checkpoints/step-18", str(tmp_path / "crafted")))
-    saved = json.loads((crafted / "elistimator.json").read_text())
+    crafted = stored_dir(client, run_id, 18) / "elistimator.json"  # on the store's disk
+    saved = json.loads(crafted.read_text())
     saved["tracking"] = {"tracking_uri": f"sqlite:///{attacker}", "experiment": "pwned", "run_key": "k", "run_id": None}
-    (crafted / "elistimator.json").write_text(json.dumps(saved))
-    client.log_artifact(run_id, str(crafted / "elistimator.json"), "checkpoints/step-18")
+    crafted.write_text(json.dumps(saved))
     with Elistimator.from_disk(f"runs:/{run_id}", verbose=False, cache_dir=tmp_path / "cache") as loaded:
         loaded.setup(dataset_fn(x, y), dataset_fn(vx, vy))
         loaded.train(steps=2).save_ckpt()
@@ -216,13 +215,9 @@ def test_credentials_in_a_tracking_uri_work_in_this_process_and_are_written_nowh
     assert run.info.status == "FINISHED" and SECRET not in json.dumps(
         [run.data.params, run.data.tags, run.info.run_name]
     )
-    client.download_artifacts(est.run_id, "checkpoints", str(tmp_path / "artifacts"))
-    assert sorted(p.name for p in (tmp_path / "artifacts" / "checkpoints").iterdir()) == [
-        "step-12",
-        "step-14",
-        "step-18",
-        "step-9",
-    ]
+    assert stored_steps(client, est.run_id) == [9, 12, 14, 18]
+    for step in (9, 12, 14, 18):
+        stored_checkpoint(client, est.run_id, step, tmp_path / "artifacts" / str(step))
     assert files_containing(tmp_path / "artifacts", SECRET) == []
     assert np.isfinite(
         Elistimator.from_disk(

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import dataset_fn, history, pending, stored_steps, tiny_model_fn, train_epochs
+from conftest import dataset_fn, history, pending, stored_checkpoint, stored_steps, tiny_model_fn, train_epochs
 from mlflow import MlflowClient
 from mlflow_server import FlakyProxy, MlflowServer
 
@@ -47,7 +47,7 @@ def test_a_run_through_the_server_holds_everything_and_restores(tmp_path, shared
     assert client.get_run(run_id).info.status == "FINISHED"
     assert [s for s, _ in history(client, run_id, "validation/accuracy")] == [9, 18]
     assert stored_steps(client, run_id) == [9, 18]
-    local = client.download_artifacts(run_id, "checkpoints/step-18", str(tmp_path / "download"))
+    local = stored_checkpoint(client, run_id, 18, tmp_path / "download")
     with Elistimator.from_disk(local, tracking=False, verbose=False) as restored:
         np.testing.assert_array_equal(restored.predict(x=vx)["classes"], expected)
 

@@ -112,7 +112,7 @@ class Tracker:
         run_id: str | None = None,
         *,
         metric: str = "loss",
-        mode: str = "min",
+        mode: str = "auto",
         force: bool = False,
     ) -> tuple[str, str | None]:
         """Register ``model_dir`` (one checkpoint) as a new version of model ``name``; move ``alias`` to
@@ -157,7 +157,7 @@ class NullTracker(Tracker):
         return None
 
     def register(
-        self, step, model_dir, name, alias, tags, run_id=None, *, metric="loss", mode="min", force=False
+        self, step, model_dir, name, alias, tags, run_id=None, *, metric="loss", mode="auto", force=False
     ) -> tuple[str, str | None]:
         raise TrackingError(
             "registering a model needs tracking: create the Elistimator with tracking=True (or a tracking URI)"

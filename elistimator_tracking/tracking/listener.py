@@ -31,6 +31,7 @@ from .names import (
     BEST_STEP_TAG,
     EVALUATION,
     LATEST_STEP_TAG,
+    MODEL_DIR_ARTIFACT,
     SOURCE_ARTIFACTS,
     TENSORBOARD_ARTIFACTS,
     TRAIN,
@@ -311,7 +312,11 @@ class TrackingListener(Listener):
     # -- beyond the moments: what the Elistimator asks of its run -------------------------------
 
     def checkpoint_store(self) -> Any:
-        """Where this model directory's pruned checkpoints can be fetched (its run), or None."""
+        """Where this model directory's pruned checkpoints can be fetched (its run), or None. What this
+        session journaled is delivered first (bounded): the checkpoint asked for may be among it."""
+        flush = getattr(self._tracker, "flush", None) if self._tracking else None
+        if flush is not None:
+            flush()
         run = self.record
         if run is None or not run.run_id:
             return None
@@ -333,7 +338,7 @@ class TrackingListener(Listener):
             checked_registration(name, alias)
         run = self.record
         with tempfile.TemporaryDirectory(prefix="elistimator-register-") as work:
-            export = Path(work) / "model_dir"
+            export = Path(work) / MODEL_DIR_ARTIFACT
             checkpoint.write(export)
             version, kept = self.tracker.register(
                 checkpoint.step,

@@ -29,6 +29,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from ..criterion import Criterion
 from ..errors import InvalidValueError, TrackingError, TrackingWarning
 from .base import Tracker
 from .http_limits import bounded, quiet, quiet_store_logs
@@ -213,7 +214,7 @@ class MlflowTracker(Tracker):
         run_id: str | None = None,
         *,
         metric: str = "loss",
-        mode: str = "min",
+        mode: str = "auto",
         force: bool = False,
     ) -> tuple[str, str | None]:
         from .registry import register_checkpoint
@@ -228,7 +229,9 @@ class MlflowTracker(Tracker):
                 f"({why or 'the store has not answered'}); try again when it answers"
             )
         with bounded(), quiet():
-            return register_checkpoint(self._mlflow(), run_id, step, model_dir, name, alias, tags, metric, mode, force)
+            return register_checkpoint(
+                self._mlflow(), run_id, step, model_dir, name, alias, tags, Criterion(metric, mode), force
+            )
 
     # -- replay of a spool without a training run (``sync``) -------------------------------
 

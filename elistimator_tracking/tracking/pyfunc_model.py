@@ -20,8 +20,9 @@ from mlflow.pyfunc import PythonModel
 class ElistimatorPyfunc(PythonModel):
     def load_context(self, context) -> None:
         from elistimator_tracking import Elistimator
+        from elistimator_tracking.tracking.names import MODEL_DIR_ARTIFACT
 
-        self.estimator = Elistimator.from_disk(context.artifacts["model_dir"], tracking=False, verbose=False)
+        self.estimator = Elistimator.from_disk(context.artifacts[MODEL_DIR_ARTIFACT], tracking=False, verbose=False)
 
     def predict(self, context, model_input: np.ndarray, params=None):
         """``model_input``: a dict, a DataFrame or an array (the hint is one MLflow infers no schema

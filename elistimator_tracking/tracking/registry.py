@@ -103,6 +103,9 @@ def register_checkpoint(
     return version, note
 
 
+FORCE = "force=True or --force moves it"
+
+
 def alias_kept(
     client: MlflowClient,
     name: str,
@@ -119,7 +122,7 @@ def alias_kept(
     key = metric_name(VALIDATION, criterion.metric)
     new = _value(tags.get(key))
     if new is None:
-        return f"version {version} of {name!r} recorded no {key}: @{alias} is left where it is (force moves it)"
+        return f"version {version} of {name!r} recorded no {key}: @{alias} is left where it is ({FORCE})"
     try:
         current = client.get_model_version_by_alias(name, alias)
     except MlflowException as error:
@@ -131,7 +134,7 @@ def alias_kept(
         return None
     return (
         f"@{alias} stays on version {current.version} of {name!r}: its {key} {old:.6g} is at least as good as "
-        f"version {version}'s {new:.6g} ({criterion.direction}; a tie keeps the current one). force moves it"
+        f"version {version}'s {new:.6g} ({criterion.direction}; a tie keeps the current one). {FORCE}"
     )
 
 

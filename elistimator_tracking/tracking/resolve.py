@@ -113,6 +113,9 @@ class RunCheckpoints:
         there (never saved, or deleted by a retention policy)."""
         if step not in self._fetched:
             source = self._listed().get(step)
+            if source is None:  # listed before this step arrived? look again, once
+                self._sources = None
+                source = self._listed().get(step)
             if source is None:
                 raise CheckpointNotFoundError(
                     f"run {self.run_id} in {self.tracking_uri} holds no checkpoint at step "
@@ -130,7 +133,7 @@ class RunCheckpoints:
                 self._fetched[step] = _cached(
                     target,
                     _model_fetcher(source.artifact_location, self.store, label),
-                    "model_dir",
+                    MODEL_DIR_ARTIFACT,
                     recorded_checksums(source, label),
                 )
         return self._fetched[step]
@@ -211,7 +214,7 @@ def download_model_version(source: str, cache_dir: Path | None = None, tracking_
     if version.tags.get(MODEL_ID_TAG):
         with bounded():
             checksums = recorded_checksums(client.get_logged_model(version.tags[MODEL_ID_TAG]), label)
-    return _cached(target, _model_fetcher(version.source, store, label), "model_dir", checksums)
+    return _cached(target, _model_fetcher(version.source, store, label), MODEL_DIR_ARTIFACT, checksums)
 
 
 def download_logged_model(source: str, cache_dir: Path | None = None, tracking_uri: str | None = None) -> Path:
@@ -228,7 +231,10 @@ def download_logged_model(source: str, cache_dir: Path | None = None, tracking_u
         raise
     target = _cache_root(cache_dir, store.public) / "logged-models" / model_id
     return _cached(
-        target, _model_fetcher(model.artifact_location, store, source), "model_dir", recorded_checksums(model, source)
+        target,
+        _model_fetcher(model.artifact_location, store, source),
+        MODEL_DIR_ARTIFACT,
+        recorded_checksums(model, source),
     )
 
 

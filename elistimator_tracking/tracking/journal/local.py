@@ -45,3 +45,12 @@ class LocalCheckpoints:
         self.directory.export_checkpoint(record.prefix, record.files, destination)
         metadata_file.write(ModelDirectory(destination), metadata.export(step))
         return True
+
+    def not_stored(self, step: int) -> None:
+        """Record that the tracking store lacks the checkpoint at ``step`` and never will get it (its
+        files are gone here too): restoring it says so, and ``sync`` stops looking for it."""
+        metadata = metadata_file.read(self.directory)
+        record = metadata.index.records.get(step)
+        if record is not None and record.stored:
+            record.stored = False
+            metadata_file.write(self.directory, metadata)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ... import metadata as metadata_file
 from ...errors import InvalidValueError, ModelDirectoryError, TrackingWarning
-from ...model_dir import ModelDirectory
+from ...model_dir import ModelDirectory, write_json_atomic
 from ...writer_lock import WriterLock
 from ..history import live_validations
 from ..http_limits import bounded, quiet
@@ -28,7 +28,7 @@ from ..names import CHECKPOINT_KEY_TAG, LEGACY_CHECKPOINT_ARTIFACTS, LEGACY_STEP
 from ..run import RunRecord
 from .local import LocalCheckpoints
 from .ops import Finish, LoggedModel, Metrics, Op
-from .spool import SPOOL_DIR, Spool, spools_in
+from .spool import SPOOL_DIR, STORE_FILE, Spool, spool_path, spools_in
 
 UNCLOSED = "the training process ended without closing the run (found by elistimator sync)"
 
@@ -174,12 +174,13 @@ def _reconcile(
     for step, entry in sorted(index.records.items()):
         key = checkpoint_key(record.run_key, step, entry.files)
         model = models.get(step)
-        if (model is not None and model.tags.get(CHECKPOINT_KEY_TAG) == key) or step in legacy:
-            continue
+        if not entry.stored or (model is not None and model.tags.get(CHECKPOINT_KEY_TAG) == key) or step in legacy:
+            continue  # retired by the retention policy (or lost, found before), or in the store
         outbox = spool.outbox(f"model-step-{step}")
         if not local.remake(step, key, outbox):  # pruned locally, or damaged: not in the store either
             spool.remove_outbox(spool.relative(outbox))
             lost.append(f"the checkpoint at step {step}")
+            local.not_stored(step)  # said once: elistimator.json records that the store lacks it
             continue
         ops.append(
             (
@@ -199,8 +200,14 @@ def _reconcile(
 
 
 def _moved(directory: ModelDirectory, spool: Spool, record: RunRecord, tracking_uri: str) -> RunRecord:
-    """Point the model directory at the run its journal now lives in (so resuming finds it)."""
+    """Point the model directory at the run its journal now lives in (so resuming finds it); work sent
+    to another store takes its spool along (the folder is named after the store)."""
     run_id = spool.run_id(record.run_key)
+    target = spool_path(spool.path.parent, tracking_uri)
+    if tracking_uri != record.tracking_uri and not target.exists():
+        spool.close()
+        os.rename(spool.path, target)
+        write_json_atomic(target / STORE_FILE, {"tracking_uri": tracking_uri})
     moved = (
         record
         if tracking_uri == record.tracking_uri
