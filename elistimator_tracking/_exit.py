@@ -66,9 +66,13 @@ def closed(key: int) -> None:
 
 def status_of(error: BaseException | None) -> tuple[str, str | None]:
     """A run's end after ``error`` (None: none): FINISHED, KILLED (Ctrl-C, ``sys.exit`` with a code
-    other than 0 or None) or FAILED with the error's text."""
+    other than 0 or None) or FAILED with the error's text. An error that says how a run ends
+    (``run_status``: a listener's ``TrainingStopped``, a sweep's pruned trial) ends it so."""
     if error is None or (isinstance(error, SystemExit) and error.code in (0, None)):
         return "FINISHED", None
+    status = getattr(error, "run_status", None)
+    if status in ("FINISHED", "FAILED", "KILLED"):
+        return status, None if status == "FINISHED" else str(error)
     if isinstance(error, (KeyboardInterrupt, SystemExit)):
         return "KILLED", type(error).__name__
     return "FAILED", "".join(traceback.format_exception_only(type(error), error)).strip()

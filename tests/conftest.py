@@ -61,6 +61,17 @@ def tracking_store():
     os.chdir(previous)
 
 
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory):
+    """One real ``mlflow server`` (SQLite backend, proxied artifacts) that the tests which leave it
+    alone share, started at the first one that asks (6-8 s) and stopped by its PID at the end."""
+    from mlflow_server import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("shared-server")).start()
+    yield server
+    server.stop()
+
+
 # -- a tiny classifier --------------------------------------------------------------------
 
 

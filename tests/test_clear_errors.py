@@ -113,7 +113,10 @@ def test_an_invalid_registered_model_name_fails_before_anything_is_uploaded(trac
             est.register_best("good", alias="bad alias!")
     with pytest.raises(ValueError, match=r"'bad/name:1'.* cannot contain '/' or ':'"):
         register_best(run_id, "bad/name:1", tracking_uri=store)
-    assert [a.path for a in MlflowClient(store).list_artifacts(run_id)] == ["source", "tensorboard"]  # checkpoints: logged models
+    assert [a.path for a in MlflowClient(store).list_artifacts(run_id)] == [
+        "source",
+        "tensorboard",
+    ]  # checkpoints: logged models
 
 
 def test_a_wrong_tracking_argument_creates_nothing(tmp_path):

@@ -20,7 +20,6 @@ from types import SimpleNamespace
 
 import pytest
 from mlflow import MlflowClient
-from mlflow_server import MlflowServer
 from recording_client import RecordingClient
 
 from elistimator_tracking.errors import TrackingWarning
@@ -343,24 +342,20 @@ def test_retention_deletes_a_checkpoint_only_after_its_successor_and_never_a_reg
 
 
 @pytest.mark.slow
-def test_the_same_journal_ends_the_same_in_the_recording_client_and_in_a_real_server(tmp_path, client):
+def test_the_same_journal_ends_the_same_in_the_recording_client_and_in_a_real_server(tmp_path, client, shared_server):
     """The double is held against the real thing: one scripted journal, delivered to each."""
-    server = MlflowServer(tmp_path / "server").start()
-    try:
-        real = MlflowClient(server.uri)
-        ends = []
-        for name, target in (("double", client), ("real", real)):
-            session = Session(tmp_path / name, target)
-            session.run = RunRecord(session.tracker.tracking_uri, "delivery", "the-same-run-key")
-            session.start()
-            session.script()
-            session.tracker.delete_checkpoint_model(10, session.files[10])
-            finished(session)
-            ends.append(snapshot(target, "the-same-run-key"))
-        double, real_end = ends
-        for held in ends:  # the times the two sessions ran at differ; what was sent does not
-            held["history"] = {k: [(s, v) for s, _, v in points] for k, points in held["history"].items()}
-        assert double == real_end
-        assert real_end["models"] == [20, 30] and real_end["status"] == "FINISHED"
-    finally:
-        server.stop()
+    real = MlflowClient(shared_server.uri)
+    ends = []
+    for name, target in (("double", client), ("real", real)):
+        session = Session(tmp_path / name, target)
+        session.run = RunRecord(session.tracker.tracking_uri, "delivery", "the-same-run-key")
+        session.start()
+        session.script()
+        session.tracker.delete_checkpoint_model(10, session.files[10])
+        finished(session)
+        ends.append(snapshot(target, "the-same-run-key"))
+    double, real_end = ends
+    for held in ends:  # the times the two sessions ran at differ; what was sent does not
+        held["history"] = {k: [(s, v) for s, _, v in points] for k, points in held["history"].items()}
+    assert double == real_end
+    assert real_end["models"] == [20, 30] and real_end["status"] == "FINISHED"

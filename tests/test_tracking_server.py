@@ -27,14 +27,6 @@ def server(tmp_path):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory):
-    """A running server the tests that leave it alone share."""
-    server = MlflowServer(tmp_path_factory.mktemp("shared-server")).start()
-    yield server
-    server.stop()
-
-
 def test_a_run_through_the_server_holds_everything_and_restores(tmp_path, shared_server, data):
     (x, y), (vx, vy) = data
     server = shared_server

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..checkpoints import CheckpointIndex, KeepBest, best_step, latest_step
 from ..datasets import DataDescription
-from ..errors import AliasKeptWarning, TrackingWarning
+from ..errors import AliasKeptWarning, TrackingWarning, TrainingStopped
 from ..events import TRAIN_DIR, VALIDATION_DIR
 from ..listeners import Listener, RunContext, SavedCheckpoint
 from ..model_dir import link_tree
@@ -38,6 +38,7 @@ from .names import (
     VALIDATION,
     metric,
     selected_by,
+    stop_tags,
 )
 from .run import RunRecord
 from .run_info import (
@@ -237,6 +238,11 @@ class TrackingListener(Listener):
 
     def on_commit(self, committed: bool) -> None:
         self.tracker.release(committed)
+
+    def on_stop(self, stop: TrainingStopped) -> None:
+        """The run records why and where training stopped early."""
+        if self._tracking:
+            self.tracker.set_tags(redacted(stop_tags(stop.step or 0, stop.reason, stop.best)))
 
     def on_close(self, status: str, error: str | None) -> None:
         if not self._tracking:
