@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import dataset_fn, stored_checkpoint, stored_dir, stored_steps, tiny_model_fn
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow_server import MlflowServer
 
 from elistimator_tracking import Elistimator, cli
@@ -224,3 +225,32 @@ def test_credentials_in_a_tracking_uri_work_in_this_process_and_are_written_nowh
             f"runs:/{est.run_id}", tracking=public, verbose=False, cache_dir=tmp_path / "cache"
         ).predict(x=vx)["probabilities"]
     ).all()
+
+
+@pytest.mark.slow
+def test_the_users_own_calls_to_that_host_get_no_credentials_from_the_package(auth_server, tmp_path, data, monkeypatch):
+    """The package keeps a URI's credentials for its own calls: a client of the user's, in the same
+    process and without credentials of its own, is refused as it would be without the package."""
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    given = auth_server.uri.replace("http://", f"http://admin:{SECRET}@")
+    est = trained_run(tmp_path / "model", given, data)
+    with pytest.raises(MlflowException) as refused:
+        MlflowClient(auth_server.uri).get_run(est.run_id)
+    without = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from mlflow import MlflowClient\ntry:\n"
+            f"    MlflowClient({auth_server.uri!r}).get_run({est.run_id!r})\n"
+            "except Exception as error:\n    print(error.error_code)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+    )
+    assert refused.value.error_code == without.stdout.strip() == "UNAUTHENTICATED"
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")  # the user's own credentials work as usual
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRET)
+    assert MlflowClient(auth_server.uri).get_run(est.run_id).info.status == "FINISHED"

@@ -32,6 +32,7 @@ _limits: contextvars.ContextVar[tuple[int, float] | None] = contextvars.ContextV
     "elistimator_http_limits", default=None
 )
 _quiet: contextvars.ContextVar[bool] = contextvars.ContextVar("elistimator_quiet", default=False)
+_ours: contextvars.ContextVar[bool] = contextvars.ContextVar("elistimator_ours", default=False)
 _install_lock = threading.Lock()
 _installed = False
 
@@ -51,10 +52,18 @@ def bounded(timeout: float | None = None, retries: int = 0) -> Iterator[None]:
     at most ``timeout`` seconds (default ``store_timeout()``) for an answer."""
     _install()
     token = _limits.set((retries, store_timeout() if timeout is None else timeout))
+    ours = _ours.set(True)
     try:
         yield
     finally:
+        _ours.reset(ours)
         _limits.reset(token)
+
+
+def in_our_call() -> bool:
+    """Whether this context is inside one of this package's store calls (``bounded``): what the
+    package does to MLflow's requests (limits, kept credentials) applies there only."""
+    return _ours.get()
 
 
 @contextlib.contextmanager

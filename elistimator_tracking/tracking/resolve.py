@@ -11,6 +11,7 @@ error within seconds, not minutes.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
@@ -125,7 +126,8 @@ class RunCheckpoints:
             if isinstance(source, str):
 
                 def fetch(where: Path, path: str = source) -> str:
-                    return self.client.download_artifacts(self.run_id, path, str(where))
+                    location = f"{self.run.info.artifact_uri}/{path}"
+                    return str(download(location, where, self.store))
 
                 self._fetched[step] = _cached(target, fetch, f"step-{step}")
             else:
@@ -243,11 +245,7 @@ def _model_fetcher(artifact_uri: str, store: StoreUri, label: str) -> Callable[[
     caller named, not the default one) and returns the checkpoint directory inside it."""
 
     def fetch(where: Path) -> str:
-        downloaded = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=artifact_uri, dst_path=str(where), tracking_uri=store.client_uri
-            )
-        )
+        downloaded = download(artifact_uri, where, store)
         inner = _model_dir_artifact(downloaded)
         if inner is None or not (downloaded / inner / METADATA_FILE).is_file():
             raise ModelDirectoryError(
@@ -257,6 +255,32 @@ def _model_fetcher(artifact_uri: str, store: StoreUri, label: str) -> Callable[[
         return str(downloaded / inner)
 
     return fetch
+
+
+def download(artifact_uri: str, destination: Path, store: StoreUri) -> Path:
+    """The files at ``artifact_uri`` (a folder) of ``store`` downloaded into ``destination`` (returned).
+    The repository's download threads run in this
+    call's context, so what the package does to its own requests (``http_limits``, the credentials of
+    ``store_uri``) holds on them too, and on no request of the user's."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repository = get_artifact_repository(artifact_uri, tracking_uri=store.client_uri)
+    repository.thread_pool = _InContext(repository.thread_pool)
+    return Path(repository.download_artifacts("", dst_path=str(destination)))
+
+
+class _InContext:
+    """An executor that runs each task in a copy of the submitting context (MLflow's repository pools
+    run tasks on their own threads, which would not see it)."""
+
+    def __init__(self, pool: Any):
+        self._pool = pool
+
+    def submit(self, function: Callable, *args: Any, **kwargs: Any) -> Any:
+        return self._pool.submit(contextvars.copy_context().run, function, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
 
 
 def _model_dir_artifact(model: Path) -> str | None:

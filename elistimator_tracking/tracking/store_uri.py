@@ -12,7 +12,15 @@ At run time credentials come from where MLflow looks for them
 URI given with credentials in this process, from this process's memory: an HTTP store's
 client gets the public URI and its user and password are handed to MLflow's requests to
 that host only when MLflow found none (so nothing MLflow prints or raises shows them,
-and ``os.environ`` is untouched); any other store's client gets the whole URI.
+and ``os.environ`` is untouched), and only within this package's own calls
+(``http_limits.in_our_call``): the user's own MLflow calls to that host, in the same process,
+get exactly what they would get without this package. Any other store's client gets the whole
+URI.
+
+MLflow offers no public way to hand credentials to one host (its request-header providers are
+told no host, and its artifact downloads run on threads of their own), so this is a patch of
+``MlflowHostCreds.__init__``, installed once, scoped to our calls; ``tests/test_mlflow_internals.py``
+fails loudly if the MLflow details it relies on change.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreNotFoundError
+from .http_limits import in_our_call
 from .run_info import is_secret_name
 
 _http_credentials: dict[str, tuple[str, str]] = {}  # scheme://host:port -> (user, password)
@@ -126,7 +135,7 @@ def _install() -> None:
 
         def __init__(self, host, *args, **kwargs):
             original(self, host, *args, **kwargs)
-            kept = _http_credentials.get(_origin(str(host))) if host else None
+            kept = _http_credentials.get(_origin(str(host))) if host and in_our_call() else None
             if kept and not (self.username or self.password or self.token):
                 if kept[1]:
                     self.username, self.password = kept
