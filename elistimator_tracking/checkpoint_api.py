@@ -48,10 +48,11 @@ class CheckpointMethods:
 
     @property
     def checkpoints(self) -> dict[int, dict[str, Any]]:
-        """``{global_step: {'file': path_prefix, 'metrics': {...}, 'local': bool}}``.
+        """``{global_step: {'file': path_prefix, 'metrics': {...}, 'local': bool, 'stored': bool}}``.
 
-        ``local`` is False once ``max_to_keep`` pruned the files; the entry and its
-        metrics stay.
+        ``local`` is False once ``max_to_keep`` pruned the files; the entry and its metrics stay.
+        ``stored`` is False once the tracking store no longer holds it (``store_retention``
+        retired it, or ``sync`` found it gone everywhere).
         """
         return self._checkpoints.describe()
 

@@ -53,9 +53,14 @@ class CheckpointManager:
         self._branch_point: int | None = None  # a restored step, until training moves on from it
 
     def describe(self) -> dict[int, dict[str, Any]]:
-        """``{step: {'file': path prefix, 'metrics': {...}, 'local': bool}}``, by step."""
+        """``{step: {'file': path prefix, 'metrics': {...}, 'local': bool, 'stored': bool}}``, by step."""
         return {
-            step: {"file": self.file_of(step), "metrics": self.index.metrics(step), "local": record.local}
+            step: {
+                "file": self.file_of(step),
+                "metrics": self.index.metrics(step),
+                "local": record.local,
+                "stored": record.stored,
+            }
             for step, record in sorted(self.index.records.items())
         }
 

@@ -20,7 +20,7 @@ def test_save_returns_the_prefix_and_indexes_it(estimator, tmp_path):
     estimator.train()
     prefix = estimator.save_ckpt()
     assert prefix == str(tmp_path / "model" / "checkpoints" / "model-9")
-    assert estimator.checkpoints == {9: {"file": prefix, "metrics": {}, "local": True}}
+    assert estimator.checkpoints == {9: {"file": prefix, "metrics": {}, "local": True, "stored": True}}
     entry = metadata(tmp_path / "model")["checkpoints"]["9"]
     assert entry["prefix"] == "checkpoints/model-9"  # relative: a moved directory still loads
     assert set(entry["files"]) == {"model-9.index", "model-9.data-00000-of-00001", "model-9.meta"}
