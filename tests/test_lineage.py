@@ -205,6 +205,7 @@ def test_datasets_kept_while_the_store_was_unreachable_are_delivered_once_by_syn
         "validation": "held-out",
         "evaluation": "input_fn",
     }
+    (spool,) = (tmp_path / "model" / "tracking").glob("store-*")  # moved with the work to the store it reached
     (spool / "journal.jsonl").write_text(journal)  # a replay, as after a crash before the acknowledgement
     (spool / "delivered").write_text("0\n")
     sync(tmp_path / "model", tracking_uri=store)

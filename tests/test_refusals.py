@@ -90,16 +90,15 @@ def test_a_run_deleted_mid_training_is_one_warning_and_its_later_work_is_dropped
 
 def test_work_for_a_run_the_store_never_created_is_dropped_not_retried_forever(tmp_path):
     """A process that died right after the store refused its run left the run's later work behind."""
-    from elistimator_tracking.tracking.spool import Spool
-
     from elistimator_tracking.tracking import sync
+    from elistimator_tracking.tracking.journal.ops import Finish, Metrics
+    from elistimator_tracking.tracking.journal.spool import Spool
 
     store = f"sqlite:///{tmp_path / 'store.db'}"
     spool = Spool(tmp_path / "model" / "tracking", store)
-    spool.append(
-        {"run": "refused-run", "op": "metrics", "metrics": {"validation/loss": 0.5}, "step": 9, "timestamp": 1}
-    )
-    spool.append({"run": "refused-run", "op": "finish", "status": "FINISHED", "error": None})
-    with pytest.warns(TrackingWarning, match="never created the run this work belongs to") as caught:
+    spool.append(Metrics(run="refused-run", metrics={"validation/loss": 0.5}, step=9, timestamp=1))
+    spool.append(Finish(run="refused-run", status="FINISHED", error=None))
+    spool.close()
+    with pytest.warns(TrackingWarning, match="holds no run for this work") as caught:
         assert pending(sync(tmp_path / "model")) == {store: 0}
     assert len(tracking_warnings(caught)) == 1 and journal_left(tmp_path / "model") == []

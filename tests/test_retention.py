@@ -56,7 +56,7 @@ def test_the_store_keeps_the_best_k_and_the_latest_and_each_restores_without_the
         f"runs:/{run_id}", checkpoint="best", tracking=store, verbose=False, cache_dir=tmp_path / "cache"
     ) as best:
         assert best.global_step == best_of(returned) == 12
-    with pytest.raises(CheckpointNotFoundError, match=r"holds no checkpoint at step 6; it holds \[12, 21, 30\]"):
+    with pytest.raises(CheckpointNotFoundError, match=r"no checkpoint at step 6; checkpoints: \[12, 21, 30\]"):
         Elistimator.from_disk(f"runs:/{run_id}", checkpoint=6, tracking=store, cache_dir=tmp_path / "cache")
 
 
@@ -84,9 +84,9 @@ def test_a_registered_versions_checkpoint_is_never_deleted(tmp_path, shared_serv
 
 WORKER = """
 import sys
-from conftest import fit_targets, target_model_fn
+from conftest import fit_targets, target_model_fn  # (conftest moves HOME and the default store: named below)
 from elistimator_tracking import Elistimator, KeepBest
-with Elistimator(target_model_fn, sys.argv[1], verbose=False, experiment="retention-crash",
+with Elistimator(target_model_fn, sys.argv[1], verbose=False, tracking=sys.argv[2], experiment="retention-crash",
                  store_retention=KeepBest(1, "loss")) as est:
     fit_targets(est, [1.0, 0.5, 0.2, 0.9, 0.8])
 """
@@ -102,7 +102,7 @@ def test_a_crash_in_the_middle_of_a_deletion_loses_nothing_kept(tmp_path, point)
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1]), *sys.path]),
     }
     done = subprocess.run(
-        [sys.executable, "-c", WORKER, str(tmp_path / "model")],
+        [sys.executable, "-c", WORKER, str(tmp_path / "model"), store],
         env=env,
         timeout=300,
         capture_output=True,

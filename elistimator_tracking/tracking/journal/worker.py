@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import requests
 from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..._faults import crash_point
 from ...errors import TrackingWarning
@@ -46,9 +47,9 @@ from .spool import Spool
 
 ANSWER_TIMEOUT = 5.0  # seconds a request of the worker waits for an answer (an upload: ARTIFACT_TIMEOUT)
 ARTIFACT_TIMEOUT = 30.0
-#: what a failure of the store looks like: its answers, and the network's errors (OSError covers
-#: sockets; the disk's own errors happen only while marking, outside the attempt)
-STORE_FAILURES = (MlflowException, requests.RequestException, OSError)
+#: what a failure of the store looks like: its answers, the network's errors (OSError covers sockets;
+#: the disk's own errors happen only while marking, outside the attempt), and a SQL store's database
+STORE_FAILURES = (MlflowException, requests.RequestException, OSError, SQLAlchemyError)
 PROBE_INTERVAL = 0.5  # seconds between probes of a store that refused the connection
 STALL = 6.0  # a waiter gives up after this long without an answer from the store
 
