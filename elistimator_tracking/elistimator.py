@@ -122,7 +122,14 @@ class Elistimator:
             settings.system_metrics,
         )
         self._listeners = Listeners([TensorBoardListener(), self._run])
-        self._commits = Commits(self._directory, self._listeners, self._metadata)
+        self._commits = Commits(
+            self._directory,
+            self._listeners,
+            self._metadata,
+            self._writer,
+            origin.metadata.generation if origin.metadata else None,
+            origin.index,
+        )
         self._checkpoints = CheckpointManager(
             self._directory, origin.index, self._saver.max_to_keep, self._run.checkpoint_store
         )
@@ -217,7 +224,7 @@ class Elistimator:
         """
         self._require_open()
         saver = self._saver.updated(train_saver_args)
-        self._writer.acquire()
+        self._commits.acquire()  # the writer lock; ModelDirectoryChanged if another writer committed since
         train = InputData(train_input_fn, "training")
         validation = InputData(validation_input_fn, "validation") if validation_input_fn else None
         built_now = self._loops is None
@@ -332,7 +339,7 @@ class Elistimator:
         files are removed; their entries stay in ``checkpoints`` with ``local=False``.
         """
         loops = self._require_model("save_ckpt()")
-        self._writer.acquire()
+        self._commits.acquire()
         step = loops.global_step
         self._checkpoints.save(
             loops,
