@@ -421,6 +421,7 @@ class Elistimator:
         tags: Mapping[str, str] | None = None,
         cache_dir: PathLike | None = None,
         system_metrics: bool = False,
+        trust_store: bool = False,
     ) -> Elistimator:
         """Load a model without the model function.
 
@@ -433,7 +434,9 @@ class Elistimator:
         training from the restored global step, keeping the checkpoint history (later
         checkpoints are dropped, with a warning, once training goes on from an older one),
         and resumes the MLflow run a local directory names (with ``tracking=True``, in the
-        store it was tracked to).
+        store it was tracked to). The graph of a remote checkpoint may hold only the ops models
+        need (``graph_safety.py``: no file I/O, no Python calls), else ``UnsafeModelError``;
+        ``trust_store=True`` loads it anyway (a store whose writers you trust).
         """
         settings = Settings.checked(
             session_args,
@@ -446,7 +449,7 @@ class Elistimator:
             cache_dir=cache_dir,
             system_metrics=system_metrics,
         )
-        return cls(load(model_dir, checkpoint, metric, mode, settings))
+        return cls(load(model_dir, checkpoint, metric, mode, settings, trust_store))
 
     # -- lifecycle ------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from . import metadata as metadata_file
 from ._tf import tf
 from .checkpoints import CheckpointIndex, Selection, checked_mode, checked_selection, select_step
 from .errors import CheckpointNotFoundError, InvalidTypeError, InvalidValueError, ModelDirectoryError
+from .graph_safety import check_meta_file
 from .metadata import Metadata
 from .model_dir import ModelDirectory, link_tree
 from .model_graph import ModelFn, ModelGraph
@@ -48,6 +49,9 @@ class ModelOrigin:
     temporary: tempfile.TemporaryDirectory | None = None  # backs the directory; lives as long as the model
     writer: WriterLock | None = None  # the directory's writer lock; a new model holds it from the start
     verified: bool = False  # the checkpoint's files were just checked: hard links of a verified download
+    #: None: the user's own model directory, trusted as it is; else where a download came from
+    #: (``runs:/...``): its meta graph is checked against the op allow-list first (``graph_safety.py``)
+    untrusted_source: str | None = None
 
     def __post_init__(self) -> None:
         if self.writer is None:
@@ -60,6 +64,8 @@ class ModelOrigin:
         meta = ModelDirectory(holder).resolve(record.prefix + ".meta")
         if not meta.is_file():
             raise ModelDirectoryError(f"the checkpoint at step {record.step} has no meta graph ({meta.name})")
+        if self.untrusted_source is not None:
+            check_meta_file(meta, self.untrusted_source)
         graph = tf.Graph()
         with graph.as_default():
             saver = tf.train.import_meta_graph(str(meta), clear_devices=True)
@@ -173,9 +179,14 @@ def _checked_path(value: Any, name: str) -> Path:
     return Path(value).expanduser().absolute()
 
 
-def load(source: PathLike | str, checkpoint: Selection, metric: str, mode: str, settings: Settings) -> ModelOrigin:
-    """Find the model ``source`` names and the checkpoint to restore (see ``Elistimator.from_disk``)."""
+def load(
+    source: PathLike | str, checkpoint: Selection, metric: str, mode: str, settings: Settings, trust_store: bool = False
+) -> ModelOrigin:
+    """Find the model ``source`` names and the checkpoint to restore (see ``Elistimator.from_disk``);
+    a remote one's graph is checked against the op allow-list unless ``trust_store``."""
     checkpoint, mode = checked_selection(checkpoint), checked_mode(mode)
+    if not isinstance(trust_store, bool):
+        raise InvalidTypeError(f"trust_store must be True or False, got {type(trust_store).__name__}")
     temporary = None
     if is_remote_source(source):
         from .tracking.resolve import resolve_source  # imports mlflow: only for remote sources
@@ -210,4 +221,5 @@ def load(source: PathLike | str, checkpoint: Selection, metric: str, mode: str, 
         step=step,
         temporary=temporary,
         verified=temporary is not None,
+        untrusted_source=str(source) if temporary is not None and not trust_store else None,
     )
