@@ -467,7 +467,11 @@ class Elistimator:
         self._closed = True
         _exit.closed(id(self))
         try:
-            self._listeners.notify("on_close", status, error)
+            try:
+                self._listeners.notify("on_close", status, error)
+            except KeyboardInterrupt:  # Ctrl-C while closing (awaiting delivery): the run ends KILLED
+                self._listeners.notify("on_close", *_exit.status_of(KeyboardInterrupt()))
+                raise
             if self._loops is not None:
                 if self._loops.train_stream is not None:  # set up: the run id, if the store answered late
                     self._commits.write()
