@@ -51,7 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with bounded():  # an unreachable store is an error within seconds, not minutes of retries
-            return args.command(args) or 0
+            status = args.command(args) or 0
+            sys.stdout.flush()
+            return status
+    except BrokenPipeError:  # the reader closed the pipe (``| head -1``): it has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
     except Exception as error:  # noqa: BLE001 -- every failure is one line and exit 1
         message = error.message if isinstance(error, MlflowException) else str(error)
         print(
@@ -273,8 +278,10 @@ def _download(args) -> int:
 def _sync(args) -> int:
     import warnings
 
+    from .model_dir import require_directory
     from .tracking import TrackingWarning, sync
 
+    require_directory(args.model_dir.expanduser())
     with warnings.catch_warnings(record=True) as caught:  # the reason goes into the one line below
         warnings.simplefilter("always", TrackingWarning)
         left = sync(args.model_dir, args.tracking_uri, args.timeout)

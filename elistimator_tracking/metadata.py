@@ -24,7 +24,7 @@ from typing import Any
 
 from .checkpoints import CheckpointIndex, CheckpointRecord
 from .errors import ModelDirectoryError
-from .model_dir import ModelDirectory
+from .model_dir import ModelDirectory, require_directory
 
 METADATA_FILE = "elistimator.json"
 FORMAT = "elistimator/1"
@@ -77,10 +77,7 @@ class Metadata:
 def read(directory: ModelDirectory) -> Metadata:
     """The validated metadata of ``directory``; ``ModelDirectoryError`` naming what is wrong."""
     path = directory.path / METADATA_FILE
-    if not directory.path.exists():
-        raise ModelDirectoryError(f"model directory {str(directory.path)!r} does not exist")
-    if not directory.path.is_dir():
-        raise ModelDirectoryError(f"{str(directory.path)!r} is a file, not a model directory")
+    require_directory(directory.path)
     if not path.is_file():
         raise ModelDirectoryError(
             f"{str(directory.path)!r} is not an Elistimator model directory: it has no {METADATA_FILE}"

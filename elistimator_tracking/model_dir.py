@@ -160,6 +160,14 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def require_directory(path: Path) -> None:
+    """``ModelDirectoryError`` unless ``path`` is a directory: it does not exist, or it is a file."""
+    if not path.exists():
+        raise ModelDirectoryError(f"model directory {str(path)!r} does not exist")
+    if not path.is_dir():
+        raise ModelDirectoryError(f"{str(path)!r} is a file, not a model directory")
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -11,7 +11,9 @@ error within seconds, not minutes.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import math
 import os
 import re
@@ -27,7 +29,7 @@ from mlflow.tracking import MlflowClient
 
 from .. import metadata as metadata_file
 from ..checkpoints import CheckpointIndex, CheckpointRecord, Selection, checked_selection, select_step
-from ..errors import CheckpointNotFoundError, InvalidValueError, ModelDirectoryError
+from ..errors import CheckpointNotFoundError, InvalidValueError, ModelDirectoryError, TrackingError
 from ..metadata import METADATA_FILE
 from ..model_dir import ModelDirectory
 from .http_limits import bounded, quiet
@@ -51,7 +53,7 @@ class RunCheckpoints:
         store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
         require_existing(store)
         self.tracking_uri = store.public
-        self.client = MlflowClient(store.client_uri)
+        self.client, self._client_uri = MlflowClient(store.client_uri), store.client_uri
         self._cache_dir = cache_dir
         self._steps: list[int] | None = None
         self._fetched: dict[int, Path] = {}
@@ -106,8 +108,13 @@ class RunCheckpoints:
             target = _cache_root(self._cache_dir, self.tracking_uri) / "runs" / self.run_id / f"step-{step}"
             self._fetched[step] = _cached(
                 target,
-                lambda where: self.client.download_artifacts(self.run_id, checkpoint_artifact_path(step), str(where)),
+                lambda where: mlflow.artifacts.download_artifacts(  # the run's own repository: errors keep their cause
+                    artifact_uri=f"{self.run.info.artifact_uri}/{checkpoint_artifact_path(step)}",
+                    dst_path=str(where),
+                    tracking_uri=self._client_uri,
+                ),
                 f"step-{step}",
+                f"step {step} of run {self.run_id}",
             )
         return self._fetched[step]
 
@@ -167,7 +174,8 @@ def download_model_version(source: str, cache_dir: Path | None = None, tracking_
             ) from None
         raise
     target = _cache_root(cache_dir, uri) / "models" / name / f"version-{version.version}"
-    return _cached(target, _model_fetcher(version.source, store, f"{source} (version {version.version})"), "model_dir")
+    label = f"{source} (version {version.version})"
+    return _cached(target, _model_fetcher(version.source, store, label), "model_dir", label)
 
 
 def download_logged_model(source: str, cache_dir: Path | None = None, tracking_uri: str | None = None) -> Path:
@@ -183,7 +191,7 @@ def download_logged_model(source: str, cache_dir: Path | None = None, tracking_u
             raise CheckpointNotFoundError(f"there is no logged model {model_id!r} in {store.public}") from None
         raise
     target = _cache_root(cache_dir, store.public) / "logged-models" / model_id
-    return _cached(target, _model_fetcher(model.artifact_location, store, source), "model_dir")
+    return _cached(target, _model_fetcher(model.artifact_location, store, source), "model_dir", source)
 
 
 def _model_fetcher(artifact_uri: str, store: StoreUri, label: str) -> Callable[[Path], str]:
@@ -196,7 +204,7 @@ def _model_fetcher(artifact_uri: str, store: StoreUri, label: str) -> Callable[[
                 artifact_uri=artifact_uri, dst_path=str(where), tracking_uri=store.client_uri
             )
         )
-        inner = _model_dir_artifact(downloaded)
+        inner = _model_dir_artifact(downloaded, label)
         if inner is None or not (downloaded / inner / METADATA_FILE).is_file():
             raise ModelDirectoryError(
                 f"{label} holds no Elistimator checkpoint "
@@ -207,12 +215,18 @@ def _model_fetcher(artifact_uri: str, store: StoreUri, label: str) -> Callable[[
     return fetch
 
 
-def _model_dir_artifact(model: Path) -> str | None:
+def _model_dir_artifact(model: Path, label: str) -> str | None:
     """Where an MLflow Model made by ``logged_models.package_checkpoint`` (or, before, by the registry)
     keeps the checkpoint (a relative path)."""
     if not (model / "MLmodel").is_file():
         return None
-    flavor = mlflow.models.Model.load(str(model)).flavors.get("python_function", {})
+    try:
+        flavor = mlflow.models.Model.load(str(model)).flavors.get("python_function", {})
+    except Exception as error:  # noqa: BLE001 -- yaml's errors, MLflow's: the file is not an MLmodel
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelDirectoryError(
+            f"the MLmodel file of {label} is not a valid MLmodel (YAML): {reason}; its files in the store are damaged"
+        ) from None
     entry = flavor.get("artifacts", {}).get(MODEL_DIR_ARTIFACT, {})
     return entry.get("path") if isinstance(entry, dict) else None
 
@@ -222,20 +236,27 @@ def _cache_root(cache_dir: Path | None, tracking_uri: str) -> Path:
     return root.absolute() / hashlib.sha256(tracking_uri.encode("utf-8")).hexdigest()[:12]
 
 
-def _cached(target: Path, fetch: Callable[[Path], str], label: str) -> Path:
+def _cached(target: Path, fetch: Callable[[Path], str], name: str, label: str) -> Path:
     """``target`` if a complete, verified copy is there; else download with ``fetch(folder) -> model dir``,
-    verify, and move into place. Nothing stays behind when anything fails."""
+    verify, and move into place. Nothing stays behind when anything fails; a failed download is one
+    line naming the cause (``download_failure``)."""
     if target.is_dir():
         try:
             metadata_file.read_verified(ModelDirectory(target, cached=True))
             return target
         except ModelDirectoryError:
             shutil.rmtree(target, ignore_errors=True)  # damaged since: fetch it again
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{label}-", dir=target.parent))
     try:
-        with bounded(), quiet():  # a progress bar per checkpoint download is not news
-            downloaded = Path(fetch(work))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    except OSError as error:
+        raise download_failure(error, label, target.parent) from None
+    try:
+        try:
+            with bounded(), quiet():  # a progress bar per checkpoint download is not news
+                downloaded = Path(fetch(work))
+        except (MlflowException, OSError) as error:
+            raise download_failure(error, label, target.parent) from None
         require_inside(work, downloaded)
         metadata_file.read_verified(ModelDirectory(downloaded, cached=True))  # moves into the cache as is
         if target.exists():  # left over, or another process completed the same download meanwhile
@@ -245,6 +266,34 @@ def _cached(target: Path, fetch: Callable[[Path], str], label: str) -> Path:
         return target
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+_FAILED_FILE = re.compile(r"^##### File (.+?) #####\n(.*)$", re.MULTILINE)
+_REFUSAL = re.compile(r"Response text: (\{.*\})")
+
+
+def download_failure(error: Exception, label: str, cache: Path) -> Exception:
+    """One line for a failed download of ``label`` into ``cache``: a full disk, a file the store refused
+    to send (MLflow says only "please ensure that the path is correct" for both), or the first file's
+    error; an error that is none of these comes back as it is."""
+    text = error.message if isinstance(error, MlflowException) else str(error)
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in text:
+        return TrackingError(
+            f"the disk of the download cache is full (no space left on device, writing {cache}) while "
+            f"downloading {label}; free space there, or give from_disk cache_dir= (or ${CACHE_ENV}) on a disk with room"
+        )
+    failed = _FAILED_FILE.findall(text)
+    if not failed:
+        return error
+    path, reason = failed[0]
+    refusal = _REFUSAL.search(reason)
+    if refusal:
+        try:
+            reason = json.loads(refusal.group(1)).get("message") or reason
+        except ValueError:
+            pass
+        return TrackingError(f"the store refused to send {path} of {label}: {reason}")
+    return TrackingError(f"downloading {label} failed at {path}: {reason}")
 
 
 def require_inside(root: Path, model_dir: Path) -> None:
