@@ -219,3 +219,33 @@ def dataset_fn_images():
     images = rng.uniform(size=(8, 784)).astype(np.float32)
     labels = rng.integers(0, 10, 8).astype(np.int32)
     return lambda: tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels}).batch(4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "model_fn, input_fn, optimizer",
+    [
+        ("conv_model_fn", "images_input_fn", "AdamOptimizer"),
+        ("conv_model_fn", "images_input_fn", "FtrlOptimizer"),
+        ("sequence_model_fn", "sequences_input_fn", "RMSPropOptimizer"),
+        ("sequence_model_fn", "sequences_input_fn", "AdagradOptimizer"),
+        ("math_model_fn", "images_input_fn", "AdadeltaOptimizer"),
+    ],
+)
+def test_what_tf1_models_are_built_from_passes_the_allow_list(tmp_path, model_fn, input_fn, optimizer):
+    """The measurement ALLOWED_OPS came from, kept: tf.layers, tf.nn, every tf.losses loss and tf.metrics
+    metric, v1 optimizers, control flow, tf.image, random ops (``op_zoo.py``). A TensorFlow upgrade
+    that changes the ops these are made of fails here, naming the new op."""
+    import op_zoo
+
+    from elistimator_tracking._tf import tf
+
+    data = getattr(op_zoo, input_fn)
+    params = {"optimizer": getattr(tf.train, optimizer)}
+    with Elistimator(getattr(op_zoo, model_fn), tmp_path / "m", params=params, verbose=False, tracking=False) as est:
+        est.setup(data, data)
+        est.train(steps=2).validate()
+        est.save_ckpt()
+        assert len(list(est.predict(input_fn=data))) == 4
+    meta = tmp_path / "m" / "checkpoints" / "model-2.meta"
+    check_meta_graph(meta_graph_pb2.MetaGraphDef.FromString(meta.read_bytes()), model_fn)

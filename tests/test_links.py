@@ -6,26 +6,23 @@ Before the fix, ``.writer.lock`` as a symlink to a file was truncated and overwr
 holder's JSON at ``Elistimator(...)``, ``setup()``, ``save_ckpt()`` and ``sync``; a lock that was a
 directory raised a raw ``IsADirectoryError``; an immutable one a raw ``PermissionError``; a child
 forked by the writer kept the lock after the writer was SIGKILLed, and the next writer's error
-named the dead parent.
+named the dead parent (that test is in test_writer_lock.py).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import dataset_fn, tiny_model_fn, train_epochs
 
 from elistimator_tracking import Elistimator
-from elistimator_tracking.errors import ModelDirectoryBusy, ModelDirectoryError
+from elistimator_tracking.errors import ModelDirectoryError
 from elistimator_tracking.tracking import sync
 
-WORKER = Path(__file__).with_name("boundary_worker.py")
 USERS_FILE = "the user's own file\n"
 
 
@@ -114,41 +111,6 @@ def immutable(path: Path, on: bool = True) -> None:
     done = subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"chattr does not work here: {done.stderr.strip()}")
-
-
-@pytest.mark.slow
-def test_a_child_forked_by_the_writer_does_not_keep_the_lock_when_the_writer_is_killed(tmp_path, data):
-    """Before: after the SIGKILL, the next writer got ModelDirectoryBusy naming the dead parent (the
-    child's inherited descriptor kept the flock)."""
-    (x, y), (vx, vy) = data
-    model_dir, store = tmp_path / "model", f"sqlite:///{tmp_path / 'store.db'}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parents[1]), *sys.path])}
-    worker = subprocess.Popen(
-        [sys.executable, str(WORKER), "fork", str(model_dir), store],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    child = None
-    try:
-        words = worker.stdout.readline().split()
-        assert words[0] == "holding", words
-        parent, child = int(words[1]), int(words[2])
-        with pytest.raises(ModelDirectoryBusy, match=rf"PID {parent} "):  # the parent is the writer
-            Elistimator(tiny_model_fn, model_dir, verbose=False)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=30)
-        os.kill(child, 0)  # the child lives on
-        with Elistimator.from_disk(model_dir, verbose=False, tracking=False) as writer:
-            writer.setup(dataset_fn(x, y), dataset_fn(vx, vy))
-            writer.train(steps=2).save_ckpt()
-            assert sorted(writer.checkpoints) == [3, 5]
-    finally:
-        worker.kill()
-        worker.wait(timeout=30)
-        if child is not None:
-            os.kill(child, signal.SIGKILL)
 
 
 # -- every other file the core writes or removes in a model directory -------------------------------
