@@ -96,6 +96,16 @@ def status_of(error: BaseException | None) -> tuple[str, str | None]:
     return "FAILED", "".join(traceback.format_exception_only(type(error), error)).strip()
 
 
+def ending(end: Closer, status: str, error: str | None) -> None:
+    """``end(status, error)``; after Ctrl-C during it (awaiting delivery, say), ``end`` again as KILLED,
+    then the interrupt goes on (a second Ctrl-C leaves the KILLED end journaled for ``sync``)."""
+    try:
+        end(status, error)
+    except KeyboardInterrupt:
+        end(*status_of(KeyboardInterrupt()))
+        raise
+
+
 def exit_status() -> tuple[str, str | None]:
     """How the interpreter is ending: ``(status, error)`` for the runs still open."""
     if _signalled:

@@ -41,8 +41,8 @@ class Commits:
     """``elistimator.json`` of ``directory``, as ``metadata()`` describes the model now.
 
     ``writer`` is the directory's lock; ``generation`` the one this model was loaded at (None
-    for a new model, which owns its directory from the start); ``index`` the checkpoint
-    index this writer holds (for the message when the directory changed under it).
+    for a new model, which owns its directory from the start); ``index`` the checkpoint index
+    this writer holds (for the message when the directory changed under it).
     """
 
     def __init__(

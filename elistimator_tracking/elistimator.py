@@ -9,6 +9,7 @@ core notifies (``events.py`` for TensorBoard, ``tracking/listener.py`` for MLflo
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,6 @@ from . import _exit
 from ._tf import tf
 from .checkpoint_manager import CheckpointManager
 from .checkpoints import Selection
-from .commits import Commits
 from .datasets import described
 from .distribute import checked_strategy, is_chief, peer_errors
 from .distribute import describe as describe_strategy
@@ -122,14 +122,7 @@ class Elistimator:
             settings.system_metrics,
         )
         self._listeners = Listeners([TensorBoardListener(), self._run])
-        self._commits = Commits(
-            self._directory,
-            self._listeners,
-            self._metadata,
-            self._writer,
-            origin.metadata.generation if origin.metadata else None,
-            origin.index,
-        )
+        self._commits = origin.commits(self._listeners, self._metadata)
         self._checkpoints = CheckpointManager(
             self._directory, origin.index, self._saver.max_to_keep, self._run.checkpoint_store
         )
@@ -434,9 +427,8 @@ class Elistimator:
         training from the restored global step, keeping the checkpoint history (later
         checkpoints are dropped, with a warning, once training goes on from an older one),
         and resumes the MLflow run a local directory names (with ``tracking=True``, in the
-        store it was tracked to). The graph of a remote checkpoint may hold only the ops models
-        need (``graph_safety.py``: no file I/O, no Python calls), else ``UnsafeModelError``;
-        ``trust_store=True`` loads it anyway (a store whose writers you trust).
+        store it was tracked to). A remote checkpoint's graph may hold only the ops models need
+        (``graph_safety.py``), else ``UnsafeModelError``; ``trust_store=True`` loads it anyway.
         """
         settings = Settings.checked(
             session_args,
@@ -467,11 +459,7 @@ class Elistimator:
         self._closed = True
         _exit.closed(id(self))
         try:
-            try:
-                self._listeners.notify("on_close", status, error)
-            except KeyboardInterrupt:  # Ctrl-C while closing (awaiting delivery): the run ends KILLED
-                self._listeners.notify("on_close", *_exit.status_of(KeyboardInterrupt()))
-                raise
+            _exit.ending(partial(self._listeners.notify, "on_close"), status, error)  # Ctrl-C meanwhile: KILLED
             if self._loops is not None:
                 if self._loops.train_stream is not None:  # set up: the run id, if the store answered late
                     self._commits.write()

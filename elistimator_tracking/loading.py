@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,10 @@ from typing import Any
 from . import metadata as metadata_file
 from ._tf import tf
 from .checkpoints import CheckpointIndex, Selection, checked_mode, checked_selection, select_step
+from .commits import Commits
 from .errors import CheckpointNotFoundError, InvalidTypeError, InvalidValueError, ModelDirectoryError
 from .graph_safety import check_meta_file
+from .listeners import Listeners
 from .metadata import Metadata
 from .model_dir import ModelDirectory, link_tree
 from .model_graph import ModelFn, ModelGraph
@@ -56,6 +58,11 @@ class ModelOrigin:
     def __post_init__(self) -> None:
         if self.writer is None:
             self.writer = WriterLock(self.directory.path)
+
+    def commits(self, listeners: Listeners, metadata: Callable[[], Metadata]) -> Commits:
+        """Writing this model's ``elistimator.json``, from the generation it was loaded at (none: new)."""
+        generation = self.metadata.generation if self.metadata is not None else None
+        return Commits(self.directory, listeners, metadata, self.writer, generation, self.index)
 
     def import_graph(self, holder: Path) -> ModelGraph:
         """Import the meta graph of the saved checkpoint at ``step`` from ``holder`` (the model

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 from conftest import dataset_fn, target_model_fn, targets, tiny_model_fn, train_epochs, zero_targets
@@ -67,13 +66,13 @@ def plant_in_store(artifact_root: Path, mutate) -> int:
 def tracked(tmp_path, data):
     """A tiny model trained an epoch and registered, tracked to a store of its own in ``tmp_path``."""
     (x, y), (vx, vy) = data
-    store = f"sqlite:///{tmp_path / 'store.db'}"
+    store, artifacts = f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "artifacts"  # the store's artifact disk
+    MlflowClient(store).create_experiment("plant", artifact_location=artifacts.as_uri())
     with Elistimator(tiny_model_fn, tmp_path / "model", verbose=False, tracking=store, experiment="plant") as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
         train_epochs(est, 1)
         est.register_best("planted")
         run_id = est.run_id
-    artifacts = Path(urlparse(MlflowClient(store).get_run(run_id).info.artifact_uri).path).parents[1]
     return {"store": store, "run_id": run_id, "artifacts": artifacts, "model_dir": tmp_path / "model"}
 
 

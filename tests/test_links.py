@@ -229,3 +229,37 @@ def test_a_link_in_an_event_folder_never_sends_what_it_points_at_to_the_run(tmp_
         est.close()
     sent = [a.path for a in MlflowClient().list_artifacts(est.run_id, "tensorboard/train")]
     assert "tensorboard/train/notes.txt" not in sent
+
+
+def test_remove_tree_refuses_a_link_on_the_way_and_never_follows_one_inside(tmp_path):
+    """The journal's sweep removes folders in the model directory: through ``remove_tree``, never
+    through a link (before, ``shutil.rmtree`` on the children of a linked outbox deleted the folders
+    the link pointed at)."""
+    from elistimator_tracking.model_dir import remove_tree
+
+    model_dir, outside = tmp_path / "model", tmp_path / "outside"
+    (outside / "photos").mkdir(parents=True)
+    (outside / "photos" / "a.jpg").write_text("x")
+    (model_dir / "tracking").mkdir(parents=True)
+    (model_dir / "tracking" / "outbox").symlink_to(outside)
+    with pytest.raises(ModelDirectoryError, match=r"outbox is a symbolic link"):
+        remove_tree(model_dir, model_dir / "tracking" / "outbox" / "photos")
+    (model_dir / "tracking" / "real").mkdir()
+    (model_dir / "tracking" / "real" / "link").symlink_to(outside)
+    remove_tree(model_dir, model_dir / "tracking" / "real")
+    assert not (model_dir / "tracking" / "real").exists() and (outside / "photos" / "a.jpg").is_file()
+
+
+def test_the_estimator_layout_file_is_never_written_through_a_link(tmp_path):
+    import estimator_programs as programs
+
+    from elistimator_tracking import estimator as tf_estimator
+
+    outside = tmp_path / "outside.json"
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "estimator.json").symlink_to(outside)
+    est = tf_estimator.Estimator(programs.model_fn, model_dir=str(tmp_path / "model"), params={}, tracking=False)
+    with pytest.raises(ModelDirectoryError, match=r"estimator\.json is a symbolic link"):
+        est.train(programs.train_input_fn(), steps=1)
+    est.close()
+    assert not outside.exists()

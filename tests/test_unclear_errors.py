@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import blobs, dataset_fn, tiny_model_fn, train_epochs
+from mlflow import MlflowClient
 from mlflow_server import MlflowServer
 
 from elistimator_tracking import Elistimator, InvalidValueError, ModelDirectoryError, TrackingError
@@ -56,6 +57,7 @@ def store(tmp_path_factory):
     """An experiment with a run and a registered version, in a SQLite store of its own."""
     root = tmp_path_factory.mktemp("unclear")
     uri = f"sqlite:///{root / 'store.db'}"
+    MlflowClient(uri).create_experiment("unclear", artifact_location=(root / "artifacts").as_uri())
     (x, y), (vx, vy) = blobs(70), blobs(30, seed=1)
     with Elistimator(tiny_model_fn, root / "model", verbose=False, tracking=uri, experiment="unclear") as est:
         est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
@@ -89,8 +91,6 @@ def test_sync_of_a_file_says_it_is_a_file(tmp_path):
 
 
 def test_a_registered_version_whose_mlmodel_is_not_yaml_is_one_line_naming_the_file(store, tmp_path):
-    from mlflow import MlflowClient
-
     version = MlflowClient(store, registry_uri=store).get_model_version("unclear", "1")
     mlmodel = Path(version.source.removeprefix("file://")) / "MLmodel"
     kept = mlmodel.read_text()
