@@ -92,16 +92,32 @@ KNOWN_UNSAFE = {
     ),
     **dict.fromkeys(("InitializeTableFromTextFile", "InitializeTableFromTextFileV2"), "reads a file"),
 }
-TRUST_HINT = "load it with Elistimator.from_disk(..., trust_store=True) only if you trust whoever can write that store"
+TRUST_HINT = (
+    "load it with from_disk(..., trust_store=True) (elistimator download: --trust-store) only if you trust "
+    "whoever can write that store"
+)
 
 
 def check_meta_file(path: Path, source: str) -> None:
     """Check the meta graph in ``path`` (from ``source``, for the message) before it is imported."""
-    from tensorflow.core.protobuf import meta_graph_pb2
+    from ._tf import tf  # quiet: _tf.py silences TensorFlow's start-up lines
 
-    meta = meta_graph_pb2.MetaGraphDef()
+    meta = tf.MetaGraphDef()
     meta.ParseFromString(Path(path).read_bytes())
     check_meta_graph(meta, source)
+
+
+def check_model_directory(directory: Path, source: str) -> None:
+    """Check the meta graph of every checkpoint of the model directory at ``directory`` (a download of
+    ``source``: ``elistimator download`` checks it before it becomes a local, trusted directory)."""
+    from . import metadata as metadata_file
+    from .model_dir import ModelDirectory
+
+    model = ModelDirectory(directory)
+    for record in metadata_file.read(model).index.records.values():
+        meta = model.resolve(record.prefix + ".meta")
+        if meta.is_file():
+            check_meta_file(meta, source)
 
 
 def check_meta_graph(meta: Any, source: str) -> None:

@@ -94,6 +94,25 @@ def test_a_write_file_planted_in_the_stores_checkpoint_is_refused_naming_it(tmp_
     assert target.read_text() == "written by whoever can write the store"
 
 
+def test_elistimator_download_checks_the_graph_before_it_becomes_a_local_directory(tmp_path, tracked):
+    """A downloaded copy is a local model directory, which ``from_disk`` trusts: the command checks first."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "planted.txt"
+    plant_in_store(tracked["artifacts"], lambda meta: plant_write_file(meta, target))
+    command = [str(Path(sys.executable).parent / "elistimator"), "download", f"runs:/{tracked['run_id']}"]
+    store = ["--tracking-uri", tracked["store"]]
+    done = subprocess.run([*command, str(tmp_path / "copy"), *store], capture_output=True, text=True, timeout=300)
+    last = done.stderr.splitlines()[-1]  # after TensorFlow's start-up lines
+    assert done.returncode == 1 and last.startswith("elistimator download: error: the model from runs:/"), last
+    assert "WriteFile (node 'planted/WriteFile'), which writes files" in last and "--trust-store" in last
+    assert not (tmp_path / "copy").exists()
+    trusted = [*command, str(tmp_path / "trusted"), *store, "--trust-store"]
+    assert subprocess.run(trusted, capture_output=True, timeout=300).returncode == 0
+    assert (tmp_path / "trusted" / "elistimator.json").is_file() and not target.exists()
+
+
 def test_a_local_model_directory_is_trusted_as_it_is(tmp_path, tracked):
     """The user's own model directory is not checked (docs/robustness.md): its graph is the user's program."""
     target = tmp_path / "local.txt"
