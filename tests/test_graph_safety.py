@@ -239,7 +239,6 @@ def dataset_fn_images():
     return lambda: tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels}).batch(4)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "model_fn, input_fn, optimizer",
     [
@@ -261,9 +260,7 @@ def test_what_tf1_models_are_built_from_passes_the_allow_list(tmp_path, model_fn
     data = getattr(op_zoo, input_fn)
     params = {"optimizer": getattr(tf.train, optimizer)}
     with Elistimator(getattr(op_zoo, model_fn), tmp_path / "m", params=params, verbose=False, tracking=False) as est:
-        est.setup(data, data)
-        est.train(steps=2).validate()
+        est.setup(data, data)  # the graph holds every op whether or not a step runs it: build and save
         est.save_ckpt()
-        assert len(list(est.predict(input_fn=data))) == 4
-    meta = tmp_path / "m" / "checkpoints" / "model-2.meta"
+    meta = tmp_path / "m" / "checkpoints" / "model-0.meta"
     check_meta_graph(meta_graph_pb2.MetaGraphDef.FromString(meta.read_bytes()), model_fn)
