@@ -2,15 +2,24 @@
 
 An Elistimator whose run started (its first ``setup()``) and that was not closed is closed at
 exit: FINISHED after a normal end of the script, FAILED after an unhandled exception (with the
-error), KILLED after Ctrl-C or SIGTERM. SIGTERM gets a handler only while such an Elistimator
-is open and only where the process had none of its own (the default action): it raises
-``SystemExit(128 + SIGTERM)`` in the main thread, so ``with`` blocks and ``finally`` clauses
-unwind before the exit handler ends the rest.
+error), KILLED after Ctrl-C, SIGTERM or ``sys.exit`` with a code other than 0. SIGTERM gets a
+handler only while such an Elistimator is open and only where the process had none of its own
+(the default action): it raises ``SystemExit(128 + SIGTERM)`` in the main thread, so ``with``
+blocks and ``finally`` clauses unwind before the exit handler ends the rest.
+
+Python shows exit handlers neither the ``SystemExit`` that ended the script nor its code, so
+``sys.exit`` is wrapped while such an Elistimator is open, in the main thread, to record the code
+(``raise SystemExit(n)`` written out is not seen: it ends FINISHED). After Ctrl-C (before the
+exit, or while the runs are being closed at exit: a logged model still being packaged, say) the
+runs end KILLED and the process dies by SIGINT once the other exit handlers ran, as CPython's own
+Ctrl-C does (the shell's exit status 130), whatever the closing did to CPython's own record of
+the interrupt.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import signal
 import sys
 import threading
@@ -23,6 +32,9 @@ _open: dict[int, Closer] = {}
 _lock = threading.Lock()
 _registered = False
 _signalled: str | None = None
+_exit_code: object = None  # what sys.exit was called with in the main thread (None: not called, or 0)
+_interrupted = False  # Ctrl-C ended the script or its closing at exit: the process ends by SIGINT
+_system_exit = sys.exit
 
 
 def keep_open(key: int, close: Closer) -> None:
@@ -34,6 +46,16 @@ def keep_open(key: int, close: Closer) -> None:
             _register_at_exit(_close_all)
             _registered = True
     _handle_sigterm()
+    if sys.exit is _system_exit:
+        sys.exit = _recording_exit
+
+
+def _recording_exit(status: object = None) -> None:
+    """``sys.exit``, remembering a main-thread exit code for the runs still open at exit."""
+    global _exit_code
+    if threading.current_thread() is threading.main_thread():
+        _exit_code = status
+    _system_exit(status)
 
 
 def _register_at_exit(handler: Callable[[], None]) -> None:
@@ -78,24 +100,53 @@ def status_of(error: BaseException | None) -> tuple[str, str | None]:
     return "FAILED", "".join(traceback.format_exception_only(type(error), error)).strip()
 
 
+def ending(end: Closer, status: str, error: str | None) -> None:
+    """``end(status, error)``; after Ctrl-C during it (awaiting delivery, say), ``end`` again as KILLED,
+    then the interrupt goes on (a second Ctrl-C leaves the KILLED end journaled for ``sync``)."""
+    try:
+        end(status, error)
+    except KeyboardInterrupt:
+        end(*status_of(KeyboardInterrupt()))
+        raise
+
+
 def exit_status() -> tuple[str, str | None]:
     """How the interpreter is ending: ``(status, error)`` for the runs still open."""
     if _signalled:
         return "KILLED", _signalled
     error = getattr(sys, "last_value", None)  # set when an exception reached the top level
-    return status_of(error if isinstance(error, BaseException) else None)
+    if isinstance(error, BaseException):
+        return status_of(error)
+    return status_of(None if _exit_code is None else SystemExit(_exit_code))
 
 
 def _close_all() -> None:
+    global _interrupted
     status, error = exit_status()
+    _interrupted = _interrupted or error == "KeyboardInterrupt"
     with _lock:
         closers = list(_open.values())
         _open.clear()
     for close in closers:
         try:
             close(status, error)
+        except KeyboardInterrupt:  # Ctrl-C while closing: that one ended KILLED (Elistimator._close), so do the rest
+            status, error, _interrupted = "KILLED", "KeyboardInterrupt", True
         except Exception as failure:  # noqa: BLE001 -- one Elistimator failing must not keep the others open
             print(f"elistimator_tracking: closing at exit failed: {type(failure).__name__}: {failure}", file=sys.stderr)
+
+
+@atexit.register  # at import, before MLflow's and most others: it runs after them
+def _end_by_sigint() -> None:
+    """After Ctrl-C, end the process by SIGINT (as CPython does for an unhandled KeyboardInterrupt)."""
+    if _interrupted:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _handle_sigterm() -> None:

@@ -64,7 +64,7 @@ class CheckpointMethods:
         files are removed; their entries stay in ``checkpoints`` with ``local=False``.
         """
         loops = self._require_model("save_ckpt()")
-        self._writer.acquire()
+        self._commits.acquire()
         step = loops.global_step
         self._checkpoints.save(
             loops,

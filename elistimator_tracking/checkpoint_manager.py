@@ -74,10 +74,10 @@ class CheckpointManager:
         (which announces it and writes the metadata). Files of pruned checkpoints stay until
         ``remove_unreferenced_files``, so listeners can still link them."""
         prefix = self.directory.checkpoint_prefix(step)
-        self.directory.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        target = self.directory.checkpoint_target(prefix)  # no link on the way, none where files go
         if self.index.records.pop(step, None) is not None:
             uncommit()  # its files are about to be overwritten: uncommit them first
-        loops.model.save(loops.session, str(self.directory.resolve(prefix)))
+        loops.model.save(loops.session, str(target))
         self.index.add(CheckpointRecord(step, prefix, self.directory.checksums(prefix)))
         crash_point("save.files")
         self._prune()

@@ -52,7 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with bounded():  # an unreachable store is an error within seconds, not minutes of retries
-            return args.command(args) or 0
+            status = args.command(args) or 0
+            sys.stdout.flush()
+            return status
+    except BrokenPipeError:  # the reader closed the pipe (``| head -1``): it has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
     except Exception as error:  # noqa: BLE001 -- every failure is one line and exit 1
         message = error.message if isinstance(error, MlflowException) else str(error)
         print(
@@ -119,6 +124,11 @@ def _parser() -> argparse.ArgumentParser:
     download.add_argument("--checkpoint", default="best", help="best, latest or a global step (runs only)")
     download.add_argument("--metric", default="loss")
     download.add_argument("--mode", choices=MODES, default="auto")
+    download.add_argument(
+        "--trust-store",
+        action="store_true",
+        help="copy it even if its graph holds ops beyond what models need (file I/O, Python calls)",
+    )
 
     sync = command("sync", _sync, "Deliver the tracking work a model directory kept while its store was away.")
     sync.add_argument("model_dir", type=Path)
@@ -263,6 +273,10 @@ def _download(args) -> int:
         raise PathExistsError(f"{args.destination} exists; give a new directory")
     checkpoint = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
     path = resolve_source(args.source, checkpoint, args.metric, args.mode, None, args.tracking_uri)
+    if not args.trust_store:  # the copy becomes a local model directory, which from_disk trusts
+        from .graph_safety import check_model_directory
+
+        check_model_directory(path, args.source)
     destination = args.destination.absolute()
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))

@@ -20,7 +20,6 @@ from ._tf import tf
 from .checkpoint_api import CheckpointMethods
 from .checkpoint_manager import CheckpointManager
 from .checkpoints import KeepBest, Selection
-from .commits import Commits
 from .datasets import described
 from .distribute import describe as describe_strategy
 from .distribute import is_chief, peer_errors
@@ -100,7 +99,7 @@ class Elistimator(CheckpointMethods):
         )
         self._listeners = Listeners([TensorBoardListener(), *settings.listeners, self._run])
         self._stopped: TrainingStopped | None = None
-        self._commits = Commits(self._directory, self._listeners, self._metadata)
+        self._commits = origin.commits(self._listeners, self._metadata)
         self._checkpoints = CheckpointManager(
             self._directory, origin.index, self._saver.max_to_keep, self._run.checkpoint_store
         )
@@ -185,7 +184,7 @@ class Elistimator(CheckpointMethods):
         """
         self._require_open()
         saver = self._saver.updated(train_saver_args)
-        self._writer.acquire()
+        self._commits.acquire()  # the writer lock; ModelDirectoryChanged if another writer committed since
         train = InputData(train_input_fn, "training")
         validation = InputData(validation_input_fn, "validation") if validation_input_fn else None
         built_now = self._loops is None
@@ -325,6 +324,7 @@ class Elistimator(CheckpointMethods):
         system_metrics: bool = False,
         listeners: Sequence[Listener] | None = None,
         store_retention: KeepBest | None = None,
+        trust_store: bool = False,
     ) -> Elistimator:
         """Load a model without the model function.
 
@@ -336,7 +336,9 @@ class Elistimator(CheckpointMethods):
         continues training from the restored global step, keeping the checkpoint history (later
         checkpoints are dropped, with a warning, once training goes on from an older one), and
         resumes the MLflow run a local directory names (with ``tracking=True``, in the store it
-        was tracked to). The other options are ``Elistimator``'s.
+        was tracked to). A remote checkpoint's graph may hold only the ops models need
+        (``graph_safety.py``), else ``UnsafeModelError``; ``trust_store=True`` loads it anyway. The other
+        options are ``Elistimator``'s.
         """
         settings = Settings.checked(**Settings.given(locals()))
         return cls._from_origin(load(model_dir, checkpoint, metric, mode, settings))
@@ -365,7 +367,7 @@ class Elistimator(CheckpointMethods):
         self._closed = True
         _exit.closed(id(self))
         try:
-            self._listeners.on_close(status, error)
+            _exit.ending(self._listeners.on_close, status, error)  # Ctrl-C meanwhile: KILLED
             if self._loops is not None:
                 if self._loops.train_stream is not None:  # set up: the run id, if the store answered late
                     self._commits.write()

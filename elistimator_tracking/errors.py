@@ -56,6 +56,24 @@ class ModelDirectoryBusy(ModelDirectoryError):
     """Another Elistimator (or ``sync``), in this or another process, is writing the model directory."""
 
 
+class ModelDirectoryChanged(ModelDirectoryError):
+    """Another writer committed to the model directory since this Elistimator loaded it (or last wrote
+    it): writing from the stale view would drop what the other one committed. Load it again.
+
+    ``path`` is the directory, ``expected`` the generation this writer knew and ``found`` the one
+    ``elistimator.json`` holds now (``commits.py`` describes generations)."""
+
+    def __init__(self, message: str, path: str = "", expected: str | None = None, found: str | None = None):
+        super().__init__(message)
+        self.path, self.expected, self.found = path, expected, found
+
+
+class UnsafeModelError(ModelDirectoryError):
+    """A model from a remote source (``runs:/``, ``models:/``, a download cache entry) holds an op that
+    is not on the allow-list of what a restored model may run (file I/O, Python calls, other side
+    effects): ``graph_safety.py``. ``from_disk(..., trust_store=True)`` loads it anyway."""
+
+
 class PathExistsError(ElistimatorError, FileExistsError):
     """A destination that must be new exists already (``elistimator download``)."""
 

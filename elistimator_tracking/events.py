@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ._tf import tf
 from .listeners import Listener, RunContext, SavedCheckpoint
+from .model_dir import refuse_links
 
 TRAIN_DIR = "train"
 VALIDATION_DIR = "validation"
@@ -58,12 +59,16 @@ class TensorBoardListener(Listener):
 
     def _train_log(self) -> EventLog:
         if self._train is None:
-            self._train = EventLog(self._context.model_dir / TRAIN_DIR, graph=self._context.graph)
+            self._train = EventLog(self._logdir(TRAIN_DIR), graph=self._context.graph)
         return self._train
+
+    def _logdir(self, name: str) -> Path:
+        """``model_dir/name``; a link there (or the folder a link) is refused: events never leave the directory."""
+        return refuse_links(self._context.model_dir, self._context.model_dir / name)
 
     def on_validation(self, step: int, metrics: Mapping[str, float], checkpoint: SavedCheckpoint | None) -> None:
         if self._validation is None:
-            self._validation = EventLog(self._context.model_dir / VALIDATION_DIR)
+            self._validation = EventLog(self._logdir(VALIDATION_DIR))
         self._validation.scalars(metrics, step)
         self._validation.flush()
 

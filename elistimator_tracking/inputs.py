@@ -178,6 +178,24 @@ class InputSignature:
         return cls(Feature.from_json(item) for item in data)
 
 
+def unbatched_features(signature: InputSignature, batched: InputSignature | None = None) -> list[str]:
+    """The features whose shapes show a dataset of single elements, not batches (no ``.batch()``): a
+    scalar (every feature of a batch has a leading dimension), or one dimension fewer than the same
+    feature of ``batched`` (the other dataset). Empty when the shapes look batched."""
+    found = []
+    for feature in signature:
+        other = batched[feature.key] if batched is not None and feature.key in batched else None
+        if feature.shape == ():
+            found.append(f"{feature.key!r}: {feature.dtype} () is one value, not a batch")
+        elif other is not None and feature.shape is not None and other.shape is not None:
+            if len(feature.shape) == len(other.shape) - 1 and other.shape[0] is None:
+                found.append(
+                    f"{feature.key!r}: {feature.dtype} {feature.shape_text()}, where the other data yields "
+                    f"{other.shape_text()}"
+                )
+    return found
+
+
 def batch_size(batch: Batch) -> int:
     """The number of examples in a batch: the leading dimension of its first non-scalar feature."""
     for value in batch.values():

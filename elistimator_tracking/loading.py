@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,8 +20,11 @@ from typing import TYPE_CHECKING, Any
 from . import metadata as metadata_file
 from ._tf import tf
 from .checkpoints import CheckpointIndex, Selection, checked_selection, select_step
+from .commits import Commits
 from .criterion import checked_mode
 from .errors import CheckpointNotFoundError, InvalidTypeError, InvalidValueError, ModelDirectoryError
+from .graph_safety import check_meta_file
+from .listeners import Listeners
 from .metadata import Metadata
 from .model_dir import ModelDirectory, link_tree
 from .model_graph import ModelFn, ModelGraph
@@ -54,6 +57,9 @@ class ModelOrigin:
     temporary: tempfile.TemporaryDirectory | None = None  # backs the directory; lives as long as the model
     writer: WriterLock | None = None  # the directory's writer lock; a new model holds it from the start
     verified: bool = False  # the checkpoint's files were just checked: hard links of a verified download
+    #: None: the user's own model directory, trusted as it is; else where a download came from
+    #: (``runs:/...``): its meta graph is checked against the op allow-list first (``graph_safety.py``)
+    untrusted_source: str | None = None
 
     def __post_init__(self) -> None:
         if self.writer is None:
@@ -72,6 +78,11 @@ class ModelOrigin:
         checkpoints.restore_step(loops, self.step, verified=True)
         return loops
 
+    def commits(self, listeners: Listeners, metadata: Callable[[], Metadata]) -> Commits:
+        """Writing this model's ``elistimator.json``, from the generation it was loaded at (none: new)."""
+        generation = self.metadata.generation if self.metadata is not None else None
+        return Commits(self.directory, listeners, metadata, self.writer, generation, self.index)
+
     def import_graph(self, holder: Path) -> ModelGraph:
         """Import the meta graph of the saved checkpoint at ``step`` from ``holder`` (the model
         directory, or a download of a pruned checkpoint)."""
@@ -79,6 +90,8 @@ class ModelOrigin:
         meta = ModelDirectory(holder).resolve(record.prefix + ".meta")
         if not meta.is_file():
             raise ModelDirectoryError(f"the checkpoint at step {record.step} has no meta graph ({meta.name})")
+        if self.untrusted_source is not None:
+            check_meta_file(meta, self.untrusted_source)
         graph = tf.Graph()
         with graph.as_default():
             saver = tf.train.import_meta_graph(str(meta), clear_devices=True)
@@ -193,7 +206,8 @@ def _checked_path(value: Any, name: str) -> Path:
 
 
 def load(source: PathLike | str, checkpoint: Selection, metric: str, mode: str, settings: Settings) -> ModelOrigin:
-    """Find the model ``source`` names and the checkpoint to restore (see ``Elistimator.from_disk``)."""
+    """Find the model ``source`` names and the checkpoint to restore (see ``Elistimator.from_disk``);
+    a remote one's graph is checked against the op allow-list unless ``settings.trust_store``."""
     checkpoint, mode = checked_selection(checkpoint), checked_mode(mode)
     temporary = None
     if is_remote_source(source):
@@ -229,4 +243,5 @@ def load(source: PathLike | str, checkpoint: Selection, metric: str, mode: str, 
         step=step,
         temporary=temporary,
         verified=temporary is not None,
+        untrusted_source=str(source) if temporary is not None and not settings.trust_store else None,
     )

@@ -16,7 +16,7 @@ import numpy as np
 from ._tf import new_session, tf
 from .distribute import reads_in_graph, session_args
 from .errors import DivergedError, InvalidTypeError, InvalidValueError, UsageError
-from .inputs import InputData, InputFn, InputSignature, one_off_batch
+from .inputs import InputData, InputFn, InputSignature, one_off_batch, unbatched_features
 from .listeners import Listeners
 from .model_graph import ModelFn, ModelGraph
 from .progress import progress_bar
@@ -52,6 +52,22 @@ class _Step:
     def finished(self, values: Any) -> bool:
         """Tell the watch the step's values; whether it ends the loop."""
         return self.watch is not None and bool(self.watch.after_step(values[1] if self.paired else {}))
+
+
+def _unbatched(train: InputData, validation: InputData | None, error: Exception) -> InvalidValueError | None:
+    """The error to raise when ``model_fn`` failed on data whose shapes show single elements (an input
+    function without ``.batch()``), naming the dataset and the features; None when they look batched."""
+    for data, other in ((train, validation), (validation, train)):
+        if data is None:
+            continue
+        found = unbatched_features(data.signature, other.signature if other is not None else None)
+        if found:
+            return InvalidValueError(
+                f"the {data.role} dataset yields unbatched elements ({'; '.join(found)}); model_fn is given "
+                f"batches: end the {data.role} input function with .batch(batch_size) "
+                f"(model_fn failed on them: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+            )
+    return None
 
 
 def _builds(
@@ -105,12 +121,15 @@ class Loops:
         error names the features and both shapes rather than the model's own complaint.
         """
         signature, strategy = train.signature, settings.distribute
-        if validation is None:
-            return cls(ModelGraph.build(model_fn, params, signature, saver_args, strategy), settings)
-        relaxed = signature.relaxed_with(validation.signature, "validation")
+        relaxed = signature if validation is None else signature.relaxed_with(validation.signature, "validation")
         try:
             return cls(ModelGraph.build(model_fn, params, relaxed, saver_args, strategy), settings)
-        except Exception as error:  # noqa: BLE001 -- re-raised unless the shapes are to blame
+        except Exception as error:  # noqa: BLE001 -- re-raised unless the data is to blame
+            unbatched = _unbatched(train, validation, error)
+            if unbatched is not None:
+                raise unbatched from error
+            if validation is None:
+                raise
             differing = [
                 f"feature {f.key!r}: training {f.shape_text()}, validation {validation.signature[f.key].shape_text()}"
                 for f in signature

@@ -9,18 +9,22 @@ relative to the model directory, so a moved directory still loads.
 
 A one-checkpoint *export* of it travels with each checkpoint a run logs and each
 registered version: it names the run it came from (``source``) but resumes nothing.
+
+Every write records a new ``generation`` (a random id): a writer compares it with the one it
+loaded to notice that another writer committed meanwhile (``commits.py``).
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .checkpoints import CheckpointIndex, CheckpointRecord
 from .errors import ModelDirectoryError
-from .model_dir import ModelDirectory, write_json_atomic
+from .model_dir import ModelDirectory, require_directory
 from .tracking.run import RunRecord
 
 METADATA_FILE = "elistimator.json"
@@ -39,6 +43,7 @@ class Metadata:
     saver_args: dict[str, Any] = field(default_factory=dict)
     tracking: RunRecord | None = None  # the run to resume
     source: dict[str, Any] | None = None  # an export's origin: tracking_uri, run_id, step
+    generation: str | None = None  # the commit that wrote it (None: written before generations)
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -52,6 +57,8 @@ class Metadata:
         }
         if self.source is not None:
             data["source"] = self.source
+        if self.generation is not None:
+            data["generation"] = self.generation
         return data
 
     def export(self, step: int) -> Metadata:
@@ -69,10 +76,7 @@ class Metadata:
 def read(directory: ModelDirectory) -> Metadata:
     """The validated metadata of ``directory``; ``ModelDirectoryError`` naming what is wrong."""
     path = directory.path / METADATA_FILE
-    if not directory.path.exists():
-        raise ModelDirectoryError(f"model directory {str(directory.path)!r} does not exist")
-    if not directory.path.is_dir():
-        raise ModelDirectoryError(f"{str(directory.path)!r} is a file, not a model directory")
+    require_directory(directory.path)
     if not path.is_file():
         raise ModelDirectoryError(
             f"{str(directory.path)!r} is not an Elistimator model directory: it has no {METADATA_FILE}"
@@ -105,6 +109,8 @@ def from_json(data: Any, directory: ModelDirectory) -> Metadata:
             raise ModelDirectoryError(f"{where} has malformed validation metrics at step {step!r}")
     if data.get("source") is not None and not isinstance(data["source"], dict):
         raise ModelDirectoryError(f"{where} has a malformed 'source' record")
+    if data.get("generation") is not None and not isinstance(data["generation"], str):
+        raise ModelDirectoryError(f"{where} has a malformed generation {data['generation']!r}")
     max_to_keep = data["max_to_keep"]
     if max_to_keep is not None and (
         isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 1
@@ -120,6 +126,7 @@ def from_json(data: Any, directory: ModelDirectory) -> Metadata:
         saver_args=dict(data["saver_args"]),
         tracking=RunRecord.from_json(data["tracking"], where) if data.get("tracking") is not None else None,
         source=data.get("source"),
+        generation=data.get("generation"),
     )
 
 
@@ -147,9 +154,16 @@ def _check_checkpoint_entry(where: Path, directory: ModelDirectory, step: Any, e
             )
 
 
-def write(directory: ModelDirectory, metadata: Metadata) -> None:
-    """Replace ``elistimator.json`` atomically."""
-    write_json_atomic(directory.path / METADATA_FILE, metadata.to_json())
+def write(directory: ModelDirectory, metadata: Metadata) -> str:
+    """Replace ``elistimator.json`` atomically (never through a link) as a new generation; return it."""
+    generation = uuid.uuid4().hex
+    directory.write_json(METADATA_FILE, replace(metadata, generation=generation).to_json())
+    return generation
+
+
+def generation(directory: ModelDirectory) -> str | None:
+    """The generation ``elistimator.json`` holds now (None: no file, or one written before generations)."""
+    return read(directory).generation if exists(directory) else None
 
 
 def exists(directory: ModelDirectory) -> bool:

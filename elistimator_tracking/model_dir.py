@@ -2,10 +2,20 @@
 
 What the files mean (``elistimator.json``) is ``metadata.py``'s business; this module
 only knows where files are, writes them atomically and checks them against checksums.
+
+Nothing is written, truncated or removed through a symbolic link inside a model directory
+(``refuse_links``): a link planted there could point at the user's files. Every write goes
+through ``write_text_atomic`` (a new file moved into place, so a hard link to the old one is
+never written through either), ``open_for_write`` (``O_NOFOLLOW``) or the checks before
+TensorFlow writes (``ModelDirectory.writable``); removal through ``remove_tree``. The model
+directory itself may be a link: the user named it. The checks guard against links planted
+before a call, not against another process swapping files during one (who can do that can
+write the directory anyway).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -22,8 +32,68 @@ CHECKPOINT_DIR = "checkpoints"
 METADATA_TEMPORARY = ".elistimator.json.*.tmp"  # what a crash inside write_json_atomic can leave
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, whole."""
+def refuse_links(root: Path, path: Path) -> Path:
+    """``path``, once neither it nor a folder between ``root`` and it is a symbolic link; else
+    ``ModelDirectoryError`` naming the link. ``path`` must lie inside ``root`` (lexically); parts
+    that do not exist yet are fine."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        raise ModelDirectoryError(f"{path} is outside the model directory {root}") from None
+    current = root
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            raise ModelDirectoryError(_link_message(current, root))
+    return path
+
+
+def _link_message(link: Path, root: Path | None) -> str:
+    where = f" inside the model directory {root}" if root is not None else ""
+    try:
+        target = f" (to {os.readlink(link)})"
+    except OSError:
+        target = ""
+    return (
+        f"{link} is a symbolic link{target}{where}; Elistimator writes and removes nothing through "
+        "links in a model directory: replace it with a real file or folder"
+    )
+
+
+def open_for_write(root: Path, path: Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC) -> int:
+    """A file descriptor of ``path`` inside ``root``, opened with ``flags`` without following a link
+    (``O_NOFOLLOW``, close-on-exec); ``ModelDirectoryError`` naming ``path`` when it is a link or a
+    directory or cannot be opened for writing."""
+    refuse_links(root, path.parent)
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ModelDirectoryError(_link_message(path, root)) from None
+        if error.errno == errno.EISDIR:
+            raise ModelDirectoryError(f"{path} is a directory; it must be a file (remove the directory)") from None
+        if error.errno == errno.ENOENT and not root.is_dir():
+            raise ModelDirectoryError(f"model directory {str(root)!r} does not exist") from None
+        raise ModelDirectoryError(f"{path} cannot be written ({error.strerror})") from None
+
+
+def remove_tree(root: Path, path: Path) -> None:
+    """Delete the folder (or file) ``path`` inside ``root``, never through a link: a link at ``path``
+    or above it is refused (``refuse_links``); links inside it are removed, not followed."""
+    refuse_links(root, path)
+    if path.is_dir():
+        shutil.rmtree(path)  # fd-based: links inside are unlinked, never followed
+    elif path.exists():
+        path.unlink()
+
+
+def write_text_atomic(path: Path, text: str, root: Path | None = None) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, whole. A link at
+    ``path`` (or, given the model directory ``root``, anywhere between it and ``path``) is refused."""
+    if root is not None:
+        refuse_links(root, path)
+    elif path.is_symlink():
+        raise ModelDirectoryError(_link_message(path, None))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -38,44 +108,46 @@ def write_text_atomic(path: Path, text: str) -> None:
     _fsync_directory(path.parent)
 
 
-def refuse_link(root: Path, path: Path) -> None:
-    """Raise ``ModelDirectoryError`` if ``path`` or a folder between the model directory ``root`` and
-    it is a symbolic link: what the package writes, reads or removes in a model directory is never
-    reached through a link (which could lead outside it)."""
-    relative = path.relative_to(root)
-    current = root
-    for part in relative.parts:
-        current = current / part
-        if current.is_symlink():
-            raise ModelDirectoryError(
-                f"{current} is a symbolic link ({os.readlink(current)}); the model directory "
-                f"{root} must hold real files and folders there: remove the link"
-            )
+def write_json_atomic(path: Path, data: Any, root: Path | None = None) -> None:
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n", root)
 
 
-def remove_tree(root: Path, path: Path) -> None:
-    """Remove the folder ``path`` inside the model directory ``root`` (nothing if it is gone) without
-    following links: a link in it is removed, never what it points at; a link on the way is refused."""
-    refuse_link(root, path)
-    if path.exists():
-        shutil.rmtree(path)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+# os.link fails with these where the file system has no hard links (or none across devices): copy
+_NO_HARD_LINKS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 
 def link_or_copy(source: Path, destination: Path) -> None:
+    """``destination`` becomes a hard link of ``source`` (a copy where the file system has none).
+    What was at ``destination`` is replaced, never written through; a link at either end is refused."""
+    for end in (source, destination):
+        if end.is_symlink():
+            raise ModelDirectoryError(_link_message(end, None))
     destination.parent.mkdir(parents=True, exist_ok=True)
+    if destination.exists():
+        if os.path.samefile(source, destination):
+            return
+        destination.unlink()
     try:
         os.link(source, destination)
-    except OSError:
-        shutil.copy2(source, destination)
+    except OSError as error:
+        if error.errno not in _NO_HARD_LINKS:
+            raise
+        fd, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+        os.close(fd)
+        try:
+            shutil.copy2(source, temporary)
+            os.replace(temporary, destination)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
 
 def link_tree(source: Path, destination: Path) -> None:
-    """Mirror the files under ``source`` into ``destination`` with ``link_or_copy``."""
-    for file in source.rglob("*"):
+    """Mirror the files under ``source`` into ``destination`` with ``link_or_copy``; a symbolic link
+    under ``source`` is refused (sending what it points at would send a file from outside)."""
+    for file in sorted(source.rglob("*")):
+        if file.is_symlink():
+            raise ModelDirectoryError(_link_message(file, source))
         if file.is_file():
             link_or_copy(file, destination / file.relative_to(source))
 
@@ -86,6 +158,14 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def require_directory(path: Path) -> None:
+    """``ModelDirectoryError`` unless ``path`` is a directory: it does not exist, or it is a file."""
+    if not path.exists():
+        raise ModelDirectoryError(f"model directory {str(path)!r} does not exist")
+    if not path.is_dir():
+        raise ModelDirectoryError(f"{str(path)!r} is a file, not a model directory")
 
 
 def sha256_of(path: Path) -> str:
@@ -142,10 +222,28 @@ class ModelDirectory:
             raise ModelDirectoryError(f"{self.path} holds a path {relative!r} that points outside the model directory")
         return resolved
 
+    def writable(self, relative: str) -> Path:
+        """``relative`` inside the model directory, where the package is about to write: refused
+        (``ModelDirectoryError``) when it or a folder on the way is a symbolic link."""
+        return refuse_links(self.path, self.path / relative)
+
+    def write_json(self, relative: str, data: Any) -> None:
+        write_json_atomic(self.path / relative, data, root=self.path)
+
     # -- checkpoint files -------------------------------------------------------------
 
     def checkpoint_prefix(self, step: int) -> str:
         return f"{CHECKPOINT_DIR}/model-{step}"
+
+    def checkpoint_target(self, prefix: str) -> Path:
+        """Where TensorFlow's saver writes the checkpoint ``prefix``, after refusing links on the way there
+        and anywhere in the checkpoint folder (the new files, ``checkpoint``, files pruning removes), so
+        a save is refused before anything is written or committed."""
+        target = self.writable(prefix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for existing in target.parent.iterdir():  # its files, TensorFlow's state file, what pruning removes
+            refuse_links(self.path, existing)
+        return target
 
     def checkpoint_files(self, prefix: str) -> list[Path]:
         """The files a checkpoint with this relative prefix consists of (index, data shards, meta)."""
@@ -178,6 +276,7 @@ class ModelDirectory:
         """Delete checkpoint files no prefix in ``keep`` owns: pruned ones, and those a crash
         left mid-save (never committed to the metadata); and stale temporary files."""
         kept = {Path(prefix).name for prefix in keep}
+        self.writable(CHECKPOINT_DIR)
         for file in self.checkpoint_dir.glob("model-*"):
             stem = file.name.split(".", 1)[0]
             if re.fullmatch(r"model-\d+", stem) and stem not in kept and file.is_file():
@@ -193,7 +292,7 @@ class ModelDirectory:
         where the file system has no hard links.
         """
         target = ModelDirectory(destination)
-        target.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        target.writable(CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
         source = self.resolve(prefix).parent
         for name in files:
             link_or_copy(source / name, target.checkpoint_dir / name)
@@ -202,8 +301,9 @@ class ModelDirectory:
     def write_checkpoint_state(self, prefixes: Iterable[str]) -> None:
         """The ``checkpoint`` file TensorFlow tools read (``tf.train.latest_checkpoint``)."""
         names = [Path(p).name for p in prefixes]
+        state = self.writable(f"{CHECKPOINT_DIR}/checkpoint")
         if not names:
-            (self.checkpoint_dir / "checkpoint").unlink(missing_ok=True)
+            state.unlink(missing_ok=True)
             return
         lines = [f'model_checkpoint_path: "{names[-1]}"'] + [f'all_model_checkpoint_paths: "{n}"' for n in names]
-        write_text_atomic(self.checkpoint_dir / "checkpoint", "\n".join(lines) + "\n")
+        write_text_atomic(state, "\n".join(lines) + "\n", root=self.path)

@@ -1,7 +1,9 @@
 """Training processes for the crash-boundary and writer-lock tests.
 
 ``python boundary_worker.py hold MODEL_DIR STORE``: become the writer of MODEL_DIR (train,
-validate, save), print ``holding <pid>``, and wait to be killed.
+validate, save), print ``holding <pid>``, and wait to be killed. ``fork`` instead of ``hold``: the
+same, then fork a child that only sleeps (as a data-loading worker would), and print
+``holding <pid> <child pid>``.
 
 ``python boundary_worker.py serve``: import everything once, then for each stdin line
 ``MODEL_DIR STORE CRASH_AT SEED`` (CRASH_AT ``-`` for none) fork a child that trains in
@@ -57,12 +59,16 @@ def setup(estimator: Elistimator) -> Elistimator:
     return estimator.setup(dataset_fn(x, y), dataset_fn(vx, vy), train_saver_args={"max_to_keep": 2})
 
 
-def hold(model_dir: Path, store: str) -> None:
+def hold(model_dir: Path, store: str, fork: bool = False) -> None:
     estimator = setup(open_estimator(model_dir, store))
     estimator.train(steps=3)
     estimator.validate()
     estimator.save_ckpt()
-    say("holding", os.getpid())
+    child = os.fork() if fork else None
+    if child == 0:
+        while True:
+            time.sleep(1)
+    say("holding", os.getpid(), *([child] if fork else []))
     while True:
         time.sleep(1)
 
@@ -116,7 +122,7 @@ def serve() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "hold":
-        hold(Path(sys.argv[2]), sys.argv[3])
+    if sys.argv[1] in ("hold", "fork"):
+        hold(Path(sys.argv[2]), sys.argv[3], fork=sys.argv[1] == "fork")
     else:
         serve()

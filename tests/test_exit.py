@@ -22,9 +22,9 @@ from elistimator_tracking.tracking import sync
 WORKER = Path(__file__).with_name("exit_worker.py")
 
 
-def start(tmp_path: Path, store: str, how: str) -> subprocess.Popen:
+def start(tmp_path: Path, store: str, how: str, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(WORKER), str(tmp_path / "model"), store, how],
+        [sys.executable, str(WORKER), str(tmp_path / "model"), store, how, *extra],
         cwd=tmp_path,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -49,7 +49,7 @@ def recorded_run(tmp_path: Path) -> str:
         ("end", None, "FINISHED", 0),
         ("raise", None, "FAILED", 1),
         ("wait", signal.SIGTERM, "KILLED", 128 + signal.SIGTERM),
-        ("wait", signal.SIGINT, "KILLED", (-signal.SIGINT, 1)),
+        ("wait", signal.SIGINT, "KILLED", -signal.SIGINT),
     ],
 )
 def test_a_run_the_script_never_closed_ends_at_exit(tmp_path, tracking_store, how, signal_, status, code):
@@ -58,9 +58,7 @@ def test_a_run_the_script_never_closed_ends_at_exit(tmp_path, tracking_store, ho
     if signal_ is not None:
         process.send_signal(signal_)
     _, err = process.communicate(timeout=120)
-    # after Ctrl-C CPython exits by SIGINT, unless packaging the checkpoint's logged model at exit reset
-    # its record of the unhandled KeyboardInterrupt: then 1 (a known limit, README "Closing at exit")
-    assert process.returncode in (code if isinstance(code, tuple) else (code,)), err[-3000:]
+    assert process.returncode == code, err[-3000:]  # after Ctrl-C: by SIGINT, as CPython's own
     run_id = recorded_run(tmp_path)
     run = MlflowClient().get_run(run_id)
     assert run.info.status == status
@@ -71,6 +69,43 @@ def test_a_run_the_script_never_closed_ends_at_exit(tmp_path, tracking_store, ho
             "KILLED": "SIGTERM" if signal_ == signal.SIGTERM else "KeyboardInterrupt",
         }.get(status, "")
     )
+
+
+def test_sys_exit_with_a_code_outside_a_with_block_ends_the_run_killed(tmp_path, tracking_store):
+    """Before: the script exited 3 and its run ended FINISHED with no error tag (the interpreter's exit
+    handlers never see the SystemExit); now KILLED, as inside a ``with`` block."""
+    process = start(tmp_path, tracking_store, "exit3")
+    wait_saved(process)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 3, err[-3000:]
+    run = MlflowClient().get_run(recorded_run(tmp_path))
+    assert run.info.status == "KILLED"
+    assert run.data.tags.get("elistimator.error") == "SystemExit"
+
+
+@pytest.mark.parametrize("when", ["before exit", "while packaging at exit"])
+def test_ctrl_c_ends_the_run_killed_and_the_process_by_sigint_when_a_logged_model_is_packaged_at_exit(
+    tmp_path, tracking_store, when
+):
+    """The checkpoint's logged model is still being packaged when the interpreter exits. Ctrl-C before the
+    exit (during the script), or while it is being packaged: the run ends KILLED, and the process dies by
+    SIGINT as CPython's own Ctrl-C does (the shell's exit status 130). Before: exit status 1 (packaging
+    at exit reset CPython's record of the unhandled KeyboardInterrupt), and a Ctrl-C during the packaging
+    left the run FINISHED with exit status 0."""
+    process = start(tmp_path, tracking_store, "wait" if when == "before exit" else "end", "package-at-exit")
+    wait_saved(process)
+    if when == "before exit":
+        process.send_signal(signal.SIGINT)
+    assert process.stdout.readline() == "packaging at exit\n"
+    if when != "before exit":
+        process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGINT, err[-3000:]
+    run_id = recorded_run(tmp_path)
+    run = MlflowClient().get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags.get("elistimator.error") == "KeyboardInterrupt"
+    assert stored_steps(MlflowClient(), run_id) == [4]
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from elistimator_tracking.settings import Settings
 
 #: the options each signature takes (the rest does not apply there)
 SIGNATURES = {
-    Elistimator.__init__: set(Settings.defaults()) - {"cache_dir"},
+    Elistimator.__init__: set(Settings.defaults()) - {"cache_dir", "trust_store"},
     Elistimator.from_disk: set(Settings.defaults()) - {"distribute"},
 }
 

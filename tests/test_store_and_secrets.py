@@ -135,7 +135,7 @@ def test_credentials_are_cut_from_uris_and_texts():
     assert public_uri("sqlite:////tmp/store.db") == "sqlite:////tmp/store.db"
     assert (
         scrub("API request to http://u:pw@h/api failed; Authorization: Bearer abc")
-        == f"API request to http://{REDACTED}@h/api failed; Authorization: {REDACTED} {REDACTED}"
+        == f"API request to http://{REDACTED}@h/api failed; Authorization: Bearer {REDACTED}"
     )
 
 

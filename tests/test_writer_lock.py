@@ -46,18 +46,23 @@ def test_a_second_writer_in_the_same_process_fails_at_once_naming_the_holder(est
     reader.close()
 
 
-@pytest.mark.slow
-def test_a_writer_in_another_process_blocks_writers_and_sync_not_readers_and_a_kill_frees_it(tmp_path, data):
-    (x, y), (vx, vy) = data
-    model_dir, store = tmp_path / "model", f"sqlite:///{tmp_path / 'store.db'}"
+def holder(mode: str, model_dir: Path, store: str) -> subprocess.Popen:
+    """``boundary_worker.py hold|fork``: a process that becomes the writer of ``model_dir``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parents[1]), *sys.path])}
-    worker = subprocess.Popen(
-        [sys.executable, str(WORKER), "hold", str(model_dir), store],
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), mode, str(model_dir), store],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         env=env,
     )
+
+
+@pytest.mark.slow
+def test_a_writer_in_another_process_blocks_writers_and_sync_not_readers_and_a_kill_frees_it(tmp_path, data):
+    (x, y), (vx, vy) = data
+    model_dir, store = tmp_path / "model", f"sqlite:///{tmp_path / 'store.db'}"
+    worker = holder("hold", model_dir, store)
     try:
         words = worker.stdout.readline().split()
         assert words[0] == "holding", words
@@ -78,3 +83,32 @@ def test_a_writer_in_another_process_blocks_writers_and_sync_not_readers_and_a_k
         writer.train(steps=2).save_ckpt()
         assert sorted(writer.checkpoints) == [3, 5]
     assert pending(sync(model_dir)) == {store: 0}
+
+
+@pytest.mark.slow
+def test_a_child_forked_by_the_writer_does_not_keep_the_lock_when_the_writer_is_killed(tmp_path, data):
+    """Issue 30: a child the writer forks (a data-loading worker, say) outlives it. Before: after the
+    SIGKILL, the next writer got ModelDirectoryBusy naming the dead parent (the child's inherited
+    descriptor kept the flock)."""
+    (x, y), (vx, vy) = data
+    model_dir, store = tmp_path / "model", f"sqlite:///{tmp_path / 'store.db'}"
+    worker = holder("fork", model_dir, store)
+    child = None
+    try:
+        words = worker.stdout.readline().split()
+        assert words[0] == "holding", words
+        parent, child = int(words[1]), int(words[2])
+        with pytest.raises(ModelDirectoryBusy, match=rf"PID {parent} "):  # the parent is the writer
+            Elistimator(tiny_model_fn, model_dir, verbose=False)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+        os.kill(child, 0)  # the child lives on
+        with Elistimator.from_disk(model_dir, verbose=False, tracking=False) as writer:
+            writer.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+            writer.train(steps=2).save_ckpt()
+            assert sorted(writer.checkpoints) == [3, 5]
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+        if child is not None:
+            os.kill(child, signal.SIGKILL)

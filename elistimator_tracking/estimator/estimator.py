@@ -24,7 +24,7 @@ import numpy as np
 from .._tf import tf
 from ..distribute import checked_strategy
 from ..elistimator import Elistimator
-from ..errors import InvalidTypeError, InvalidValueError, NotSupportedError, UsageError
+from ..errors import InvalidTypeError, InvalidValueError, ModelDirectoryError, NotSupportedError, UsageError
 from ..events import EventLog
 from ..inputs import InputSignature
 from ..loading import continued_model, new_model
@@ -387,7 +387,15 @@ class Estimator:
 
     def _read_layout(self) -> Layout | None:
         path = Path(self.model_dir) / LAYOUT_FILE
-        return Layout.from_json(json.loads(path.read_text())["layout"]) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return Layout.from_json(json.loads(path.read_text(encoding="utf-8"))["layout"])
+        except (ValueError, KeyError, TypeError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ModelDirectoryError(
+                f"{path} is corrupt or truncated ({type(error).__name__}: {error}); it is not the layout "
+                "of (features, labels) this package writes"
+            ) from None
 
     def _write_layout(self) -> None:
         write_json_atomic(Path(self.model_dir) / LAYOUT_FILE, {"layout": self._layout.to_json()})

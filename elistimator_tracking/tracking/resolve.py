@@ -12,6 +12,7 @@ error within seconds, not minutes.
 from __future__ import annotations
 
 import contextvars
+import errno
 import hashlib
 import json
 import os
@@ -29,7 +30,7 @@ from mlflow.tracking import MlflowClient
 
 from .. import metadata as metadata_file
 from ..checkpoints import CheckpointIndex, CheckpointRecord, Selection, checked_selection, select_step
-from ..errors import CheckpointNotFoundError, InvalidValueError, ModelDirectoryError
+from ..errors import CheckpointNotFoundError, InvalidValueError, ModelDirectoryError, TrackingError
 from ..metadata import METADATA_FILE
 from ..model_dir import ModelDirectory
 from .history import live_validations
@@ -123,19 +124,20 @@ class RunCheckpoints:
                     f"{step}; it holds {self.steps()}"
                 )
             target = _cache_root(self._cache_dir, self.tracking_uri) / "runs" / self.run_id / f"step-{step}"
+            label = f"the checkpoint at step {step} of run {self.run_id}"
             if isinstance(source, str):
 
-                def fetch(where: Path, path: str = source) -> str:
+                def fetch(where: Path, path: str = source) -> str:  # the run's own repository: errors keep their cause
                     location = f"{self.run.info.artifact_uri}/{path}"
                     return str(download(location, where, self.store))
 
-                self._fetched[step] = _cached(target, fetch, f"step-{step}")
+                self._fetched[step] = _cached(target, fetch, f"step-{step}", label)
             else:
-                label = f"the checkpoint at step {step} of run {self.run_id}"
                 self._fetched[step] = _cached(
                     target,
                     _model_fetcher(source.artifact_location, self.store, label),
                     MODEL_DIR_ARTIFACT,
+                    label,
                     recorded_checksums(source, label),
                 )
         return self._fetched[step]
@@ -216,7 +218,7 @@ def download_model_version(source: str, cache_dir: Path | None = None, tracking_
     if version.tags.get(MODEL_ID_TAG):
         with bounded():
             checksums = recorded_checksums(client.get_logged_model(version.tags[MODEL_ID_TAG]), label)
-    return _cached(target, _model_fetcher(version.source, store, label), MODEL_DIR_ARTIFACT, checksums)
+    return _cached(target, _model_fetcher(version.source, store, label), MODEL_DIR_ARTIFACT, label, checksums)
 
 
 def download_logged_model(source: str, cache_dir: Path | None = None, tracking_uri: str | None = None) -> Path:
@@ -236,6 +238,7 @@ def download_logged_model(source: str, cache_dir: Path | None = None, tracking_u
         target,
         _model_fetcher(model.artifact_location, store, source),
         MODEL_DIR_ARTIFACT,
+        source,
         recorded_checksums(model, source),
     )
 
@@ -246,7 +249,7 @@ def _model_fetcher(artifact_uri: str, store: StoreUri, label: str) -> Callable[[
 
     def fetch(where: Path) -> str:
         downloaded = download(artifact_uri, where, store)
-        inner = _model_dir_artifact(downloaded)
+        inner = _model_dir_artifact(downloaded, label)
         if inner is None or not (downloaded / inner / METADATA_FILE).is_file():
             raise ModelDirectoryError(
                 f"{label} holds no Elistimator checkpoint "
@@ -283,12 +286,18 @@ class _InContext:
         return getattr(self._pool, name)
 
 
-def _model_dir_artifact(model: Path) -> str | None:
+def _model_dir_artifact(model: Path, label: str) -> str | None:
     """Where an MLflow Model made by ``logged_models.Packager`` (or, before, by the registry)
     keeps the checkpoint (a relative path)."""
     if not (model / "MLmodel").is_file():
         return None
-    flavor = mlflow.models.Model.load(str(model)).flavors.get("python_function", {})
+    try:
+        flavor = mlflow.models.Model.load(str(model)).flavors.get("python_function", {})
+    except Exception as error:  # noqa: BLE001 -- yaml's errors, MLflow's: the file is not an MLmodel
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelDirectoryError(
+            f"the MLmodel file of {label} is not a valid MLmodel (YAML): {reason}; its files in the store are damaged"
+        ) from None
     entry = flavor.get("artifacts", {}).get(MODEL_DIR_ARTIFACT, {})
     return entry.get("path") if isinstance(entry, dict) else None
 
@@ -298,22 +307,31 @@ def _cache_root(cache_dir: Path | None, tracking_uri: str) -> Path:
     return root.absolute() / hashlib.sha256(tracking_uri.encode("utf-8")).hexdigest()[:12]
 
 
-def _cached(target: Path, fetch: Callable[[Path], str], label: str, checksums: dict[str, str] | None = None) -> Path:
+def _cached(
+    target: Path, fetch: Callable[[Path], str], name: str, label: str, checksums: dict[str, str] | None = None
+) -> Path:
     """``target`` if a complete, verified copy is there; else download with ``fetch(folder) -> model dir``,
-    verify, and move into place. Nothing stays behind when anything fails. ``checksums``: what the
-    tracking store's database recorded for the checkpoint's files; the files must match them too,
-    not only the checksums that travel beside them in the artifact store."""
+    verify, and move into place. Nothing stays behind when anything fails; a failed download is one
+    line naming the cause (``download_failure``). ``checksums``: what the tracking store's database
+    recorded for the checkpoint's files; the files must match them too, not only the checksums that
+    travel beside them in the artifact store."""
     if target.is_dir():
         try:
             _verified(target, checksums)
             return target
         except ModelDirectoryError:
             shutil.rmtree(target, ignore_errors=True)  # damaged since: fetch it again
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{label}-", dir=target.parent))
     try:
-        with bounded(), quiet():  # a progress bar per checkpoint download is not news
-            downloaded = Path(fetch(work))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    except OSError as error:
+        raise download_failure(error, label, target.parent) from None
+    try:
+        try:
+            with bounded(), quiet():  # a progress bar per checkpoint download is not news
+                downloaded = Path(fetch(work))
+        except (MlflowException, OSError) as error:
+            raise download_failure(error, label, target.parent) from None
         require_inside(work, downloaded)
         _verified(downloaded, checksums)  # moves into the cache as is
         if target.exists():  # left over, or another process completed the same download meanwhile
@@ -337,6 +355,34 @@ def _verified(model_dir: Path, checksums: dict[str, str] | None) -> None:
                 "files' sha256 differ from the store's record (changed in the artifact store?); "
                 "refusing it"
             )
+
+
+_FAILED_FILE = re.compile(r"^##### File (.+?) #####\n(.*)$", re.MULTILINE)
+_REFUSAL = re.compile(r"Response text: (\{.*\})")
+
+
+def download_failure(error: Exception, label: str, cache: Path) -> Exception:
+    """One line for a failed download of ``label`` into ``cache``: a full disk, a file the store refused
+    to send (MLflow says only "please ensure that the path is correct" for both), or the first file's
+    error; an error that is none of these comes back as it is."""
+    text = error.message if isinstance(error, MlflowException) else str(error)
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in text:
+        return TrackingError(
+            f"the disk of the download cache is full (no space left on device, writing {cache}) while "
+            f"downloading {label}; free space there, or give from_disk cache_dir= (or ${CACHE_ENV}) on a disk with room"
+        )
+    failed = _FAILED_FILE.findall(text)
+    if not failed:
+        return error
+    path, reason = failed[0]
+    refusal = _REFUSAL.search(reason)
+    if refusal:
+        try:
+            reason = json.loads(refusal.group(1)).get("message") or reason
+        except ValueError:
+            pass
+        return TrackingError(f"the store refused to send {path} of {label}: {reason}")
+    return TrackingError(f"downloading {label} failed at {path}: {reason}")
 
 
 def require_inside(root: Path, model_dir: Path) -> None:

@@ -1,13 +1,11 @@
 """What a run is described by: params, tags and its name (secrets redacted), and provenance tags.
 
-Redaction has one vocabulary, here: ``is_secret_name`` says whether a name (a param or tag
-key, any part of a flattened key, a query parameter, the left side of ``name=value`` in a
-text) looks secret, by the words in ``SECRET_WORDS`` (and ``<prefix> key`` for the
-prefixes in ``SECRET_KEY_PREFIXES``). A secret-looking param or tag shows ``<redacted>``;
-so does everything nested under a secret-looking parent (``credentials.value``). Any
-other value, the run name and the error text of a failed run are ``scrub``-bed: user info
-in URLs and DSNs (``postgresql://<redacted>@host/db``), values of secret-looking
-assignments and query parameters (``?token=<redacted>``) and bearer tokens are redacted.
+Redaction has one vocabulary and one implementation, ``redaction.py`` (``is_secret_name``,
+re-exported here with ``scrub`` = ``redact_text`` and ``scrub_source`` = ``redact_source``). A
+secret-looking param or tag shows ``<redacted>``; so does everything nested under a
+secret-looking parent (``credentials.value``). Any other value, the run name and the error text
+of a failed run are ``scrub``-bed: user info in URLs and DSNs, values given to secret-looking
+names in every ``name=value`` / ``name: value`` form, and bearer tokens are redacted.
 """
 
 from __future__ import annotations
@@ -38,75 +36,15 @@ from .names import (
     metric,
     selected_by,
 )
+from .redaction import REDACTED, is_secret_name, redact_source, redact_text
 
 MAX_PARAM_KEY = 250  # MLflow's limits
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
-REDACTED = "<redacted>"
 MAX_SOURCE_BYTES = 1_000_000
-#: a name holding one of these words (or its plural) looks secret: "db.password", "apiToken", "pwd"
-SECRET_WORDS = frozenset(
-    {
-        "password",
-        "passwd",
-        "pwd",
-        "pass",
-        "passphrase",
-        "secret",
-        "token",
-        "credential",
-        "auth",
-        "authorization",
-        "bearer",
-        "cookie",
-        "signature",
-        "sig",
-        "apikey",
-        "accesskey",
-        "privatekey",
-        "secretkey",
-        "sshkey",
-    }
-)
-#: ... and so does "<one of these> key": "api_key", "aws_access_key_id", "ssh-key", "private key"
-SECRET_KEY_PREFIXES = frozenset(
-    {"api", "access", "private", "ssh", "secret", "signing", "encryption", "client", "master", "account", "session"}
-)
 INVALID_NAME_CHARACTERS = re.compile(r"[^/\w.\- :]")  # what MLflow refuses in param, metric and tag names
-_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
-_URL_USER_INFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@]+@")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[\w\-.~+/]+=*")
-_QUOTED_KEY = re.compile(r"""((["'])([^"'\n]+)\2\s*:\s*)("[^"\n]*"|'[^'\n]*')""")
-_ASSIGNMENT = re.compile(r"([A-Za-z_][\w.\-]*)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s&,;?\"']+)")
-
-
-def is_secret_name(name: Any) -> bool:
-    """Whether ``name`` looks like it names a secret (see ``SECRET_WORDS``)."""
-    words = [word.lower() for word in _WORDS.findall(str(name))]
-    for i, word in enumerate(words):
-        if word in SECRET_WORDS or word.rstrip("s") in SECRET_WORDS:
-            return True
-        if word == "key" and i and words[i - 1] in SECRET_KEY_PREFIXES:
-            return True
-    return False
-
-
-def scrub(text: str) -> str:
-    """``text`` with credentials in it redacted: URL user info, bearer tokens, and values given to
-    secret-looking names (``password=...``, ``?token=...``, ``Authorization: ...``)."""
-    text = _URL_USER_INFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    return _ASSIGNMENT.sub(
-        lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}" if is_secret_name(m.group(1)) else m.group(0), text
-    )
-
-
-def scrub_source(text: str) -> str:
-    """Source code as a run may hold it: ``scrub``-bed, and string values given to secret-looking
-    quoted keys (``{"password": "..."}``) redacted too."""
-    return _QUOTED_KEY.sub(
-        lambda m: f"{m.group(1)}{REDACTED!r}" if is_secret_name(m.group(3)) else m.group(0), scrub(text)
-    )
+scrub = redact_text  # what run_info's callers call: one implementation, in redaction.py
+scrub_source = redact_source
 
 
 def redacted(values: Mapping[str, Any], limit: int = MAX_TAG_VALUE) -> dict[str, str]:

@@ -39,7 +39,7 @@ from typing import IO, Any
 
 from ..._faults import crash_point
 from ...errors import ModelDirectoryError, TrackingError, TrackingWarning
-from ...model_dir import refuse_link, remove_tree, write_json_atomic, write_text_atomic
+from ...model_dir import refuse_links, remove_tree, write_json_atomic, write_text_atomic
 from .ops import Op, Undecodable, decode
 
 SPOOL_DIR = "tracking"  # inside the model directory
@@ -58,9 +58,9 @@ def spools_in(spool_root: Path, known_uris: tuple[str, ...] = ()) -> Iterator[Sp
     """Every spool under ``spool_root`` (one per tracking URI ever used there). A damaged
     ``store.json`` is rebuilt from ``known_uris`` (the stores the model directory names) when one of
     them owns the folder; otherwise a ``TrackingError`` names the file and what to do."""
-    refuse_link(spool_root.parent, spool_root)
+    refuse_links(spool_root.parent, spool_root)
     for folder in sorted(spool_root.glob("store-*")):
-        refuse_link(spool_root.parent, folder)
+        refuse_links(spool_root.parent, folder)
         if not (folder / STORE_FILE).exists():
             continue
         yield Spool(spool_root, _store_uri(folder, known_uris))
@@ -107,10 +107,10 @@ class Spool:
         self._handle: IO[str] | None = None
         self._root.mkdir(parents=True, exist_ok=True)
         for folder in (spool_root, self.path, self.path / "outbox"):
-            refuse_link(self._root, folder)
+            refuse_links(self._root, folder)
             folder.mkdir(exist_ok=True)
         for name in (STORE_FILE, JOURNAL, "delivered", "runs.json", QUARANTINE):
-            refuse_link(self._root, self.path / name)
+            refuse_links(self._root, self.path / name)
         store = self.path / STORE_FILE
         if not store.exists():
             write_json_atomic(store, {"tracking_uri": tracking_uri})
@@ -201,7 +201,7 @@ class Spool:
         """Read the journal at opening: cut a torn tail, move what cannot be understood to the
         quarantine file (one warning), keep one copy of a line written twice. Returns the operations
         and the highest sequence number any line held (numbering goes on above the quarantined)."""
-        refuse_link(self._root, self._journal)
+        refuse_links(self._root, self._journal)
         if not self._journal.exists():
             return [], 0
         data = self._journal.read_bytes()
@@ -245,7 +245,7 @@ class Spool:
 
     def _quarantine(self, damaged: list[tuple[int, bytes, str]]) -> None:
         target = self.path / QUARANTINE
-        refuse_link(self._root, target)
+        refuse_links(self._root, target)
         moved = int(time.time() * 1000)
         with open(target, "a", encoding="utf-8") as handle:
             for number, raw, why in damaged:
@@ -274,7 +274,7 @@ class Spool:
 
     def _read_delivered(self) -> int:
         path = self.path / "delivered"
-        refuse_link(self._root, path)
+        refuse_links(self._root, path)
         if not path.exists():
             return 0
         try:
@@ -308,7 +308,7 @@ class Spool:
 
     def _read_runs(self) -> dict[str, str]:
         path = self.path / "runs.json"
-        refuse_link(self._root, path)
+        refuse_links(self._root, path)
         if not path.exists():
             return {}
         try:
@@ -329,7 +329,7 @@ class Spool:
 
     def outbox(self, name: str) -> Path:
         """A new empty directory ``outbox/<name>-<random>``, unique even when ``name`` repeats."""
-        refuse_link(self._root, self.path / "outbox")
+        refuse_links(self._root, self.path / "outbox")
         directory = self.path / "outbox" / f"{name}-{uuid.uuid4().hex[:12]}"
         directory.mkdir()
         return directory
@@ -341,7 +341,7 @@ class Spool:
             raise ModelDirectoryError(
                 f"{self._journal} names an outbox folder {relative!r} outside {self.path / 'outbox'}"
             )
-        refuse_link(self._root, path)
+        refuse_links(self._root, path)
         return path
 
     def relative(self, directory: Path) -> str:
@@ -354,7 +354,7 @@ class Spool:
         """Remove outbox directories no pending operation refers to (left by a crash mid-staging)."""
         referenced = {getattr(op, "directory", None) for op in self.pending()}
         outbox = self.path / "outbox"
-        refuse_link(self._root, outbox)
+        refuse_links(self._root, outbox)
         for directory in outbox.iterdir():
             if self.relative(directory) not in referenced:
                 remove_tree(self._root, directory)
