@@ -75,12 +75,16 @@ class Commits:
 
     def write(self) -> None:
         """Write the model as it is now, as a new generation; nothing when that is what this writer
-        wrote last (closing after the last commit changes no generation another model loaded)."""
+        wrote last, and the same generation when only the run's record changed (closing records the
+        run's id and status: no model another writer loaded goes stale by it)."""
         self.acquire()
         metadata = self.metadata()
-        if metadata.to_json() != self._written:
-            self.generation = metadata_file.write(self._directory, metadata)
-            self._written = metadata.to_json()
+        data = metadata.to_json()
+        if data == self._written:
+            return
+        same_model = self._written is not None and _model_of(data) == _model_of(self._written)
+        self.generation = metadata_file.write(self._directory, metadata, self.generation if same_model else None)
+        self._written = data
 
     def commit(self, name: str, announce: Callable[[], None]) -> None:
         """``announce()`` a validation, checkpoint or branch to the listeners, then commit it."""
@@ -114,3 +118,8 @@ class Commits:
             expected=self.generation,
             found=found,
         )
+
+
+def _model_of(data: dict[str, Any]) -> dict[str, Any]:
+    """What of ``elistimator.json`` describes the model (all but the run's record)."""
+    return {key: value for key, value in data.items() if key != "tracking"}

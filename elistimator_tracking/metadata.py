@@ -154,9 +154,11 @@ def _check_checkpoint_entry(where: Path, directory: ModelDirectory, step: Any, e
             )
 
 
-def write(directory: ModelDirectory, metadata: Metadata) -> str:
-    """Replace ``elistimator.json`` atomically (never through a link) as a new generation; return it."""
-    generation = uuid.uuid4().hex
+def write(directory: ModelDirectory, metadata: Metadata, generation: str | None = None) -> str:
+    """Replace ``elistimator.json`` atomically (never through a link) as a new generation, or as
+    ``generation`` (what only tracking bookkeeping changed: the run's id or status, what the store
+    holds; nothing another writer's model would lose); return it."""
+    generation = generation or uuid.uuid4().hex
     directory.write_json(METADATA_FILE, replace(metadata, generation=generation).to_json())
     return generation
 
@@ -190,4 +192,4 @@ def record_run(directory: ModelDirectory, run: RunRecord) -> None:
     metadata = read(directory)
     if metadata.tracking != run:
         metadata.tracking = run
-        write(directory, metadata)
+        write(directory, metadata, metadata.generation)

@@ -153,6 +153,12 @@ class Settings:
         "None: the tracking store keeps every checkpoint; "
         "KeepBest(k, metric, mode): only the k best by the validation metric, and the latest",
     )
+    trust_store: bool = option(
+        False,
+        _boolean,
+        "from_disk loads a remote checkpoint whose graph holds ops beyond what models need (file I/O, Python "
+        "calls; graph_safety.py): for a store you trust",
+    )
     cache_dir: Path | None = option(
         None,
         _path,

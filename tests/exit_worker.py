@@ -36,7 +36,7 @@ def input_fn():
 def package_at_exit():
     from elistimator_tracking.tracking import logged_models
 
-    package = logged_models.package_checkpoint
+    package = logged_models.Packager.package
 
     def slowly(*args, **kwargs):
         main = threading.main_thread()
@@ -46,7 +46,7 @@ def package_at_exit():
         time.sleep(5)
         return package(*args, **kwargs)
 
-    logged_models.package_checkpoint = slowly
+    logged_models.Packager.package = slowly
 
 
 model_dir, tracking_uri, how = sys.argv[1:4]

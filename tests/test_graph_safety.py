@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 
 from elistimator_tracking import Elistimator, ModelDirectoryError, UnsafeModelError
 from elistimator_tracking.graph_safety import check_meta_graph
+from elistimator_tracking.tracking.names import CHECKSUMS_TAG
 
 
 def const(meta, name: str, value: str):
@@ -44,9 +46,11 @@ def plant_write_file(meta, target: Path) -> None:
             restore.input.append("^planted/WriteFile")
 
 
-def plant_in_store(artifact_root: Path, mutate) -> int:
+def plant_in_store(artifact_root: Path, mutate, database: MlflowClient | None = None) -> int:
     """Apply ``mutate(meta)`` to every checkpoint meta graph under ``artifact_root`` (a store's artifact
-    disk) and update its checksum in the ``elistimator.json`` beside it; returns how many were changed."""
+    disk) and update its checksum in the ``elistimator.json`` beside it; with ``database`` (a client of
+    the store), also in the checksums its database recorded for the logged model: an attacker who can
+    write both. Returns how many were changed."""
     changed = 0
     for path in artifact_root.rglob("model-*.meta"):
         meta = meta_graph_pb2.MetaGraphDef.FromString(path.read_bytes())
@@ -57,6 +61,9 @@ def plant_in_store(artifact_root: Path, mutate) -> int:
         for entry in data["checkpoints"].values():
             if path.name in entry["files"]:
                 entry["files"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+                model = re.search(r"/models/(m-[0-9a-f]+)/", path.as_posix())
+                if database is not None and model:
+                    database.set_logged_model_tags(model.group(1), {CHECKSUMS_TAG: json.dumps(entry["files"])})
         recorded.write_text(json.dumps(data))
         changed += 1
     return changed
@@ -77,9 +84,30 @@ def tracked(tmp_path, data):
 
 
 @pytest.mark.parametrize("source", ["runs:/{run_id}", "models:/planted/1", "models:/planted@champion"])
+def test_a_write_file_planted_in_the_stores_files_alone_is_refused_by_the_databases_checksums(
+    tmp_path, tracked, source
+):
+    """Whoever can write the artifact store but not its database: the files no longer match what the
+    database recorded when they were logged, whatever the elistimator.json beside them says."""
+    target = tmp_path / "planted.txt"
+    assert plant_in_store(tracked["artifacts"], lambda meta: plant_write_file(meta, target)) == 1  # one copy
+    for trusted in (False, True):
+        with pytest.raises(ModelDirectoryError, match="is not the one the tracking store recorded"):
+            Elistimator.from_disk(
+                source.format(run_id=tracked["run_id"]),
+                verbose=False,
+                tracking=tracked["store"],
+                cache_dir=tmp_path / "cache",
+                trust_store=trusted,
+            )
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("source", ["runs:/{run_id}", "models:/planted/1", "models:/planted@champion"])
 def test_a_write_file_planted_in_the_stores_checkpoint_is_refused_naming_it(tmp_path, tracked, source):
     target = tmp_path / "planted.txt"
-    assert plant_in_store(tracked["artifacts"], lambda meta: plant_write_file(meta, target)) >= 2
+    database = MlflowClient(tracked["store"])  # writes the files and the database: only the allow-list is left
+    assert plant_in_store(tracked["artifacts"], lambda meta: plant_write_file(meta, target), database) == 1
     source = source.format(run_id=tracked["run_id"])
     with pytest.raises(UnsafeModelError, match=r"WriteFile \(node 'planted/WriteFile'\), which writes files") as caught:
         Elistimator.from_disk(source, verbose=False, tracking=tracked["store"], cache_dir=tmp_path / "cache")
@@ -100,7 +128,7 @@ def test_elistimator_download_checks_the_graph_before_it_becomes_a_local_directo
     import sys
 
     target = tmp_path / "planted.txt"
-    plant_in_store(tracked["artifacts"], lambda meta: plant_write_file(meta, target))
+    plant_in_store(tracked["artifacts"], lambda meta: plant_write_file(meta, target), MlflowClient(tracked["store"]))
     command = [str(Path(sys.executable).parent / "elistimator"), "download", f"runs:/{tracked['run_id']}"]
     store = ["--tracking-uri", tracked["store"]]
     done = subprocess.run([*command, str(tmp_path / "copy"), *store], capture_output=True, text=True, timeout=300)

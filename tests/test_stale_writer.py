@@ -16,7 +16,7 @@ import hashlib
 import json
 
 import pytest
-from conftest import artifact_steps, dataset_fn, history, tiny_model_fn
+from conftest import dataset_fn, history, stored_dir, stored_steps, tiny_model_fn
 from mlflow import MlflowClient
 
 from elistimator_tracking import Elistimator, ModelDirectoryChanged, ModelDirectoryError, metadata
@@ -65,14 +65,9 @@ def test_a_stale_load_refuses_to_write_and_the_other_writers_step_survives(tmp_p
         assert sha256(model_dir / "checkpoints" / name) == digest
     client = MlflowClient(store)
     assert client.get_run(run_id).info.status == "FINISHED"
-    assert artifact_steps(client, run_id) == [20, 30]
-    logged = json.loads(
-        open(client.download_artifacts(run_id, "checkpoints/step-30/elistimator.json", str(tmp_path))).read()
-    )
+    assert stored_steps(client, run_id) == [20, 30]  # one logged model for step 30
+    logged = json.loads((stored_dir(client, run_id, 30) / "elistimator.json").read_text())
     assert logged["checkpoints"]["30"]["files"] == files
-    experiment = client.get_run(run_id).info.experiment_id
-    models = client.search_logged_models([experiment], filter_string=f"source_run_id = '{run_id}'")
-    assert sorted(int(m.tags["elistimator.step"]) for m in models) == [20, 30]  # one logged model for step 30
     assert history(client, run_id, "validation/loss")[-1] == (30, pytest.approx(validated["loss"]))
 
     again = Elistimator.from_disk(model_dir, verbose=False, tracking=store)  # loading it again goes on

@@ -156,10 +156,10 @@ def test_a_full_cache_disk_and_a_link_the_server_refuses_are_one_line_naming_the
         assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
         assert "the disk of the download cache is full (no space left on device" in done.stderr
 
-        step = next((tmp_path / "server" / "artifacts").rglob("step-9"))
-        (step / "checkpoints" / "passwords").symlink_to("/etc/passwd")  # the server refuses to serve it
+        stored = next((tmp_path / "server" / "artifacts").rglob("model-9.index")).parent  # the logged model's
+        (stored / "passwords").symlink_to("/etc/passwd")  # the server refuses to serve it
         expected = (
-            rf"^the store refused to send step-9/checkpoints/passwords of step 9 of run {run_id}: "
+            rf"^the store refused to send \S*checkpoints/passwords of the checkpoint at step 9 of run {run_id}: "
             "Invalid path: resolved path is outside the artifact directory$"
         )
         with pytest.raises(TrackingError, match=expected):

@@ -53,4 +53,4 @@ class LocalCheckpoints:
         record = metadata.index.records.get(step)
         if record is not None and record.stored:
             record.stored = False
-            metadata_file.write(self.directory, metadata)
+            metadata_file.write(self.directory, metadata, metadata.generation)  # bookkeeping: no new generation
