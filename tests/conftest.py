@@ -213,11 +213,23 @@ def pending(reports) -> dict:
     return {uri: report.pending for uri, report in reports.items()}
 
 
+def logged_models_of(client, run_id: str) -> list:
+    """Every logged model of the run, page by page."""
+    experiment_id, models, token = client.get_run(run_id).info.experiment_id, [], None
+    while True:
+        page = client.search_logged_models(
+            [experiment_id], filter_string=f"source_run_id = '{run_id}'", page_token=token
+        )
+        models += list(page)
+        token = page.token
+        if not token:
+            return models
+
+
 def stored_steps(client, run_id: str):
     """The steps of the run's checkpoints in the store (its READY logged models), each once: a step
     stored twice fails here."""
-    experiment_id = client.get_run(run_id).info.experiment_id
-    models = client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
+    models = logged_models_of(client, run_id)
     steps = [int(m.tags["elistimator.step"]) for m in models if str(m.status) == "READY"]
     assert len(steps) == len(set(steps)), f"a checkpoint stored twice: {sorted(steps)}"
     return sorted(steps)
@@ -226,11 +238,10 @@ def stored_steps(client, run_id: str):
 def stored_dir(client, run_id: str, step: int) -> Path:
     """Where a local store keeps the run's checkpoint at ``step``: its logged model's model directory,
     on the store's own disk (tests that tamper with the store change files there)."""
-    experiment_id = client.get_run(run_id).info.experiment_id
     (model,) = [
         m
-        for m in client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
-        if m.tags["elistimator.step"] == str(step)
+        for m in logged_models_of(client, run_id)
+        if m.tags["elistimator.step"] == str(step) and str(m.status) == "READY"
     ]
     location = model.artifact_location
     assert location.startswith(("/", "file:")), location
@@ -239,11 +250,10 @@ def stored_dir(client, run_id: str, step: int) -> Path:
 
 def stored_checkpoint(client, run_id: str, step: int, destination: Path) -> Path:
     """Download the run's checkpoint at ``step`` (its logged model's model directory) to ``destination``."""
-    experiment_id = client.get_run(run_id).info.experiment_id
     (model,) = [
         m
-        for m in client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
-        if m.tags["elistimator.step"] == str(step)
+        for m in logged_models_of(client, run_id)
+        if m.tags["elistimator.step"] == str(step) and str(m.status) == "READY"
     ]
     import mlflow  # not at the top: tests check that some runs never import it
 
