@@ -26,11 +26,12 @@ fails loudly if the MLflow details it relies on change.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import StoreNotFoundError
+from ..errors import StoreNotFoundError, TrackingError
 from .http_limits import in_our_call
 from .run_info import is_secret_name
 
@@ -75,10 +76,52 @@ class StoreUri:
         return cls(public, public)
 
 
-def require_existing(store: StoreUri) -> None:
+#: stores on a network, and their default ports
+NETWORK_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}
+#: database stores: MLflow retries creating their engine for about 100 s (10 attempts, its
+#: ``MAX_RETRY_COUNT``) before it answers, logging each attempt; a port that does not listen is told at once
+DATABASES = ("postgresql", "mysql", "mssql")
+
+
+def network_address(uri: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a store on a network (HTTP, PostgreSQL, MySQL, MSSQL); None for a local one."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+")[0]
+    if scheme not in NETWORK_PORTS or not parts.hostname:
+        return None
+    return parts.hostname, parts.port or NETWORK_PORTS[scheme]
+
+
+def unreachable(address: tuple[str, int], timeout: float) -> str | None:
+    """Why nothing answers a TCP connection to ``address`` within ``timeout`` seconds (None: it listens)."""
+    try:
+        socket.create_connection(address, timeout=timeout).close()
+        return None
+    except OSError as error:
+        return str(error) or type(error).__name__
+
+
+def is_database(uri: str) -> bool:
+    return urlsplit(uri).scheme.split("+")[0] in DATABASES
+
+
+def require_existing(store: StoreUri, timeout: float | None = None) -> None:
     """Refuse a local store that does not exist: reading one must never create it (MLflow would make an
-    empty ``mlflow.db``, or a folder, and then report an unknown run or experiment)."""
+    empty ``mlflow.db``, or a folder, and then report an unknown run or experiment); and a database store
+    whose port does not listen, within ``timeout`` (default ``http_limits.store_timeout()``), with one
+    line instead of MLflow's minutes of engine retries."""
     parts = urlsplit(store.client_uri)
+    address = network_address(store.client_uri)
+    if is_database(store.client_uri) and address is not None:
+        from .http_limits import store_timeout
+
+        why = unreachable(address, store_timeout() if timeout is None else timeout)
+        if why is not None:
+            raise TrackingError(
+                f"the tracking store {store.public} does not answer ({why}); start it, or name "
+                "another one (--tracking-uri, tracking=..., or MLFLOW_TRACKING_URI)"
+            )
+        return
     if parts.scheme == "sqlite":
         path = store.client_uri[len("sqlite:///") :] if store.client_uri.startswith("sqlite:///") else ""
         missing = path and path != ":memory:" and not os.path.isfile(path)

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import collections
 import itertools
-import socket
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import requests
 from mlflow.exceptions import MlflowException
@@ -32,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..._faults import crash_point
 from ...errors import TrackingWarning
 from ..http_limits import bounded, quiet
+from ..store_uri import is_database, network_address, unreachable
 from .delivery import (
     ITEM_REFUSALS,
     LOGIN_REFUSALS,
@@ -83,6 +82,8 @@ class Worker:
     ):
         self._spool, self._delivery, self.tracking_uri, self.name = spool, delivery, tracking_uri, name
         self.max_backoff, self.linger, self._probe = max_backoff, linger, probe
+        # a database store is probed before each attempt: MLflow would retry its engine for minutes
+        self._database_probe = probe if is_database(tracking_uri) else None
         self._queue: collections.deque[Op] = collections.deque()
         self._cond = threading.Condition()
         self._marking = threading.Lock()  # the thread writes to the spool only while holding it
@@ -209,6 +210,8 @@ class Worker:
         answer, the network) is retried here; anything else is this code's own and goes to ``_run``."""
         run_id, notes = None, []
         try:
+            if self._database_probe is not None and not self._database_probe():
+                raise ConnectionRefusedError(f"[Errno 111] Connection refused: nothing listens at {self.tracking_uri}")
             with bounded(ARTIFACT_TIMEOUT if hasattr(batch[0], "directory") else ANSWER_TIMEOUT), quiet():
                 run_id, notes = self._delivery.deliver(batch)
         except RunRefused as refusal:
@@ -315,23 +318,12 @@ class Worker:
 
 
 def store_probe(tracking_uri: str) -> Callable[[], bool] | None:
-    """A check whether the store at ``tracking_uri`` listens again (a TCP connection to its host and
-    port, no request), for stores on a network (HTTP, PostgreSQL, MySQL); None for local ones."""
-    parts = urlsplit(tracking_uri)
-    defaults = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}
-    scheme = parts.scheme.split("+")[0]
-    if scheme not in defaults or not parts.hostname:
+    """A check whether the store at ``tracking_uri`` listens (a TCP connection to its host and port, no
+    request), for stores on a network (HTTP, PostgreSQL, MySQL); None for local ones."""
+    address = network_address(tracking_uri)
+    if address is None:
         return None
-    address = (parts.hostname, parts.port or defaults[scheme])
-
-    def listening() -> bool:
-        try:
-            socket.create_connection(address, timeout=PROBE_INTERVAL * 0.8).close()
-            return True
-        except OSError:
-            return False
-
-    return listening
+    return lambda: unreachable(address, PROBE_INTERVAL * 0.8) is None
 
 
 def _refused_connection(error: BaseException) -> bool:
