@@ -373,3 +373,19 @@ def test_sync_to_a_store_that_is_down_is_one_line_naming_what_is_kept(tmp_path, 
         rf"Connection refused; they stay in {tmp_path / 'model'}: run sync again",
         err,
     ), err
+
+
+def test_a_retracted_validation_never_counts_as_the_best(tmp_path):
+    """Issue 30, finding 6: training went on from step 6, so the abandoned branch's step-9 validation
+    (the lowest loss of all, 0.01) was retracted by a NaN at step 9; every reader must see it as gone."""
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    with Elistimator(target_model_fn, tmp_path / "model", verbose=False, tracking=store, experiment="branch") as est:
+        fit_targets(est, [2.0, 0.5, 0.1])  # losses 4, 0.25, 0.01 at steps 3, 6, 9
+    with pytest.warns(UserWarning, match="dropped"):
+        with Elistimator.from_disk(tmp_path / "model", checkpoint=6, verbose=False, tracking=store) as resumed:
+            fit_targets(resumed, [0.4])  # step 9 again: loss 0.16
+    out = io_of(["runs", "branch", "--tracking-uri", store])
+    (row,) = table(out)
+    assert (row["best loss"], row["last loss"]) == ("0.16", "0.16")
+    best = io_of(["best", "branch", "--tracking-uri", store]).splitlines()
+    assert best[1] == "checkpoint: step 9, validation loss = 0.16 (min)"
