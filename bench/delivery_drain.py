@@ -44,9 +44,16 @@ def one_checkpoint(destination: Path, step: int) -> dict[str, str]:
         name = f"model-{step}.{suffix}"
         (folder / name).write_bytes(os.urandom(size))
         files[name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
-    metadata = {"format": "elistimator/1", "graph": {}, "global_step": step, "max_to_keep": 5, "saver_args": {},
-                "checkpoints": {str(step): {"prefix": f"checkpoints/model-{step}", "files": files, "local": True}},
-                "validations": {}, "tracking": None}
+    metadata = {
+        "format": "elistimator/1",
+        "graph": {},
+        "global_step": step,
+        "max_to_keep": 5,
+        "saver_args": {},
+        "checkpoints": {str(step): {"prefix": f"checkpoints/model-{step}", "files": files, "local": True}},
+        "validations": {},
+        "tracking": None,
+    }
     (destination / "elistimator.json").write_text(json.dumps(metadata))
     return files
 
@@ -122,19 +129,23 @@ def main() -> None:
     parser.add_argument("--outage", type=float, default=20.0)
     args = parser.parse_args()
     rates, resumed = [], []
-    for i in range(args.repeats):
+    for _ in range(args.repeats):
         with tempfile.TemporaryDirectory(prefix="bench-drain-") as work:
             rates.append(drain(Path(work), args))
             resumed.append(resumption(Path(work), args.outage))
     print("| backlog | operations/s median | best |")
     print("| --- | --- | --- |")
-    print(f"| {args.points} training points, {args.validations} validations, {args.checkpoints} checkpoints "
-          f"(140 KB each) | {statistics.median(rates):.1f} | {max(rates):.1f} |")
+    print(
+        f"| {args.points} training points, {args.validations} validations, {args.checkpoints} checkpoints "
+        f"(140 KB each) | {statistics.median(rates):.1f} | {max(rates):.1f} |"
+    )
     seconds = [r for r, _ in resumed]
     down = statistics.median(d for _, d in resumed)
-    print(f"\nafter a {args.outage:g} s outage (the worker backing off; {down:.1f} s from the server stopping to the "
-          f"last operation delivered), delivery resumed {statistics.median(seconds):.2f} s (median; best "
-          f"{min(seconds):.2f} s) after the server answered")
+    print(
+        f"\nafter a {args.outage:g} s outage (the worker backing off; {down:.1f} s from the server stopping to the "
+        f"last operation delivered), delivery resumed {statistics.median(seconds):.2f} s (median; best "
+        f"{min(seconds):.2f} s) after the server answered"
+    )
     print(f"({args.repeats} repeats; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())})")
 
 
