@@ -389,4 +389,3 @@ def test_a_retracted_validation_never_counts_as_the_best(tmp_path):
     assert (row["best loss"], row["last loss"]) == ("0.16", "0.16")
     best = io_of(["best", "branch", "--tracking-uri", store]).splitlines()
     assert best[1] == "checkpoint: step 9, validation loss = 0.16 (min)"
-
