@@ -25,7 +25,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 Closer = Callable[[str, str | None], None]  # close(status, error)
 
@@ -157,7 +157,7 @@ def _handle_sigterm() -> None:
         signal.signal(signal.SIGTERM, _on_sigterm)
 
 
-def _on_sigterm(signum: int, frame) -> None:
+def _on_sigterm(signum: int, _frame: Any) -> None:
     global _signalled
     _signalled = signal.Signals(signum).name
     raise SystemExit(128 + signum)

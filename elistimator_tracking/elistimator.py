@@ -378,7 +378,7 @@ class Elistimator(CheckpointMethods):
     def __enter__(self) -> Elistimator:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, _type: Any, exc: BaseException | None, _traceback: Any) -> None:
         """Leaving the block ends the run: FINISHED (also after a ``TrainingStopped``), KILLED on Ctrl-C,
         FAILED (with the error) otherwise."""
         self._close(*_exit.status_of(exc))
