@@ -124,8 +124,9 @@ class CheckpointMethods:
         self._run.send_directory(Path(directory), artifact_path)
 
     def _metadata(self) -> Metadata:
+        assert self._loops is not None, "elistimator.json is written once the model is built (also while closing)"
         return Metadata(
-            graph=self._require_model("writing elistimator.json").model.to_names(),
+            graph=self._loops.model.to_names(),
             index=self._checkpoints.index,
             global_step=self.global_step,
             max_to_keep=self._saver.max_to_keep,

@@ -12,6 +12,8 @@ refused with MLflow's schema error before ``predict`` runs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
@@ -22,7 +24,13 @@ class ElistimatorPyfunc(PythonModel):
         from elistimator_tracking import Elistimator
         from elistimator_tracking.tracking.names import MODEL_DIR_ARTIFACT
 
-        self.estimator = Elistimator.from_disk(context.artifacts[MODEL_DIR_ARTIFACT], tracking=False, verbose=False)
+        model_dir = Path(context.artifacts[MODEL_DIR_ARTIFACT])
+        if model_dir.is_dir() and not any(model_dir.iterdir()):
+            # the packager's skeleton (logged_models.Packager), which older MLflow releases (3.1.4)
+            # load while saving it: no checkpoint yet, nothing to restore
+            self.estimator = None
+            return
+        self.estimator = Elistimator.from_disk(model_dir, tracking=False, verbose=False)
 
     def predict(self, context, model_input: np.ndarray, params=None):
         """``model_input``: a dict, a DataFrame or an array (the hint is one MLflow infers no schema
