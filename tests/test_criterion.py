@@ -21,7 +21,9 @@ from elistimator_tracking.criterion import direction
         ("categorical_acc", "max"),
         ("fmeasure", "max"),
         ("mean_absolute_error", "min"),
-        ("auc", "min"),
+        ("auc", "max"),  # Keras 3 knows AUC grows (Keras 2 took it for a loss)
+        ("val_precision", "max"),
+        ("mean_squared_error", "min"),
         ("validation/accuracy", "max"),
         ("perplexity", "min"),
     ],

@@ -263,6 +263,22 @@ def test_settle_keeps_committed_work_drops_the_rest_and_leaves_delivered_work_al
     assert spool.settle(lambda clause: False) == 0  # settled once: nothing left to decide
 
 
+def test_settle_keeps_a_branch_whose_dropped_validation_came_back_with_the_same_values(tmp_path):
+    """Training goes on from an earlier checkpoint and, deterministic, validates the dropped step again
+    with the very same values; the process dies before the branch's retraction is delivered. By
+    content alone the branch looks uncommitted (its dropped validation is in elistimator.json again),
+    but the validation journaled after it is committed, and every commit writes all that came before
+    it: the retraction is kept, or the store holds the step's value twice (found by 50 kills)."""
+    spool = Spool(tmp_path, URI)
+    metrics = {"loss": 0.5, "accuracy": 1.0}
+    spool.append(tag("retraction", commit=ops.Clause("branch", 6, {"dropped": {"9": metrics}})), durable=True)
+    spool.append(tag("validation again", commit=ops.Clause("validation", 9, {"metrics": metrics})), durable=True)
+    index = {"kind": "validation", "step": 9, "metrics": metrics}  # what elistimator.json holds now
+    held = lambda clause: clause["kind"] == "validation" and clause == index  # noqa: E731
+    assert spool.settle(held) == 0
+    assert [op.tags["t"] for op in Spool(tmp_path, URI).pending()] == ["retraction", "validation again"]
+
+
 def test_the_spool_folder_of_a_store_keeps_its_name_across_versions(tmp_path):
     """Journals an earlier version left are found only if the folder name never changes."""
     assert spool_path(tmp_path, URI).name == "store-2eec334ac014"

@@ -142,12 +142,22 @@ class Spool:
         """Decide, once, what became of pending work journaled before a commit of elistimator.json
         (operations with a ``commit`` clause, left by a process that died): keep those whose clause
         ``committed`` confirms (as plain operations) and drop the others. Returns how many were
-        dropped."""
+        dropped.
+
+        A commit writes the whole model as it is, so one confirmed clause confirms every clause
+        journaled before it: a branch whose dropped validation came back with the same values (a
+        deterministic training validating that step again) reads as uncommitted by content alone."""
         with self._lock:
             entries, kept, dropped = self._read_journal(), [], 0
+            held = {
+                op.seq
+                for op in entries
+                if op.commit is not None and op.seq > self._delivered and committed(op.commit.to_json())
+            }
+            newest_held = max(held, default=0)
             for op in entries:
                 if op.commit is not None and op.seq > self._delivered:
-                    if not committed(op.commit.to_json()):
+                    if op.seq not in held and op.seq > newest_held:
                         dropped += 1
                         continue
                     op = op.settled()
