@@ -451,6 +451,17 @@ class Elistimator:
         """
         self._close("FINISHED")
 
+    def acquire_writer(self) -> None:
+        """Become the model directory's one writer (``ModelDirectoryBusy`` while another is): the
+        estimator front end takes the directory for each call, as tf.estimator held nothing between calls."""
+        self._require_open()
+        self._writer.acquire()
+
+    def release_writer(self) -> None:
+        """Let another writer have the model directory until this one's next writing call
+        (``acquire_writer``, ``setup`` and ``save_ckpt`` take it again); ``close()`` then writes nothing."""
+        self._writer.release()
+
     def _close(self, status: str, error: str | None = None) -> None:
         if self._closed:
             return
@@ -459,7 +470,7 @@ class Elistimator:
         try:
             self._listeners.notify("on_close", status, error)
             if self._loops is not None:
-                if self._loops.train_stream is not None:  # set up: the run id, if the store answered late
+                if self._loops.train_stream is not None and self._writer.held:  # the run id, if it came late
                     self._commits.write()
                 self._loops.close()
         finally:

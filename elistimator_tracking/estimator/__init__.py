@@ -11,8 +11,10 @@ from .._tf import tf as _tf
 from . import export
 from .config import RunConfig
 from .estimator import Estimator
+from .exporters import BestExporter, Exporter, FinalExporter, LatestExporter
 from .spec import EstimatorSpec, ModeKeys
-from .training import EvalSpec, Exporter, FinalExporter, LatestExporter, TrainSpec, train_and_evaluate
+from .training import EvalSpec, TrainSpec, train_and_evaluate
+from .warm_start import VocabInfo, WarmStartSettings
 
 SessionRunHook = _tf.train.SessionRunHook
 CheckpointSaverListener = _tf.train.CheckpointSaverListener
@@ -31,6 +33,9 @@ __all__ = [
     "Exporter",
     "LatestExporter",
     "FinalExporter",
+    "BestExporter",
+    "WarmStartSettings",
+    "VocabInfo",
     "export",
     "SessionRunHook",
     "CheckpointSaverListener",

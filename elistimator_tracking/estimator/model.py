@@ -11,26 +11,55 @@ dropped (tf.estimator wrote none for them either).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._tf import tf
-from ..errors import InvalidTypeError, InvalidValueError
+from ..errors import EstimatorTypeError, InvalidValueError
 from ..model_graph import upstream_ops
 from ..specs import EvaluationSpec, PredictSpec, TrainSpec
 from .inputs import Layout, call_with
 from .sharing import NameCounters, SharedVariables
 from .spec import MODES, EstimatorSpec, ModeKeys
+from .warm_start import WarmStartSettings
+from .warm_start import warm_start as apply_warm_start
+
+MODEL_FN_ARGS = ("features", "labels", "mode", "params", "config")
+
+
+def check_model_fn(model_fn: Callable, params: Mapping[str, Any] | None) -> None:
+    """Refuse a ``model_fn`` tf.estimator refused when it was given: one without ``features``, with
+    arguments it cannot be given, or that takes no ``params`` while params are passed."""
+    if model_fn is None:
+        raise InvalidValueError("model_fn must be provided to Estimator.")
+    if not callable(model_fn):
+        raise EstimatorTypeError(f"model_fn must be a function, got {type(model_fn).__name__}")
+    try:
+        parameters = inspect.signature(model_fn).parameters
+    except (TypeError, ValueError):
+        return
+    names = [n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if "features" not in names:
+        raise InvalidValueError(f"model_fn ({model_fn}) must include features argument.")
+    unknown = [n for n in names if n not in MODEL_FN_ARGS and parameters[n].default is inspect.Parameter.empty]
+    if unknown:
+        raise InvalidValueError(
+            f"model_fn ({model_fn}) has following not expected args: {unknown} (it may take {', '.join(MODEL_FN_ARGS)})"
+        )
+    if params and "params" not in names:
+        raise InvalidValueError(
+            f"model_fn ({model_fn}) does not include params argument, but params ({params}) is passed to Estimator."
+        )
 
 
 class EstimatorModel:
     """The Elistimator ``model_fn(features, is_training, params)`` over an estimator ``model_fn``;
     keeps each mode's ``EstimatorSpec`` (its hooks, export outputs) from the last build."""
 
-    def __init__(
-        self, model_fn: Callable, config: Any, layout: Callable[[], Layout], warm_start_from: str | None = None
-    ):
-        self.model_fn, self.config, self._layout, self.warm_start_from = model_fn, config, layout, warm_start_from
+    def __init__(self, model_fn: Callable, config: Any, layout: Callable[[], Layout]):
+        self.model_fn, self.config, self._layout = model_fn, config, layout
+        self.warm_start: WarmStartSettings | None = None  # set for a build with no checkpoint to start from
         self.__name__ = getattr(model_fn, "__name__", type(model_fn).__name__)  # the experiment's default name
         self.__module__ = getattr(model_fn, "__module__", None)
         self.__qualname__ = getattr(model_fn, "__qualname__", self.__name__)
@@ -96,8 +125,8 @@ class EstimatorModel:
             required=("features",),
         )
         if not isinstance(spec, EstimatorSpec):
-            raise InvalidTypeError(
-                f"model_fn must return an EstimatorSpec (mode {mode!r}), got {type(spec).__name__}: {spec!r}"
+            raise EstimatorTypeError(
+                f"model_fn should return an EstimatorSpec (mode {mode!r}), got {type(spec).__name__}: {spec!r}"
             )
         if spec.mode != mode:
             raise InvalidValueError(
@@ -115,18 +144,10 @@ class EstimatorModel:
         return spec.evaluation_hooks if mode == ModeKeys.EVAL else spec.prediction_hooks
 
     def _warm_start(self) -> None:
-        """Initialize the variables from ``warm_start_from`` (a checkpoint or a model directory), as
-        tf.estimator did for a new model: every variable whose name the checkpoint holds."""
-        if self.warm_start_from is None:
-            return
-        source = self.warm_start_from
-        checkpoint = tf.train.latest_checkpoint(source) if tf.io.gfile.isdir(source) else source
-        if checkpoint is None:
-            raise InvalidValueError(f"warm_start_from={source!r} holds no checkpoint")
-        held = {name for name, _ in tf.train.list_variables(checkpoint)}
-        names = [v.op.name for v in tf.global_variables() if v.op.name in held and v.op.name != "global_step"]
-        if names:
-            tf.train.warm_start(checkpoint, vars_to_warm_start=[f"^{name}$" for name in names])
+        """Start the variables ``warm_start`` chooses from its checkpoint, as tf.estimator did for a model
+        whose directory held no checkpoint (after ``model_fn`` made them, before they are initialized)."""
+        if self.warm_start is not None:
+            apply_warm_start(self.warm_start)
 
 
 def _require_no_new_variables(spec: EstimatorSpec, graph: tf.Graph, before: set) -> None:

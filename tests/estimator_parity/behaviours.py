@@ -314,7 +314,9 @@ def train_save_copy_reload(tf, E, new_dir):  # test_train_save_copy_reload
 def loss_summary_at_the_top_of_model_dir(tf, E, new_dir):  # test_loss_summary; issue 27, item 4
     dummy, incrementer, _ = make(tf, E)
     directory = new_dir()
-    est = E.Estimator(incrementer, model_dir=directory, config=E.RunConfig(save_summary_steps=1, log_step_count_steps=1))
+    est = E.Estimator(
+        incrementer, model_dir=directory, config=E.RunConfig(save_summary_steps=1, log_step_count_steps=1)
+    )
     est.train(dummy, steps=3)
     tags = set()
     for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
@@ -468,9 +470,7 @@ def graph_random_seed(tf, E, new_dir):  # test_graph_initialization_global_step_
 
     def model_fn(features, labels, mode):
         seeds.append(tf.get_default_graph().seed)
-        return E.EstimatorSpec(
-            mode, loss=tf.constant(0.0), train_op=tf.assign_add(tf.train.get_global_step(), 1)
-        )
+        return E.EstimatorSpec(mode, loss=tf.constant(0.0), train_op=tf.assign_add(tf.train.get_global_step(), 1))
 
     E.Estimator(model_fn, model_dir=new_dir(), config=E.RunConfig(tf_random_seed=11)).train(dummy, steps=1)
     return sorted(set(seeds))

@@ -118,7 +118,10 @@ def canned_variable_names(tf, E, new_dir):
 @behaviour
 def canned_accuracy_learns(tf, E, new_dir):
     est = E.DNNClassifier(
-        hidden_units=[8], feature_columns=dnn_columns(tf), model_dir=new_dir(), optimizer=lambda: tf.train.AdamOptimizer(0.05)
+        hidden_units=[8],
+        feature_columns=dnn_columns(tf),
+        model_dir=new_dir(),
+        optimizer=lambda: tf.train.AdamOptimizer(0.05),
     )
     est.train(input_fn(tf, n=256, repeat=True), steps=200)
     return bool(est.evaluate(input_fn(tf, n=256, seed=1))["accuracy"] > 0.8)

@@ -49,7 +49,10 @@ def run_config_keep_checkpoint_max(tf, E, new_dir):
     config = E.RunConfig(save_checkpoints_steps=1, keep_checkpoint_max=2)
     est = E.Estimator(incrementer, model_dir=new_dir(), config=config)
     est.train(dummy, steps=4)
-    return [os.path.basename(p).rsplit("-", 1)[-1] for p in tf.train.get_checkpoint_state(est.model_dir).all_model_checkpoint_paths]
+    return [
+        os.path.basename(p).rsplit("-", 1)[-1]
+        for p in tf.train.get_checkpoint_state(est.model_dir).all_model_checkpoint_paths
+    ]
 
 
 # -- several Estimators on one model_dir (issue 27, item 2) ---------------------------------------
@@ -188,3 +191,12 @@ def train_and_evaluate_with_saving_listeners(tf, E, new_dir):
         E.EvalSpec(data_fn(tf, seed=1), steps=None, throttle_secs=0),
     )
     return listener.after
+
+
+@behaviour
+def no_checkpoint_saving_configured(tf, E, new_dir):  # RunConfig(save_checkpoints_steps=None, _secs=None)
+    dummy, incrementer, _ = make(tf, E)
+    config = E.RunConfig(save_checkpoints_steps=None, save_checkpoints_secs=None)
+    est = E.Estimator(incrementer, model_dir=new_dir(), config=config)
+    est.train(dummy, steps=3)
+    return est.latest_checkpoint() is None
