@@ -36,7 +36,6 @@ from .spec import ModeKeys
 from .warm_start import checkpoint_of, settings_of
 
 log = logging.getLogger("elistimator_tracking.estimator")
-RESERVED_METRICS = ("global_step", "loss")  # tf.estimator's own entries of evaluate()'s result
 
 
 def _count(name: str, value: Any) -> int | None:
@@ -235,7 +234,6 @@ class Estimator:
         with self._live.call():
             fn = self._reading_fn(input_fn, ModeKeys.EVAL)
             self._model.require(ModeKeys.EVAL)
-            _require_free_metric_names(self._model.specs[ModeKeys.EVAL].eval_metric_ops)
             el = self._live.elistimator
             own = self._restore(checkpoint_path)
             try:
@@ -310,17 +308,17 @@ class Estimator:
             dtypes=live.dtypes,
         )
         if not live.built and not live.build_from_record():
-            live.setup(
-                flat_input_fn(
-                    input_fn,
-                    mode,
-                    self._params,
-                    self._config,
-                    drop_labels=mode == ModeKeys.PREDICT,
-                    found=live.learn_layout,
+            predicting = mode == ModeKeys.PREDICT
+            self._model.predict_only = predicting  # labels are not at hand: only PREDICT must build
+            try:
+                live.setup(
+                    flat_input_fn(
+                        input_fn, mode, self._params, self._config, drop_labels=predicting, found=live.learn_layout
+                    )
                 )
-            )
-            live.provisional = mode == ModeKeys.PREDICT
+            finally:
+                self._model.predict_only = False
+            live.provisional = predicting
         return fn
 
     # -- checkpoints and export ---------------------------------------------------------------------
@@ -446,16 +444,6 @@ def _checked_listeners(saving_listeners: Any, config: RunConfig) -> list[Any]:
             "RunConfig.save_checkpoints_steps or RunConfig.save_checkpoints_secs."
         )
     return listeners
-
-
-def _require_free_metric_names(metrics: Mapping[str, Any]) -> None:
-    """tf.estimator refused ``eval_metric_ops`` named as its own entries of the result."""
-    for name in RESERVED_METRICS:
-        if name in metrics:
-            raise InvalidValueError(
-                f"Metric with name `{name}` is not allowed, because Estimator already defines a default metric "
-                "with the same name."
-            )
 
 
 def _examples(batch: dict[str, np.ndarray], single: bool, one_by_one: bool) -> Iterator[Any]:

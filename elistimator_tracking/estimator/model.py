@@ -60,6 +60,7 @@ class EstimatorModel:
     def __init__(self, model_fn: Callable, config: Any, layout: Callable[[], Layout]):
         self.model_fn, self.config, self._layout = model_fn, config, layout
         self.warm_start: WarmStartSettings | None = None  # set for a build with no checkpoint to start from
+        self.predict_only = False  # a build for prediction without labels: TRAIN and EVAL may fail
         self.__name__ = getattr(model_fn, "__name__", type(model_fn).__name__)  # the experiment's default name
         self.__module__ = getattr(model_fn, "__module__", None)
         self.__qualname__ = getattr(model_fn, "__qualname__", self.__name__)
@@ -77,26 +78,32 @@ class EstimatorModel:
             graph.seed = self.config.tf_random_seed
         specs, names, shared = {}, NameCounters(), SharedVariables()
         self.failures = {}
+        first = ModeKeys.PREDICT if self.predict_only else ModeKeys.TRAIN
         with tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
-            for mode in MODES:
+            for mode in (first, *(m for m in MODES if m != first)):
                 names.rewind()  # each mode names its layers as in a graph of its own: dense, dense_1, ...
                 variables = set(graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES))
                 summaries = set(graph.get_collection(tf.GraphKeys.SUMMARIES))
-                if mode == ModeKeys.TRAIN:
+                if mode == first:  # it makes the variables: it must build
                     with shared.recording():
-                        specs[mode] = self.call(mode, features, labels, params)
+                        specs[mode] = self.call(mode, features, labels if mode != ModeKeys.PREDICT else None, params)
                     self._warm_start()
                     continue
-                try:  # tf.estimator called EVAL and PREDICT only when asked to: their failure waits until then
+                try:  # tf.estimator called a mode only when asked to: a failure waits until then
                     with shared.sharing():
                         specs[mode] = self.call(mode, features, labels if mode != ModeKeys.PREDICT else None, params)
                     _require_no_new_variables(specs[mode], graph, variables)
+                    _require_free_metric_names(specs[mode].eval_metric_ops)
                 except Exception as error:  # noqa: BLE001 -- raised again by evaluate()/predict()
                     self.failures[mode], specs[mode] = error, None
                 _drop_new_summaries(graph, summaries)
         self.specs = specs
         train, evaluation, predict = (specs[m] for m in MODES)
         self.single_prediction = predict is not None and isinstance(predict.predictions, tf.Tensor)
+        if train is None:  # a graph to predict with only (rebuilt before it trains): a step that changes nothing
+            train = EstimatorSpec(
+                ModeKeys.TRAIN, loss=tf.constant(0.0), train_op=tf.assign_add(tf.train.get_global_step(), 0)
+            )
         return (
             TrainSpec(train.loss, train.train_op),
             EvaluationSpec(evaluation.loss, evaluation.metric_pairs()) if evaluation else None,
@@ -164,6 +171,16 @@ def _require_no_new_variables(spec: EstimatorSpec, graph: tf.Graph, before: set)
             "the three modes share one graph and its variables, so every mode must create the same "
             "variables, in the same order (create them before branching on mode)"
         )
+
+
+def _require_free_metric_names(metrics: Mapping[str, Any]) -> None:
+    """tf.estimator refused ``eval_metric_ops`` named as its own entries of ``evaluate()``'s result."""
+    for name in ("global_step", "loss"):
+        if name in metrics:
+            raise InvalidValueError(
+                f"Metric with name `{name}` is not allowed, because Estimator already defines a default metric "
+                "with the same name."
+            )
 
 
 def _drop_new_summaries(graph: tf.Graph, before: set) -> None:
