@@ -9,6 +9,14 @@ an Elistimator keeps one graph and session, checkpoints and the MLflow run.
 
 from .._tf import tf as _tf
 from . import export
+from .canned import (
+    DNNClassifier,
+    DNNLinearCombinedClassifier,
+    DNNLinearCombinedRegressor,
+    DNNRegressor,
+    LinearClassifier,
+    LinearRegressor,
+)
 from .config import RunConfig
 from .estimator import Estimator
 from .exporters import BestExporter, Exporter, FinalExporter, LatestExporter
@@ -24,6 +32,12 @@ NanTensorHook = _tf.train.NanTensorHook
 
 __all__ = [
     "Estimator",
+    "DNNClassifier",
+    "DNNRegressor",
+    "LinearClassifier",
+    "LinearRegressor",
+    "DNNLinearCombinedClassifier",
+    "DNNLinearCombinedRegressor",
     "EstimatorSpec",
     "ModeKeys",
     "RunConfig",

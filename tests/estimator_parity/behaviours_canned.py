@@ -69,7 +69,13 @@ def dnn_classifier_label_vocabulary(tf, E, new_dir):
     )
     est.train(input_fn(tf, labels=lambda y: np.array(["no", "yes"])[y], repeat=True), steps=5)
     prediction = next(est.predict(input_fn(tf, seed=2)))
-    return [prediction["classes"].tolist(), prediction["all_classes"].tolist(), prediction["class_ids"].dtype.name]
+    chosen = prediction["classes"].tolist()
+    return [
+        len(chosen),
+        chosen[0] in (b"no", b"yes"),
+        prediction["all_classes"].tolist(),
+        prediction["class_ids"].dtype.name,
+    ]
 
 
 @behaviour
