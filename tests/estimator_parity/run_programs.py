@@ -42,7 +42,9 @@ def prepared_store(root: Path) -> str:
     """A local SQLite tracking store that exists already (its tables made once, as a user's would be)."""
     uri = f"sqlite:///{root / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    subprocess.run([sys.executable, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"], env=env, check=True)
+    subprocess.run(
+        [sys.executable, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"], env=env, check=True
+    )
     return uri
 
 
@@ -93,7 +95,10 @@ def main() -> None:
                 run = run_one(program, side, root, uri)
                 runs.append(run)
                 metrics = (run["result"] or {}).get("metrics")
-                print(f"{program:18} {side:4} {'ran' if run['ok'] else 'FAILED'} {run['process_seconds']:6.1f} s {metrics or run['error']}", flush=True)
+                ran = "ran" if run["ok"] else "FAILED"
+                print(
+                    f"{program:18} {side:4} {ran} {run['process_seconds']:6.1f} s {metrics or run['error']}", flush=True
+                )
     if args.out:
         Path(args.out).write_text(json.dumps(runs, indent=1) + "\n")
 

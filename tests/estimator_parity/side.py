@@ -4,7 +4,8 @@ in a venv of its own) or ours (``elistimator_tracking.estimator`` on TF 2.21).
 ``ESTIMATOR_SIDE=real`` or ``ours`` (the default) picks it; a program's only difference between the
 two sides is the line ``tf, tf_estimator = side.load()``, which stands for the import line a user
 changes (``tf_estimator = tf.estimator`` against ``from elistimator_tracking import estimator``).
-Both sides run TF1-style graph code: eager execution off, as in TensorFlow 1.15.
+Both sides run TF1-style graph code: eager execution off, as in TensorFlow 1.15. ``ESTIMATOR_TRACKING=0``
+makes our Estimators untracked (``tracking=False``), for the benchmark's comparison of the two.
 """
 
 from __future__ import annotations
@@ -33,4 +34,12 @@ def load():
     from elistimator_tracking import estimator
     from elistimator_tracking._tf import tf
 
+    if os.environ.get("ESTIMATOR_TRACKING") == "0":  # the benchmark's untracked variant: tracking=False
+        tracked = estimator.Estimator.__init__
+
+        def untracked(self, *args, **kwargs):
+            kwargs.setdefault("tracking", False)
+            tracked(self, *args, **kwargs)
+
+        estimator.Estimator.__init__ = untracked
     return tf, estimator

@@ -28,7 +28,9 @@ def model_fn(features, labels, mode, params):
         return tf_estimator.EstimatorSpec(mode, predictions={"classes": classes})
     loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
     if mode == tf_estimator.ModeKeys.EVAL:
-        return tf_estimator.EstimatorSpec(mode, loss=loss, eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)})
+        return tf_estimator.EstimatorSpec(
+            mode, loss=loss, eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)}
+        )
     train_op = tf.train.AdamOptimizer(0.01).minimize(loss, global_step=tf.train.get_global_step())
     return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
 

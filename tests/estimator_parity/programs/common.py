@@ -25,7 +25,11 @@ _HERE = Path(__file__).resolve()
 MNIST = next(  # $ELISTIMATOR_MNIST_DIR, else ../shared/data/mnist beside the clone (or beside its worktree folder)
     (
         Path(p)
-        for p in (os.environ.get("ELISTIMATOR_MNIST_DIR"), _HERE.parents[4] / "shared/data/mnist", _HERE.parents[5] / "shared/data/mnist")
+        for p in (
+            os.environ.get("ELISTIMATOR_MNIST_DIR"),
+            _HERE.parents[4] / "shared/data/mnist",
+            _HERE.parents[5] / "shared/data/mnist",
+        )
         if p and (Path(p) / "t10k-images-idx3-ubyte.gz").is_file()
     ),
     _HERE.parents[4] / "shared/data/mnist",

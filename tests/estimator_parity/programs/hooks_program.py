@@ -15,7 +15,9 @@ def model_fn(features, labels, mode):
     loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
     tf.identity(loss, name="loss_value")
     if mode == tf_estimator.ModeKeys.EVAL:
-        return tf_estimator.EstimatorSpec(mode, loss=loss, eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)})
+        return tf_estimator.EstimatorSpec(
+            mode, loss=loss, eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)}
+        )
     train_op = tf.train.GradientDescentOptimizer(0.1).minimize(loss, global_step=tf.train.get_global_step())
     return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
 
@@ -57,7 +59,12 @@ def main():
     images, labels = mnist()
 
     def train_input_fn():
-        return tf.data.Dataset.from_tensor_slices(({"image": images[:8000]}, labels[:8000])).shuffle(8000).repeat().batch(32)
+        return (
+            tf.data.Dataset.from_tensor_slices(({"image": images[:8000]}, labels[:8000]))
+            .shuffle(8000)
+            .repeat()
+            .batch(32)
+        )
 
     def eval_input_fn():
         return tf.data.Dataset.from_tensor_slices(({"image": images[8000:]}, labels[8000:])).batch(500)

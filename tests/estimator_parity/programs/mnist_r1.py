@@ -40,11 +40,15 @@ def model_fn(features, labels, mode, params):
         accuracy = tf.metrics.accuracy(labels=labels, predictions=tf.argmax(logits, axis=1))
         tf.identity(accuracy[1], name="train_accuracy")
         tf.summary.scalar("train_accuracy", accuracy[1])
-        return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=optimizer.minimize(loss, tf.train.get_or_create_global_step()))
+        return tf_estimator.EstimatorSpec(
+            mode, loss=loss, train_op=optimizer.minimize(loss, tf.train.get_or_create_global_step())
+        )
     logits = model(image, training=False)
     loss = tf.losses.sparse_softmax_cross_entropy(labels=labels, logits=logits)
     return tf_estimator.EstimatorSpec(
-        mode, loss=loss, eval_metric_ops={"accuracy": tf.metrics.accuracy(labels=labels, predictions=tf.argmax(logits, axis=1))}
+        mode,
+        loss=loss,
+        eval_metric_ops={"accuracy": tf.metrics.accuracy(labels=labels, predictions=tf.argmax(logits, axis=1))},
     )
 
 
@@ -58,7 +62,9 @@ def main():
     def eval_input_fn():
         return tf.data.Dataset.from_tensor_slices((test_x, test_y)).batch(BATCH)
 
-    classifier = tf_estimator.Estimator(model_fn=model_fn, model_dir=model_dir("mnist"), params={"data_format": "channels_last"})
+    classifier = tf_estimator.Estimator(
+        model_fn=model_fn, model_dir=model_dir("mnist"), params={"data_format": "channels_last"}
+    )
     clock = step_clock(tf)
     logging = tf.train.LoggingTensorHook(tensors={"train_accuracy": "train_accuracy"}, every_n_iter=100)
     with Timer() as first:

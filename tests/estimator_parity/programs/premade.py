@@ -17,7 +17,9 @@ def main():
     train, train_y = iris_like(120)
     test, test_y = iris_like(30, seed=1)
     columns = [tf.feature_column.numeric_column(key=key) for key in train]
-    classifier = tf_estimator.DNNClassifier(feature_columns=columns, hidden_units=[30, 10], n_classes=3, model_dir=model_dir("premade"))
+    classifier = tf_estimator.DNNClassifier(
+        feature_columns=columns, hidden_units=[30, 10], n_classes=3, model_dir=model_dir("premade")
+    )
     clock = step_clock(tf)
     with Timer() as first:
         classifier.train(input_fn=lambda: input_fn(train, train_y, training=True), steps=1000, hooks=[clock])

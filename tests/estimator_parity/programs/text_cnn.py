@@ -28,10 +28,14 @@ def model_fn(features, labels, mode, params):
     logits = tf.layers.dense(dropped, 2)
     classes = tf.argmax(logits, 1)
     if mode == tf_estimator.ModeKeys.PREDICT:
-        return tf_estimator.EstimatorSpec(mode, predictions={"classes": classes, "probabilities": tf.nn.softmax(logits)})
+        return tf_estimator.EstimatorSpec(
+            mode, predictions={"classes": classes, "probabilities": tf.nn.softmax(logits)}
+        )
     loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
     if mode == tf_estimator.ModeKeys.EVAL:
-        return tf_estimator.EstimatorSpec(mode, loss=loss, eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)})
+        return tf_estimator.EstimatorSpec(
+            mode, loss=loss, eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)}
+        )
     train_op = tf.train.AdamOptimizer(params["learning_rate"]).minimize(loss, global_step=tf.train.get_global_step())
     return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
 
@@ -51,7 +55,9 @@ def main():
         return tf_estimator.export.ServingInputReceiver({"tokens": tokens}, {"tokens": tokens})
 
     config = tf_estimator.RunConfig(save_checkpoints_steps=100, keep_checkpoint_max=3)
-    estimator = tf_estimator.Estimator(model_fn, model_dir=model_dir("text"), config=config, params={"learning_rate": 0.003})
+    estimator = tf_estimator.Estimator(
+        model_fn, model_dir=model_dir("text"), config=config, params={"learning_rate": 0.003}
+    )
     clock = step_clock(tf)
     exporters = [
         tf_estimator.LatestExporter("latest", serving_input_receiver_fn, exports_to_keep=2),

@@ -15,7 +15,9 @@ def model_fn(features, labels, mode, params):
         return tf_estimator.EstimatorSpec(mode, predictions={"classes": classes, "logits": logits})
     loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
     if mode == tf_estimator.ModeKeys.EVAL:
-        return tf_estimator.EstimatorSpec(mode, loss=loss, eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)})
+        return tf_estimator.EstimatorSpec(
+            mode, loss=loss, eval_metric_ops={"accuracy": tf.metrics.accuracy(labels, classes)}
+        )
     train_op = tf.train.GradientDescentOptimizer(params["learning_rate"]).minimize(loss, tf.train.get_global_step())
     return tf_estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
 
@@ -24,7 +26,12 @@ def main():
     images, labels = mnist()
 
     def train_input_fn():
-        return tf.data.Dataset.from_tensor_slices(({"image": images[:8000]}, labels[:8000])).shuffle(8000).repeat().batch(50)
+        return (
+            tf.data.Dataset.from_tensor_slices(({"image": images[:8000]}, labels[:8000]))
+            .shuffle(8000)
+            .repeat()
+            .batch(50)
+        )
 
     def eval_input_fn():
         return tf.data.Dataset.from_tensor_slices(({"image": images[8000:]}, labels[8000:])).batch(500)
@@ -39,7 +46,9 @@ def main():
         source.train(train_input_fn, steps=600, hooks=[clock])
     source_metrics = source.evaluate(eval_input_fn)
     settings = tf_estimator.WarmStartSettings(ckpt_to_initialize_from=source.model_dir, vars_to_warm_start="hidden.*")
-    tuned = tf_estimator.Estimator(model_fn, model_dir=model_dir("tuned"), params={"learning_rate": 0.05}, warm_start_from=settings)
+    tuned = tf_estimator.Estimator(
+        model_fn, model_dir=model_dir("tuned"), params={"learning_rate": 0.05}, warm_start_from=settings
+    )
     tuned.train(train_input_fn, steps=200)
     metrics = tuned.evaluate(eval_input_fn)
     exported = tuned.export_saved_model(model_dir("export"), serving_input_receiver_fn).decode()
@@ -47,7 +56,12 @@ def main():
         meta = tf.saved_model.loader.load(session, ["serve"], exported)
         signature = meta.signature_def["serving_default"]
         served = session.run(signature.outputs["classes"].name, {signature.inputs["image"].name: images[8000:8100]})
-    predicted = np.array([p["classes"] for p in tuned.predict(lambda: tf.data.Dataset.from_tensor_slices({"image": images[8000:8100]}).batch(100))])
+    predicted = np.array(
+        [
+            p["classes"]
+            for p in tuned.predict(lambda: tf.data.Dataset.from_tensor_slices({"image": images[8000:8100]}).batch(100))
+        ]
+    )
     report(
         "warm_start_export",
         metrics,
@@ -55,7 +69,9 @@ def main():
         first.seconds,
         source_accuracy=float(source_metrics["accuracy"]),
         served_matches_predict=bool((served == predicted).all()),
-        hidden_warm_started=bool(np.allclose(tuned.get_variable_value("hidden/kernel"), source.get_variable_value("hidden/kernel"), atol=1.0)),
+        hidden_warm_started=bool(
+            np.allclose(tuned.get_variable_value("hidden/kernel"), source.get_variable_value("hidden/kernel"), atol=1.0)
+        ),
     )
 
 
