@@ -20,32 +20,22 @@ import numpy as np
 
 from .. import _exit
 from .._tf import tf
-from ..distribute import checked_strategy
 from ..elistimator import Elistimator
 from ..errors import EstimatorTypeError, InvalidTypeError, InvalidValueError, NotSupportedError
 from ..events import EventLog
 from ..settings import Settings
 from . import directory as layout_files
-from .config import DISTRIBUTE_FEATURE, RunConfig
+from .arguments import checked_listeners, count, examples, strategy_of
+from .config import RunConfig
 from .export import write_saved_model
 from .hooks import HookRunner, TrainingRunner, checked_hooks
-from .inputs import flat_input_fn, matching
+from .inputs import flat_input_fn
 from .live import LiveModel
 from .model import EstimatorModel, check_model_fn
 from .spec import ModeKeys
 from .warm_start import checkpoint_of, settings_of
 
 log = logging.getLogger("elistimator_tracking.estimator")
-
-
-def _count(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidValueError(f"{name} must be a positive int or None, got {value!r}")
-    if value <= 0:
-        raise InvalidValueError(f"Must specify {name} > 0, given: {value}")
-    return int(value)
 
 
 class Estimator:
@@ -81,7 +71,7 @@ class Estimator:
             raise InvalidTypeError(f"params must be a dict or None, got {type(params).__name__}")
         if model_dir is not None and config.model_dir is not None and str(model_dir) != config.model_dir:
             raise InvalidValueError(f"model_dir {model_dir!r} and RunConfig.model_dir {config.model_dir!r} differ")
-        strategy = _strategy(config)
+        strategy = strategy_of(config)
         self._params = copy.deepcopy(dict(params or {}))
         self._model = EstimatorModel(model_fn, config, lambda: self._live.trained_layout())
         self._warm_start = settings_of(warm_start_from)
@@ -144,11 +134,11 @@ class Estimator:
         data runs out or a hook stops it; checkpoints as ``RunConfig`` says, when training starts and at the end."""
         if steps is not None and max_steps is not None:
             raise InvalidValueError("Can not provide both steps and max_steps.")
-        steps, max_steps = _count("steps", steps), _count("max_steps", max_steps)
+        steps, max_steps = count("steps", steps), count("max_steps", max_steps)
         hooks = checked_hooks(hooks, "hooks")
-        listeners = _checked_listeners(saving_listeners, self._config)
+        listeners = checked_listeners(saving_listeners, self._config)
         with self._live.call() as el:
-            if max_steps is not None and self._latest_step() >= max_steps:
+            if max_steps is not None and self._live.latest_step() >= max_steps:
                 log.info("Skipping training since max_steps has already saved.")
                 return self
             self._training_data(input_fn)
@@ -230,12 +220,12 @@ class Estimator:
     ) -> dict[str, Any]:
         """``evaluate``; ``validation``: the metrics are the checkpoint's validation (``train_and_evaluate``)."""
         hooks = checked_hooks(hooks, "hooks")
-        steps = _count("steps", steps)
+        steps = count("steps", steps)
         with self._live.call():
-            fn = self._reading_fn(input_fn, ModeKeys.EVAL)
+            fn = self._live.reading_fn(input_fn, ModeKeys.EVAL)
             self._model.require(ModeKeys.EVAL)
             el = self._live.elistimator
-            own = self._restore(checkpoint_path)
+            own = self._live.restore_for_call(checkpoint_path)
             try:
                 with el.graph.as_default():
                     runner = HookRunner(hooks + self._model.hooks(ModeKeys.EVAL), el.session, steps).begin()
@@ -246,7 +236,7 @@ class Estimator:
                     runner.end()
                 step = el.global_step
             finally:
-                self._restored_back(checkpoint_path)
+                self._live.restore_after_call(checkpoint_path)
         events = EventLog(Path(self.eval_dir(name)))
         events.scalars(metrics, step)
         events.close()
@@ -267,20 +257,20 @@ class Estimator:
         ``yield_single_examples=False``."""
         hooks = checked_hooks(hooks, "hooks")
         with self._live.call():  # the directory is taken to build and restore, not while the caller iterates
-            fn = self._reading_fn(input_fn, ModeKeys.PREDICT)
+            fn = self._live.reading_fn(input_fn, ModeKeys.PREDICT)
             self._model.require(ModeKeys.PREDICT)
             keys = self._predict_keys(predict_keys)
-            self._restore(checkpoint_path)
+            self._live.restore_for_call(checkpoint_path)
         el = self._live.elistimator
         try:
             with el.graph.as_default():
                 runner = HookRunner(hooks + self._model.hooks(ModeKeys.PREDICT), el.session).begin()
                 for batch in el._require_model("predict()").predict((), {}, fn, el.verbose, runner):
                     batch = {key: batch[key] for key in keys}
-                    yield from _examples(batch, self._model.single_prediction, yield_single_examples)
+                    yield from examples(batch, self._model.single_prediction, yield_single_examples)
                 runner.end()
         finally:
-            self._restored_back(checkpoint_path)
+            self._live.restore_after_call(checkpoint_path)
 
     def _predict_keys(self, predict_keys: list[str] | None) -> list[str]:
         outputs = list(self._live.elistimator._require_model("predict()").model.predict.output)
@@ -293,58 +283,7 @@ class Estimator:
             raise InvalidValueError(f"predict_keys {unknown} are not among the predictions {outputs}")
         return list(predict_keys)
 
-    def _reading_fn(self, input_fn: Callable, mode: str) -> Callable:
-        """The Elistimator input function over ``input_fn`` for evaluation or prediction; the graph is built first
-        (from the recorded signature of a trained model, else from this data)."""
-        live = self._live
-        role = "evaluation" if mode == ModeKeys.EVAL else "prediction"
-        fn = flat_input_fn(
-            input_fn,
-            mode,
-            self._params,
-            self._config,
-            drop_labels=mode == ModeKeys.PREDICT,
-            found=lambda layout: matching(layout, live.trained_layout(), role),
-            dtypes=live.dtypes,
-        )
-        if not live.built and not live.build_from_record():
-            predicting = mode == ModeKeys.PREDICT
-            self._model.predict_only = predicting  # labels are not at hand: only PREDICT must build
-            try:
-                live.setup(
-                    flat_input_fn(
-                        input_fn, mode, self._params, self._config, drop_labels=predicting, found=live.learn_layout
-                    )
-                )
-            finally:
-                self._model.predict_only = False
-            live.provisional = predicting
-        return fn
-
     # -- checkpoints and export ---------------------------------------------------------------------
-
-    def _restore(self, checkpoint_path: str | None) -> bool:
-        """Restore ``checkpoint_path`` for one call (none: the weights are the latest checkpoint's already);
-        whether it is one of this model's own checkpoints."""
-        if checkpoint_path is None:
-            return True
-        path = str(checkpoint_path)
-        if not tf.io.gfile.exists(path + ".index"):
-            raise InvalidValueError(f"The passed save_path is not a valid checkpoint: {path}")
-        own = any(Path(c["file"]) == Path(path).absolute() for c in self._live.elistimator.checkpoints.values())
-        self._live.elistimator.restore_ckpt(path)
-        return own
-
-    def _restored_back(self, checkpoint_path: str | None) -> None:
-        """After a call on ``checkpoint_path``: the latest checkpoint's weights again, or (no checkpoint to go
-        back to) a new model at the next call."""
-        if checkpoint_path is None:
-            return
-        latest = self._live.start_checkpoint()
-        if latest is None:
-            self._live.stale = True
-        else:
-            self._live.elistimator.restore_ckpt(latest)
 
     def latest_checkpoint(self) -> str | None:
         """The path prefix of the directory's latest checkpoint (this front end's or tf.estimator's), or None."""
@@ -422,56 +361,6 @@ class Estimator:
         if checkpoint is None:
             raise InvalidValueError(f"Could not find trained model in model_dir: {self.model_dir}")
         return checkpoint
-
-    def _latest_step(self) -> int:
-        live = self._live
-        if live.built:
-            return live.elistimator.global_step
-        start = live.start_checkpoint()
-        return int(tf.train.load_variable(start, "global_step")) if start is not None else 0
-
-
-def _checked_listeners(saving_listeners: Any, config: RunConfig) -> list[Any]:
-    listeners = list(saving_listeners or [])
-    for listener in listeners:
-        if not isinstance(listener, tf.train.CheckpointSaverListener):
-            raise InvalidTypeError(
-                f"saving_listeners must be a list of CheckpointSaverListener (tf.compat.v1.train), given: {listener!r}"
-            )
-    if listeners and not (config.save_checkpoints_steps or config.save_checkpoints_secs):
-        raise InvalidValueError(
-            "There should be a CheckpointSaverHook to use saving_listeners. Please set one of the "
-            "RunConfig.save_checkpoints_steps or RunConfig.save_checkpoints_secs."
-        )
-    return listeners
-
-
-def _examples(batch: dict[str, np.ndarray], single: bool, one_by_one: bool) -> Iterator[Any]:
-    """A batch of predictions as tf.estimator yielded it."""
-    if not one_by_one:
-        yield batch["output"] if single else batch
-        return
-    sizes = {key: (value.shape[0] if np.ndim(value) else None) for key, value in batch.items()}
-    if None in sizes.values() or len(set(sizes.values())) > 1:
-        raise InvalidValueError(
-            f"Batch length of predictions should be same; got {sizes} (with yield_single_examples=True "
-            "every prediction needs the batch as its first dimension)"
-        )
-    for row in range(next(iter(sizes.values()))):
-        yield batch["output"][row] if single else {key: value[row] for key, value in batch.items()}
-
-
-def _strategy(config: RunConfig) -> Any:
-    """The Elistimator's ``distribute=`` from ``RunConfig``: one graph trains and evaluates, so
-    ``eval_distribute`` must be None or ``train_distribute`` itself. Batches are global (split
-    across replicas), not per replica as in tf.estimator: README, "More than one device"."""
-    train, evaluation = config.train_distribute, config.eval_distribute
-    if evaluation is not None and evaluation is not train:
-        raise InvalidValueError(
-            f"{DISTRIBUTE_FEATURE}: eval_distribute must be None or the train_distribute strategy "
-            "itself (the model trains and evaluates in one graph)"
-        )
-    return checked_strategy(train)
 
 
 def _exit_closer(reference: weakref.ref[Estimator]) -> int:

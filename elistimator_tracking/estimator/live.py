@@ -25,15 +25,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .._tf import tf
 from ..elistimator import Elistimator
-from ..errors import UsageError
+from ..errors import InvalidValueError, UsageError
 from ..inputs import InputSignature
 from ..loading import ModelOrigin, continued_model, new_model
 from ..metadata import METADATA_FILE
 from ..model_dir import write_json_atomic
 from ..settings import Settings
 from . import directory as layout_files
-from .inputs import Layout, matching, placeholder_input_fn
+from .inputs import Layout, flat_input_fn, matching, placeholder_input_fn
 from .model import EstimatorModel
 from .spec import ModeKeys
 from .warm_start import WarmStartSettings
@@ -144,6 +145,31 @@ class LiveModel:
             self._run_init_fn()
         self._use_scaffold_saver(input_fn)
 
+    def reading_fn(self, input_fn: Callable, mode: str) -> Callable:
+        """The Elistimator input function over ``input_fn`` for evaluation or prediction; the graph is built first
+        (from the recorded signature of a trained model, else from this data: to predict, PREDICT alone)."""
+        predicting, config = mode == ModeKeys.PREDICT, self.model.config
+        role = "prediction" if predicting else "evaluation"
+        fn = flat_input_fn(
+            input_fn,
+            mode,
+            self.params,
+            config,
+            drop_labels=predicting,
+            found=lambda layout: matching(layout, self.trained_layout(), role),
+            dtypes=self.dtypes,
+        )
+        if not self.built and not self.build_from_record():
+            self.model.predict_only = predicting  # labels are not at hand: only PREDICT must build
+            try:
+                self.setup(
+                    flat_input_fn(input_fn, mode, self.params, config, drop_labels=predicting, found=self.learn_layout)
+                )
+            finally:
+                self.model.predict_only = False
+            self.provisional = predicting
+        return fn
+
     def build_from_record(self) -> bool:
         """Build the graph from the recorded input signature (a trained model, predict or evaluate first);
         False when nothing is recorded."""
@@ -160,6 +186,36 @@ class LiveModel:
         if self.found is not None and (own is None or self.found.step > own):
             return self.found.prefix
         return checkpoints[own]["file"] if own is not None else None
+
+    def restore_for_call(self, checkpoint_path: str | None) -> bool:
+        """Restore ``checkpoint_path`` for one call (none: the weights are the latest checkpoint's already);
+        whether it is one of this model's own checkpoints."""
+        if checkpoint_path is None:
+            return True
+        path = str(checkpoint_path)
+        if not tf.io.gfile.exists(path + ".index"):
+            raise InvalidValueError(f"The passed save_path is not a valid checkpoint: {path}")
+        own = any(Path(c["file"]) == Path(path).absolute() for c in self.elistimator.checkpoints.values())
+        self.elistimator.restore_ckpt(path)
+        return own
+
+    def restore_after_call(self, checkpoint_path: str | None) -> None:
+        """After a call on ``checkpoint_path``: the latest checkpoint's weights again, or (no checkpoint to go
+        back to) a new model at the next call."""
+        if checkpoint_path is None:
+            return
+        latest = self.start_checkpoint()
+        if latest is None:
+            self.stale = True
+        else:
+            self.elistimator.restore_ckpt(latest)
+
+    def latest_step(self) -> int:
+        """The global step a call starts from."""
+        if self.built:
+            return self.elistimator.global_step
+        start = self.start_checkpoint()
+        return int(tf.train.load_variable(start, "global_step")) if start is not None else 0
 
     def _run_init_fn(self) -> None:
         """``Scaffold(init_fn=...)`` of the TRAIN spec, called when the model starts from initial weights."""
