@@ -49,14 +49,11 @@ def prepared_store(root: Path) -> str:
 
 
 def run_one(program: str, side: str, root: Path, uri: str, timeout: float = 1800) -> dict:
-    env = {
-        **os.environ,
-        "ESTIMATOR_SIDE": side,
-        "PARITY_WORK": str(root),
-        "MLFLOW_TRACKING_URI": uri,
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
+    from side import environment
+
+    env = environment(
+        side, PARITY_WORK=str(root), MLFLOW_TRACKING_URI=uri, MLFLOW_DISABLE_TELEMETRY="true", TF_CPP_MIN_LOG_LEVEL="2"
+    )
     start = time.perf_counter()
     done = subprocess.run(
         [python_of(side), str(HERE / "programs" / f"{program}.py")],

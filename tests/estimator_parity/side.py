@@ -15,6 +15,15 @@ import os
 REAL_PYTHON = os.environ.get("ELISTIMATOR_TF215_PYTHON", "/work/venvs/tf215/bin/python")
 
 
+def environment(side: str, **extra: str) -> dict[str, str]:
+    """The environment of a subprocess running ``side``: this process's, without what the package set for
+    TF 2.21 (``TF_USE_LEGACY_KERAS=1`` makes TF 2.15 look for tf-keras, which its venv does not have)."""
+    env = {**os.environ, "ESTIMATOR_SIDE": side, **extra}
+    if side == "real":
+        env.pop("TF_USE_LEGACY_KERAS", None)
+    return env
+
+
 def name() -> str:
     side = os.environ.get("ESTIMATOR_SIDE", "ours")
     if side not in ("real", "ours"):
