@@ -42,16 +42,18 @@ def measure(programs: list[str], pairs: int, untracked: bool) -> list[dict]:
             for program in programs:
                 sides = ["real", "ours"] if (pair + programs.index(program)) % 2 == 0 else ["ours", "real"]
                 for side in sides:
-                    runs.append(run_programs.run_one(program, side, root, uri) | {"variant": side})
-                    if side == "ours" and untracked:
-                        os.environ["ESTIMATOR_TRACKING"] = "0"
-                        runs.append(run_programs.run_one(program, side, root, uri) | {"variant": "ours, untracked"})
-                        del os.environ["ESTIMATOR_TRACKING"]
-                    last = runs[-1]
-                    print(
-                        f"pair {pair + 1} {program:18} {last['variant']:16} {last['process_seconds']:6.1f} s",
-                        flush=True,
+                    variants = [(side, {})] + (
+                        [("ours, untracked", {"ESTIMATOR_TRACKING": "0"})] if side == "ours" and untracked else []
                     )
+                    for variant, extra in variants:
+                        os.environ.update(extra)
+                        try:
+                            run = run_programs.run_one(program, side, root, uri) | {"variant": variant}
+                        finally:
+                            for key in extra:
+                                del os.environ[key]
+                        runs.append(run)
+                        print(f"pair {pair + 1} {program:18} {variant:16} {run['process_seconds']:6.1f} s", flush=True)
     return runs
 
 

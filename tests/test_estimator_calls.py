@@ -12,18 +12,12 @@ import os
 import estimator_programs as programs
 import numpy as np
 import pytest
-from test_estimator_contract import dummy_input_fn, estimator, variable_fn
+from test_estimator_contract import dummy_input_fn, estimator, incrementer, variable_fn
 
 from elistimator_tracking import estimator as tf_estimator
 from elistimator_tracking._tf import tf
 
 ModeKeys = tf_estimator.ModeKeys
-
-
-def incrementer(features, labels, mode):  # estimator_test.py's model_fn_global_step_incrementer
-    return tf_estimator.EstimatorSpec(
-        mode, predictions=features["x"], loss=tf.constant(1.0), train_op=tf.assign_add(tf.train.get_global_step(), 1)
-    )
 
 
 def top_tags(model_dir):

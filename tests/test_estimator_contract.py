@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import estimator_programs as programs
@@ -20,28 +21,16 @@ from elistimator_tracking import ModelDirectoryBusy
 from elistimator_tracking import estimator as tf_estimator
 from elistimator_tracking._tf import tf
 
+sys.path.insert(0, str(Path(__file__).with_name("estimator_parity")))
+import behaviours  # noqa: E402
+
 ModeKeys = tf_estimator.ModeKeys
 TF_ESTIMATOR_DIR = Path(__file__).with_name("data") / "tf_estimator_model_dir"
 
 
-def dummy_input_fn():  # estimator_test.py's
-    return ({"x": tf.constant([[1.0], [1.0]])}, tf.constant([[1.0], [1.0]]))
-
-
-def variable_fn(x, name="x", trainable=True):
-    """estimator_test.py's _make_model_fn(x): one variable, train_op = assign_add(global_step, 1)."""
-
-    def model_fn(features, labels, mode):
-        v = tf.get_variable(name, initializer=x, trainable=trainable)
-        return tf_estimator.EstimatorSpec(
-            mode,
-            predictions={"y": features["x"] * v},
-            loss=tf.constant(1.0) + 0.0 * v,
-            train_op=tf.assign_add(tf.train.get_global_step(), 1),
-            eval_metric_ops={"x": tf.metrics.mean(v)},
-        )
-
-    return model_fn
+# estimator_test.py's dummy_input_fn, model_fn_global_step_incrementer and _make_model_fn(x), as the
+# behaviours restate them
+dummy_input_fn, incrementer, variable_fn = behaviours.make(tf, tf_estimator)
 
 
 def estimator(model_fn, model_dir, **kwargs):

@@ -40,9 +40,9 @@ def make(tf, E):
             train_op=tf.assign_add(tf.train.get_global_step(), 1),
         )
 
-    def variable_fn(x):  # _make_model_fn(x) of test_warm_starts
+    def variable_fn(x, name="x", trainable=True):  # _make_model_fn(x) of test_warm_starts
         def model_fn(features, labels, mode):
-            v = tf.get_variable("x", initializer=x)
+            v = tf.get_variable(name, initializer=x, trainable=trainable)
             return E.EstimatorSpec(
                 mode,
                 predictions={"y": features["x"] * v},
@@ -535,20 +535,21 @@ def evaluate_steps0_raises_error(tf, E, new_dir):
     est.evaluate(dummy, steps=0)
 
 
-@behaviour
-def global_step_metric_raises_error(tf, E, new_dir):  # test_global_step_metric_raises_error; item 6
+def evaluated_with_a_metric_named(tf, E, new_dir, name):
     dummy, _, _ = make(tf, E)
-    est = E.Estimator(metric_fn(tf, E), model_dir=new_dir(), params={"metric_name": "global_step"})
+    est = E.Estimator(metric_fn(tf, E), model_dir=new_dir(), params={"metric_name": name})
     est.train(dummy, steps=5)
     est.evaluate(dummy, steps=1)
+
+
+@behaviour
+def global_step_metric_raises_error(tf, E, new_dir):  # test_global_step_metric_raises_error; item 6
+    evaluated_with_a_metric_named(tf, E, new_dir, "global_step")
 
 
 @behaviour
 def loss_metric_raises_error(tf, E, new_dir):  # _verify_and_create_loss_metric
-    dummy, _, _ = make(tf, E)
-    est = E.Estimator(metric_fn(tf, E), model_dir=new_dir(), params={"metric_name": "loss"})
-    est.train(dummy, steps=5)
-    est.evaluate(dummy, steps=1)
+    evaluated_with_a_metric_named(tf, E, new_dir, "loss")
 
 
 @behaviour
@@ -714,17 +715,23 @@ def predict_from_checkpoint_path(tf, E, new_dir):  # test_predict_from_checkpoin
     return [float(found["y"][0]), float(again["y"][0])]
 
 
-@behaviour
-def predict_float32_after_training_on_float64(tf, E, new_dir):  # issue 27, item 5
+def ones_fn(tf, E, cast):
+    """Logits of a dense layer of ones over ``features['x']`` (cast to float32 first when ``cast``)."""
+
     def model_fn(features, labels, mode):
-        x = tf.cast(features["x"], tf.float32)
+        x = tf.cast(features["x"], tf.float32) if cast else features["x"]
         logits = tf.layers.dense(x, 2, kernel_initializer=tf.ones_initializer())
         if mode == E.ModeKeys.PREDICT:
             return E.EstimatorSpec(mode, predictions={"logits": logits})
         loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
         return E.EstimatorSpec(mode, loss=loss, train_op=tf.assign_add(tf.train.get_global_step(), 1))
 
-    est = E.Estimator(model_fn, model_dir=new_dir())
+    return model_fn
+
+
+@behaviour
+def predict_float32_after_training_on_float64(tf, E, new_dir):  # issue 27, item 5
+    est = E.Estimator(ones_fn(tf, E, cast=True), model_dir=new_dir())
     est.train(data_fn(tf, dtype=np.float64), steps=1)
     x = [[1.0, 2.0, 3.0]]
     rows = est.predict(lambda: tf.data.Dataset.from_tensor_slices({"x": np.array(x, np.float32)}).batch(1))
@@ -733,14 +740,7 @@ def predict_float32_after_training_on_float64(tf, E, new_dir):  # issue 27, item
 
 @behaviour
 def predict_int_features_after_training_on_float32(tf, E, new_dir):  # issue 27, item 5: lossy is refused
-    def model_fn(features, labels, mode):
-        logits = tf.layers.dense(features["x"], 2, kernel_initializer=tf.ones_initializer())
-        if mode == E.ModeKeys.PREDICT:
-            return E.EstimatorSpec(mode, predictions={"logits": logits})
-        loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
-        return E.EstimatorSpec(mode, loss=loss, train_op=tf.assign_add(tf.train.get_global_step(), 1))
-
-    est = E.Estimator(model_fn, model_dir=new_dir())
+    est = E.Estimator(ones_fn(tf, E, cast=False), model_dir=new_dir())
     est.train(data_fn(tf), steps=1)
     rows = est.predict(lambda: tf.data.Dataset.from_tensor_slices({"x": np.array([[1, 2, 3]], np.int64)}).batch(1))
     return [round(float(v), 4) for v in next(rows)["logits"]]

@@ -120,6 +120,20 @@ class _ClassificationHead(_Head):
         names = tf.constant(self.vocabulary) if self.vocabulary else tf.strings.as_string(tf.range(self.n_classes))
         return ids, tf.tile(tf.expand_dims(names, 0), [batch, 1])
 
+    def _class_predictions(self, logits: tf.Tensor, class_logits: tf.Tensor, **extra: tf.Tensor) -> dict:
+        """tf.estimator's classifier predictions: the class of the largest of ``class_logits``, all classes."""
+        class_ids = tf.expand_dims(tf.argmax(class_logits, axis=-1), -1, name="class_ids")
+        all_ids, all_names = self._all(logits)
+        return {
+            "logits": logits,
+            **extra,
+            "probabilities": tf.nn.softmax(class_logits, name="probabilities"),
+            "class_ids": class_ids,
+            "classes": self._classes(class_ids),
+            "all_class_ids": all_ids,
+            "all_classes": all_names,
+        }
+
     def _classification(self, predictions: dict) -> Any:
         _, names = self._all(predictions["logits"])
         return export.ClassificationOutput(scores=predictions["probabilities"], classes=names)
@@ -134,17 +148,7 @@ class BinaryHead(_ClassificationHead):
     def predictions(self, logits: tf.Tensor) -> dict:
         with tf.name_scope("head/predictions"):
             two_class_logits = tf.concat([tf.zeros_like(logits), logits], axis=-1, name="two_class_logits")
-            class_ids = tf.expand_dims(tf.argmax(two_class_logits, axis=-1), -1, name="class_ids")
-            all_ids, all_names = self._all(logits)
-            return {
-                "logits": logits,
-                "logistic": tf.sigmoid(logits, name="logistic"),
-                "probabilities": tf.nn.softmax(two_class_logits, name="probabilities"),
-                "class_ids": class_ids,
-                "classes": self._classes(class_ids),
-                "all_class_ids": all_ids,
-                "all_classes": all_names,
-            }
+            return self._class_predictions(logits, two_class_logits, logistic=tf.sigmoid(logits, name="logistic"))
 
     def unreduced_loss(self, labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
         return tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=logits)
@@ -189,16 +193,7 @@ class MultiClassHead(_ClassificationHead):
 
     def predictions(self, logits: tf.Tensor) -> dict:
         with tf.name_scope("head/predictions"):
-            class_ids = tf.expand_dims(tf.argmax(logits, axis=-1), -1, name="class_ids")
-            all_ids, all_names = self._all(logits)
-            return {
-                "logits": logits,
-                "probabilities": tf.nn.softmax(logits, name="probabilities"),
-                "class_ids": class_ids,
-                "classes": self._classes(class_ids),
-                "all_class_ids": all_ids,
-                "all_classes": all_names,
-            }
+            return self._class_predictions(logits, logits)
 
     def unreduced_loss(self, labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
         loss = tf.losses.sparse_softmax_cross_entropy(labels, logits, reduction=tf.losses.Reduction.NONE)

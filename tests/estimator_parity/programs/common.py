@@ -57,6 +57,25 @@ def mnist(n: int | None = None):
     return (images[:n], labels[:n]) if n else (images, labels)
 
 
+def mnist_input_fns(tf, batch: int, eval_batch: int = 500):
+    """The training (shuffled, endless) and evaluation input functions over ``{'image': ...}`` of the first
+    8,000 and the last 2,000 MNIST images."""
+    images, labels = mnist()
+
+    def train_input_fn():
+        return (
+            tf.data.Dataset.from_tensor_slices(({"image": images[:8000]}, labels[:8000]))
+            .shuffle(8000)
+            .repeat()
+            .batch(batch)
+        )
+
+    def eval_input_fn():
+        return tf.data.Dataset.from_tensor_slices(({"image": images[8000:]}, labels[8000:])).batch(eval_batch)
+
+    return train_input_fn, eval_input_fn
+
+
 def iris_like(n: int = 150, seed: int = 0):
     """Three classes of four measurements (the shape of the iris data of the premade-estimator guide)."""
     rng = np.random.RandomState(seed)

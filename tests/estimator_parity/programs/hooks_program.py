@@ -1,7 +1,7 @@
 """A program built on session-run hooks: LoggingTensorHook, StopAtStepHook, a hook reading the global step in
 before_run, a hook that stops training at a loss, an evaluation hook, and saving listeners."""
 
-from common import Timer, load, mnist, model_dir, report, step_clock
+from common import Timer, load, mnist_input_fns, model_dir, report, step_clock
 
 tf, tf_estimator = load()
 
@@ -56,18 +56,7 @@ class Saves(tf.train.CheckpointSaverListener):
 
 
 def main():
-    images, labels = mnist()
-
-    def train_input_fn():
-        return (
-            tf.data.Dataset.from_tensor_slices(({"image": images[:8000]}, labels[:8000]))
-            .shuffle(8000)
-            .repeat()
-            .batch(32)
-        )
-
-    def eval_input_fn():
-        return tf.data.Dataset.from_tensor_slices(({"image": images[8000:]}, labels[8000:])).batch(500)
+    train_input_fn, eval_input_fn = mnist_input_fns(tf, 32)
 
     config = tf_estimator.RunConfig(save_checkpoints_steps=500, log_step_count_steps=200)
     estimator = tf_estimator.Estimator(model_fn, model_dir=model_dir("hooks"), config=config)

@@ -1,7 +1,7 @@
 """Repeated calls on one Estimator (a notebook's loop): 10 evaluate(), 10 predict() over the evaluation
 images, 5 train(steps=100) with the same input_fn, after a first train(steps=100)."""
 
-from common import Timer, load, mnist, model_dir, report, step_clock
+from common import Timer, load, mnist, mnist_input_fns, model_dir, report, step_clock
 
 tf, tf_estimator = load()
 
@@ -24,16 +24,7 @@ def model_fn(features, labels, mode):
 def main():
     images, labels = mnist()
 
-    def train_input_fn():
-        return (
-            tf.data.Dataset.from_tensor_slices(({"image": images[:8000]}, labels[:8000]))
-            .shuffle(8000)
-            .repeat()
-            .batch(32)
-        )
-
-    def eval_input_fn():
-        return tf.data.Dataset.from_tensor_slices(({"image": images[8000:]}, labels[8000:])).batch(500)
+    train_input_fn, eval_input_fn = mnist_input_fns(tf, 32)
 
     def predict_input_fn():
         return tf.data.Dataset.from_tensor_slices({"image": images[8000:9000]}).batch(500)

@@ -2,7 +2,7 @@
 from its model_dir (WarmStartSettings on the hidden layer), fine-tune it, export both, serve the export."""
 
 import numpy as np
-from common import Timer, load, mnist, model_dir, report, step_clock
+from common import Timer, load, mnist, mnist_input_fns, model_dir, report, step_clock
 
 tf, tf_estimator = load()
 
@@ -25,16 +25,7 @@ def model_fn(features, labels, mode, params):
 def main():
     images, labels = mnist()
 
-    def train_input_fn():
-        return (
-            tf.data.Dataset.from_tensor_slices(({"image": images[:8000]}, labels[:8000]))
-            .shuffle(8000)
-            .repeat()
-            .batch(50)
-        )
-
-    def eval_input_fn():
-        return tf.data.Dataset.from_tensor_slices(({"image": images[8000:]}, labels[8000:])).batch(500)
+    train_input_fn, eval_input_fn = mnist_input_fns(tf, 50)
 
     def serving_input_receiver_fn():
         image = tf.placeholder(tf.float32, [None, 784], name="image")
