@@ -118,6 +118,18 @@ def test_a_second_estimator_on_the_model_dir_and_the_first_one_follows(tmp_path)
     first.close(), second.close()
 
 
+def test_an_estimator_that_missed_another_writers_commit_writes_nothing_when_it_closes(tmp_path):
+    first = estimator(variable_fn(1.0), tmp_path)
+    first.train(dummy_input_fn, steps=3)
+    second = estimator(variable_fn(1.0), tmp_path)
+    second.train(dummy_input_fn, steps=4)
+    committed = (tmp_path / "elistimator.json").read_bytes()
+    first.close()  # its view (steps 0 and 3) is stale: writing it would drop the second one's step 7
+    assert (tmp_path / "elistimator.json").read_bytes() == committed
+    second.close()
+    assert sorted(json.loads((tmp_path / "elistimator.json").read_text())["checkpoints"]) == ["0", "3", "7"]
+
+
 def test_a_notebook_cell_run_twice(tmp_path):
     steps = []
     for _ in range(2):  # est = Estimator(...); est.train(...); est.evaluate(...), then the cell again
