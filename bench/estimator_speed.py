@@ -75,7 +75,8 @@ def input_fns(images, labels, batch: int):
 
 
 def new_estimator(model_dir: str) -> tf_estimator.Estimator:
-    config = tf_estimator.RunConfig(save_checkpoints_steps=None, save_checkpoints_secs=None)
+    # checkpoints when a train() starts and ends only (None for both would save none, as in tf.estimator)
+    config = tf_estimator.RunConfig(save_checkpoints_steps=10**9)
     return tf_estimator.Estimator(model_fn, model_dir, config=config, tracking=False)
 
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import _exit
-from ._tf import tf
 from .checkpoint_api import CheckpointMethods
 from .checkpoint_manager import CheckpointManager
 from .checkpoints import KeepBest, Selection
@@ -31,12 +29,13 @@ from .loading import ModelOrigin, load, new_model
 from .loops import Loops, StepWatch, set_up
 from .model_graph import ModelFn
 from .progress import metrics_line
+from .properties import ModelProperties
 from .settings import PathLike, Settings, checked_steps
 from .tracking.base import Tracker
 from .tracking.listener import TrackingListener, make_tracker
 
 
-class Elistimator(CheckpointMethods):
+class Elistimator(ModelProperties, CheckpointMethods):
     """A TF1 graph model with train/validate/evaluate/predict loops around one session.
 
     Args:
@@ -110,63 +109,6 @@ class Elistimator(CheckpointMethods):
             except BaseException:
                 self.close()
                 raise
-
-    # -- properties -----------------------------------------------------------------
-
-    @property
-    def model_dir(self) -> Path:
-        return self._directory.path
-
-    @property
-    def graph(self) -> tf.Graph | None:
-        """The model graph (None until ``setup()`` built it)."""
-        return self._loops.model.graph if self._loops else None
-
-    @property
-    def session(self) -> tf.Session | None:
-        """The session running the model graph (None until ``setup()``)."""
-        return self._loops.session if self._loops else None
-
-    @property
-    def global_step(self) -> int:
-        return self._loops.global_step if self._loops else 0
-
-    @property
-    def run_id(self) -> str | None:
-        """The MLflow run this Elistimator tracks to (None before ``setup()``, without tracking,
-        or while the store has not answered yet)."""
-        record = self._run.record
-        return record.run_id if record else None
-
-    @property
-    def tracking_uri(self) -> str | None:
-        """Where this Elistimator's run is tracked (None without tracking)."""
-        record = self._run.record
-        return record.tracking_uri if record else getattr(self._run.tracker, "tracking_uri", None)
-
-    @property
-    def tracker(self) -> Tracker:
-        return self._run.tracker
-
-    @property
-    def stopped(self) -> TrainingStopped | None:
-        """Why a listener stopped training (``EarlyStopping``, a pruner), or None: the next ``train()``
-        raises it."""
-        return self._stopped
-
-    @property
-    def input_signature(self) -> dict[Any, str]:
-        """``{feature: 'dtype (shape)'}`` as recorded from the training data."""
-        model = self._require_model("input_signature").model
-        return {f.key: f"{f.dtype} {f.shape_text()}" for f in model.signature}
-
-    @property
-    def prediction_features(self) -> list[dict[str, Any]]:
-        """The features ``predict`` needs (those the PredictSpec's outputs depend on), in signature
-        order: ``{'key', 'dtype', 'shape', 'tensor'}`` with ``None`` for a dimension of any size."""
-        model = self._require_model("prediction_features").model
-        needed = model.predict_needs()
-        return [f.to_json() for f in model.signature if f.key in needed]
 
     # -- setup and the loops --------------------------------------------------------------
 
@@ -245,6 +187,12 @@ class Elistimator(CheckpointMethods):
             self._take_stop()
         return self
 
+    def restart_training(self) -> Elistimator:
+        """Begin the training data anew from its first batch, without calling its input function
+        again (the estimator front end: ``train()`` with the same ``input_fn`` as last time)."""
+        self._require_model("restart_training()").restart_training()
+        return self
+
     def _take_stop(self) -> None:
         """A stop a listener asked for during the last moment: kept (the next ``train()`` raises it)
         and announced (the MLflow run records it)."""
@@ -292,16 +240,16 @@ class Elistimator(CheckpointMethods):
         return metrics
 
     def predict(
-        self, *inputs: Any, input_fn: InputFn | None = None, **features: Any
+        self, *inputs: Any, input_fn: InputFn | None = None, watch: StepWatch | None = None, **features: Any
     ) -> dict[str, np.ndarray] | Iterator[dict[str, np.ndarray]]:
         """Predict with the PredictSpec's outputs.
 
-        ``predict(input_fn=fn)`` yields one ``{output: array}`` dict per batch.
-        ``predict(images=x)`` or ``predict(x)`` runs one batch of arrays through the
-        input signature and returns one dict; positional arrays fill, in order, the
-        features the outputs need.
+        ``predict(input_fn=fn)`` yields one ``{output: array}`` dict per batch (``watch`` sees every
+        batch and may end the prediction). ``predict(images=x)`` or ``predict(x)`` runs one batch of
+        arrays through the input signature and returns one dict; positional arrays fill, in order,
+        the features the outputs need.
         """
-        return self._require_model("predict()").predict(inputs, features, input_fn, self.verbose)
+        return self._require_model("predict()").predict(inputs, features, input_fn, self.verbose, watch)
 
     # -- loading ----------------------------------------------------------------------
 
@@ -361,6 +309,19 @@ class Elistimator(CheckpointMethods):
         """
         self._close("FINISHED")
 
+    def acquire_writer(self) -> None:
+        """Become the model directory's one writer: ``ModelDirectoryBusy`` while another is,
+        ``ModelDirectoryChanged`` when another committed since this one loaded or last wrote it (load
+        it again). The estimator front end takes the directory for each call, as tf.estimator held
+        nothing between calls."""
+        self._require_open()
+        self._commits.acquire()
+
+    def release_writer(self) -> None:
+        """Let another writer have the model directory until this one's next writing call
+        (``acquire_writer``, ``setup`` and ``save_ckpt`` take it again); ``close()`` then writes nothing."""
+        self._writer.release()
+
     def _close(self, status: str, error: str | None = None) -> None:
         if self._closed:
             return
@@ -369,7 +330,7 @@ class Elistimator(CheckpointMethods):
         try:
             _exit.ending(self._listeners.on_close, status, error)  # Ctrl-C meanwhile: KILLED
             if self._loops is not None:
-                if self._loops.train_stream is not None:  # set up: the run id, if the store answered late
+                if self._loops.train_stream is not None and self._writer.held:  # the run id, if it came late
                     self._commits.write()
                 self._loops.close()
         finally:

@@ -25,6 +25,12 @@ class InvalidTypeError(ElistimatorError, TypeError):
     returned. The message names the value, its type and the types expected."""
 
 
+class EstimatorTypeError(InvalidTypeError, InvalidValueError):
+    """A value of the wrong type where tf.estimator raised ``ValueError`` (a ``config`` that is not a
+    ``RunConfig``, a ``model_fn`` that returns no ``EstimatorSpec``): both a ``TypeError`` and a
+    ``ValueError``, so code written for either keeps catching it."""
+
+
 class UsageError(ElistimatorError, RuntimeError):
     """A call out of order: training before ``setup()``, predicting without a ``PredictSpec``, any
     call on a closed Elistimator. The message names the call to make first."""

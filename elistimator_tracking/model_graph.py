@@ -81,7 +81,7 @@ class ModelGraph:
                 reset_metrics = (
                     tf.variables_initializer(new_metric_vars, name="reset_metrics") if evaluation is not None else None
                 )
-                local_init = tf.local_variables_initializer()
+                local_init = tf.group(tf.local_variables_initializer(), tf.tables_initializer())  # lookup tables too
                 init = tf.group(tf.global_variables_initializer(), local_init, name="init")
             saver = new_saver(saver_args)
         return cls(

@@ -327,8 +327,7 @@ def test_run_config_train_distribute_trains_the_estimator_as_one_device(tmp_path
         config = tf_estimator.RunConfig(
             train_distribute=strategy,
             session_config=TWO_CPUS["config"],
-            save_checkpoints_steps=None,
-            save_checkpoints_secs=None,
+            save_checkpoints_steps=1000,  # when train() starts and at its end (None for both: none, as tf.estimator)
         )
         est = tf_estimator.Estimator(estimator_model_fn, str(tmp_path / name), config=config, tracking=False)
         est.train(input_fn, steps=8)

@@ -61,7 +61,7 @@ def test_the_run_holds_losses_validations_evaluations_checkpoints_and_the_saved_
     assert [step for step, _ in history(client, run_id, "train/loss")] == [5, 10, 15, 20, 25, 30]
     assert [step for step, _ in history(client, run_id, "validation/accuracy")] == [10, 20, 30]
     assert history(client, run_id, "evaluation/holdout/accuracy") == [(30, pytest.approx(holdout["accuracy"]))]
-    assert stored_steps(client, run_id) == [10, 20, 30]
+    assert stored_steps(client, run_id) == [0, 10, 20, 30]  # with the step-0 checkpoint tf.estimator saved too
     saved = [a.path for a in client.list_artifacts(run_id, "saved_models")]
     assert saved == [f"saved_models/{Path(exported.decode()).name}"]
     assert "saved_model.pb" in [Path(a.path).name for a in client.list_artifacts(run_id, saved[0])]
@@ -103,7 +103,8 @@ def test_the_saved_model_loads_in_a_fresh_process_and_predicts_as_predict_does(t
 
 def test_from_disk_and_the_registry_serve_an_estimator_trained_model(trained, request):
     x, _ = programs.blobs(10, seed=2)
-    best = min(trained.elistimator.checkpoints, key=lambda s: trained.elistimator.checkpoints[s]["metrics"]["loss"])
+    validated = {s: c for s, c in trained.elistimator.checkpoints.items() if c["metrics"]}  # not step 0
+    best = min(validated, key=lambda s: validated[s]["metrics"]["loss"])
     trained.elistimator.register_best(request.node.name)
     expected = list(
         trained.predict(
@@ -129,7 +130,7 @@ def test_export_needs_export_outputs_and_a_checkpoint(tmp_path):
         return spec._replace(export_outputs={}) if mode == tf_estimator.ModeKeys.PREDICT else spec
 
     est = tf_estimator.Estimator(model_fn, str(tmp_path / "model"), tracking=False)
-    with pytest.raises(ValueError, match="Could not find trained model"):
+    with pytest.raises(ValueError, match="Couldn't find trained model"):  # tf.estimator 2.15's words
         est.export_saved_model(str(tmp_path / "export"), programs.serving_input_receiver_fn)
     est.train(programs.train_input_fn(), steps=2)
     with pytest.raises(ValueError, match="export_saved_model needs export_outputs"):
@@ -163,13 +164,13 @@ def test_training_resumes_after_a_sigkill_in_the_same_run(tmp_path):
     killed = subprocess.run(
         [sys.executable, str(PROGRAM), "train", str(model_dir), "40"],
         cwd=tmp_path,
-        env=subprocess_env(**{CRASH_ENV: "save.committed:2"}),
+        env=subprocess_env(**{CRASH_ENV: "save.committed:3"}),
         capture_output=True,
         timeout=600,
     )
     assert killed.returncode == -signal.SIGKILL
     recorded = json.loads((model_dir / "elistimator.json").read_text())
-    assert sorted(int(step) for step in recorded["checkpoints"]) == [10, 20]
+    assert sorted(int(step) for step in recorded["checkpoints"]) == [0, 10, 20]  # the 3rd commit: step 20
     est = tf_estimator.Estimator(
         programs.model_fn,
         str(model_dir),
@@ -177,11 +178,11 @@ def test_training_resumes_after_a_sigkill_in_the_same_run(tmp_path):
         config=tf_estimator.RunConfig(save_checkpoints_steps=10, save_summary_steps=5),
     )
     est.train(programs.train_input_fn(), max_steps=40)
-    assert sorted(est.elistimator.checkpoints) == [10, 20, 30, 40]
+    assert sorted(est.elistimator.checkpoints) == [0, 10, 20, 30, 40]
     est.close()
     run_id = json.loads((model_dir / "elistimator.json").read_text())["tracking"]["run_id"]
     client = MlflowClient()
-    assert stored_steps(client, run_id) == [10, 20, 30, 40]
+    assert stored_steps(client, run_id) == [0, 10, 20, 30, 40]
     # one run: the killed process's losses (its journal delivered them if it could not) and the resumed ones
     assert [step for step, _ in history(client, run_id, "train/loss")] == [5, 10, 15, 20, 25, 30, 35, 40]
 

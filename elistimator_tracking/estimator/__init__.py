@@ -9,10 +9,20 @@ an Elistimator keeps one graph and session, checkpoints and the MLflow run.
 
 from .._tf import tf as _tf
 from . import export
+from .canned import (
+    DNNClassifier,
+    DNNLinearCombinedClassifier,
+    DNNLinearCombinedRegressor,
+    DNNRegressor,
+    LinearClassifier,
+    LinearRegressor,
+)
 from .config import RunConfig
 from .estimator import Estimator
+from .exporters import BestExporter, Exporter, FinalExporter, LatestExporter
 from .spec import EstimatorSpec, ModeKeys
-from .training import EvalSpec, Exporter, FinalExporter, LatestExporter, TrainSpec, train_and_evaluate
+from .training import EvalSpec, TrainSpec, train_and_evaluate
+from .warm_start import VocabInfo, WarmStartSettings
 
 SessionRunHook = _tf.train.SessionRunHook
 CheckpointSaverListener = _tf.train.CheckpointSaverListener
@@ -22,6 +32,12 @@ NanTensorHook = _tf.train.NanTensorHook
 
 __all__ = [
     "Estimator",
+    "DNNClassifier",
+    "DNNRegressor",
+    "LinearClassifier",
+    "LinearRegressor",
+    "DNNLinearCombinedClassifier",
+    "DNNLinearCombinedRegressor",
     "EstimatorSpec",
     "ModeKeys",
     "RunConfig",
@@ -31,6 +47,9 @@ __all__ = [
     "Exporter",
     "LatestExporter",
     "FinalExporter",
+    "BestExporter",
+    "WarmStartSettings",
+    "VocabInfo",
     "export",
     "SessionRunHook",
     "CheckpointSaverListener",

@@ -21,6 +21,21 @@ def _positive(name: str, value: Any, allow_none: bool = True) -> int | None:
     return value
 
 
+_REPLACEABLE = (
+    "model_dir",
+    "tf_random_seed",
+    "save_summary_steps",
+    "save_checkpoints_steps",
+    "save_checkpoints_secs",
+    "session_config",
+    "keep_checkpoint_max",
+    "keep_checkpoint_every_n_hours",
+    "log_step_count_steps",
+    "train_distribute",
+    "eval_distribute",
+)
+
+
 class RunConfig:
     """Where and how an ``Estimator`` runs (tf.estimator's constructor arguments and defaults).
 
@@ -86,22 +101,12 @@ class RunConfig:
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with ``changes`` (tf.estimator's ``RunConfig.replace``)."""
-        current = {
-            name: getattr(self, name)
-            for name in (
-                "model_dir",
-                "tf_random_seed",
-                "save_summary_steps",
-                "save_checkpoints_steps",
-                "save_checkpoints_secs",
-                "session_config",
-                "keep_checkpoint_max",
-                "keep_checkpoint_every_n_hours",
-                "log_step_count_steps",
-                "train_distribute",
-                "eval_distribute",
+        unknown = sorted(set(changes) - set(_REPLACEABLE))
+        if unknown:
+            raise InvalidValueError(
+                f"Replacing {', '.join(unknown)} is not supported. Allowed properties are {list(_REPLACEABLE)}"
             )
-        }
+        current = {name: getattr(self, name) for name in _REPLACEABLE}
         if "save_checkpoints_steps" in changes and "save_checkpoints_secs" not in changes:
             current["save_checkpoints_secs"] = None
         if "save_checkpoints_secs" in changes and "save_checkpoints_steps" not in changes:

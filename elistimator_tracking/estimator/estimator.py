@@ -1,52 +1,42 @@
 """``Estimator``: tf.estimator 1.15's training object, as a front end over the Elistimator.
 
-The Elistimator underneath owns the graph (built once from ``model_fn``, see ``model.py``),
-the session, checkpoints, ``elistimator.json`` and the MLflow run. This class maps
-tf.estimator's calls onto it: each ``train``/``evaluate``/``predict`` reads a fresh
-``input_fn`` (as tf.estimator did), starts from the latest checkpoint, and runs the
-hooks; nothing is rebuilt between calls. A new ``Estimator`` on a model directory that
-holds checkpoints goes on from the latest one and resumes its MLflow run.
+The Elistimator underneath (``live.py``) owns the graph (built once from ``model_fn``, see
+``model.py``), the session, checkpoints, ``elistimator.json`` and the MLflow run. This class maps
+tf.estimator's calls onto it: each ``train``/``evaluate``/``predict`` reads a fresh ``input_fn``
+(as tf.estimator did), starts from the directory's latest checkpoint, and runs the hooks; nothing
+is rebuilt between calls unless another writer committed to the directory meanwhile.
 """
 
 from __future__ import annotations
 
-import atexit
 import copy
-import json
 import logging
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import _exit
 from .._tf import tf
-from ..distribute import checked_strategy
 from ..elistimator import Elistimator
-from ..errors import InvalidTypeError, InvalidValueError, ModelDirectoryError, NotSupportedError, UsageError
+from ..errors import EstimatorTypeError, InvalidTypeError, InvalidValueError, NotSupportedError
 from ..events import EventLog
-from ..inputs import InputSignature
-from ..loading import continued_model, new_model
-from ..model_dir import write_json_atomic
 from ..settings import Settings
-from .config import DISTRIBUTE_FEATURE, RunConfig
+from ..tracking.names import SAVED_MODEL_ARTIFACTS
+from . import directory as layout_files
+from .arguments import checked_listeners, count, examples, strategy_of
+from .config import RunConfig
 from .export import write_saved_model
 from .hooks import HookRunner, TrainingRunner, checked_hooks
-from .inputs import Layout, flat_input_fn, matching, placeholder_input_fn
-from .model import EstimatorModel
+from .inputs import flat_input_fn
+from .live import LiveModel
+from .model import EstimatorModel, check_model_fn
 from .spec import ModeKeys
+from .warm_start import checkpoint_of, settings_of
 
 log = logging.getLogger("elistimator_tracking.estimator")
-LAYOUT_FILE = "estimator.json"  # how (features, labels) were flattened; lets predict() come first
-
-
-def _count(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidValueError(f"{name} must be a positive int or None, got {value!r}")
-    return int(value)
 
 
 class Estimator:
@@ -64,7 +54,7 @@ class Estimator:
         model_dir: str | None = None,
         config: RunConfig | None = None,
         params: Mapping[str, Any] | None = None,
-        warm_start_from: str | None = None,
+        warm_start_from: Any = None,
         *,
         tracking: Any = True,
         experiment: str | None = None,
@@ -72,22 +62,20 @@ class Estimator:
         tags: Mapping[str, str] | None = None,
         verbose: bool = False,
     ):
-        if not callable(model_fn):
-            raise InvalidTypeError(f"model_fn must be a function, got {type(model_fn).__name__}")
+        check_model_fn(model_fn, params)
         config = RunConfig() if config is None else config
         if not isinstance(config, RunConfig):
-            raise InvalidTypeError(f"config must be an estimator.RunConfig, got {type(config).__name__}")
+            raise EstimatorTypeError(
+                f"config must be an instance of `RunConfig`, but provided {config!r} ({type(config).__name__})"
+            )
         if params is not None and not isinstance(params, Mapping):
             raise InvalidTypeError(f"params must be a dict or None, got {type(params).__name__}")
-        if warm_start_from is not None and not isinstance(warm_start_from, str):
-            raise NotSupportedError(
-                "warm_start_from takes a checkpoint path or a model directory; WarmStartSettings are not supported"
-            )
         if model_dir is not None and config.model_dir is not None and str(model_dir) != config.model_dir:
             raise InvalidValueError(f"model_dir {model_dir!r} and RunConfig.model_dir {config.model_dir!r} differ")
-        strategy = _strategy(config)
+        strategy = strategy_of(config)
         self._params = copy.deepcopy(dict(params or {}))
-        self._model = EstimatorModel(model_fn, config, self._trained_layout, warm_start_from)
+        self._model = EstimatorModel(model_fn, config, lambda: self._live.trained_layout())
+        self._warm_start = settings_of(warm_start_from)
         settings = Settings.checked(
             session_args=config.session_args(),
             verbose=verbose,
@@ -99,23 +87,19 @@ class Estimator:
             distribute=strategy,
         )
         directory = model_dir if model_dir is not None else config.model_dir
-        origin = (continued_model if directory is not None else new_model)(
-            self._model, directory, self._params, settings
-        )
-        self._recorded = origin.metadata.graph if origin.metadata is not None else None
-        self._elistimator = Elistimator._from_origin(origin)
-        self._config = config.replace(model_dir=str(self._elistimator.model_dir))
+        self._live = LiveModel(self._model, directory, self._params, settings, self._warm_start)
+        self._live.keep = config.keep_checkpoint_max
+        self._config = config.replace(model_dir=str(self._live.path))
         self._model.config = self._config
-        self._layout: Layout | None = self._read_layout()
-        self._built = False
-        self._train_input_fn: Callable | None = None  # the input_fn whose data is set up for training
-        atexit.register(_close_at_exit, weakref.ref(self))
+        self._top = layout_files.TopEvents(self._live.path)
+        reference = weakref.ref(self)
+        self._exit_key = _exit_closer(reference)
 
     # -- tf.estimator's properties ----------------------------------------------------------------
 
     @property
     def model_dir(self) -> str:
-        return str(self._elistimator.model_dir)
+        return str(self._live.path)
 
     @property
     def config(self) -> RunConfig:
@@ -132,155 +116,165 @@ class Estimator:
     @property
     def elistimator(self) -> Elistimator:
         """The Elistimator underneath (its run, checkpoints, ``register_best``, ``session``)."""
-        return self._elistimator
+        return self._live.elistimator
 
     def eval_dir(self, name: str | None = None) -> str:
         return str(Path(self.model_dir) / ("eval" if not name else f"eval_{name}"))
 
-    # -- train / evaluate / predict -----------------------------------------------------------------
+    # -- train ---------------------------------------------------------------------------------------
 
     def train(
         self,
         input_fn: Callable,
-        hooks: list[Any] | None = None,
+        hooks: Sequence[Any] | None = None,
         steps: int | None = None,
         max_steps: int | None = None,
         saving_listeners: list[Any] | None = None,
     ) -> Estimator:
         """Train on ``input_fn``'s data for ``steps`` more steps, up to global step ``max_steps``, or until the
-        data runs out or a hook stops it; checkpoints as ``RunConfig`` says and at the end."""
+        data runs out or a hook stops it; checkpoints as ``RunConfig`` says, when training starts and at the end."""
         if steps is not None and max_steps is not None:
             raise InvalidValueError("Can not provide both steps and max_steps.")
-        steps, max_steps = _count("steps", steps), _count("max_steps", max_steps)
+        steps, max_steps = count("steps", steps), count("max_steps", max_steps)
         hooks = checked_hooks(hooks, "hooks")
-        listeners = list(saving_listeners or [])
-        for listener in listeners:
-            if not isinstance(listener, tf.train.CheckpointSaverListener):
-                raise InvalidTypeError(
-                    f"saving_listeners must hold tf.compat.v1.train.CheckpointSaverListener objects, "
-                    f"got {type(listener).__name__}"
+        listeners = checked_listeners(saving_listeners, self._config)
+        with self._live.call() as el:
+            if max_steps is not None and self._live.latest_step() >= max_steps:
+                log.info("Skipping training since max_steps has already saved.")
+                return self
+            self._training_data(input_fn)
+            el = self._live.elistimator
+            start = el.global_step
+            with self._live.graph().as_default():  # hooks call tf.train.get_global_step() in before_run
+                runner = TrainingRunner(
+                    hooks + self._model.hooks(ModeKeys.TRAIN),
+                    el.session,
+                    el.training_loss,
+                    start,
+                    start + steps if steps is not None else max_steps,
+                    self._config,
+                    lambda step: self._save(step, listeners),
+                    self._top,
                 )
-        if max_steps is not None and self._latest_step() >= max_steps:
-            log.info("Skipping training since max_steps has already saved.")
-            return self
-        self._training_data(input_fn)
-        el = self._elistimator
-        start = el.global_step
-        runner = TrainingRunner(
-            hooks + self._model.hooks(ModeKeys.TRAIN),
-            el.session,
-            el._require_model("train()").model.train.loss,
-            start,
-            start + steps if steps is not None else max_steps,
-            self._config,
-            lambda step: self._save(step, listeners),
-        )
-        for listener in listeners:
-            listener.begin()
-        runner.begin()
-        el.train(None, watch=runner)
-        runner.save()
-        runner.end()
-        for listener in listeners:
-            listener.end(el.session, el.global_step)
+                for listener in listeners:
+                    listener.begin()
+                runner.begin()
+                el.train(None, watch=runner)
+                runner.save()
+                runner.end()
+                for listener in listeners:
+                    listener.end(el.session, el.global_step)
         return self
 
     def _training_data(self, input_fn: Callable) -> None:
         """Train on ``input_fn``'s data from its first batch. tf.estimator called ``input_fn`` on every
         ``train()``; the same function object as last time is not called again (its dataset, already
         loaded, restarts), which saves reading and loading the whole data set per call."""
-        if self._built and input_fn is self._train_input_fn:
-            self._elistimator._require_model("train()").restart_training()
+        live = self._live
+        if live.built and live.provisional:  # built to predict, without labels: build it to train
+            live.reopen()
+        if live.built and input_fn is live.train_input_fn:
+            live.elistimator.restart_training()
             return
-        self._prepare(flat_input_fn(input_fn, ModeKeys.TRAIN, self._params, self._config, found=self._learn_layout))
-        self._train_input_fn = input_fn
+        live.setup(
+            flat_input_fn(
+                input_fn, ModeKeys.TRAIN, self._params, self._config, found=live.learn_layout, dtypes=live.dtypes
+            )
+        )
+        live.train_input_fn = input_fn
 
     def _save(self, step: int, listeners: list[Any]) -> bool:
-        """A checkpoint at ``step``; True when a saving listener asks to stop."""
-        session = self._elistimator.session
+        """A checkpoint at ``step`` (the latest one, restored, is not written again); True when a saving
+        listener asks to stop."""
+        el = self._live.elistimator
         for listener in listeners:
-            listener.before_save(session, step)
-        self._elistimator.save_ckpt()
-        return any([bool(listener.after_save(session, step)) for listener in listeners])
+            listener.before_save(el.session, step)
+        if step not in el.checkpoints or not el.checkpoints[step]["local"]:
+            el.save_ckpt()
+            self._live.write_checkpoint_state()
+        return any([bool(listener.after_save(el.session, step)) for listener in listeners])
+
+    # -- evaluate ------------------------------------------------------------------------------------
 
     def evaluate(
         self,
         input_fn: Callable,
         steps: int | None = None,
-        hooks: list[Any] | None = None,
+        hooks: Sequence[Any] | None = None,
         checkpoint_path: str | None = None,
         name: str | None = None,
     ) -> dict[str, Any]:
-        """Evaluate the latest checkpoint (or ``checkpoint_path``) on ``input_fn``'s data (its first ``steps``
-        batches): the metrics, ``loss`` and ``global_step``. Without ``name`` the metrics are the
-        checkpoint's validation metrics (``register_best`` selects by them); with one, MLflow gets them as
-        ``evaluation/<name>/<metric>``. TensorBoard: ``eval`` or ``eval_<name>``."""
+        """Evaluate the latest checkpoint (or ``checkpoint_path``; the initial weights when there is none) on
+        ``input_fn``'s data (its first ``steps`` batches): the metrics, ``loss`` and ``global_step``. Without
+        ``name`` the metrics are the checkpoint's validation metrics (``register_best`` selects by them); with
+        one, MLflow gets them as ``evaluation/<name>/<metric>``. TensorBoard: ``eval`` or ``eval_<name>``."""
         return self._evaluate(input_fn, steps, hooks, checkpoint_path, name, validation=name is None)
 
     def _evaluate(
         self,
         input_fn: Callable,
         steps: int | None,
-        hooks: list[Any] | None,
+        hooks: Sequence[Any] | None,
         checkpoint_path: str | None,
         name: str | None,
         validation: bool,
     ) -> dict[str, Any]:
         """``evaluate``; ``validation``: the metrics are the checkpoint's validation (``train_and_evaluate``)."""
         hooks = checked_hooks(hooks, "hooks")
-        steps = _count("steps", steps)
-        fn = flat_input_fn(
-            input_fn,
-            ModeKeys.EVAL,
-            self._params,
-            self._config,
-            found=lambda layout: self._check_layout(layout, "evaluation"),
-        )
-        self._prepare_trained()
-        self._model.require(ModeKeys.EVAL)
-        el = self._elistimator
-        with self._restored(checkpoint_path):
-            runner = HookRunner(hooks + self._model.hooks(ModeKeys.EVAL), el.session, steps).begin()
-            metrics = el.validate(fn, watch=runner) if validation else el.evaluate(fn, watch=runner, name=str(name))
-            runner.end()
-            step = el.global_step
+        steps = count("steps", steps)
+        with self._live.call():
+            fn = self._live.reading_fn(input_fn, ModeKeys.EVAL)
+            self._model.require(ModeKeys.EVAL)
+            el = self._live.elistimator
+            own = self._live.restore_for_call(checkpoint_path)
+            try:
+                with self._live.graph().as_default():
+                    runner = HookRunner(hooks + self._model.hooks(ModeKeys.EVAL), el.session, steps).begin()
+                    if validation and own:
+                        metrics = el.validate(fn, watch=runner)
+                    else:  # another model's checkpoint: its metrics are no validation of this model's steps
+                        metrics = el.evaluate(fn, watch=runner, name=name)
+                    runner.end()
+                step = el.global_step
+            finally:
+                self._live.restore_after_call(checkpoint_path)
         events = EventLog(Path(self.eval_dir(name)))
         events.scalars(metrics, step)
         events.close()
         return {**metrics, "global_step": step}
 
+    # -- predict -------------------------------------------------------------------------------------
+
     def predict(
         self,
         input_fn: Callable,
         predict_keys: list[str] | None = None,
-        hooks: list[Any] | None = None,
+        hooks: Sequence[Any] | None = None,
         checkpoint_path: str | None = None,
         yield_single_examples: bool = True,
     ) -> Iterator[Any]:
-        """Yield predictions of the latest checkpoint (or ``checkpoint_path``) for ``input_fn``'s features (labels
-        are ignored): one example at a time, or one batch with ``yield_single_examples=False``."""
+        """Yield predictions of the latest checkpoint (or ``checkpoint_path``; the initial weights when there is
+        none) for ``input_fn``'s features (labels are ignored): one example at a time, or one batch with
+        ``yield_single_examples=False``."""
         hooks = checked_hooks(hooks, "hooks")
-        fn = flat_input_fn(
-            input_fn,
-            ModeKeys.PREDICT,
-            self._params,
-            self._config,
-            drop_labels=True,
-            found=lambda layout: self._check_layout(layout, "prediction"),
-        )
-        self._prepare_trained()
-        self._model.require(ModeKeys.PREDICT)
-        keys = self._predict_keys(predict_keys)
-        with self._restored(checkpoint_path):
-            runner = HookRunner(hooks + self._model.hooks(ModeKeys.PREDICT), self._elistimator.session).begin()
-            loops = self._elistimator._require_model("predict()")
-            for batch in loops.predict((), {}, fn, self._elistimator.verbose, runner):
-                batch = {key: batch[key] for key in keys}
-                yield from _examples(batch, self._model.single_prediction, yield_single_examples)
-            runner.end()
+        with self._live.call():  # the directory is taken to build and restore, not while the caller iterates
+            fn = self._live.reading_fn(input_fn, ModeKeys.PREDICT)
+            self._model.require(ModeKeys.PREDICT)
+            keys = self._predict_keys(predict_keys)
+            self._live.restore_for_call(checkpoint_path)
+        el = self._live.elistimator
+        try:
+            with self._live.graph().as_default():
+                runner = HookRunner(hooks + self._model.hooks(ModeKeys.PREDICT), el.session).begin()
+                for batch in self._live.predictions(fn, runner):
+                    batch = {key: batch[key] for key in keys}
+                    yield from examples(batch, self._model.single_prediction, yield_single_examples)
+                runner.end()
+        finally:
+            self._live.restore_after_call(checkpoint_path)
 
     def _predict_keys(self, predict_keys: list[str] | None) -> list[str]:
-        outputs = list(self._elistimator._require_model("predict()").model.predict.output)
+        outputs = list(self._live.elistimator.prediction_outputs)
         if predict_keys is None:
             return outputs
         if isinstance(predict_keys, str):
@@ -293,9 +287,8 @@ class Estimator:
     # -- checkpoints and export ---------------------------------------------------------------------
 
     def latest_checkpoint(self) -> str | None:
-        """The path prefix of the latest checkpoint, or None."""
-        checkpoints = self._elistimator.checkpoints
-        return str(Path(self.model_dir) / checkpoints[max(checkpoints)]["file"]) if checkpoints else None
+        """The path prefix of the directory's latest checkpoint (this front end's or tf.estimator's), or None."""
+        return tf.train.latest_checkpoint(self.model_dir) or self._live.start_checkpoint()
 
     def get_variable_names(self) -> list[str]:
         return [name for name, _ in tf.train.list_variables(self._require_checkpoint())]
@@ -312,53 +305,57 @@ class Estimator:
         checkpoint_path: str | None = None,
         experimental_mode: str = ModeKeys.PREDICT,
     ) -> bytes:
-        """Write the latest checkpoint (or ``checkpoint_path``) as a SavedModel for serving under
-        ``export_dir_base/<timestamp>``; the SavedModel is logged to the MLflow run too."""
+        """Write the latest checkpoint (or ``checkpoint_path``; a warm start's when there is none) as a SavedModel
+        for serving under ``export_dir_base/<timestamp>``; the SavedModel is logged to the MLflow run too."""
         if experimental_mode != ModeKeys.PREDICT:
             raise NotSupportedError("export_saved_model exports the PREDICT mode only")
-        checkpoint = checkpoint_path or self._require_checkpoint()
-        if self._layout is None:
-            raise InvalidValueError("export_saved_model needs a model trained by this Estimator's model_fn")
-        path = write_saved_model(
-            self._model, self._params, checkpoint, export_dir_base, serving_input_receiver_fn, as_text, assets_extra
-        )
-        self._elistimator.log_artifacts(Path(path.decode()), f"saved_models/{Path(path.decode()).name}")
-        return path
+        return self._export(export_dir_base, serving_input_receiver_fn, assets_extra, as_text, checkpoint_path, True)
 
-    export_savedmodel = export_saved_model  # the tf.estimator 1.x name
+    def export_savedmodel(
+        self,
+        export_dir_base: str,
+        serving_input_receiver_fn: Callable,
+        assets_extra: Mapping[str, str] | None = None,
+        as_text: bool = False,
+        checkpoint_path: str | None = None,
+        strip_default_attrs: bool = False,
+    ) -> bytes:
+        """tf.estimator 1.x's name and signature of ``export_saved_model``."""
+        return self._export(
+            export_dir_base, serving_input_receiver_fn, assets_extra, as_text, checkpoint_path, strip_default_attrs
+        )
+
+    def _export(self, base, receiver_fn, assets_extra, as_text, checkpoint_path, strip_default_attrs) -> bytes:
+        checkpoint = checkpoint_path or self.latest_checkpoint()
+        if checkpoint is None and self._warm_start is not None:
+            checkpoint = checkpoint_of(self._warm_start)
+        if checkpoint is None:
+            raise InvalidValueError(f"Couldn't find trained model at {self.model_dir}.")
+        path = write_saved_model(
+            self._model, self._params, checkpoint, base, receiver_fn, as_text, assets_extra, strip_default_attrs
+        )
+        with self._live.call() as el:
+            if self._live.built:  # the run starts with the graph: an export before training is not tracked
+                el.log_artifacts(Path(path.decode()), f"{SAVED_MODEL_ARTIFACTS}/{Path(path.decode()).name}")
+        return path
 
     def close(self) -> None:
         """End the MLflow run (FINISHED) and free the session; called at exit when a program does not."""
-        self._elistimator.close()
+        _exit.closed(self._exit_key)
+        self._live.prepare_close()
+        self._live.elistimator.close()
+        self._top.close()
 
     def __enter__(self) -> Estimator:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        self._elistimator.__exit__(*exc_info)
+        _exit.closed(self._exit_key)
+        self._live.prepare_close()
+        self._live.elistimator.__exit__(*exc_info)
+        self._top.close()
 
-    # -- building and restoring ---------------------------------------------------------------------
-
-    def _prepare(self, input_fn: Callable) -> None:
-        """Set up ``input_fn``'s data; the first time, build the graph and restore the latest checkpoint."""
-        self._elistimator.setup(input_fn, train_saver_args={"max_to_keep": self._config.keep_checkpoint_max})
-        if not self._built:
-            self._built = True
-            self._write_layout()
-            if self._elistimator.checkpoints:
-                self._elistimator.restore_latest_ckpt()
-
-    def _prepare_trained(self) -> None:
-        """Build the graph for evaluate/predict first: a model with checkpoints is needed."""
-        if self._built:
-            return
-        if not self._elistimator.checkpoints or self._recorded is None or self._layout is None:
-            raise InvalidValueError(f"Could not find trained model in model_dir: {self.model_dir}")
-        signature = InputSignature.from_json(self._recorded["signature"])
-        self._prepare(placeholder_input_fn({f.key: (f.dtype, f.shape) for f in signature}))
-
-    def _restored(self, checkpoint_path: str | None):
-        return _Restored(self._elistimator, checkpoint_path)
+    # -- helpers ---------------------------------------------------------------------------------------
 
     def _require_checkpoint(self) -> str:
         checkpoint = self.latest_checkpoint()
@@ -366,86 +363,16 @@ class Estimator:
             raise InvalidValueError(f"Could not find trained model in model_dir: {self.model_dir}")
         return checkpoint
 
-    def _latest_step(self) -> int:
-        return max(self._elistimator.checkpoints, default=0) if not self._built else self._elistimator.global_step
 
-    # -- the layout of (features, labels) -------------------------------------------------------------
+def _exit_closer(reference: weakref.ref[Estimator]) -> int:
+    """At interpreter exit, before the Elistimator ends its run: let it write its record only if its view of
+    the directory is current. Returns the key to ``_exit.closed`` when the Estimator closes first."""
 
-    def _trained_layout(self) -> Layout:
-        if self._layout is None:
-            raise UsageError("the layout of the input data is not known yet")
-        return self._layout
+    def before_exit(status: str, error: str | None) -> None:
+        estimator = reference()
+        if estimator is not None:
+            estimator._live.prepare_close()
+            estimator._top.close()
 
-    def _learn_layout(self, layout: Layout) -> None:
-        if self._layout is None:
-            self._layout = layout
-        else:
-            matching(layout, self._layout, "training")
-
-    def _check_layout(self, layout: Layout, role: str) -> None:
-        matching(layout, self._trained_layout(), role)
-
-    def _read_layout(self) -> Layout | None:
-        path = Path(self.model_dir) / LAYOUT_FILE
-        if not path.is_file():
-            return None
-        try:
-            return Layout.from_json(json.loads(path.read_text(encoding="utf-8"))["layout"])
-        except (ValueError, KeyError, TypeError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise ModelDirectoryError(
-                f"{path} is corrupt or truncated ({type(error).__name__}: {error}); it is not the layout "
-                "of (features, labels) this package writes"
-            ) from None
-
-    def _write_layout(self) -> None:
-        write_json_atomic(Path(self.model_dir) / LAYOUT_FILE, {"layout": self._layout.to_json()})
-
-
-class _Restored:
-    """Within the block the model holds ``checkpoint_path``'s weights; the latest checkpoint's again after
-    (tf.estimator's training always starts from the latest checkpoint)."""
-
-    def __init__(self, elistimator: Elistimator, checkpoint_path: str | None):
-        self._elistimator, self._path = elistimator, checkpoint_path
-
-    def __enter__(self) -> None:
-        if self._path is not None:
-            self._elistimator.restore_ckpt(self._path)
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self._path is not None:
-            self._elistimator.restore_latest_ckpt()
-
-
-def _examples(batch: dict[str, np.ndarray], single: bool, one_by_one: bool) -> Iterator[Any]:
-    """A batch of predictions as tf.estimator yielded it."""
-    if not one_by_one:
-        yield batch["output"] if single else batch
-        return
-    sizes = {key: (value.shape[0] if np.ndim(value) else None) for key, value in batch.items()}
-    if None in sizes.values() or len(set(sizes.values())) > 1:
-        raise InvalidValueError(
-            f"Batch length of predictions should be same; got {sizes} (with yield_single_examples=True "
-            "every prediction needs the batch as its first dimension)"
-        )
-    for row in range(next(iter(sizes.values()))):
-        yield batch["output"][row] if single else {key: value[row] for key, value in batch.items()}
-
-
-def _strategy(config: RunConfig) -> Any:
-    """The Elistimator's ``distribute=`` from ``RunConfig``: one graph trains and evaluates, so
-    ``eval_distribute`` must be None or ``train_distribute`` itself. Batches are global (split
-    across replicas), not per replica as in tf.estimator: README, "More than one device"."""
-    train, evaluation = config.train_distribute, config.eval_distribute
-    if evaluation is not None and evaluation is not train:
-        raise InvalidValueError(
-            f"{DISTRIBUTE_FEATURE}: eval_distribute must be None or the train_distribute strategy "
-            "itself (the model trains and evaluates in one graph)"
-        )
-    return checked_strategy(train)
-
-
-def _close_at_exit(reference: weakref.ref[Estimator]) -> None:
-    estimator = reference()
-    if estimator is not None:
-        estimator.close()
+    _exit.keep_open(id(before_exit), before_exit)
+    return id(before_exit)

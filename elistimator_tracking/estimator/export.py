@@ -109,6 +109,7 @@ def write_saved_model(
     serving_input_receiver_fn: Callable[[], Any],
     as_text: bool = False,
     assets_extra: Mapping[str, str] | None = None,
+    strip_default_attrs: bool = True,
 ) -> bytes:
     """Export ``checkpoint`` of ``model`` (an ``EstimatorModel``) as a SavedModel in a new timestamped
     directory under ``export_dir_base``; return its path (bytes, as tf.estimator did)."""
@@ -145,7 +146,9 @@ def write_saved_model(
         session = new_session(graph)
         try:
             saver.restore(session, checkpoint)
-            return _save(session, saver, signatures, local_init, export_dir_base, as_text, assets_extra)
+            return _save(
+                session, saver, signatures, local_init, export_dir_base, as_text, assets_extra, strip_default_attrs
+            )
         finally:
             session.close()
 
@@ -158,6 +161,7 @@ def _save(
     export_dir_base: str,
     as_text: bool,
     assets_extra: Mapping[str, str] | None,
+    strip_default_attrs: bool,
 ) -> bytes:
     """The SavedModel written to a temporary directory, then renamed into place."""
     export_dir = export_utils.get_timestamped_export_dir(os.fspath(export_dir_base))
@@ -169,7 +173,7 @@ def _save(
         signature_def_map=signatures,
         main_op=local_init,
         saver=saver,
-        strip_default_attrs=True,
+        strip_default_attrs=strip_default_attrs,
     )
     builder.save(as_text)
     for destination, source in (assets_extra or {}).items():

@@ -49,9 +49,11 @@ class HookRunner:
             hook.after_create_session(self.session, coordinator)
         return self
 
-    def before_step(self) -> tuple[dict[int, Any], dict[Any, Any]]:
+    def before_step(self) -> tuple[dict[Any, Any], dict[Any, Any]]:
+        """The hooks' fetches by position (and feeds) for the next step."""
         self._context = tf.train.SessionRunContext(tf.train.SessionRunArgs(None), self.session)
-        fetches, feed = {}, {}
+        fetches: dict[Any, Any] = {}
+        feed: dict[Any, Any] = {}
         for position, hook in enumerate(self.hooks):
             request = hook.before_run(self._context)
             if request is None:
@@ -64,11 +66,12 @@ class HookRunner:
                 feed[tensor] = value
         return fetches, feed
 
-    def after_step(self, values: Mapping[int, Any]) -> bool:
+    def after_step(self, values: Mapping[Any, Any]) -> bool:
         for position, hook in enumerate(self.hooks):
             hook.after_run(self._context, tf.train.SessionRunValues(values.get(position), None, None))
         self.done += 1
-        return self._context.stop_requested or (self._steps is not None and self.done >= self._steps)
+        stopped = self._context is not None and self._context.stop_requested
+        return stopped or (self._steps is not None and self.done >= self._steps)
 
     def end(self) -> None:
         for hook in self.hooks:
@@ -76,7 +79,9 @@ class HookRunner:
 
 
 class TrainingRunner(HookRunner):
-    """The hooks of a ``train()`` call, and tf.estimator's own: the last step, checkpoints, the loss log."""
+    """The hooks of a ``train()`` call, and tf.estimator's own: the last step, checkpoints (when training
+    starts, every ``save_checkpoints_steps``/``_secs``, at the end), ``loss`` every ``save_summary_steps`` and
+    ``global_step/sec`` every ``log_step_count_steps`` (to ``top``, the events at the top of ``model_dir``)."""
 
     def __init__(
         self,
@@ -87,48 +92,67 @@ class TrainingRunner(HookRunner):
         last_step: int | None,
         config: Any,
         save: Callable[[int], bool],
+        top: Any,
     ):
         super().__init__(hooks, session)
-        self.step, self.last_step, self.config, self._save = step, last_step, config, save
-        self.saved_step = step
+        self.step, self.last_step, self.config, self._save, self._top = step, last_step, config, save, top
+        self.saved_step: int | None = None
         self._saved_at = time.monotonic()
         self._loss = loss
-        self._logged_at = (time.monotonic(), step)
+        self._counted = (time.monotonic(), step)
+
+    def begin(self) -> TrainingRunner:
+        """The hooks' ``begin`` and ``after_create_session``, then the checkpoint tf.estimator saved when its
+        session was created (its saving listeners hear of it)."""
+        super().begin()
+        self.save()
+        return self
 
     def before_step(self) -> tuple[dict[Any, Any], dict[Any, Any]]:
         fetches, feed = super().before_step()
-        every = self.config.log_step_count_steps
-        if every and (self.step + 1) % every == 0 and log.isEnabledFor(logging.INFO):
+        if self._due(self.config.save_summary_steps) or self._due(self.config.log_step_count_steps):
             fetches["loss"] = self._loss
         return fetches, feed
+
+    def _due(self, every: int | None) -> bool:
+        return every is not None and every > 0 and (self.step + 1) % every == 0
 
     def after_step(self, values: Mapping[Any, Any]) -> bool:
         stop = super().after_step(values)
         self.step += 1
         if "loss" in values:
-            self._log(values["loss"])
+            self._record(float(values["loss"]))
         if self._checkpoint_due():
             stop = self.save() or stop
         return stop or (self.last_step is not None and self.step >= self.last_step)
 
+    def _record(self, loss: float) -> None:
+        every = self.config.log_step_count_steps
+        if self.config.save_summary_steps and self.step % self.config.save_summary_steps == 0:
+            self._top.scalars({"loss": loss}, self.step)
+        if every and self.step % every == 0:
+            now, (then, step) = time.monotonic(), self._counted
+            rate = (self.step - step) / (now - then) if now > then else float("nan")
+            self._counted = (now, self.step)
+            self._top.scalars({"global_step/sec": rate}, self.step)
+            log.info("loss = %s, step = %d (%.3f sec)", loss, self.step, (now - then))
+
     def _checkpoint_due(self) -> bool:
         config = self.config
         if config.save_checkpoints_steps is not None:
-            return self.step - self.saved_step >= config.save_checkpoints_steps
+            return self.saved_step is None or self.step - self.saved_step >= config.save_checkpoints_steps
         return (
             config.save_checkpoints_secs is not None
             and time.monotonic() - self._saved_at >= config.save_checkpoints_secs
         )
 
     def save(self) -> bool:
-        """Save a checkpoint at the current step (unless saved there); True: a listener asked to stop."""
-        if self.saved_step == self.step:
+        """Save a checkpoint at the current step (unless saved there, or ``RunConfig`` saves none, as
+        ``save_checkpoints_steps=None, save_checkpoints_secs=None`` said to tf.estimator); True: a listener
+        asked to stop."""
+        if self.saved_step == self.step or not (
+            self.config.save_checkpoints_steps or self.config.save_checkpoints_secs
+        ):
             return False
         self.saved_step, self._saved_at = self.step, time.monotonic()
         return self._save(self.step)
-
-    def _log(self, loss: float) -> None:
-        now, (then, step) = time.monotonic(), self._logged_at
-        rate = (self.step - step) / (now - then) if now > then else float("nan")
-        log.info("loss = %s, step = %d (%.1f steps/sec)", loss, self.step, rate)
-        self._logged_at = (now, self.step)

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .._tf import DatasetBase, TensorSpec, new_session, tf
 from ..errors import InvalidTypeError, InvalidValueError
 
@@ -163,9 +165,12 @@ def flat_input_fn(
     config: Any,
     drop_labels: bool = False,
     found: Callable[[Layout], None] | None = None,
+    dtypes: Callable[[], Mapping[str, str]] | None = None,
 ) -> Callable[[], DatasetBase]:
     """An Elistimator input function over the estimator ``input_fn``: flat dicts (``found`` is told the
-    layout), labels dropped for prediction."""
+    layout), labels dropped for prediction, and values converted to the ``dtypes()`` the model was built
+    for where no value can change (float32 data for a model trained on float64: tf.estimator built a new
+    graph for the data it got; this one graph takes its own dtypes)."""
     if not callable(input_fn):
         raise InvalidTypeError(
             f"input_fn must be a function returning a tf.data.Dataset, got {type(input_fn).__name__}"
@@ -178,9 +183,41 @@ def flat_input_fn(
             layout = Layout(layout.features)
         if found is not None:
             found(layout)
-        return dataset.map(lambda *element: layout.flatten(*element[: 2 if layout.labels != () else 1]))
+        dataset = dataset.map(lambda *element: layout.flatten(*element[: 2 if layout.labels != () else 1]))
+        return converted(dataset, dtypes() if dtypes is not None else {}, mode)
 
     return flat
+
+
+def converted(dataset: DatasetBase, dtypes: Mapping[str, str], mode: str) -> DatasetBase:
+    """``dataset`` (of flat dicts) with its values cast to ``dtypes`` where the cast is exact; a cast that
+    could change values (float to int, float64 to float32, int64 to float) is refused, naming the key."""
+    changes = {}
+    for key, spec in dataset.element_spec.items():
+        wanted = dtypes.get(key)
+        if wanted is None or spec.dtype.name == wanted:
+            continue
+        if not _exact_cast(spec.dtype.name, wanted):
+            raise InvalidTypeError(
+                f"the {mode} input_fn yields {key!r} as {spec.dtype.name}, but the model was built for "
+                f"{wanted}: converting it could change its values; give it as {wanted}"
+            )
+        changes[key] = tf.as_dtype(wanted)
+    if not changes:
+        return dataset
+    return dataset.map(lambda flat: {k: tf.cast(v, changes[k]) if k in changes else v for k, v in flat.items()})
+
+
+def _exact_cast(source: str, target: str) -> bool:
+    """Whether every ``source`` value is exactly a ``target`` value (numpy's safe casting, except int64 to
+    float64, which numpy allows but rounds above 2**53)."""
+    try:
+        source_type, target_type = np.dtype(source), np.dtype(target)
+    except TypeError:
+        return False
+    if source_type.kind in "iu" and target_type.kind == "f" and source_type.itemsize >= 8:
+        return False
+    return bool(np.can_cast(source_type, target_type, casting="safe"))
 
 
 def placeholder_input_fn(signature: Mapping[str, tuple[str, tuple | None]]) -> Callable[[], DatasetBase]:

@@ -11,28 +11,58 @@ dropped (tf.estimator wrote none for them either).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._tf import tf
-from ..errors import InvalidTypeError, InvalidValueError
+from ..errors import EstimatorTypeError, InvalidValueError
 from ..model_graph import upstream_ops
 from ..specs import EvaluationSpec, PredictSpec, TrainSpec
 from .inputs import Layout, call_with
 from .sharing import NameCounters, SharedVariables
 from .spec import MODES, EstimatorSpec, ModeKeys
+from .warm_start import WarmStartSettings
+from .warm_start import warm_start as apply_warm_start
+
+MODEL_FN_ARGS = ("features", "labels", "mode", "params", "config")
+
+
+def check_model_fn(model_fn: Callable, params: Mapping[str, Any] | None) -> None:
+    """Refuse a ``model_fn`` tf.estimator refused when it was given: one without ``features``, with
+    arguments it cannot be given, or that takes no ``params`` while params are passed."""
+    if model_fn is None:
+        raise InvalidValueError("model_fn must be provided to Estimator.")
+    if not callable(model_fn):
+        raise EstimatorTypeError(f"model_fn must be a function, got {type(model_fn).__name__}")
+    try:
+        parameters = inspect.signature(model_fn).parameters
+    except (TypeError, ValueError):
+        return
+    names = [n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if "features" not in names:
+        raise InvalidValueError(f"model_fn ({model_fn}) must include features argument.")
+    unknown = [n for n in names if n not in MODEL_FN_ARGS and parameters[n].default is inspect.Parameter.empty]
+    if unknown:
+        raise InvalidValueError(
+            f"model_fn ({model_fn}) has following not expected args: {unknown} (it may take {', '.join(MODEL_FN_ARGS)})"
+        )
+    if params and "params" not in names:
+        raise InvalidValueError(
+            f"model_fn ({model_fn}) does not include params argument, but params ({params}) is passed to Estimator."
+        )
 
 
 class EstimatorModel:
     """The Elistimator ``model_fn(features, is_training, params)`` over an estimator ``model_fn``;
     keeps each mode's ``EstimatorSpec`` (its hooks, export outputs) from the last build."""
 
-    def __init__(
-        self, model_fn: Callable, config: Any, layout: Callable[[], Layout], warm_start_from: str | None = None
-    ):
-        self.model_fn, self.config, self._layout, self.warm_start_from = model_fn, config, layout, warm_start_from
+    def __init__(self, model_fn: Callable, config: Any, layout: Callable[[], Layout]):
+        self.model_fn, self.config, self._layout = model_fn, config, layout
+        self.warm_start: WarmStartSettings | None = None  # set for a build with no checkpoint to start from
+        self.predict_only = False  # a build for prediction without labels: TRAIN and EVAL may fail
         self.__name__ = getattr(model_fn, "__name__", type(model_fn).__name__)  # the experiment's default name
-        self.__module__ = getattr(model_fn, "__module__", None)
+        self.__module__ = str(getattr(model_fn, "__module__", None) or __name__)
         self.__qualname__ = getattr(model_fn, "__qualname__", self.__name__)
         self.specs: dict[str, EstimatorSpec | None] = {}
         self.failures: dict[str, Exception] = {}  # what model_fn raised in EVAL or PREDICT mode
@@ -40,34 +70,42 @@ class EstimatorModel:
 
     def __call__(
         self, flat: Mapping[str, tf.Tensor], is_training: tf.Tensor, params: Mapping[str, Any]
-    ) -> tuple[TrainSpec, EvaluationSpec, PredictSpec]:
+    ) -> tuple[TrainSpec, EvaluationSpec | None, PredictSpec | None]:
         layout = self._layout()
         features, labels = layout.unflatten(flat)
         graph = tf.get_default_graph()
         if self.config.tf_random_seed is not None:
             graph.seed = self.config.tf_random_seed
-        specs, names, shared = {}, NameCounters(), SharedVariables()
+        specs: dict[str, EstimatorSpec | None] = {}
+        names, shared = NameCounters(), SharedVariables()
         self.failures = {}
+        first = ModeKeys.PREDICT if self.predict_only else ModeKeys.TRAIN
         with tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
-            for mode in MODES:
+            for mode in (first, *(m for m in MODES if m != first)):
                 names.rewind()  # each mode names its layers as in a graph of its own: dense, dense_1, ...
                 variables = set(graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES))
                 summaries = set(graph.get_collection(tf.GraphKeys.SUMMARIES))
-                if mode == ModeKeys.TRAIN:
+                if mode == first:  # it makes the variables: it must build
                     with shared.recording():
-                        specs[mode] = self.call(mode, features, labels, params)
+                        specs[mode] = self.call(mode, features, labels if mode != ModeKeys.PREDICT else None, params)
                     self._warm_start()
                     continue
-                try:  # tf.estimator called EVAL and PREDICT only when asked to: their failure waits until then
+                try:  # tf.estimator called a mode only when asked to: a failure waits until then
                     with shared.sharing():
-                        specs[mode] = self.call(mode, features, labels if mode != ModeKeys.PREDICT else None, params)
-                    _require_no_new_variables(specs[mode], graph, variables)
+                        spec = self.call(mode, features, labels if mode != ModeKeys.PREDICT else None, params)
+                    _require_no_new_variables(spec, graph, variables)
+                    _require_free_metric_names(spec.eval_metric_ops)
+                    specs[mode] = spec
                 except Exception as error:  # noqa: BLE001 -- raised again by evaluate()/predict()
                     self.failures[mode], specs[mode] = error, None
                 _drop_new_summaries(graph, summaries)
         self.specs = specs
         train, evaluation, predict = (specs[m] for m in MODES)
         self.single_prediction = predict is not None and isinstance(predict.predictions, tf.Tensor)
+        if train is None:  # a graph to predict with only (rebuilt before it trains): a step that changes nothing
+            train = EstimatorSpec(
+                ModeKeys.TRAIN, loss=tf.constant(0.0), train_op=tf.assign_add(tf.train.get_global_step(), 0)
+            )
         return (
             TrainSpec(train.loss, train.train_op),
             EvaluationSpec(evaluation.loss, evaluation.metric_pairs()) if evaluation else None,
@@ -96,8 +134,8 @@ class EstimatorModel:
             required=("features",),
         )
         if not isinstance(spec, EstimatorSpec):
-            raise InvalidTypeError(
-                f"model_fn must return an EstimatorSpec (mode {mode!r}), got {type(spec).__name__}: {spec!r}"
+            raise EstimatorTypeError(
+                f"model_fn should return an EstimatorSpec (mode {mode!r}), got {type(spec).__name__}: {spec!r}"
             )
         if spec.mode != mode:
             raise InvalidValueError(
@@ -115,18 +153,10 @@ class EstimatorModel:
         return spec.evaluation_hooks if mode == ModeKeys.EVAL else spec.prediction_hooks
 
     def _warm_start(self) -> None:
-        """Initialize the variables from ``warm_start_from`` (a checkpoint or a model directory), as
-        tf.estimator did for a new model: every variable whose name the checkpoint holds."""
-        if self.warm_start_from is None:
-            return
-        source = self.warm_start_from
-        checkpoint = tf.train.latest_checkpoint(source) if tf.io.gfile.isdir(source) else source
-        if checkpoint is None:
-            raise InvalidValueError(f"warm_start_from={source!r} holds no checkpoint")
-        held = {name for name, _ in tf.train.list_variables(checkpoint)}
-        names = [v.op.name for v in tf.global_variables() if v.op.name in held and v.op.name != "global_step"]
-        if names:
-            tf.train.warm_start(checkpoint, vars_to_warm_start=[f"^{name}$" for name in names])
+        """Start the variables ``warm_start`` chooses from its checkpoint, as tf.estimator did for a model
+        whose directory held no checkpoint (after ``model_fn`` made them, before they are initialized)."""
+        if self.warm_start is not None:
+            apply_warm_start(self.warm_start)
 
 
 def _require_no_new_variables(spec: EstimatorSpec, graph: tf.Graph, before: set) -> None:
@@ -143,6 +173,16 @@ def _require_no_new_variables(spec: EstimatorSpec, graph: tf.Graph, before: set)
             "the three modes share one graph and its variables, so every mode must create the same "
             "variables, in the same order (create them before branching on mode)"
         )
+
+
+def _require_free_metric_names(metrics: Mapping[str, Any]) -> None:
+    """tf.estimator refused ``eval_metric_ops`` named as its own entries of ``evaluate()``'s result."""
+    for name in ("global_step", "loss"):
+        if name in metrics:
+            raise InvalidValueError(
+                f"Metric with name `{name}` is not allowed, because Estimator already defines a default metric "
+                "with the same name."
+            )
 
 
 def _drop_new_summaries(graph: tf.Graph, before: set) -> None:

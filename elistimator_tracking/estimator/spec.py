@@ -12,8 +12,8 @@ from typing import Any
 from tensorflow.python.saved_model.model_utils import export_output as export_output_lib
 from tensorflow.python.saved_model.model_utils import export_utils
 
-from .._tf import tf
-from ..errors import InvalidValueError
+from .._tf import tf, tf2
+from ..errors import InvalidTypeError, InvalidValueError
 from .hooks import checked_hooks
 
 
@@ -29,7 +29,7 @@ MODES = (ModeKeys.TRAIN, ModeKeys.EVAL, ModeKeys.PREDICT)
 MetricPair = tuple[tf.Tensor, tf.Tensor | tf.Operation]
 
 
-def _fail(mode: str, message: str, error: type = ValueError) -> None:
+def _fail(mode: str, message: str, error: type = InvalidValueError) -> None:
     raise error(f"EstimatorSpec(mode={mode!r}): {message}")
 
 
@@ -73,7 +73,9 @@ class EstimatorSpec:
         self.evaluation_hooks = checked_hooks(evaluation_hooks, where + "evaluation_hooks")
         self.prediction_hooks = checked_hooks(prediction_hooks, where + "prediction_hooks")
         if scaffold is not None and not isinstance(scaffold, tf.train.Scaffold):
-            _fail(mode, f"scaffold must be a tf.compat.v1.train.Scaffold, got {type(scaffold).__name__}", TypeError)
+            _fail(
+                mode, f"scaffold must be a tf.compat.v1.train.Scaffold, got {type(scaffold).__name__}", InvalidTypeError
+            )
         self.scaffold = scaffold or tf.train.Scaffold()
 
     def _replace(self, **changes: Any) -> EstimatorSpec:
@@ -109,10 +111,10 @@ def _checked_loss(mode: str, loss: Any) -> tf.Tensor | None:
         if mode in (ModeKeys.TRAIN, ModeKeys.EVAL):
             _fail(mode, "loss is missing; TRAIN and EVAL need a scalar loss tensor")
         return None
-    if isinstance(loss, tf.Variable):
+    if isinstance(loss, tf2.Variable):
         loss = loss.value()
     if not isinstance(loss, tf.Tensor):
-        _fail(mode, f"loss must be a tf.Tensor, got {type(loss).__name__}: {loss!r}", TypeError)
+        _fail(mode, f"loss must be a tf.Tensor, got {type(loss).__name__}: {loss!r}", InvalidTypeError)
     if loss.shape.rank not in (None, 0) and loss.shape.num_elements() != 1:
         _fail(mode, f"loss must be a scalar tensor, got shape {loss.shape} (reduce it, e.g. tf.reduce_mean)")
     return tf.reshape(loss, []) if loss.shape.rank not in (None, 0) else loss
@@ -123,10 +125,10 @@ def _checked_train_op(mode: str, train_op: Any) -> tf.Operation | None:
         if mode == ModeKeys.TRAIN:
             _fail(mode, "train_op is missing; TRAIN needs one (e.g. optimizer.minimize(loss, global_step=...))")
         return None
-    if isinstance(train_op, tf.Tensor):
+    if isinstance(train_op, (tf.Tensor, tf2.Variable)):  # e.g. tf.assign_add(global_step, 1): a variable
         return train_op.op
     if not isinstance(train_op, tf.Operation):
-        _fail(mode, f"train_op must be a tf.Operation or tf.Tensor, got {type(train_op).__name__}", TypeError)
+        _fail(mode, f"train_op must be a tf.Operation or tf.Tensor, got {type(train_op).__name__}", InvalidTypeError)
     return train_op
 
 
@@ -138,15 +140,17 @@ def _checked_predictions(mode: str, predictions: Any) -> Any:
     if isinstance(predictions, Mapping):
         for key, value in predictions.items():
             if not isinstance(key, str) or not key:
-                _fail(mode, f"predictions keys must be non-empty strings, got {key!r}", TypeError)
+                _fail(mode, f"predictions keys must be non-empty strings, got {key!r}", InvalidTypeError)
             if not isinstance(value, tf.Tensor):
-                _fail(mode, f"predictions[{key!r}] must be a tf.Tensor, got {type(value).__name__}", TypeError)
+                _fail(mode, f"predictions[{key!r}] must be a tf.Tensor, got {type(value).__name__}", InvalidTypeError)
         if not predictions:
             _fail(mode, "predictions is an empty dict")
         return dict(predictions)
     if not isinstance(predictions, tf.Tensor):
         _fail(
-            mode, f"predictions must be a tf.Tensor or a dict of tensors, got {type(predictions).__name__}", TypeError
+            mode,
+            f"predictions must be a tf.Tensor or a dict of tensors, got {type(predictions).__name__}",
+            InvalidTypeError,
         )
     return predictions
 
@@ -158,7 +162,7 @@ def _checked_metrics(mode: str, metrics: Any) -> dict[str, Any]:
         _fail(
             mode,
             f"eval_metric_ops must be a dict {{name: (value, update_op) or Metric}}, got {type(metrics).__name__}",
-            TypeError,
+            InvalidTypeError,
         )
     for name, metric in metrics.items():
         _metric_pair(mode, name, metric)
@@ -167,7 +171,7 @@ def _checked_metrics(mode: str, metrics: Any) -> dict[str, Any]:
 
 def _metric_pair(mode: str, name: Any, metric: Any) -> MetricPair:
     if not isinstance(name, str) or not name:
-        _fail(mode, f"eval_metric_ops keys must be non-empty strings, got {name!r}", TypeError)
+        _fail(mode, f"eval_metric_ops keys must be non-empty strings, got {name!r}", InvalidTypeError)
     if hasattr(metric, "result") and hasattr(metric, "update_state"):  # a tf.keras.metrics.Metric
         updates = list(getattr(metric, "updates", None) or [])
         if not updates:
@@ -185,7 +189,7 @@ def _metric_pair(mode: str, name: Any, metric: Any) -> MetricPair:
             mode,
             f"eval_metric_ops[{name!r}] must be a (value, update_op) pair as tf.metrics.* returns, "
             f"or a tf.keras.metrics.Metric, got {type(metric).__name__}: {metric!r}",
-            TypeError,
+            InvalidTypeError,
         )
     value, update = metric
     if not isinstance(value, tf.Tensor) or not isinstance(update, (tf.Tensor, tf.Operation)):
@@ -193,7 +197,7 @@ def _metric_pair(mode: str, name: Any, metric: Any) -> MetricPair:
             mode,
             f"eval_metric_ops[{name!r}] must hold (tf.Tensor, tf.Tensor or tf.Operation), got "
             f"({type(value).__name__}, {type(update).__name__})",
-            TypeError,
+            InvalidTypeError,
         )
     return value, update
 
@@ -204,7 +208,7 @@ def _checked_export_outputs(mode: str, export_outputs: Any, predictions: Any) ->
             _fail(
                 mode,
                 f"export_outputs must be a dict {{signature name: ExportOutput}}, got {type(export_outputs).__name__}",
-                TypeError,
+                InvalidTypeError,
             )
         for key, output in export_outputs.items():
             if not isinstance(output, export_output_lib.ExportOutput):
@@ -212,7 +216,7 @@ def _checked_export_outputs(mode: str, export_outputs: Any, predictions: Any) ->
                     mode,
                     f"export_outputs[{key!r}] must be an export.PredictOutput, ClassificationOutput or "
                     f"RegressionOutput, got {type(output).__name__}",
-                    TypeError,
+                    InvalidTypeError,
                 )
     if mode != ModeKeys.PREDICT:
         return dict(export_outputs) if export_outputs else None

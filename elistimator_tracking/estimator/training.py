@@ -10,13 +10,13 @@ so ``register_best`` and ``restore_best_ckpt`` select by them.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._tf import tf
 from ..errors import InvalidTypeError, InvalidValueError
+from .exporters import Exporter
 from .hooks import checked_hooks
 
 
@@ -73,76 +73,22 @@ class EvalSpec:
         self.exporters, self.start_delay_secs, self.throttle_secs = tuple(exporters), start_delay_secs, throttle_secs
 
 
-class Exporter:
-    """Exports a model after an evaluation (``export(estimator, export_path, checkpoint_path, eval_result,
-    is_the_final_export)``); ``name`` is its directory under ``model_dir/export``."""
-
-    name = "exporter"
-
-    def export(
-        self,
-        estimator: Any,
-        export_path: str,
-        checkpoint_path: str,
-        eval_result: dict[str, Any],
-        is_the_final_export: bool,
-    ) -> bytes | None:
-        raise NotImplementedError
-
-
-class LatestExporter(Exporter):
-    """Exports after every evaluation, keeping the ``exports_to_keep`` newest SavedModels."""
-
-    def __init__(
-        self,
-        name: str,
-        serving_input_receiver_fn: Callable,
-        assets_extra: Any = None,
-        as_text: bool = False,
-        exports_to_keep: int | None = 5,
-    ):
-        self.name, self._receiver_fn, self._assets, self._as_text = (
-            name,
-            serving_input_receiver_fn,
-            assets_extra,
-            as_text,
-        )
-        self._keep = exports_to_keep
-
-    def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
-        path = estimator.export_saved_model(
-            export_path, self._receiver_fn, self._assets, self._as_text, checkpoint_path
-        )
-        if self._keep is not None:
-            exports = sorted(e for e in os.listdir(export_path) if e.isdigit())
-            for old in exports[: -self._keep]:
-                shutil.rmtree(os.path.join(export_path, old), ignore_errors=True)
-        return path
-
-
-class FinalExporter(LatestExporter):
-    """Exports once, after the final evaluation."""
-
-    def __init__(self, name: str, serving_input_receiver_fn: Callable, assets_extra: Any = None, as_text: bool = False):
-        super().__init__(name, serving_input_receiver_fn, assets_extra, as_text, exports_to_keep=None)
-
-    def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
-        if not is_the_final_export:
-            return None
-        return super().export(estimator, export_path, checkpoint_path, eval_result, is_the_final_export)
-
-
 class _EvaluateAfterSave(tf.train.CheckpointSaverListener):
     """Evaluates (then exports) after a checkpoint save when ``throttle_secs`` have passed, and at the end
-    unless the last step was evaluated; the export at or beyond ``max_steps`` is the final one."""
+    unless the last step was evaluated; the save when training starts is skipped (the model is not
+    trained yet), as tf.estimator skipped it. The export at or beyond ``max_steps`` is the final one."""
 
     def __init__(self, estimator: Any, eval_spec: EvalSpec, max_steps: int | None):
         self._estimator, self._spec, self._max_steps = estimator, eval_spec, max_steps
         self._last_time: float | None = None
+        self._first = True
         self.result: dict[str, Any] | None = None
-        self.exports: list[Any] = []
+        self.exports: list[Any] = []  # the last evaluation's export results
 
     def after_save(self, session: tf.Session, global_step_value: int) -> None:
+        if self._first:
+            self._first = False
+            return
         if self._last_time is None or time.monotonic() - self._last_time >= self._spec.throttle_secs:
             self._evaluate(final=self._max_steps is not None and global_step_value >= self._max_steps)
 
@@ -154,15 +100,23 @@ class _EvaluateAfterSave(tf.train.CheckpointSaverListener):
         self._last_time = time.monotonic()
         spec, estimator = self._spec, self._estimator
         self.result = estimator._evaluate(spec.input_fn, spec.steps, spec.hooks, None, spec.name, validation=True)
-        for exporter in spec.exporters:
-            path = os.path.join(estimator.model_dir, "export", exporter.name)
-            self.exports.append(exporter.export(estimator, path, estimator.latest_checkpoint(), self.result, final))
+        self.exports = [
+            exporter.export(
+                estimator,
+                os.path.join(estimator.model_dir, "export", exporter.name),
+                estimator.latest_checkpoint(),
+                self.result,
+                final,
+            )
+            for exporter in spec.exporters
+        ]
 
 
 def train_and_evaluate(
     estimator: Any, train_spec: TrainSpec, eval_spec: EvalSpec
 ) -> tuple[dict[str, Any] | None, list[Any]]:
-    """Train and evaluate locally as tf.estimator did; return the last evaluation's metrics and the exports."""
+    """Train and evaluate locally as tf.estimator did; return the last evaluation's metrics and what its
+    exporters exported."""
     from .estimator import Estimator
 
     if not isinstance(estimator, Estimator):
@@ -181,4 +135,4 @@ def train_and_evaluate(
     )
     if evaluation.result is None and estimator.latest_checkpoint() is not None:  # max_steps was reached before
         evaluation.end(None, None)
-    return evaluation.result, [e for e in evaluation.exports if e is not None]
+    return evaluation.result, list(evaluation.exports)

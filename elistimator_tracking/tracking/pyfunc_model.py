@@ -18,6 +18,8 @@ import numpy as np
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
+from elistimator_tracking.errors import ModelDirectoryError
+
 
 class ElistimatorPyfunc(PythonModel):
     def load_context(self, context) -> None:
@@ -35,6 +37,8 @@ class ElistimatorPyfunc(PythonModel):
     def predict(self, context, model_input: np.ndarray, params=None):
         """``model_input``: a dict, a DataFrame or an array (the hint is one MLflow infers no schema
         from: it then neither validates nor converts the input, and does not ask for type hints)."""
+        if self.estimator is None:
+            raise ModelDirectoryError("this MLflow model holds no checkpoint (the packager's skeleton)")
         if isinstance(model_input, dict):
             return self.estimator.predict(**{str(k): np.asarray(v) for k, v in model_input.items()})
         if hasattr(model_input, "columns"):  # a pandas DataFrame
