@@ -22,7 +22,7 @@ from pathlib import Path
 from mnist_cnn import PARAMS, cnn_model_fn, input_fns, load_mnist
 
 from elistimator_tracking import Elistimator
-from elistimator_tracking.tracking import command, ui_hint
+from elistimator_tracking.tracking import command, registered, ui_hint
 
 FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 ALL_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz") + FILES
@@ -100,10 +100,7 @@ def main(argv=None) -> dict:
         f"first test image predicted {summary['first_prediction']} (label {summary['first_label']}); "
         f"{summary['seconds']:.0f} s"
     )
-    print(
-        f"registered models:/{args.register_as}/{version} from run {summary['run_id']} (@champion moves to it "
-        "only if it beats the current champion)"
-    )
+    print(f"{registered(tracking_uri, args.register_as, version)} (from run {summary['run_id']})")
     print(f"MLflow UI:   {ui_hint(tracking_uri, summary['run_id'])}")
     print(f"TensorBoard: {command('tensorboard')} --logdir {model_dir.parent} (run {model_dir.name!r})")
     return summary
