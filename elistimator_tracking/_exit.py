@@ -25,6 +25,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
+from typing import Any, NoReturn
 
 Closer = Callable[[str, str | None], None]  # close(status, error)
 
@@ -32,7 +33,7 @@ _open: dict[int, Closer] = {}
 _lock = threading.Lock()
 _registered = False
 _signalled: str | None = None
-_exit_code: object = None  # what sys.exit was called with in the main thread (None: not called, or 0)
+_exit_code: str | int | None = None  # what sys.exit was called with in the main thread (None: not called, or 0)
 _interrupted = False  # Ctrl-C ended the script or its closing at exit: the process ends by SIGINT
 _system_exit = sys.exit
 
@@ -50,7 +51,7 @@ def keep_open(key: int, close: Closer) -> None:
         sys.exit = _recording_exit
 
 
-def _recording_exit(status: object = None) -> None:
+def _recording_exit(status: str | int | None = None) -> NoReturn:
     """``sys.exit``, remembering a main-thread exit code for the runs still open at exit."""
     global _exit_code
     if threading.current_thread() is threading.main_thread():
@@ -156,7 +157,7 @@ def _handle_sigterm() -> None:
         signal.signal(signal.SIGTERM, _on_sigterm)
 
 
-def _on_sigterm(signum: int, frame) -> None:
+def _on_sigterm(signum: int, _frame: Any) -> None:
     global _signalled
     _signalled = signal.Signals(signum).name
     raise SystemExit(128 + signum)

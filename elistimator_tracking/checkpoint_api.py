@@ -38,7 +38,10 @@ class CheckpointMethods:
     _run: TrackingListener
     _saver: SaverSettings
     _writer: WriterLock
-    global_step: int
+
+    @property
+    def global_step(self) -> int:  # the facade's
+        raise NotImplementedError
 
     def _require_model(self, what: str) -> Loops:  # the facade's: its loops, or a UsageError naming ``what``
         raise NotImplementedError
@@ -122,7 +125,7 @@ class CheckpointMethods:
 
     def _metadata(self) -> Metadata:
         return Metadata(
-            graph=self._loops.model.to_names(),
+            graph=self._require_model("writing elistimator.json").model.to_names(),
             index=self._checkpoints.index,
             global_step=self.global_step,
             max_to_keep=self._saver.max_to_keep,

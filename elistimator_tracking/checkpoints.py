@@ -113,7 +113,7 @@ def checked_selection(checkpoint: Any) -> Selection:
     """``checkpoint`` as ``from_disk`` takes it: ``'latest'``, ``'best'`` or a global step (an int)."""
     if checkpoint in ("latest", "best") and isinstance(checkpoint, str):
         return checkpoint
-    if isinstance(checkpoint, numbers.Integral) and not isinstance(checkpoint, bool) and checkpoint >= 0:
+    if isinstance(checkpoint, numbers.Integral) and not isinstance(checkpoint, bool) and int(checkpoint) >= 0:
         return int(checkpoint)
     raise InvalidValueError(
         f"checkpoint must be 'latest', 'best' or a global step, got {checkpoint!r} (a step is an int >= 0)"

@@ -184,7 +184,8 @@ def _runs(args) -> int:
         for short in metrics:  # the sort metric goes by --mode, the others by auto
             criterion = sort_by if short == args.sort_by else Criterion(short)
             values = [value for _, value in live_metric(client, run.info.run_id, metric(VALIDATION, short))]
-            best = values[criterion.best(dict(enumerate(values)))] if values else None
+            at = criterion.best(dict(enumerate(values)))
+            best = values[at] if at is not None else None
             row[f"best {short}"] = _number(best) if best is not None else ""
             row[f"last {short}"] = _number(values[-1]) if values else ""
             if short == args.sort_by:
@@ -239,14 +240,15 @@ def _best(args) -> int:
         except LookupError:
             continue  # a run without checkpoints or without that metric
         candidates.append((step, index.metrics(step)[args.metric], run))
-    if not candidates:
+    candidates.sort(key=lambda c: c[0])  # among equal values the later step wins
+    chosen = criterion.best({i: c[1] for i, c in enumerate(candidates)})
+    if chosen is None:
         names = sorted({short for r in runs for short in validation_metrics(r.data.metrics)})
         raise NotFoundError(
             f"no run of {args.experiment!r} has a checkpoint with validation metric {args.metric!r}; "
             f"validation metrics: {names or 'none'}"
         )
-    candidates.sort(key=lambda c: c[0])  # among equal values the later step wins
-    step, value, run = candidates[criterion.best({i: c[1] for i, c in enumerate(candidates)})]
+    step, value, run = candidates[chosen]
     print(f"best run: {run.info.run_name} ({run.info.run_id})")
     print(f"checkpoint: step {step}, validation {args.metric} = {value:.6g} ({criterion.direction})")
     print(f"source: runs:/{run.info.run_id}  (Elistimator.from_disk('runs:/{run.info.run_id}', checkpoint={step}))")

@@ -81,10 +81,10 @@ def describe_input(input_fn: Callable[[], Any], context: str) -> DataDescription
         return describe(dataset, signature, dataset_name(input_fn, context), context)
 
 
-def described(data: Any, input_fn: Callable[[], Any]) -> Callable[[], DataDescription]:
+def described(data: Any) -> Callable[[], DataDescription]:
     """What ``data`` (an ``inputs.InputData``) holds, described when called: the ``on_input``
     moment's promise (a listener that records datasets calls it; nothing is read or built again)."""
-    return functools.partial(describe, data.dataset, data.signature, dataset_name(input_fn, data.role), data.role)
+    return functools.partial(describe, data.dataset, data.signature, dataset_name(data.input_fn, data.role), data.role)
 
 
 def describe(dataset: Any, signature: Any, name: str, context: str) -> DataDescription:

@@ -216,9 +216,9 @@ class Elistimator(CheckpointMethods):
         if built_now and self._settings.distribute is not None:
             self._listeners.on_params(describe_strategy(self._settings.distribute))
         self._commits.write()  # the run it tracks to
-        self._listeners.on_input(train.role, described(train, train_input_fn))
+        self._listeners.on_input(train.role, described(train))
         if validation is not None:
-            self._listeners.on_input(validation.role, described(validation, validation_input_fn))
+            self._listeners.on_input(validation.role, described(validation))
         _exit.keep_open(id(self), self._close)  # a script that never calls close() still ends its run
         return self
 
@@ -282,12 +282,12 @@ class Elistimator(CheckpointMethods):
     ) -> dict[str, float]:
         """Evaluate on the data of ``input_fn``; metrics start fresh on every call. With ``name`` the
         run gets them as ``evaluation/<name>/<metric>``."""
-        evaluated = []
+        evaluated: list[InputData] = []
         metrics = self._require_model("evaluate()").evaluate_input(input_fn, self.verbose, watch, evaluated.append)
         self._listeners.on_evaluation(
             self.global_step, {f"{name}/{k}": v for k, v in metrics.items()} if name else metrics
         )
-        self._listeners.on_input(evaluated[0].role, described(evaluated[0], input_fn))
+        self._listeners.on_input(evaluated[0].role, described(evaluated[0]))
         self._take_stop()
         return metrics
 
@@ -378,7 +378,7 @@ class Elistimator(CheckpointMethods):
     def __enter__(self) -> Elistimator:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, _type: Any, exc: BaseException | None, _traceback: Any) -> None:
         """Leaving the block ends the run: FINISHED (also after a ``TrainingStopped``), KILLED on Ctrl-C,
         FAILED (with the error) otherwise."""
         self._close(*_exit.status_of(exc))

@@ -78,6 +78,11 @@ class PathExistsError(ElistimatorError, FileExistsError):
     """A destination that must be new exists already (``elistimator download``)."""
 
 
+class MissingDependencyError(ElistimatorError, ImportError):
+    """An option needs a package that is not installed (``system_metrics=True`` needs ``psutil``): the
+    message names the pip extra that brings it."""
+
+
 class TrackingError(ElistimatorError, RuntimeError):
     """A tracking operation the caller asked for (register, sync, a remote lookup) cannot be done."""
 

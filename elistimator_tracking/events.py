@@ -59,12 +59,17 @@ class TensorBoardListener(Listener):
 
     def _train_log(self) -> EventLog:
         if self._train is None:
-            self._train = EventLog(self._logdir(TRAIN_DIR), graph=self._context.graph)
+            self._train = EventLog(self._logdir(TRAIN_DIR), graph=self._set_up().graph)
         return self._train
 
     def _logdir(self, name: str) -> Path:
         """``model_dir/name``; a link there (or the folder a link) is refused: events never leave the directory."""
-        return refuse_links(self._context.model_dir, self._context.model_dir / name)
+        model_dir = self._set_up().model_dir
+        return refuse_links(model_dir, model_dir / name)
+
+    def _set_up(self) -> RunContext:
+        assert self._context is not None, "a listener's moments come after on_setup"
+        return self._context
 
     def on_validation(self, step: int, metrics: Mapping[str, float], checkpoint: SavedCheckpoint | None) -> None:
         if self._validation is None:

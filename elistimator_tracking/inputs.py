@@ -40,6 +40,10 @@ class Feature:
     shape: tuple[int | None, ...] | None
     tensor: str = ""
 
+    @property
+    def tensor_shape(self) -> tf.TensorShape:
+        return tf.TensorShape(None if self.shape is None else list(self.shape))
+
     def shape_text(self) -> str:
         if self.shape is None:
             return "(any shape)"
@@ -49,7 +53,7 @@ class Feature:
         return f"{self.key!r}: {self.dtype} {self.shape_text()}"
 
     def accepts(self, other: Feature) -> bool:
-        return self.dtype == other.dtype and _shape(self.shape).is_compatible_with(_shape(other.shape))
+        return self.dtype == other.dtype and self.tensor_shape.is_compatible_with(other.tensor_shape)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,10 +72,6 @@ class Feature:
             shape=None if shape is None else tuple(shape),
             tensor=data.get("tensor", ""),
         )
-
-
-def _shape(dims: Sequence[int | None] | None) -> tf.TensorShape:
-    return tf.TensorShape(None if dims is None else list(dims))
 
 
 def _dims(shape: tf.TensorShape) -> tuple[int | None, ...] | None:
@@ -163,7 +163,7 @@ class InputSignature:
         with graph.as_default(), tf.name_scope("features"):
             for feature, default in zip(self, defaults, strict=False):
                 name = re.sub(r"[^A-Za-z0-9_.\-]", "_", str(feature.key))
-                tensors[feature.key] = tf.placeholder_with_default(default, _shape(feature.shape), name=name)
+                tensors[feature.key] = tf.placeholder_with_default(default, feature.tensor_shape, name=name)
         named = InputSignature(Feature(f.key, f.dtype, f.shape, tensors[f.key].name) for f in self)
         return named, tensors
 
@@ -228,7 +228,7 @@ class InputData:
                 f"the {role} input function must be a callable taking no argument and returning "
                 f"a tf.data.Dataset, got {type(input_fn).__name__}"
             )
-        self.role = role
+        self.role, self.input_fn = role, input_fn
         self.graph = tf.Graph()
         with self.graph.as_default():
             dataset = input_fn()

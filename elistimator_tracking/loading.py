@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,27 +55,34 @@ class ModelOrigin:
     metadata: Metadata | None = None
     step: int | None = None
     temporary: tempfile.TemporaryDirectory | None = None  # backs the directory; lives as long as the model
-    writer: WriterLock | None = None  # the directory's writer lock; a new model holds it from the start
+    lock: InitVar[WriterLock | None] = None  # the directory's writer lock; a new model holds it from the start
     verified: bool = False  # the checkpoint's files were just checked: hard links of a verified download
     #: None: the user's own model directory, trusted as it is; else where a download came from
     #: (``runs:/...``): its meta graph is checked against the op allow-list first (``graph_safety.py``)
     untrusted_source: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.writer is None:
-            self.writer = WriterLock(self.directory.path)
+    writer: WriterLock = field(init=False)
+
+    def __post_init__(self, lock: WriterLock | None) -> None:
+        self.writer = lock if lock is not None else WriterLock(self.directory.path)
+
+    def _saved(self) -> tuple[int, Metadata]:
+        """The step to restore and the metadata naming its tensors (a new model has neither)."""
+        assert self.step is not None and self.metadata is not None, "only a saved model is restored"
+        return self.step, self.metadata
 
     def restored(self, checkpoints: CheckpointManager) -> Loops:
         """The loops of the saved checkpoint at ``step``: its meta graph imported and its variables
         restored, its files verified before anything is imported (fetched from the run when pruned)."""
         from .loops import Loops
 
-        record = self.index.records[self.step]
+        step, _ = self._saved()
+        record = self.index.records[step]
         holder = checkpoints.holder(record)
         if record.local and not self.verified:
             checkpoints.verify(record)
         loops = Loops(self.import_graph(holder), self.settings, restoring=True)
-        checkpoints.restore_step(loops, self.step, verified=True)
+        checkpoints.restore_step(loops, step, verified=True)
         return loops
 
     def commits(self, listeners: Listeners, metadata: Callable[[], Metadata]) -> Commits:
@@ -86,7 +93,8 @@ class ModelOrigin:
     def import_graph(self, holder: Path) -> ModelGraph:
         """Import the meta graph of the saved checkpoint at ``step`` from ``holder`` (the model
         directory, or a download of a pruned checkpoint)."""
-        record = self.index.records[self.step]
+        step, metadata = self._saved()
+        record = self.index.records[step]
         meta = ModelDirectory(holder).resolve(record.prefix + ".meta")
         if not meta.is_file():
             raise ModelDirectoryError(f"the checkpoint at step {record.step} has no meta graph ({meta.name})")
@@ -96,7 +104,7 @@ class ModelOrigin:
         with graph.as_default():
             saver = tf.train.import_meta_graph(str(meta), clear_devices=True)
         try:
-            return ModelGraph.from_names(graph, self.metadata.graph, saver)
+            return ModelGraph.from_names(graph, metadata.graph, saver)
         except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise ModelDirectoryError(
                 f"the metadata of {self.directory.path} does not match the saved graph: {error}"
@@ -121,7 +129,7 @@ def new_model(model_fn: Any, model_dir: PathLike | None, params: Any, settings: 
         model_fn=model_fn,
         params=dict(params or {}),
         temporary=temporary,
-        writer=writer,
+        lock=writer,
     )
 
 
@@ -214,7 +222,7 @@ def load(source: PathLike | str, checkpoint: Selection, metric: str, mode: str, 
         from .tracking.resolve import resolve_source  # imports mlflow: only for remote sources
 
         store = settings.tracking if isinstance(settings.tracking, str) else None
-        cached = resolve_source(source, checkpoint, metric, mode, settings.cache_dir, store)
+        cached = resolve_source(str(source), checkpoint, metric, mode, settings.cache_dir, store)
         temporary = tempfile.TemporaryDirectory(prefix="elistimator-")  # train on a copy, never the cache
         link_tree(cached, Path(temporary.name))
         path, checkpoint = Path(temporary.name), "latest"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -41,9 +41,10 @@ class _Step:
 
     def __init__(self, fetches: Any, feed: Mapping[tf.Tensor, Any], watch: StepWatch | None):
         self.watch = watch
-        extra = watch.before_step() if watch is not None else None
-        self.paired = bool(extra and (extra[0] or extra[1]))
-        self.fetches, self.feed = ((fetches, extra[0]), {**feed, **extra[1]}) if self.paired else (fetches, feed)
+        extra, extra_feed = watch.before_step() if watch is not None else (None, {})
+        self.paired = bool(extra or extra_feed)
+        self.fetches: Any = (fetches, extra) if self.paired else fetches
+        self.feed: Mapping[tf.Tensor, Any] = {**feed, **extra_feed} if self.paired else feed
 
     def own(self, values: Any) -> Any:
         """The loop's own part of the step's values."""
@@ -71,7 +72,7 @@ def _unbatched(train: InputData, validation: InputData | None, error: Exception)
 
 
 def _builds(
-    model_fn: ModelFn, params: Mapping[str, Any], signature: InputSignature, saver_args: Mapping[str, Any]
+    model_fn: ModelFn, params: dict[str, Any], signature: InputSignature, saver_args: Mapping[str, Any]
 ) -> bool:
     """Whether ``model_fn`` builds a graph for ``signature`` (a throwaway graph, on one device)."""
     try:
@@ -108,7 +109,7 @@ class Loops:
     def built(
         cls,
         model_fn: ModelFn,
-        params: Mapping[str, Any],
+        params: dict[str, Any],
         train: InputData,
         validation: InputData | None,
         saver_args: Mapping[str, Any],
@@ -188,10 +189,16 @@ class Loops:
         self.validation_stream = self._open(validation, "validation") if validation is not None else None
         self.train_stream.restart()
 
+    @property
+    def _training_data(self) -> Stream:
+        """The training stream (the Elistimator trains only once setup gave it data)."""
+        assert self.train_stream is not None, "use_data comes before training"
+        return self.train_stream
+
     def restart_training(self) -> None:
         """Begin the training data anew, from its first batch (without reading its input function again)."""
         self._epoch_position = 0
-        self.train_stream.restart()
+        self._training_data.restart()
 
     def _open(self, data: InputData, slot: str) -> Stream:
         return open_stream(data, slot, self._slots, self.session, self.model.inputs, self.model.signature)
@@ -207,7 +214,7 @@ class Loops:
             while steps is None or done < steps:
                 this = _Step(self._train_fetches(step + 1), self._training, watch)
                 try:
-                    result = self.train_stream.run(this.fetches, this.feed, sized=not self._batch_size_told)
+                    result = self._training_data.run(this.fetches, this.feed, sized=not self._batch_size_told)
                 except BaseException:
                     self._epoch_position += 1  # the batch was read, even though the step failed
                     raise
@@ -244,7 +251,7 @@ class Loops:
             raise InvalidValueError("the training input function yielded no batches")
         self._lengths["training"] = self._epoch_position
         self._epoch_position = 0
-        self.train_stream.restart()
+        self._training_data.restart()
 
     def _train_fetches(self, expected_step: int) -> list:
         """The step, its loss, and the model's own summaries when ``expected_step`` (the global step
@@ -280,8 +287,7 @@ class Loops:
     ) -> dict[str, float]:
         """One pass over a fresh input function's data (its stream closed afterwards; ``evaluated``
         is told of the data after the pass)."""
-        if self.model.evaluation is None:
-            raise UsageError("evaluate() needs an EvaluationSpec, but model_fn returned None for it")
+        self.model.evaluation_spec()
         data = InputData(input_fn, "evaluation")
         self.require_fits(data, self.model.evaluation_needs())
         stream = self._open(data, "evaluation")
@@ -299,7 +305,7 @@ class Loops:
         """One fresh pass over ``stream`` (until ``watch`` ends it): ``{metric: value, ..., 'loss': mean loss
         per example}``."""
         model = self.model
-        spec = model.evaluation
+        spec = model.evaluation_spec()
         self.session.run(model.reset_metrics)
         fetches = [spec.loss, [update for _, update in spec.metric_ops.values()]]
         loss_sum, examples, batches = 0.0, 0, 0
@@ -308,7 +314,7 @@ class Loops:
             while (
                 result := stream.run((this := _Step(fetches, {}, watch)).fetches, this.feed, sized=True)
             ) is not None:
-                values, size = result
+                values, size = result[0], cast(int, result[1])  # sized=True: the batch's size
                 loss, _ = this.own(values)
                 loss_sum += float(loss) * size
                 examples += size
@@ -337,8 +343,7 @@ class Loops:
     ) -> dict[str, np.ndarray] | Iterator[dict[str, np.ndarray]]:
         """``Elistimator.predict``: batches of ``input_fn``, or one batch of arrays."""
         model = self.model
-        if model.predict is None:
-            raise UsageError("predict() needs a PredictSpec, but model_fn returned None for it")
+        output = model.predict_spec().output
         if input_fn is not None:
             if inputs or features:
                 raise InvalidValueError(
@@ -355,18 +360,17 @@ class Loops:
         if any(callable(value) for value in inputs):
             raise InvalidTypeError("pass an input function as predict(input_fn=fn), not positionally")
         batch = one_off_batch(model.signature, model.predict_needs(), inputs, features)
-        return self.session.run(model.predict.output, {model.inputs[key]: value for key, value in batch.items()})
+        return self.session.run(output, {model.inputs[key]: value for key, value in batch.items()})
 
     def _predict_batches(
         self, stream: Stream, verbose: bool, watch: StepWatch | None = None
     ) -> Iterator[dict[str, np.ndarray]]:
         """One ``{output: array}`` dict per batch of ``stream`` (closed at the end, or when ``watch`` ends it)."""
+        output = self.model.predict_spec().output
         try:
             stream.restart()
             with progress_bar("Prediction", None, verbose) as bar:
-                while (
-                    result := stream.run((this := _Step(self.model.predict.output, {}, watch)).fetches, this.feed)
-                ) is not None:
+                while (result := stream.run((this := _Step(output, {}, watch)).fetches, this.feed)) is not None:
                     outputs, stop = this.own(result[0]), this.finished(result[0])
                     yield outputs
                     bar.update()
@@ -393,8 +397,8 @@ class Loops:
 
 def set_up(
     loops: Loops | None,
-    model_fn: ModelFn,
-    params: Mapping[str, Any],
+    model_fn: ModelFn | None,
+    params: dict[str, Any],
     train: InputData,
     validation: InputData | None,
     saver_args: Mapping[str, Any],
@@ -406,6 +410,7 @@ def set_up(
     built_now = loops is None
     try:
         if loops is None:
+            assert model_fn is not None, "a model without a graph yet is a new one: it has its model_fn"
             loops = Loops.built(model_fn, params, train, validation, saver_args, settings)
         loops.check_data(train, validation)
         if not built_now and saver_args != previous_saver_args:

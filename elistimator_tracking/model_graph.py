@@ -13,7 +13,7 @@ from typing import Any
 
 from . import distribute
 from ._tf import tf
-from .errors import ElistimatorWarning, InvalidValueError
+from .errors import ElistimatorWarning, InvalidValueError, UsageError
 from .inputs import FeatureKey, InputSignature
 from .specs import EvaluationSpec, PredictSpec, TrainSpec, check_model_fn_result
 from .streams import GraphInput
@@ -54,7 +54,7 @@ class ModelGraph:
     def build(
         cls,
         model_fn: ModelFn,
-        params: dict,
+        params: dict[str, Any],
         signature: InputSignature,
         saver_args: Mapping[str, Any],
         strategy: Any = None,
@@ -170,6 +170,17 @@ class ModelGraph:
         self.saver.save(session, prefix, write_state=False, write_meta_graph=False)
         with self.portable.graph.as_default():
             self.portable.saver.export_meta_graph(prefix + ".meta")
+
+    def evaluation_spec(self) -> EvaluationSpec:
+        """The EvaluationSpec (setup refuses validation data without one, so only evaluate() meets the error)."""
+        if self.evaluation is None:
+            raise UsageError("evaluate() needs an EvaluationSpec, but model_fn returned None for it")
+        return self.evaluation
+
+    def predict_spec(self) -> PredictSpec:
+        if self.predict is None:
+            raise UsageError("predict() needs a PredictSpec, but model_fn returned None for it")
+        return self.predict
 
     def train_needs(self) -> list[FeatureKey]:
         return self._needed("train", self.train)

@@ -16,7 +16,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidTypeError, InvalidValueError
+from .errors import InvalidTypeError, InvalidValueError, MissingDependencyError
 from .metadata import DEFAULT_MAX_TO_KEEP
 from .tracking.base import Tracker
 
@@ -35,6 +35,19 @@ def option(default: Any, check: Callable[[str, Any], Any], doc: str) -> Any:
 def _boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise InvalidTypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _system_metrics(name: str, value: Any) -> bool:
+    """On: MLflow's CPU and memory monitor needs ``psutil`` (the ``system-metrics`` extra)."""
+    if _boolean(name, value):
+        try:
+            import psutil  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError(
+                f"{name}=True needs psutil (MLflow's CPU and memory monitor), which is not installed: "
+                "pip install 'elistimator_tracking[system-metrics]'"
+            ) from None
     return value
 
 
@@ -137,7 +150,7 @@ class Settings:
     )
     system_metrics: bool = option(
         False,
-        _boolean,
+        _system_metrics,
         "sample CPU, memory, disk, network and GPU use into the run as "
         "system/<metric> every 10 s (MLflow's monitors); off by default",
     )

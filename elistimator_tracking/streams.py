@@ -67,9 +67,7 @@ class GraphInput:
         order = signature.element_order()
         structure = {
             "output_types": [tf.as_dtype(signature[k].dtype) for k in order],
-            "output_shapes": [
-                tf.TensorShape(None if signature[k].shape is None else list(signature[k].shape)) for k in order
-            ],
+            "output_shapes": [signature[k].tensor_shape for k in order],
         }
         load, start, clear = {}, {}, {}
         with graph.as_default(), tf.name_scope(SCOPE), tf.device("/cpu:0"):  # tf.data runs on the host
@@ -113,9 +111,11 @@ class GraphInput:
             if op.name.startswith(SCOPE + "/"):
                 op._set_device("/device:CPU:0")  # import_meta_graph(clear_devices=True) cleared it
         element = graph.as_graph_element
-        parts = ({slot: element(name) for slot, name in names[part].items()} for part in ("load", "start", "clear"))
+        load, start, clear = (
+            {slot: element(name) for slot, name in names[part].items()} for part in ("load", "start", "clear")
+        )
         shapes = {feature.key: element(name) for feature, name in zip(signature, names["shapes"], strict=False)}
-        return cls(element(names["dataset_graph"]), element(names["predicting"]), *parts, shapes)
+        return cls(element(names["dataset_graph"]), element(names["predicting"]), load, start, clear, shapes)
 
 
 def _selected_batch(
@@ -164,7 +164,8 @@ class GraphStream:
     def __init__(self, slots: InputSlots, slot: str, data: InputData, serialized: bytes):
         self.role, self.signature = data.role, data.signature
         self._data = data  # its graph keeps the pipeline's Python functions (generators, py_function) registered
-        self._slots, self._slot, self._serialized = slots, slot, serialized
+        self._slots, self._slot = slots, slot
+        self._serialized: bytes | None = serialized  # loaded into the slot at the first restart
         self._feed = {slots.input.predicting: True} if slot == "prediction" else {}
         self._shapes = [slots.input.shapes[key] for key in _size_features(data.signature)]
         self._closed = False

@@ -10,6 +10,7 @@ exiting (the delivery thread waits until the main thread is closing the run at e
 ``packaging at exit`` and takes 5 s more: a signal sent then lands while it is being packaged.
 """
 
+import signal
 import sys
 import threading
 import time
@@ -49,6 +50,9 @@ def package_at_exit():
     logged_models.Packager.package = slowly
 
 
+# Ctrl-C as in a terminal: a process started in the background of a non-interactive shell (a CI job,
+# `cmd &`) inherits SIGINT ignored, and CPython then leaves it ignored: the signal would do nothing
+signal.signal(signal.SIGINT, signal.default_int_handler)
 model_dir, tracking_uri, how = sys.argv[1:4]
 if sys.argv[4:] == ["package-at-exit"]:
     package_at_exit()

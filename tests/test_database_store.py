@@ -10,9 +10,10 @@ import sys
 import warnings
 
 from conftest import dataset_fn, tiny_model_fn
+from mlflow_server import free_port
+
 from elistimator_tracking import Elistimator, TrackingWarning
 from elistimator_tracking.tracking.mlflow_tracker import MlflowTracker
-from mlflow_server import free_port
 
 
 def down() -> str:
@@ -21,8 +22,12 @@ def down() -> str:
 
 def test_the_command_answers_a_database_store_that_is_down_in_one_line_at_once():
     store = down()
-    done = subprocess.run([sys.executable, "-m", "elistimator_tracking.cli", "runs", "x", "--tracking-uri", store],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "elistimator_tracking.cli", "runs", "x", "--tracking-uri", store],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1 and done.stdout == ""
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, done.stderr

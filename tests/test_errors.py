@@ -15,8 +15,8 @@ from elistimator_tracking import errors
 
 PACKAGE = Path(elistimator_tracking.__file__).parent
 #: built-in raises that are protocol, not errors of ours: abstract methods, a module's __getattr__,
-#: the SIGTERM handler's exit
-PROTOCOL = {"NotImplementedError", "AttributeError", "SystemExit", "StopIteration"}
+#: the SIGTERM handler's exit, the delivery thread's refused connection (a store failure it retries itself)
+PROTOCOL = {"NotImplementedError", "AttributeError", "SystemExit", "StopIteration", "ConnectionRefusedError"}
 
 
 def error_classes():
@@ -33,6 +33,12 @@ def test_every_error_and_warning_class_is_exported_from_the_package():
     assert not missing
     for cls in error_classes():
         assert getattr(elistimator_tracking, cls.__name__) is cls
+
+
+def test_the_errors_page_has_a_row_for_every_error_and_warning():
+    page = (PACKAGE.parent / "docs" / "errors.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip().split()[0].strip("`") for line in page.splitlines() if line.startswith("| `")}
+    assert sorted(cls.__name__ for cls in error_classes() if cls.__name__ not in rows) == []
 
 
 def test_every_error_is_an_elistimator_error_and_every_warning_an_elistimator_warning():
@@ -58,6 +64,9 @@ def test_every_error_is_an_elistimator_error_and_every_warning_an_elistimator_wa
         (errors.DivergedError, FloatingPointError),
         (errors.NotSupportedError, NotImplementedError),
         (errors.WorkerLostError, RuntimeError),
+        (errors.MissingDependencyError, ImportError),
+        (errors.ModelDirectoryChanged, ValueError),
+        (errors.UnsafeModelError, ValueError),
         (errors.AliasKeptWarning, errors.TrackingWarning),
     ],
 )

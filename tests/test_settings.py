@@ -4,10 +4,11 @@ spell them out for IDEs and readers, and are held against the declarations here.
 from __future__ import annotations
 
 import inspect
+import sys
 
 import pytest
 
-from elistimator_tracking import Elistimator, KeepBest
+from elistimator_tracking import Elistimator, KeepBest, MissingDependencyError
 from elistimator_tracking.settings import Settings
 
 #: the options each signature takes (the rest does not apply there)
@@ -54,6 +55,14 @@ def test_every_option_is_documented_where_it_is_declared_and_named_in_the_facade
 def test_each_option_is_checked_once_naming_it_and_what_it_expects(option, value, error, message):
     with pytest.raises(error, match=message):
         Settings.checked(**{option: value})
+
+
+def test_system_metrics_without_psutil_names_the_extra_that_brings_it(monkeypatch):
+    """psutil is the system-metrics extra, not a dependency: without it the option says what to install."""
+    monkeypatch.setitem(sys.modules, "psutil", None)  # what Python's import system reads as "not installed"
+    with pytest.raises(MissingDependencyError, match=r"pip install 'elistimator_tracking\[system-metrics\]'"):
+        Settings.checked(system_metrics=True)
+    assert Settings.checked(system_metrics=False).system_metrics is False
 
 
 def test_an_unknown_option_is_refused_naming_the_known_ones():

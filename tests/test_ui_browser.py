@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from mlflow_server import MlflowServer
 
 from elistimator_tracking import Elistimator
-from elistimator_tracking.tracking.ui import experiment_link, run_link
+from elistimator_tracking.tracking.ui import WORKFLOW, experiment_link, ui_address
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 pytestmark = [
@@ -23,6 +23,11 @@ pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (Debian: apt-get install chromium)"),
 ]
 GENAI_DASHBOARD = "Detect Issues in Your Traces"
+
+
+def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """A run's page in the UI (its "Logged models" are listed there), in the "Model training" view."""
+    return f"{ui_address(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}?{WORKFLOW}"
 
 
 def page_text(url: str, profile) -> str:

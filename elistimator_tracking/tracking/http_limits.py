@@ -92,12 +92,12 @@ def _install() -> None:
         )
 
         for position, variable in enumerate((MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT)):
-            variable.get = _consulting(variable, variable.get, position)
+            variable.get = _consulting(variable, variable.get, position)  # type: ignore[method-assign]
         for variable, when_quiet in (
             (MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR, False),
             (MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, True),
         ):
-            variable.get = _quieted(variable, variable.get, when_quiet)
+            variable.get = _quieted(variable, variable.get, when_quiet)  # type: ignore[method-assign]
         _installed = True
 
 

@@ -33,7 +33,8 @@ from ..criterion import Criterion
 from ..errors import InvalidValueError, TrackingError, TrackingWarning
 from .base import Tracker
 from .http_limits import bounded, quiet, quiet_store_logs
-from .journal.delivery import Delivery, LocalCheckpoints
+from .journal.delivery import Delivery
+from .journal.local import LocalCheckpoints
 from .journal.ops import Artifacts, Clause, DeleteModel, Finish, Input, LoggedModel, Metrics, Op, Params, Start, Tags
 from .journal.spool import Spool
 from .journal.worker import Worker, store_probe

@@ -163,7 +163,7 @@ def _tokens(text: str) -> Iterator[_Token]:
     """The tokens of ``text``; an f-string (several tokens since Python 3.12) as one STRING token."""
     fstring_start = getattr(token, "FSTRING_START", None)
     fstring_end = getattr(token, "FSTRING_END", None)
-    depth, opened = 0, None
+    depth, opened = 0, None  # opened: where the outermost f-string began
     for t in tokenize.generate_tokens(io.StringIO(text).readline):
         if fstring_start is not None and t.type == fstring_start:
             depth += 1
@@ -172,7 +172,7 @@ def _tokens(text: str) -> Iterator[_Token]:
         if depth:
             if t.type == fstring_end:
                 depth -= 1
-                if not depth:
+                if not depth and opened is not None:
                     yield _Token(token.STRING, "f''", opened, t.end)
                     opened = None
             continue
@@ -198,7 +198,9 @@ def _is(t: _Token, *texts: str) -> bool:
 
 def _split(tokens: list[_Token], *separators: str) -> list[list[_Token]]:
     """``tokens`` split at the ``separators`` that are not inside brackets."""
-    parts, current, depth = [], [], 0
+    parts: list[list[_Token]] = []
+    current: list[_Token] = []
+    depth = 0
     for t in tokens:
         if _is(t, "(", "[", "{"):
             depth += 1

@@ -57,8 +57,10 @@ def checked_registration(name: object, alias: object) -> None:
         ("name", name, (_validate_model_name,)),
         ("alias", alias, (_validate_model_alias_name, _validate_model_alias_name_reserved)),
     ):
+        if value is None:
+            continue
         try:
-            for check in checks if value is not None else ():
+            for check in checks:
                 check(value)
         except MlflowException as error:
             raise InvalidValueError(

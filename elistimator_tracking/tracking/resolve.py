@@ -191,17 +191,21 @@ def find_run(client: MlflowClient, run_id: str, tracking_uri: str):
 def download_model_version(source: str, cache_dir: Path | None = None, tracking_uri: str | None = None) -> Path:
     """``models:/<name>/<version>`` or ``models:/<name>@<alias>`` as a verified local model directory."""
     parts = parse_source(source)
+    name, number, alias = parts["name"], parts["version"], parts["alias"]
+    if name is None:
+        raise InvalidValueError(
+            f"{source!r} is not a registered version: expected models:/<name>/<version> or @<alias>"
+        )
     store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
     require_existing(store)
     uri = store.public
     client = MlflowClient(store.client_uri, registry_uri=store.client_uri)
-    name = parts["name"]
     try:
         with bounded():
-            if parts["alias"]:
-                version = client.get_model_version_by_alias(name, parts["alias"])
+            if alias:
+                version = client.get_model_version_by_alias(name, alias)
             else:
-                version = client.get_model_version(name, parts["version"])
+                version = client.get_model_version(name, str(number))
     except MlflowException as error:
         if error.error_code in NOT_FOUND:
             with bounded():
@@ -214,6 +218,8 @@ def download_model_version(source: str, cache_dir: Path | None = None, tracking_
         raise
     target = _cache_root(cache_dir, uri) / "models" / name / f"version-{version.version}"
     label = f"{source} (version {version.version})"
+    if not version.source:
+        raise ModelDirectoryError(f"{label} has no source to download (the registry records none)")
     checksums = None
     if version.tags.get(MODEL_ID_TAG):
         with bounded():
@@ -224,6 +230,8 @@ def download_model_version(source: str, cache_dir: Path | None = None, tracking_
 def download_logged_model(source: str, cache_dir: Path | None = None, tracking_uri: str | None = None) -> Path:
     """``models:/m-<id>`` (a checkpoint logged as an MLflow 3 logged model) as a verified local model directory."""
     model_id = parse_source(source)["model_id"]
+    if model_id is None:
+        raise InvalidValueError(f"{source!r} is not a logged model: expected models:/m-<logged model id>")
     store = StoreUri.given(tracking_uri or mlflow.get_tracking_uri())
     client = MlflowClient(store.client_uri)
     try:

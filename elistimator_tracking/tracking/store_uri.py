@@ -185,5 +185,5 @@ def _install() -> None:
                 else:  # user info without a password: a token
                     self.token = kept[0]
 
-        MlflowHostCreds.__init__ = __init__
+        MlflowHostCreds.__init__ = __init__  # type: ignore[method-assign]
         _installed = True

@@ -24,6 +24,7 @@ from mlflow.environment_variables import (
     MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING,
     MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL,
 )
+from mlflow.system_metrics.metrics.base_metrics_monitor import BaseMetricsMonitor
 
 from ..errors import TrackingWarning
 from .names import SYSTEM, metric
@@ -31,13 +32,13 @@ from .names import SYSTEM, metric
 DEFAULT_INTERVAL = 10.0
 
 
-def monitors() -> list[object]:
+def monitors() -> list[BaseMetricsMonitor]:
     """MLflow's monitors for this machine: CPU/memory, disk, network, and a GPU when present."""
     from mlflow.system_metrics.metrics.cpu_monitor import CPUMonitor
     from mlflow.system_metrics.metrics.disk_monitor import DiskMonitor
     from mlflow.system_metrics.metrics.network_monitor import NetworkMonitor
 
-    found = [CPUMonitor(), DiskMonitor(), NetworkMonitor()]
+    found: list[BaseMetricsMonitor] = [CPUMonitor(), DiskMonitor(), NetworkMonitor()]
     for gpu in ("gpu_monitor.GPUMonitor", "rocm_monitor.ROCMMonitor"):
         module, name = gpu.split(".")
         try:
@@ -77,7 +78,7 @@ class SystemMetrics:
                     monitor.collect_metrics()
                 if self._stopped.wait(self.interval):
                     return
-            metrics = {}
+            metrics: dict[str, float] = {}
             for monitor in self._monitors:
                 metrics.update(monitor.aggregate_metrics())
                 monitor.clear_metrics()

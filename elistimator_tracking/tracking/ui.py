@@ -27,11 +27,6 @@ def experiment_link(tracking_uri: str, experiment_id: str) -> str:
     return f"{ui_address(tracking_uri)}/#/experiments/{experiment_id}?{WORKFLOW}"
 
 
-def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    """A run's page in the UI (its "Logged models" are listed there)."""
-    return f"{ui_address(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}?{WORKFLOW}"
-
-
 def ui_hint(tracking_uri: str, run_id: str | None = None) -> str:
     """The command (or address) that opens the MLflow UI on ``tracking_uri``, linking to the
     experiment of ``run_id`` when given (looked up in the store; the UI's front page if that fails)."""

@@ -17,7 +17,7 @@ import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -27,6 +27,7 @@ from ..._faults import crash_point
 from ...errors import TrackingError, TrackingWarning
 from .. import logged_models
 from ..names import ERROR_TAG, RUN_KEY_TAG
+from .local import LocalCheckpoints
 from .ops import Artifacts, DeleteModel, Finish, Input, LoggedModel, Metrics, Op, Params, Start, Tags
 from .spool import Spool
 
@@ -54,14 +55,6 @@ class RunRefused(TrackingError):
     def __init__(self, note: str):
         super().__init__(note)
         self.note = note
-
-
-class LocalCheckpoints(Protocol):
-    """What the model directory still holds: ``remake(step, key, destination)`` writes the
-    one-checkpoint model directory of checkpoint ``key`` into ``destination`` and returns True, or
-    returns False when the model directory no longer has that checkpoint's files."""
-
-    def remake(self, step: int, key: str, destination: Path) -> bool: ...
 
 
 class Delivery:
@@ -259,12 +252,12 @@ class Delivery:
     def _start(self, op: Start) -> tuple[str, list[str]]:
         """The run of ``op``: resumed, found again by its run key, or created (then tagged)."""
         client, key = self._client(), op.run
-        run_id = self._spool.run_id(key) or op.run_id
-        if run_id is not None:
-            if self._resume(run_id):
-                return run_id, []
+        recorded = self._spool.run_id(key) or op.run_id
+        if recorded is not None:
+            if self._resume(recorded):
+                return recorded, []
             warnings.warn(
-                f"the run {run_id} recorded in the model directory is not known to {self.tracking_uri} (or "
+                f"the run {recorded} recorded in the model directory is not known to {self.tracking_uri} (or "
                 "was deleted there); a new run is started for it",
                 TrackingWarning,
                 stacklevel=2,
@@ -281,7 +274,7 @@ class Delivery:
                 self._refuse_start(key, error)
         return run_id, self.log_items(run_id, "tags", [RunTag(k, v) for k, v in op.tags.items()])
 
-    def _refuse_start(self, key: str, error: MlflowException) -> None:
+    def _refuse_start(self, key: str, error: MlflowException) -> NoReturn:
         if error.error_code not in ITEM_REFUSALS:
             raise error
         self._refused[key] = "refused"

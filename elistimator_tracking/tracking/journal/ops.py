@@ -103,6 +103,7 @@ class Clause:
         if kind not in CLAUSE_KINDS:
             raise Undecodable(f"its commit clause has a kind this version does not know ({_shown(kind)})")
         step = _integer(value.get("step"))
+        data: dict[str, Any]
         if kind == "checkpoint":
             data = {"files": _text_map(value.get("files"))}
         elif kind == "validation":

@@ -154,7 +154,8 @@ def _reconcile(
             for a in client.list_artifacts(run_id, LEGACY_CHECKPOINT_ARTIFACTS)
             if a.is_dir and (match := LEGACY_STEP_DIR.fullmatch(Path(a.path).name))
         }
-    index, ops, now = local.index(), [], int(time.time() * 1000)
+    index, now = local.index(), int(time.time() * 1000)
+    ops: list[tuple[str, Op]] = []
     for step, metrics in sorted(index.validations.items()):
         missing = {k: v for k, v in metrics.items() if live.get(step, {}).get(k) != v and v == v}
         entry = index.records.get(step)

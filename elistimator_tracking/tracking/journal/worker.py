@@ -208,7 +208,8 @@ class Worker:
     def _attempt(self, batch: list[Op]) -> bool:
         """Deliver and mark one batch; False when it must be tried again. A failure of the store (its
         answer, the network) is retried here; anything else is this code's own and goes to ``_run``."""
-        run_id, notes = None, []
+        run_id: str | None = None
+        notes: list[str] = []
         try:
             if self._database_probe is not None and not self._database_probe():
                 raise ConnectionRefusedError(f"[Errno 111] Connection refused: nothing listens at {self.tracking_uri}")
