@@ -24,9 +24,8 @@ import queue
 import statistics
 import threading
 import time
-from pathlib import Path
 
-from train_speed import PARAMS, cnn_model_fn, input_fn, load_mnist, mlp_model_fn
+from train_speed import PARAMS, cnn_model_fn, input_fn, load_mnist, mlp_model_fn, mnist_dir
 
 import elistimator_tracking  # noqa: F401  (sets the TensorFlow environment first)
 from elistimator_tracking._tf import new_session, tf
@@ -208,7 +207,7 @@ def measure(design: Design, steps: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/mnist"))
+    parser.add_argument("--data-dir", default=str(mnist_dir()), help="default: $ELISTIMATOR_MNIST_DIR or data/mnist")
     parser.add_argument("--model", choices=("cnn", "mlp"), default="mlp")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=7)

@@ -160,9 +160,28 @@ def register_best(
     cache_dir: Path | None = None,
     force: bool = False,
 ) -> tuple[str, str | None]:
-    """Register the best checkpoint a run logged (by validation ``metric`` and ``mode``) as a new
-    version of ``name``, moving ``alias`` by the alias rule; for runs whose model directory is
-    elsewhere. Returns the version and, when the alias stayed, why."""
+    """Register the best checkpoint a run logged as a new version of ``name``, moving ``alias`` by the
+    alias rule (only to a better version); for runs whose model directory is elsewhere.
+
+    Args:
+        run_id: the run's id, or a unique prefix of it (``elistimator runs`` prints 8 characters).
+        name: the registered model's name.
+        metric: the validation metric that picks the best checkpoint, and judges the alias.
+        mode: ``'min'``, ``'max'`` or ``'auto'``.
+        alias: the alias (None: none).
+        tracking_uri: the store (default ``MLFLOW_TRACKING_URI``, else MLflow's default).
+        cache_dir: where the checkpoint is downloaded to when its logged model must be made.
+        force: move the alias whatever the metric says.
+
+    Returns:
+        ``(version, note)``: the new version's number, and None when the alias moved to it, else why
+        it stayed (``force=True`` moves it anyway).
+
+    Raises:
+        InvalidValueError: a name or alias the registry refuses, an unknown ``mode``, an ambiguous prefix.
+        CheckpointNotFoundError: no such run, or no checkpoint with a validation of ``metric``.
+        StoreNotFoundError: a local store that does not exist.
+    """
     checked_registration(name, alias)
     criterion = Criterion(metric, mode)
     run = RunCheckpoints(run_id, tracking_uri, cache_dir)
