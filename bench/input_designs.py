@@ -25,6 +25,7 @@ import statistics
 import threading
 import time
 
+from plots import PLOT_HELP, captured
 from train_speed import PARAMS, cnn_model_fn, input_fn, load_mnist, mlp_model_fn, mnist_dir
 
 import elistimator_tracking  # noqa: F401  (sets the TensorFlow environment first)
@@ -211,6 +212,7 @@ def main() -> None:
     parser.add_argument("--model", choices=("cnn", "mlp"), default="mlp")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--plot", metavar="FILE.png", help=PLOT_HELP)
     args = parser.parse_args()
     images, labels = load_mnist(args.data_dir)["test"]
     model_fn, batch = (cnn_model_fn, 56) if args.model == "cnn" else (mlp_model_fn, 32)
@@ -231,14 +233,17 @@ def main() -> None:
         f"{args.model} batch {batch}, {args.repeats} x {args.steps} steps per design, rotating order; "
         f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
     )
-    print("| design | steps/s median | best | vs plain (medians) | CPU ms per step |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name, runs in results.items():
-        rates = [r["rate"] for r in runs]
-        print(
-            f"| {name} | {statistics.median(rates):,.1f} | {max(rates):,.1f} | "
-            f"{statistics.median(rates) / plain:.3f} | {1000 * statistics.median(r['cpu'] for r in runs):.2f} |"
-        )
+    with captured(
+        args.plot, (f"{args.model} batch {batch}: training steps/s by input design", ["steps/s median", "best"])
+    ):
+        print("| design | steps/s median | best | vs plain (medians) | CPU ms per step |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for name, runs in results.items():
+            rates = [r["rate"] for r in runs]
+            print(
+                f"| {name} | {statistics.median(rates):,.1f} | {max(rates):,.1f} | "
+                f"{statistics.median(rates) / plain:.3f} | {1000 * statistics.median(r['cpu'] for r in runs):.2f} |"
+            )
 
 
 if __name__ == "__main__":

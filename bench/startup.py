@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 from mnist_data import mnist_dir  # noqa: E402
+from plots import PLOT_HELP, captured  # noqa: E402
 
 LOAD = r"""
 import importlib, json, os, sys, time
@@ -140,6 +141,7 @@ def main() -> None:
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
     parser.add_argument("--compare-with", type=Path, help="a directory holding another elistimator_tracking")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--plot", metavar="FILE.png", help=PLOT_HELP)
     args = parser.parse_args()
     packages: dict[str, Path] = {"this checkout": ROOT}
     if args.compare_with:
@@ -149,7 +151,10 @@ def main() -> None:
         uri: str | None = args.tracking_uri if args.source else None
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri or f"sqlite:///{work / 'mlflow.db'}"}
         source = args.source or prepare(args.data_dir, work, env)
-        print_tables(measure(packages, source, work, env, args.repeats), source, args.repeats)
+        results = measure(packages, source, work, env, args.repeats)
+        charts = [("seconds, medians of fresh processes", None), ("from_disk and the first predict: seconds", None)]
+        with captured(args.plot, *charts):
+            print_tables(results, source, args.repeats)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from elistimator_tracking._tf import new_session, tf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from mnist_cnn import PARAMS, cnn_model_fn  # noqa: E402
 from mnist_data import load_mnist, mnist_dir  # noqa: E402
+from plots import PLOT_HELP, captured  # noqa: E402
 
 
 def mlp_model_fn(features, is_training, params):
@@ -191,11 +192,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--cnn-steps", type=int, default=30)
     parser.add_argument("--mlp-steps", type=int, default=500)
+    parser.add_argument("--plot", metavar="FILE.png", help=PLOT_HELP)
     args = parser.parse_args()
     images, labels = load_mnist(args.data_dir)["test"]
     rows = training_rows(cnn_model_fn, "seed CNN", 56, args.cnn_steps, images, labels, args.repeats)
     rows += training_rows(mlp_model_fn, "2-layer MLP", 32, args.mlp_steps, images, labels, args.repeats)
-    print_table(rows, args.repeats)
+    with captured(
+        args.plot, ("Elistimator / hand-written loop: above 1 is faster", ["ratio of medians", "ratio of bests"])
+    ):
+        print_table(rows, args.repeats)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .checkpoints import Selection
 from .criterion import Criterion
+from .errors import UsageError
 from .loading import load
 from .metadata import Metadata
 from .properties import ElistimatorProperties
@@ -239,8 +240,12 @@ class CheckpointMethods(ElistimatorProperties):
         self._run.send_directory(Path(directory), artifact_path)
 
     def _metadata(self) -> Metadata:
+        """What ``elistimator.json`` holds now; also while ``close()`` writes it (not ``_require_model``:
+        that refuses a closed Elistimator, and close() records the run after marking it closed)."""
+        if self._loops is None:
+            raise UsageError("writing elistimator.json needs a model: call setup(train_input_fn, ...) first")
         return Metadata(
-            graph=self._require_model("writing elistimator.json").model.to_names(),
+            graph=self._loops.model.to_names(),
             index=self._checkpoints.index,
             global_step=self.global_step,
             max_to_keep=self._saver.max_to_keep,

@@ -38,6 +38,8 @@ BLOCK = re.compile(
     r"^(?:<!-- docs-test: skip: (?P<why>[^\n]*?) -->\n)?```python(?P<info>[^\n]*)\n(?P<code>.*?)^```$", re.S | re.M
 )
 AFTER = re.compile(r"<!-- docs-test: after (?P<page>[\w./-]+\.md) -->")
+#: TensorFlow's C++ start-up logs (absl: I0000 ..., W0000 ...) and its notices of deprecated TF1 APIs
+NOTICE = re.compile(r"^[IWE]\d{4} |is deprecated and will be removed")
 SNIPPET = re.compile(r'^--8<-- "(?P<file>[^":]+)(?::(?P<section>[\w-]+))?"$', re.M)
 
 
@@ -120,6 +122,8 @@ def test_every_python_block_of_the_page_runs_in_order(page, small_mnist, tmp_pat
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     assert done.stdout.rstrip().endswith("--- done")
+    notices = [line for line in done.stderr.splitlines() if NOTICE.search(line)]
+    assert notices == [], "TensorFlow's start-up logs or deprecation notices reached the reader"
     assert clutter(work) == [], "the page's code left files git would show"
 
 
@@ -148,3 +152,13 @@ def test_the_readme_is_short_and_its_example_complete():
     set_up = [line for line in re.findall(r"```bash\n(.*?)```", text, re.S) if "python3 -m venv" in line]
     assert len(set_up) == 2 and all(". .venv/bin/activate" in command for command in set_up)
     assert "mlflow ui" in text and "docs/screenshots/runs-table.png" in text
+
+
+def test_the_configuration_page_names_every_option_and_the_nav_every_page():
+    from elistimator_tracking.settings import Settings
+
+    table = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    assert [name for name in Settings.defaults() if f"| `{name}` |" not in table] == []
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    listed = set(re.findall(r":\s+([\w/.-]+\.md)\s*$", nav, re.M))
+    assert {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")} - listed == set()
