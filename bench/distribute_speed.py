@@ -33,6 +33,7 @@ from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, Train
 from elistimator_tracking._tf import new_session, tf, tf2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plots import PLOT_HELP, captured  # noqa: E402
 from train_speed import alternate, timed_rate  # noqa: E402
 
 TWO_CPUS = tf.ConfigProto(device_count={"CPU": 2})
@@ -117,6 +118,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--plot", metavar="FILE.png", help=PLOT_HELP)
     args = parser.parse_args()
     images, labels = data()
     strategy = tf2.distribute.MirroredStrategy(devices=["/cpu:0", "/cpu:1"])
@@ -137,12 +139,12 @@ def main() -> None:
         f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {args.repeats} alternating repeats "
         f"of {args.steps} steps; MLP 784-{args.hidden}-10, global batch {args.batch}"
     )
-    print(f"| {'side':<40} | steps/s median | steps/s best |")
-    print(f"| {'-' * 40} | ---: | ---: |")
-    medians = {}
-    for name, rates in results.items():
-        medians[name] = statistics.median(rates)
-        print(f"| {name:<40} | {medians[name]:.1f} | {max(rates):.1f} |")
+    medians = {name: statistics.median(rates) for name, rates in results.items()}
+    with captured(args.plot, ("steps/s: one device against two replicas", None)):
+        print(f"| {'side':<40} | steps/s median | steps/s best |")
+        print(f"| {'-' * 40} | ---: | ---: |")
+        for name, rates in results.items():
+            print(f"| {name:<40} | {medians[name]:.1f} | {max(rates):.1f} |")
     names = list(results)
     print(f"\n2 replicas / 1 device (medians): {medians[names[1]] / medians[names[0]]:.2f}x")
     print(

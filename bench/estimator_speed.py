@@ -11,7 +11,7 @@
 
 Sides alternate in short blocks (the order flips every repeat); the table gives medians and bests.
 
-    python bench/estimator_speed.py --data-dir ../shared/data/mnist --repeats 11
+    python bench/estimator_speed.py --repeats 11
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from elistimator_tracking._tf import tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from mnist_cnn import load_mnist  # noqa: E402
+from mnist_data import load_mnist, mnist_dir  # noqa: E402
 from train_speed import PlainLoop, alternate, mlp_model_fn, timed_rate  # noqa: E402
 
 
@@ -131,7 +131,7 @@ def evaluation_times(images, labels, repeats: int, model_dir: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/mnist"))
+    parser.add_argument("--data-dir", default=str(mnist_dir()), help="default: $ELISTIMATOR_MNIST_DIR or data/mnist")
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--eval-size", type=int, default=1000)

@@ -24,9 +24,9 @@ import queue
 import statistics
 import threading
 import time
-from pathlib import Path
 
-from train_speed import PARAMS, cnn_model_fn, input_fn, load_mnist, mlp_model_fn
+from plots import PLOT_HELP, captured
+from train_speed import PARAMS, cnn_model_fn, input_fn, load_mnist, mlp_model_fn, mnist_dir
 
 import elistimator_tracking  # noqa: F401  (sets the TensorFlow environment first)
 from elistimator_tracking._tf import new_session, tf
@@ -208,10 +208,11 @@ def measure(design: Design, steps: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/mnist"))
+    parser.add_argument("--data-dir", default=str(mnist_dir()), help="default: $ELISTIMATOR_MNIST_DIR or data/mnist")
     parser.add_argument("--model", choices=("cnn", "mlp"), default="mlp")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--plot", metavar="FILE.png", help=PLOT_HELP)
     args = parser.parse_args()
     images, labels = load_mnist(args.data_dir)["test"]
     model_fn, batch = (cnn_model_fn, 56) if args.model == "cnn" else (mlp_model_fn, 32)
@@ -232,14 +233,17 @@ def main() -> None:
         f"{args.model} batch {batch}, {args.repeats} x {args.steps} steps per design, rotating order; "
         f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
     )
-    print("| design | steps/s median | best | vs plain (medians) | CPU ms per step |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name, runs in results.items():
-        rates = [r["rate"] for r in runs]
-        print(
-            f"| {name} | {statistics.median(rates):,.1f} | {max(rates):,.1f} | "
-            f"{statistics.median(rates) / plain:.3f} | {1000 * statistics.median(r['cpu'] for r in runs):.2f} |"
-        )
+    with captured(
+        args.plot, (f"{args.model} batch {batch}: training steps/s by input design", ["steps/s median", "best"])
+    ):
+        print("| design | steps/s median | best | vs plain (medians) | CPU ms per step |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for name, runs in results.items():
+            rates = [r["rate"] for r in runs]
+            print(
+                f"| {name} | {statistics.median(rates):,.1f} | {max(rates):,.1f} | "
+                f"{statistics.median(rates) / plain:.3f} | {1000 * statistics.median(r['cpu'] for r in runs):.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ switched off), datasets logged (the default), and datasets logged with
 datasets are described and journaled), the first epoch and the later epochs (train +
 validate), median and best.
 
-    nice -n 10 python bench/lineage_cost.py --data-dir ../shared/data/mnist --repeats 3
+    nice -n 10 python bench/lineage_cost.py --repeats 3
 """
 
 import argparse
@@ -32,7 +32,8 @@ from elistimator_tracking.tracking.listener import TrackingListener
 
 root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(root / "examples"))
-from mnist_cnn import PARAMS, cnn_model_fn, input_fns, load_mnist  # noqa: E402
+from mnist_cnn import PARAMS, cnn_model_fn, input_fns  # noqa: E402
+from mnist_data import load_mnist, mnist_dir  # noqa: E402
 
 ON_INPUT = TrackingListener.on_input
 
@@ -86,7 +87,7 @@ def one_run(mode: str, store: str, train_fn, validation_fn, epochs: int, work: P
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(root.parent / "shared/data/mnist"))
+    parser.add_argument("--data-dir", default=str(mnist_dir()), help="default: $ELISTIMATOR_MNIST_DIR or data/mnist")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--interval", type=float, default=1.0, help="system metrics sampling interval (s)")

@@ -9,7 +9,7 @@ and registered as ``mnist-cnn@champion`` in a temporary SQLite store. With
 ``--compare-with DIR`` every measurement alternates between the package in DIR (e.g. an
 older checkout) and this one, each in its own process.
 
-    python bench/startup.py --data-dir ../shared/data/mnist --repeats 7 --compare-with /tmp/before
+    python bench/startup.py --repeats 7 --compare-with /tmp/before
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+from mnist_data import mnist_dir  # noqa: E402
+from plots import PLOT_HELP, captured  # noqa: E402
 
 LOAD = r"""
 import importlib, json, os, sys, time
@@ -53,7 +56,8 @@ PREPARE = r"""
 import sys
 sys.path.insert(0, sys.argv[2])
 from elistimator_tracking import Elistimator
-from mnist_cnn import PARAMS, cnn_model_fn, input_fns, load_mnist
+from mnist_cnn import PARAMS, cnn_model_fn, input_fns
+from mnist_data import load_mnist
 images, labels = load_mnist(sys.argv[1])["test"]
 train_fn, validation_fn = input_fns((images[:2000], labels[:2000]), (images[2000:2560], labels[2000:2560]), 56)
 with Elistimator(cnn_model_fn, "model", params=PARAMS, verbose=False, experiment="startup-bench") as estimator:
@@ -132,11 +136,12 @@ def prepare(data_dir: str, work: Path, env: dict[str, str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared/data/mnist"))
+    parser.add_argument("--data-dir", default=str(mnist_dir()), help="default: $ELISTIMATOR_MNIST_DIR or data/mnist")
     parser.add_argument("--source", help="a registered model (default: register one in a temporary store)")
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
     parser.add_argument("--compare-with", type=Path, help="a directory holding another elistimator_tracking")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--plot", metavar="FILE.png", help=PLOT_HELP)
     args = parser.parse_args()
     packages: dict[str, Path] = {"this checkout": ROOT}
     if args.compare_with:
@@ -146,7 +151,10 @@ def main() -> None:
         uri: str | None = args.tracking_uri if args.source else None
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri or f"sqlite:///{work / 'mlflow.db'}"}
         source = args.source or prepare(args.data_dir, work, env)
-        print_tables(measure(packages, source, work, env, args.repeats), source, args.repeats)
+        results = measure(packages, source, work, env, args.repeats)
+        charts = [("seconds, medians of fresh processes", None), ("from_disk and the first predict: seconds", None)]
+        with captured(args.plot, *charts):
+            print_tables(results, source, args.repeats)
 
 
 if __name__ == "__main__":

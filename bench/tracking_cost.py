@@ -10,7 +10,7 @@ steps, and reports steps/s. The tracking side also reports the split of its cost
 - the delivery thread's CPU seconds (user + system, read from the kernel by thread id) and how
   many store calls (``log_batch``) it made: on 2 cores it competes with TensorFlow's threads.
 
-    python bench/tracking_cost.py --data-dir ../shared/data/mnist --rounds 5 --steps 600
+    python bench/tracking_cost.py --rounds 5 --steps 600
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ from pathlib import Path
 
 root = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(root / "examples"))
+from mnist_data import mnist_dir  # noqa: E402
 
 
 def side(tracking: bool, steps: int, data_dir: str, workdir: Path) -> dict:
     import psutil
     from mlflow.tracking import MlflowClient
-    from mnist_cnn import PARAMS, cnn_model_fn, input_fns, load_mnist
+    from mnist_cnn import PARAMS, cnn_model_fn, input_fns
+    from mnist_data import load_mnist
 
     import elistimator_tracking  # noqa: F401  (the TensorFlow environment first)
     from elistimator_tracking import Elistimator
@@ -97,7 +99,7 @@ def _thread_cpu(process, name: str) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(root.parent / "shared/data/mnist"))
+    parser.add_argument("--data-dir", default=str(mnist_dir()), help="default: $ELISTIMATOR_MNIST_DIR or data/mnist")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--side", choices=("on", "off"))

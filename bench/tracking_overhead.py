@@ -10,7 +10,7 @@ by several percent between runs on a 2-core machine, more than tracking costs, s
 table also gives the time the training thread itself spent in tracking calls (every
 moment the MLflow run's listener handles, timed here) as a share of the epoch.
 
-    python bench/tracking_overhead.py --data-dir ../shared/data/mnist --epochs 3 --repeats 2
+    python bench/tracking_overhead.py --epochs 3 --repeats 2
 """
 
 import argparse
@@ -30,7 +30,8 @@ sys.path.insert(0, str(root / "examples"))
 sys.path.insert(0, str(root / "tests"))
 sys.path.insert(0, str(root / "bench"))
 from mlflow_server import MlflowServer  # noqa: E402
-from mnist_cnn import PARAMS, cnn_model_fn, input_fns, load_mnist  # noqa: E402
+from mnist_cnn import PARAMS, cnn_model_fn, input_fns  # noqa: E402
+from mnist_data import load_mnist, mnist_dir  # noqa: E402
 from train_speed import PlainLoop  # noqa: E402
 
 TRACKING_SECONDS = [0.0]
@@ -82,7 +83,7 @@ def plain_epoch_seconds(train_input_fn) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(root.parent / "shared/data/mnist"))
+    parser.add_argument("--data-dir", default=str(mnist_dir()), help="default: $ELISTIMATOR_MNIST_DIR or data/mnist")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()

@@ -13,7 +13,7 @@ flips every repeat), so that the shared machine's load swings hit both alike; th
 each side's median and best block and the ratio of medians (and of bests). The machine's load
 average is printed with the table.
 
-    python bench/train_speed.py --data-dir ../shared/data/mnist --repeats 21
+    python bench/train_speed.py --repeats 21
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, Train
 from elistimator_tracking._tf import new_session, tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from mnist_cnn import PARAMS, cnn_model_fn, load_mnist  # noqa: E402
+from mnist_cnn import PARAMS, cnn_model_fn  # noqa: E402
+from mnist_data import load_mnist, mnist_dir  # noqa: E402
+from plots import PLOT_HELP, captured  # noqa: E402
 
 
 def mlp_model_fn(features, is_training, params):
@@ -186,15 +188,19 @@ def print_table(rows: list[tuple], repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/mnist"))
+    parser.add_argument("--data-dir", default=str(mnist_dir()), help="default: $ELISTIMATOR_MNIST_DIR or data/mnist")
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--cnn-steps", type=int, default=30)
     parser.add_argument("--mlp-steps", type=int, default=500)
+    parser.add_argument("--plot", metavar="FILE.png", help=PLOT_HELP)
     args = parser.parse_args()
     images, labels = load_mnist(args.data_dir)["test"]
     rows = training_rows(cnn_model_fn, "seed CNN", 56, args.cnn_steps, images, labels, args.repeats)
     rows += training_rows(mlp_model_fn, "2-layer MLP", 32, args.mlp_steps, images, labels, args.repeats)
-    print_table(rows, args.repeats)
+    with captured(
+        args.plot, ("Elistimator / hand-written loop: above 1 is faster", ["ratio of medians", "ratio of bests"])
+    ):
+        print_table(rows, args.repeats)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,17 @@ environment defaults are ``_env.py``'s. When the package chose ``TF_CPP_MIN_LOG_
 what TensorFlow 2.21 prints before it reads that setting (absl logs "before
 InitializeLog" go straight to stderr) is silenced too: the import runs with file
 descriptor 2 pointed at /dev/null, and so does the creation of sessions (device probing
-logs, e.g. ``failed call to cuInit`` on machines without a GPU).
+logs, e.g. ``failed call to cuInit`` on machines without a GPU). TensorFlow's notices that
+TF1 APIs are deprecated (``tf.layers.dense``, ``dynamic_rnn``, ...) are hidden too: writing
+TF1 graph code is this package's premise, so they are not news (``quiet_deprecations``). Set
+``TF_CPP_MIN_LOG_LEVEL`` yourself to see all of it.
 """
 
 import contextlib
+import logging
 import os
 import sys
+import warnings
 
 from ._env import QUIET as _QUIET
 
@@ -40,6 +45,29 @@ with _stderr_silenced(_QUIET):
     _tf2.config.list_physical_devices()  # probe devices now, quietly, not inside the first model build
 
 tf.disable_eager_execution()
+
+#: what TensorFlow's notices of deprecated TF1 APIs say: its own log lines ("From <file>: dynamic_rnn
+#: (from tensorflow.python.ops.rnn) is deprecated and will be removed ...") and tf-keras' warnings
+#: ("`tf.layers.dense` is deprecated and will be removed in a future version")
+DEPRECATION_NOTICE = "is deprecated and will be removed"
+
+
+class _DeprecationNotices(logging.Filter):
+    """Drops TensorFlow's log records that announce a deprecated API; every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return DEPRECATION_NOTICE not in record.getMessage()
+
+
+def quiet_deprecations(enabled: bool) -> None:
+    """Hide TensorFlow's deprecation notices of TF1 APIs (``enabled``: the package chose the log level)."""
+    if not enabled:
+        return
+    logging.getLogger("tensorflow").addFilter(_DeprecationNotices())
+    warnings.filterwarnings("ignore", message=rf"`tf\..*` {DEPRECATION_NOTICE}", category=UserWarning)
+
+
+quiet_deprecations(_QUIET)
 
 
 def new_session(graph: "tf.Graph", **session_args) -> "tf.Session":

@@ -157,10 +157,20 @@ def best_step(index: CheckpointIndex, metric: str = "loss", mode: str = "auto") 
 
 @dataclass(frozen=True)
 class KeepBest:
-    """A store retention policy: the tracking store keeps only the ``k`` best checkpoints by
-    validation ``metric`` in ``mode`` (``Criterion``), plus the latest; the others are deleted
-    from it once their successor is delivered (a registered version's never is). Locally,
-    ``max_to_keep`` decides, as always."""
+    """A store retention policy: the tracking store keeps only the ``k`` best checkpoints and the latest.
+
+    Best is by validation ``metric`` in ``mode`` (``Criterion``); the others are deleted from the
+    store once their successor is delivered (a registered version's never is). Locally,
+    ``max_to_keep`` decides, as always. Pass it as ``Elistimator(..., store_retention=KeepBest(2))``.
+
+    Args:
+        k: how many of the best checkpoints the store keeps (besides the latest).
+        metric: the validation metric that ranks them.
+        mode: ``'min'``, ``'max'`` or ``'auto'``.
+
+    Raises:
+        InvalidValueError: ``k`` is not a positive int, or ``metric`` / ``mode`` is refused.
+    """
 
     k: int
     metric: str = "loss"

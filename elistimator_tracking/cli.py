@@ -264,7 +264,7 @@ def _register(args) -> int:
     alias = f" (@{args.alias})" if args.alias and not kept else ""
     print(f"registered models:/{args.name}/{version}{alias} from run {args.run_id}")
     if kept:
-        print(kept)
+        print(f"{kept}; --force moves it anyway")
     return 0
 
 

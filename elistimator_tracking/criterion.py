@@ -37,7 +37,18 @@ def direction(metric: str, mode: str = "auto") -> str:
 
 @dataclass(frozen=True)
 class Criterion:
-    """Better by validation ``metric`` in ``mode`` (``min``, ``max`` or ``auto``), by more than ``min_delta``."""
+    """Which value is better: by validation ``metric`` in ``mode``, by more than ``min_delta``.
+
+    Args:
+        metric: the metric's name (``'loss'``, ``'accuracy'``, ``'validation/auc'``).
+        mode: ``'min'``, ``'max'``, or ``'auto'``: max for accuracy-like names (``acc`` anywhere,
+            or a word among ``MAXIMIZED``), min otherwise.
+        min_delta: how much better a value must be to count as an improvement (>= 0).
+
+    Raises:
+        InvalidValueError: an empty metric, an unknown mode, a negative ``min_delta``.
+        InvalidTypeError: ``min_delta`` is not a number.
+    """
 
     metric: str = "loss"
     mode: str = "auto"

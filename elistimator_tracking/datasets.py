@@ -49,7 +49,19 @@ class DataDescription:
 
 
 def named_input(input_fn: Callable[[], Any], name: str) -> Callable[[], Any]:
-    """``input_fn`` recorded under ``name`` in the run's datasets (the default is its function name)."""
+    """``input_fn`` recorded under ``name`` in the run's datasets (by default its function's name).
+
+    Args:
+        input_fn: an input function (no arguments, returns a ``tf.data.Dataset``).
+        name: what the MLflow run calls the data (its *Datasets* column).
+
+    Returns:
+        An input function that calls ``input_fn``, carrying the name.
+
+    Raises:
+        InvalidValueError: ``name`` is empty.
+        InvalidTypeError: ``input_fn`` is not callable.
+    """
     if not isinstance(name, str) or not name.strip():
         raise InvalidValueError(f"a dataset name must be a non-empty string, got {name!r}")
     if not callable(input_fn):

@@ -33,8 +33,19 @@ from .listeners import Listener, RunContext, SavedCheckpoint
 
 
 class EarlyStopping(Listener):
-    """Stop training once validation ``monitor`` has not improved (``mode``: ``min``, ``max`` or
-    ``auto``; by more than ``min_delta``) for ``patience`` validations."""
+    """Stop training once validation ``monitor`` has not improved for ``patience`` validations.
+
+    Args:
+        monitor: a metric ``validate()`` returns.
+        mode: ``'min'``, ``'max'`` or ``'auto'`` (highest for accuracy-like names, lowest otherwise).
+        patience: validations without improvement before the stop (0 and 1 both stop at the first).
+        min_delta: an improvement must beat the best by more than this.
+
+    Raises:
+        InvalidValueError: ``patience`` below 0, an unknown ``mode``, a negative ``min_delta``; at
+            ``setup()``, a ``monitor`` that ``validate()`` does not return.
+        TrainingStopped: (from the next ``train()``) patience ran out: why, at which step, the best.
+    """
 
     name = "EarlyStopping"
 

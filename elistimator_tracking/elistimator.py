@@ -17,7 +17,7 @@ import numpy as np
 from . import _exit
 from .checkpoint_api import CheckpointMethods
 from .checkpoint_manager import CheckpointManager
-from .checkpoints import KeepBest, Selection
+from .checkpoints import KeepBest
 from .datasets import described
 from .distribute import describe as describe_strategy
 from .distribute import is_chief, peer_errors
@@ -25,30 +25,42 @@ from .errors import TrainingStopped, UsageError
 from .events import TensorBoardListener
 from .inputs import InputData, InputFn
 from .listeners import Listener, Listeners, RunContext
-from .loading import ModelOrigin, load, new_model
+from .loading import ModelOrigin, new_model
 from .loops import Loops, StepWatch, set_up
 from .model_graph import ModelFn
 from .progress import metrics_line
-from .properties import ModelProperties
 from .settings import PathLike, Settings, checked_steps
 from .tracking.base import Tracker
 from .tracking.listener import TrackingListener, make_tracker
 
 
-class Elistimator(ModelProperties, CheckpointMethods):
-    """A TF1 graph model with train/validate/evaluate/predict loops around one session.
+class Elistimator(CheckpointMethods):
+    """A TF1 graph model with train/validate/evaluate/predict loops around one session, tracked in MLflow.
+
+    The graph is built at the first ``setup()``; every run is an MLflow run (unless ``tracking=False``),
+    started there and ended by ``close()`` or by leaving a ``with`` block. The keyword options
+    (verbose, summary_every_n_steps, tracking, experiment, run_name, tags, distribute,
+    system_metrics, listeners, store_retention) are each declared once, with their default and
+    check, in ``settings.Settings``; with ``distribute`` in a multi-worker job, workers other than
+    the chief write to a temporary directory and track nothing.
 
     Args:
         model_fn: ``model_fn(features, is_training, params)`` returning
             ``(TrainSpec, EvaluationSpec | None, PredictSpec | None)``.
         model_dir: where checkpoints and TensorBoard events go (``str`` or ``Path``);
             without one, a temporary directory that lives as long as this object.
-        params: passed to ``model_fn`` as its third argument.
+        params: passed to ``model_fn`` as its third argument (and logged as the run's params).
         session_args: keyword arguments for ``tf.Session`` (``target``, ``config``).
-        verbose, summary_every_n_steps, tracking, experiment, run_name, tags, distribute,
-            system_metrics, listeners, store_retention: the options, each explained where it is
-            declared (``settings.Settings``; docs/api.md). With ``distribute`` in a multi-worker
-            job, workers other than the chief write to a temporary directory and track nothing.
+
+    Raises:
+        InvalidTypeError: ``model_fn`` is not callable, ``params`` is not a dict, an option has the
+            wrong type (the message names it and what it expects).
+        InvalidValueError: an option has a value it refuses (``summary_every_n_steps=0``).
+        ModelDirectoryError: ``model_dir`` is a file, holds links that leave it, or already holds
+            another model's checkpoints (load those with ``from_disk``).
+        ModelDirectoryBusy: another Elistimator or ``sync`` writes ``model_dir``.
+        NotSupportedError: ``distribute`` is a strategy the package does not run.
+        MissingDependencyError: ``system_metrics=True`` without ``psutil``.
     """
 
     def __init__(
@@ -118,11 +130,31 @@ class Elistimator(ModelProperties, CheckpointMethods):
         validation_input_fn: InputFn | None = None,
         train_saver_args: Mapping[str, Any] | None = None,
     ) -> Elistimator:
-        """Prepare training (and validation) data; build the graph on the first call.
+        """Prepare training (and validation) data; build the graph on the first call; start the run.
 
-        Input functions take no argument and return a ``tf.data.Dataset`` of dicts,
-        tuples or single tensors. The first call records the input signature and calls
-        ``model_fn``; later calls swap the data, which must fit that signature.
+        Input functions take no argument and return a ``tf.data.Dataset`` of dicts, tuples (keyed
+        ``0, 1, ...``) or single tensors (keyed ``0``), batched. The first call records the input
+        signature and calls ``model_fn``; later calls swap the data, which must fit that signature.
+        The run records each input function's data under its name (``named_input`` gives another).
+
+        Args:
+            train_input_fn: the training data; one pass is an epoch.
+            validation_input_fn: the data ``validate()`` reads, or None.
+            train_saver_args: ``tf.train.Saver`` arguments; ``max_to_keep`` (default 5, None keeps
+                all) is how many checkpoints keep their files locally.
+
+        Returns:
+            This Elistimator.
+
+        Raises:
+            UsageError: after ``close()``.
+            InvalidTypeError: an input function does not return a dataset, ``model_fn`` returns
+                something other than the three specs, or a spec field has the wrong type.
+            InvalidValueError: data that does not fit the recorded signature, unbatched data, an
+                unknown saver argument, a listener refusing its configuration (``EarlyStopping``
+                monitoring a metric ``validate()`` does not return).
+            ModelDirectoryBusy: another writer holds the model directory.
+            ModelDirectoryChanged: another writer committed to it since it was loaded.
         """
         self._require_open()
         saver = self._saver.updated(train_saver_args)
@@ -165,11 +197,26 @@ class Elistimator(ModelProperties, CheckpointMethods):
         return self
 
     def train(self, steps: int | None = None, *, watch: StepWatch | None = None) -> Elistimator:
-        """Train for ``steps`` steps, or to the end of the current epoch; return ``self``.
+        """Train for ``steps`` steps, or to the end of the current epoch.
 
-        Each call continues where the previous one stopped; when the data runs out
-        during a ``steps`` call, a new epoch starts and training goes on. ``watch`` sees
-        every step and may end training early (the estimator front end's hooks).
+        Each call continues where the previous one stopped; when the data runs out during a ``steps``
+        call, a new epoch starts and training goes on. After a restore of an older checkpoint, the
+        first step drops the later checkpoints and validations (``CheckpointsDroppedWarning``).
+
+        Args:
+            steps: how many steps (a positive int), or None: to the end of the current epoch.
+            watch: sees every step and may end training early (the estimator front end's hooks).
+
+        Returns:
+            This Elistimator (``est.train().validate()``).
+
+        Raises:
+            UsageError: before ``setup()``, or after ``close()``.
+            TrainingStopped: a listener stopped training at an earlier moment (``stopped`` says why).
+            DivergedError: the training loss became NaN or infinite.
+            InvalidTypeError: ``steps`` is not an int.
+            InvalidValueError: ``steps`` is below 1, or the training data yields no batch.
+            WorkerLostError: a worker of a multi-worker job stopped answering.
         """
         self._require_open()
         if self._loops is None or self._loops.train_stream is None:
@@ -202,10 +249,23 @@ class Elistimator(ModelProperties, CheckpointMethods):
             self._listeners.on_stop(self._stopped)
 
     def validate(self, input_fn: InputFn | None = None, *, watch: StepWatch | None = None) -> dict[str, float]:
-        """Run the validation data once: ``{metric: value, ..., 'loss': mean loss per example}``.
+        """Run the validation data once; the result is the validation of the current global step.
 
-        ``input_fn``: validate on this data instead of setup's (the estimator front end's
-        ``evaluate``); the metrics count as the validation of the current global step either way.
+        The loss is the exact mean over examples; metrics start fresh on every call. The result
+        attaches to the checkpoint of the same step (saved before or after), goes to the run as
+        ``validation/<metric>`` and is printed as one line when ``verbose``.
+
+        Args:
+            input_fn: validate on this data instead of setup's (the estimator front end's ``evaluate``).
+            watch: sees every step (the estimator front end's hooks).
+
+        Returns:
+            ``{metric: value, ..., 'loss': mean loss per example}``.
+
+        Raises:
+            UsageError: before ``setup()``, without an ``EvaluationSpec`` or validation data, or after
+                ``close()``.
+            InvalidValueError: the validation data yields no batch.
         """
         self._require_open()
         if self._loops is None:
@@ -228,8 +288,21 @@ class Elistimator(ModelProperties, CheckpointMethods):
     def evaluate(
         self, input_fn: InputFn, *, watch: StepWatch | None = None, name: str | None = None
     ) -> dict[str, float]:
-        """Evaluate on the data of ``input_fn``; metrics start fresh on every call. With ``name`` the
-        run gets them as ``evaluation/<name>/<metric>``."""
+        """Evaluate on the data of ``input_fn``; metrics start fresh on every call.
+
+        Args:
+            input_fn: the data, fitting the input signature.
+            watch: sees every step (the estimator front end's hooks).
+            name: the run gets the metrics as ``evaluation/<name>/<metric>`` (else ``evaluation/<metric>``).
+
+        Returns:
+            ``{metric: value, ..., 'loss': mean loss per example}``.
+
+        Raises:
+            UsageError: without a model (``setup()`` or ``from_disk``) or an ``EvaluationSpec``, or
+                after ``close()``.
+            InvalidValueError: data that does not fit the signature, or yields no batch.
+        """
         evaluated: list[InputData] = []
         metrics = self._require_model("evaluate()").evaluate_input(input_fn, self.verbose, watch, evaluated.append)
         self._listeners.on_evaluation(
@@ -244,52 +317,30 @@ class Elistimator(ModelProperties, CheckpointMethods):
     ) -> dict[str, np.ndarray] | Iterator[dict[str, np.ndarray]]:
         """Predict with the PredictSpec's outputs.
 
-        ``predict(input_fn=fn)`` yields one ``{output: array}`` dict per batch (``watch`` sees every
-        batch and may end the prediction). ``predict(images=x)`` or ``predict(x)`` runs one batch of
-        arrays through the input signature and returns one dict; positional arrays fill, in order,
-        the features the outputs need.
+        ``predict(input_fn=fn)`` yields one ``{output: array}`` dict per batch. ``predict(images=x)``
+        or ``predict(x)`` runs one batch of arrays through the input signature and returns one dict;
+        positional arrays fill, in order, the features the outputs need (``prediction_features``).
+        Arrays keep their batch dimension; numbers of the same kind are cast to the signature's dtype.
+
+        Args:
+            *inputs: arrays for the features the outputs need, in signature order.
+            input_fn: an input function whose batches are predicted one by one.
+            watch: with ``input_fn``, sees every batch's step and may end the prediction (the
+                estimator front end's hooks).
+            **features: arrays by feature name.
+
+        Returns:
+            One ``{output: array}`` dict, or a generator of them (``input_fn``).
+
+        Raises:
+            UsageError: without a model or a ``PredictSpec``, or after ``close()``.
+            InvalidValueError: a feature the signature lacks, a missing one, a shape that does not
+                fit, a dtype of another kind, or both forms at once (the message shows the signature).
+            InvalidTypeError: an input function passed positionally.
         """
         return self._require_model("predict()").predict(inputs, features, input_fn, self.verbose, watch)
 
-    # -- loading ----------------------------------------------------------------------
-
-    @classmethod
-    def from_disk(
-        cls,
-        model_dir: PathLike,
-        checkpoint: Selection = "latest",
-        session_args: Mapping[str, Any] | None = None,
-        *,
-        metric: str = "loss",
-        mode: str = "auto",
-        verbose: bool = True,
-        summary_every_n_steps: int = 10,
-        tracking: bool | str | Tracker = True,
-        experiment: str | None = None,
-        run_name: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        cache_dir: PathLike | None = None,
-        system_metrics: bool = False,
-        listeners: Sequence[Listener] | None = None,
-        store_retention: KeepBest | None = None,
-        trust_store: bool = False,
-    ) -> Elistimator:
-        """Load a model without the model function.
-
-        ``model_dir`` is a local model directory, ``runs:/<run_id>`` (any checkpoint the
-        run logged), ``models:/<name>/<version>``, ``models:/<name>@<alias>`` or
-        ``models:/m-<logged model id>``; remote checkpoints are downloaded to ``cache_dir``,
-        verified, and reused next time. ``checkpoint`` is ``'latest'``, ``'best'`` (by ``metric``
-        and ``mode``) or a global step. ``predict`` and ``evaluate`` work at once; ``setup(...)``
-        continues training from the restored global step, keeping the checkpoint history (later
-        checkpoints are dropped, with a warning, once training goes on from an older one), and
-        resumes the MLflow run a local directory names (with ``tracking=True``, in the store it
-        was tracked to). A remote checkpoint's graph may hold only the ops models need
-        (``graph_safety.py``), else ``UnsafeModelError``; ``trust_store=True`` loads it anyway. The other
-        options are ``Elistimator``'s.
-        """
-        settings = Settings.checked(**Settings.given(locals()))
-        return cls._from_origin(load(model_dir, checkpoint, metric, mode, settings))
+    # -- loading (from_disk is checkpoint_api.py's) -----------------------------------------
 
     @classmethod
     def _from_origin(cls, origin: ModelOrigin) -> Elistimator:
@@ -304,8 +355,9 @@ class Elistimator(ModelProperties, CheckpointMethods):
     def close(self) -> None:
         """End the MLflow run as FINISHED; close event files, sessions and data streams.
 
-        The model directory stays. Delivery of what tracking still holds is awaited while
-        the store answers (bounded); the rest stays spooled in the model directory.
+        The model directory stays. Delivery of what tracking still holds is awaited while the store
+        answers (at most 60 s); the rest stays in the model directory's journal, for the next run
+        there or ``sync``. Closing twice does nothing.
         """
         self._close("FINISHED")
 
@@ -343,15 +395,3 @@ class Elistimator(ModelProperties, CheckpointMethods):
         """Leaving the block ends the run: FINISHED (also after a ``TrainingStopped``), KILLED on Ctrl-C,
         FAILED (with the error) otherwise."""
         self._close(*_exit.status_of(exc))
-
-    # -- helpers --------------------------------------------------------------------
-
-    def _require_open(self) -> None:
-        if self._closed:
-            raise UsageError("this Elistimator is closed")
-
-    def _require_model(self, what: str) -> Loops:
-        self._require_open()
-        if self._loops is None:
-            raise UsageError(f"{what} needs a model: call setup(train_input_fn, ...) first")
-        return self._loops

@@ -29,7 +29,7 @@ from .metadata import Metadata
 from .model_dir import ModelDirectory, link_tree
 from .model_graph import ModelFn, ModelGraph
 from .settings import PathLike, SaverSettings, Settings
-from .tracking.names import is_remote_source
+from .tracking.names import default_experiment, is_remote_source
 from .tracking.run import RunRecord
 from .writer_lock import WriterLock
 
@@ -125,7 +125,7 @@ def new_model(model_fn: Any, model_dir: PathLike | None, params: Any, settings: 
     return ModelOrigin(
         ModelDirectory(path),
         settings,
-        _experiment_of(model_fn),
+        default_experiment(),
         model_fn=model_fn,
         params=dict(params or {}),
         temporary=temporary,
@@ -145,7 +145,7 @@ def continued_model(model_fn: Any, model_dir: PathLike, params: Any, settings: S
     return ModelOrigin(
         directory,
         settings,
-        (metadata.tracking.experiment if metadata.tracking else None) or _experiment_of(model_fn),
+        (metadata.tracking.experiment if metadata.tracking else None) or default_experiment(),
         index=metadata.index,
         saver=SaverSettings(metadata.max_to_keep, dict(metadata.saver_args)),
         recorded_run=metadata.tracking,
@@ -195,11 +195,6 @@ def _require_no_model(directory: ModelDirectory) -> None:
             f"checkpoints at steps {steps}; continue it with "
             f"Elistimator.from_disk({str(path)!r}) or use an empty directory"
         )
-
-
-def _experiment_of(model_fn: Any) -> str:
-    """A new model's experiment when the settings name none: the model function's name."""
-    return str(getattr(model_fn, "__name__", "model_fn"))
 
 
 def _not_a_uri(source: Any) -> Any:

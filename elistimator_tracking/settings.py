@@ -137,7 +137,7 @@ class Settings:
     experiment: str | None = option(
         None,
         _name,
-        "the MLflow experiment (default: the model function's name; "
+        "the MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, else MLflow's Default experiment; "
         "for from_disk, the recorded one, else the directory's name)",
     )
     run_name: str | None = option(None, _name, "the MLflow run's name")

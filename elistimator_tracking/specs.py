@@ -54,7 +54,18 @@ def _graph_element(graph: tf.Graph, name: str) -> tf.Tensor | tf.Operation:
 
 
 class TrainSpec:
-    """The training loss (scalar batch mean) and the op that runs one training step."""
+    """The training loss (scalar batch mean) and the op that runs one training step.
+
+    Args:
+        loss: a scalar tensor, the batch's mean loss (logged as ``train/loss``).
+        train_op: the op (or a tensor of it) that runs one step, e.g. ``optimizer.minimize(loss,
+            global_step=tf.train.get_global_step())``; one that does not advance the global step gets
+            a warning, and the Elistimator advances it.
+
+    Raises:
+        InvalidTypeError: ``loss`` is not a numeric tensor, or ``train_op`` not an op.
+        InvalidValueError: ``loss`` is not a scalar.
+    """
 
     def __init__(self, loss: tf.Tensor, train_op: tf.Operation | tf.Tensor):
         self.loss = _require_scalar_loss("TrainSpec", loss)
@@ -72,7 +83,16 @@ class TrainSpec:
 
 
 class EvaluationSpec:
-    """The evaluation loss and ``{name: (value_tensor, update_op)}`` metrics, as tf.metrics returns them."""
+    """The evaluation loss and the metrics ``validate()`` and ``evaluate()`` report.
+
+    Args:
+        loss: a scalar tensor; reported as ``loss``, the exact mean over the examples.
+        eval_metric_ops: ``{name: (value_tensor, update_op)}`` as ``tf.metrics.*`` returns them.
+
+    Raises:
+        InvalidTypeError: a field of the wrong type (the message names it).
+        InvalidValueError: a metric named ``loss``, or a value that is not a scalar.
+    """
 
     def __init__(self, loss: tf.Tensor, eval_metric_ops: Mapping[str, MetricOp] | None = None):
         self.loss = _require_scalar_loss("EvaluationSpec", loss)
@@ -126,7 +146,14 @@ class EvaluationSpec:
 
 
 class PredictSpec:
-    """The model's outputs: a dict of tensors, or one tensor (reported under the key ``'output'``)."""
+    """The model's outputs, what ``predict`` returns and a registered version serves.
+
+    Args:
+        output: a dict ``{name: tf.Tensor}``, or one tensor (reported under the key ``'output'``).
+
+    Raises:
+        InvalidTypeError: not a tensor or a non-empty dict of tensors with string keys.
+    """
 
     def __init__(self, output: tf.Tensor | Mapping[str, tf.Tensor]):
         if isinstance(output, tf.Tensor):

@@ -1,37 +1,14 @@
-"""The seed walkthrough's MNIST model and input functions.
+"""The seed walkthrough's MNIST model and input functions (the data: ``mnist_data.py``).
 
 ``cnn_model_fn`` is the seed README's model function (the TensorFlow layers tutorial
 CNN), unchanged but for ``import tensorflow.compat.v1 as tf``.
 """
 
-import numpy as np
-import tensorflow.compat.v1 as tf  # after elistimator_tracking: it sets TensorFlow's environment
-
+# first: the package loads TensorFlow quietly (no start-up logs, no notices that TF1 APIs are deprecated)
 from elistimator_tracking import EvaluationSpec, PredictSpec, TrainSpec
 
-
-def load_mnist(data_dir=None):
-    """MNIST as flattened float32 images and int32 labels, through the ``mnist`` package.
-
-    With ``data_dir``, the package reads the ``*-ubyte.gz`` files there instead of
-    downloading. Returns ``{'train': (images, labels) or None, 'test': (images, labels)}``:
-    a directory may hold only the test set (``t10k-*``).
-    """
-    import mnist
-
-    if data_dir is not None:
-        mnist.temporary_dir = lambda: str(data_dir)
-
-    def flat(images):
-        return images.reshape((images.shape[0], images.shape[1] * images.shape[2])).astype(np.float32)
-
-    def maybe(images_fn, labels_fn):
-        try:
-            return flat(images_fn()), labels_fn().astype(np.int32)
-        except OSError:
-            return None
-
-    return {"train": maybe(mnist.train_images, mnist.train_labels), "test": maybe(mnist.test_images, mnist.test_labels)}
+# isort: split
+import tensorflow.compat.v1 as tf
 
 
 def input_fns(train, validation, batch_size):

@@ -4,9 +4,10 @@ Train and validate for N epochs with a checkpoint after each, predict (batches f
 input function, and one-off arrays), evaluate, restore the best checkpoint, and
 register it as the ``champion`` of ``mnist-cnn`` in the MLflow Model Registry.
 
-The data comes through the ``mnist`` package from local idx files (``*-ubyte.gz``):
+The data comes through the ``mnist`` package from local idx files (``*-ubyte.gz``) in
+``$ELISTIMATOR_MNIST_DIR``, else ``data/mnist`` in the clone (``mnist_data.py``):
 
-    python examples/mnist_example.py --data-dir ../shared/data/mnist --epochs 2
+    python examples/mnist_example.py --epochs 2
 
 A directory with only the 10,000 test images (``t10k-*``) works too: 8,000 of them
 train, 2,000 validate.
@@ -19,34 +20,16 @@ import sys
 import time
 from pathlib import Path
 
-from mnist_cnn import PARAMS, cnn_model_fn, input_fns, load_mnist
+from mnist_cnn import PARAMS, cnn_model_fn, input_fns
+from mnist_data import has_test_set, how_to_get, load_mnist, mnist_dir
 
 from elistimator_tracking import Elistimator
-from elistimator_tracking.tracking import command, ui_hint
-
-FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-ALL_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz") + FILES
-MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"  # the CVDF mirror of yann.lecun.com/exdb/mnist
-DOWNLOAD = (
-    "import os, mnist; os.makedirs({directory!r}, exist_ok=True); mnist.datasets_url = {mirror!r}; "
-    "[mnist.download_file(f, {directory!r}) for f in {files!r}]"
-)
-HOW_TO_GET = """MNIST was not found in {directory}.
-This example reads local idx files (it does not download). Get them with network access:
-    python -c "{download}"
-(or copy {files} into one directory), then
-    python examples/mnist_example.py --data-dir {directory}"""
-
-
-def how_to_get(directory: Path) -> str:
-    """What to run to fetch MNIST into ``directory`` (created if missing), and then the example."""
-    download = DOWNLOAD.format(directory=str(directory), mirror=MIRROR, files=ALL_FILES)
-    return HOW_TO_GET.format(directory=directory, download=download, files=", ".join(ALL_FILES))
+from elistimator_tracking.tracking import command, registered, ui_hint
 
 
 def load(data_dir: Path):
     """(train, validation): the training set and test set, or an 8,000/2,000 split of the test set."""
-    if not all((data_dir / name).is_file() for name in FILES):
+    if not has_test_set(data_dir):
         sys.exit(how_to_get(data_dir))
     data = load_mnist(data_dir)
     if data["train"] is not None:
@@ -57,7 +40,9 @@ def load(data_dir: Path):
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path("data/mnist"))
+    parser.add_argument(
+        "--data-dir", type=Path, default=mnist_dir(), help="default: $ELISTIMATOR_MNIST_DIR or data/mnist"
+    )
     parser.add_argument("--epochs", type=int, default=PARAMS["epochs"])
     parser.add_argument("--steps-per-epoch", type=int, default=None, help="cut epochs short (smoke tests)")
     parser.add_argument("--model-dir", default=f"runs/mnist-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -100,10 +85,7 @@ def main(argv=None) -> dict:
         f"first test image predicted {summary['first_prediction']} (label {summary['first_label']}); "
         f"{summary['seconds']:.0f} s"
     )
-    print(
-        f"registered models:/{args.register_as}/{version} from run {summary['run_id']} (@champion moves to it "
-        "only if it beats the current champion)"
-    )
+    print(f"{registered(tracking_uri, args.register_as, version)} (from run {summary['run_id']})")
     print(f"MLflow UI:   {ui_hint(tracking_uri, summary['run_id'])}")
     print(f"TensorBoard: {command('tensorboard')} --logdir {model_dir.parent} (run {model_dir.name!r})")
     return summary

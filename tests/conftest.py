@@ -39,7 +39,6 @@ import pytest  # noqa: E402
 from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec  # noqa: E402
 from elistimator_tracking._tf import tf  # noqa: E402
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 MNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 DIGITS_MNIST_SIZE = 8_500
 
@@ -273,27 +272,20 @@ def tree(root: Path) -> dict:
 # -- MNIST ----------------------------------------------------------------------------------
 
 
-def real_mnist_dir() -> Path:
-    """Directory with the real MNIST ``*-ubyte.gz`` files: ELISTIMATOR_MNIST_DIR, else ../shared/data/mnist."""
-    return Path(os.environ.get("ELISTIMATOR_MNIST_DIR") or SHARED_MNIST)
-
-
 def load_mnist_test_set():
     """The 10,000 real MNIST test images (flattened float32) and labels, or skip when absent.
 
     Skipping becomes a failure under ELISTIMATOR_REQUIRE_MNIST=1 (``.ci/run`` sets it when the
     images are there), so a broken path to them cannot hide behind a skip.
     """
-    directory = real_mnist_dir()
-    if not all((directory / name).is_file() for name in MNIST_FILES):
+    mnist_data = import_example("mnist_data")
+    directory = mnist_data.mnist_dir()
+    if not mnist_data.has_test_set(directory):
         message = f"real MNIST images not found in {directory} (set ELISTIMATOR_MNIST_DIR)"
         if os.environ.get("ELISTIMATOR_REQUIRE_MNIST") == "1":
             pytest.fail(message + ", but ELISTIMATOR_REQUIRE_MNIST=1 requires them")
         pytest.skip(message)
-    import mnist
-
-    mnist.temporary_dir = lambda: str(directory)
-    return mnist.test_images().reshape(-1, 28 * 28).astype(np.float32), mnist.test_labels().astype(np.int32)
+    return mnist_data.load_mnist(directory)["test"]
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -215,6 +215,7 @@ def test_register_leaves_the_champion_on_a_better_version_unless_forced(experime
     out = run_cli(experiment, "register", worse.run_id, name).splitlines()
     assert out[0] == f"registered models:/{name}/2 from run {worse.run_id}"
     assert out[1].startswith(f"@champion stays on version 1 of {name!r}: its validation/loss")
+    assert out[1].endswith("(min; a tie keeps the current one); --force moves it anyway")  # the flag, not force=True
     assert (
         run_cli(experiment, "register", worse.run_id, name, "--force")
         == f"registered models:/{name}/3 (@champion) from run {worse.run_id}\n"

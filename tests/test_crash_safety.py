@@ -115,7 +115,7 @@ def test_a_kill_at_each_named_crash_point_leaves_a_loadable_directory_and_a_deli
     assert max(loads_newest(model_dir)) in (printed, printed + 3)
     assert pending(sync(model_dir)) == {store: 0}
     client = MlflowClient(store)
-    (run,) = client.search_runs([client.get_experiment_by_name("model_fn").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
     with Elistimator.from_disk(model_dir, verbose=False, tracking=False) as estimator:
         checkpoints = estimator.checkpoints
     logged = dict(history(client, run.info.run_id, "validation/loss"))

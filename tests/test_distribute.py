@@ -251,7 +251,7 @@ def test_two_workers_train_one_run_with_every_checkpoint_once(tmp_path):
     assert outputs[0] == outputs[1] == [["saved", "4"], ["saved", "8"], ["saved", "12"], ["done", "12"]]
     client = mlflow.MlflowClient()
     runs = client.search_runs(
-        [client.get_experiment_by_name("model_fn").experiment_id], "attributes.run_name = 'two-workers'"
+        [client.get_experiment_by_name("Default").experiment_id], "attributes.run_name = 'two-workers'"
     )
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     params = runs[0].data.params

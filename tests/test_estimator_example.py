@@ -15,7 +15,7 @@ from mlflow_server import ModelServer
 pytestmark = pytest.mark.slow
 
 
-def test_the_estimator_parity_example_trains_exports_registers_and_serves(tmp_path, request):
+def test_the_estimator_parity_example_trains_exports_registers_and_serves(tmp_path, request, capsys):
     example = import_example("german_numbers/parity_estimator")
     name = request.node.name
     result = example.main(
@@ -32,6 +32,9 @@ def test_the_estimator_parity_example_trains_exports_registers_and_serves(tmp_pa
             name,
         ]
     )
+    printed = capsys.readouterr()  # issue 28: it printed nothing at all while it trained
+    assert "Training (1)" in printed.err and "accuracy=" in printed.out
+    assert f"registered models:/{name}/1; @champion moved to it" in printed.out
     assert result["metrics"]["global_step"] == 40 and 0 <= result["metrics"]["accuracy"] <= 1
     assert (Path(result["exported"]) / "saved_model.pb").is_file() and result["version"] == "1"
     words = ["einundzwanzig", "einhundertzweiundvierzig", example.german(999_998), example.german(54_321)]

@@ -114,9 +114,10 @@ def test_mnist_download_hint_works_where_the_directory_does_not_exist_yet(tmp_pa
         example.main(["--data-dir", "data/mnist"])
     hint = str(stop.value.code)
     command = re.search(r'python -c "(.+)"', hint).group(1)
-    assert example.MIRROR in command and not (work / "data").exists()
+    mirror_url = import_example("mnist_data").MIRROR
+    assert mirror_url in command and not (work / "data").exists()
     done = subprocess.run(
-        [sys.executable, "-c", command.replace(example.MIRROR, mirror.as_uri() + "/")],
+        [sys.executable, "-c", command.replace(mirror_url, mirror.as_uri() + "/")],
         cwd=work,
         capture_output=True,
         text=True,
@@ -124,4 +125,4 @@ def test_mnist_download_hint_works_where_the_directory_does_not_exist_yet(tmp_pa
     )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (work / "data" / "mnist").iterdir()) == sorted(MNIST_FILES)
-    assert "--data-dir data/mnist" in hint.splitlines()[-1]
+    assert "set ELISTIMATOR_MNIST_DIR to it" in hint.splitlines()[-1]

@@ -3,6 +3,11 @@ they report is checked against the registered model and the run."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from conftest import DIGITS_MNIST_SIZE, history, import_example
 from mlflow import MlflowClient
@@ -38,6 +43,25 @@ def test_parity_example_trains_tests_and_registers(tmp_path, capsys):
         assert history(MlflowClient(), result["run_id"], f"evaluation/{name}") == [(result["best_step"], value)]
     assert "einundzwanzig: " in out and "mlflow ui --backend-store-uri sqlite:///" in out
     assert f"tensorboard --logdir {tmp_path}\n" in out
+    # issue 28: the three datasets showed as `make` in the UI, and the last lines did not say where @champion went
+    inputs = MlflowClient().get_run(result["run_id"]).inputs.dataset_inputs
+    names = sorted(i.dataset.name for i in inputs)
+    assert names == ["german-words-test", "german-words-train", "german-words-validation"]
+    assert f"registered models:/parity-smoke/{result['version']}; @champion moved to it\n" in out
+
+
+def test_the_main_job_opens_with_no_tensorflow_notices(tmp_path):
+    """Issue 28: 8 TensorFlow deprecation notices (and its C++ start-up logs) opened the main job's output."""
+    script = Path(__file__).resolve().parents[1] / "examples" / "german_numbers" / "parity.py"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    args = ["--epochs", "1", "--steps-per-epoch", "2", "--train-size", "200", "--model-dir", str(tmp_path / "m")]
+    done = subprocess.run(
+        [sys.executable, str(script), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert [line for line in lines if not line.startswith(("Training (", "Validation:", "Evaluation:"))] == []
+    assert "held-out test accuracy" in done.stdout
 
 
 @pytest.mark.slow

@@ -198,7 +198,7 @@ def test_datasets_kept_while_the_store_was_unreachable_are_delivered_once_by_syn
     journal = (spool / "journal.jsonl").read_text()
     assert pending(sync(tmp_path / "model", tracking_uri=store)) == {store: 0}
     client = MlflowClient(store)
-    (run,) = client.search_runs([client.get_experiment_by_name("tiny_model_fn").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
     found = inputs_of(store, run.info.run_id)
     assert {c: d.name for c, d in found.items()} == {
         "training": "input_fn",
@@ -237,7 +237,7 @@ def test_a_dataset_sent_just_before_a_crash_reaches_the_run_exactly_once(tmp_pat
     kinds = [op["op"] for op in journaled(tmp_path / "model")]
     assert kinds[:5] == ["start", "artifacts", "params", "input", "input"]  # the model function's file
     client = MlflowClient(store)
-    (run,) = client.search_runs([client.get_experiment_by_name("tiny_model_fn").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
     assert [i.dataset.name for i in client.get_run(run.info.run_id).inputs.dataset_inputs] == ["input_fn"]
     assert pending(sync(tmp_path / "model")) == {store: 0}
     assert sorted(inputs_of(store, run.info.run_id)) == ["training", "validation"]

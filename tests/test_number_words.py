@@ -159,7 +159,7 @@ def test_a_seeded_input_function_reshuffles_every_epoch_the_same_way_each_run():
 
     def batches():
         stream = InputData(
-            data.input_fn({"length": np.arange(6, dtype=np.int32)}, 3, shuffle_seed=0), "training"
+            data.input_fn({"length": np.arange(6, dtype=np.int32)}, 3, "lengths", shuffle_seed=0), "training"
         ).reader()
         stream.restart()
         order = [stream.next_batch()["length"].tolist() for _ in range(4)]

@@ -33,7 +33,7 @@ def test_a_store_that_never_answers_is_named_during_setup_and_its_work_is_kept(t
             est.close()  # waits while the store answers: it never does
     assert pending(sync(tmp_path / "model", tracking_uri=store)) == {store: 0}
     client = MlflowClient(store)
-    (run,) = client.search_runs([client.get_experiment_by_name("tiny_model_fn").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
     assert run.info.status == "FINISHED" and [
         m.step for m in client.get_metric_history(run.info.run_id, "validation/loss")
     ] == [9]

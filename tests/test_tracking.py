@@ -55,7 +55,7 @@ def test_a_run_holds_params_tags_metrics_and_every_checkpoint(tmp_path, store, d
     client = MlflowClient(store)
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "first"
-    assert client.get_experiment(run.info.experiment_id).name == "tiny_model_fn"
+    assert client.get_experiment(run.info.experiment_id).name == "Default"  # none named: MLflow's own
     p = run.data.params
     assert p["learning_rate"] == "0.5" and p["optimizer.name"] == "sgd"
     assert {key: p[f"optimizer.{key}"] for key in secrets} == dict.fromkeys(secrets, "<redacted>")
@@ -171,10 +171,28 @@ def test_a_malformed_uri_warns_once_trains_and_keeps_everything_for_sync(tmp_pat
     assert "could not be delivered" in messages[1] and str(tmp_path / "model" / "tracking") in messages[1]
     assert pending(sync(tmp_path / "model", tracking_uri=store)) == {store: 0}
     client = MlflowClient(store)
-    (run,) = client.search_runs([client.get_experiment_by_name("tiny_model_fn").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
     assert run.info.status == "FINISHED"
     assert [s for s, _ in history(client, run.info.run_id, "validation/loss")] == [9, 18]
     assert stored_steps(client, run.info.run_id) == [9, 18]
+
+
+def test_a_run_without_an_experiment_goes_where_mlflow_puts_one(tmp_path, store, data, monkeypatch):
+    """Issue 28: runs landed in experiments named after each model function (``cnn_model_fn``,
+    ``model_fn``); now MLflow's rule: $MLFLOW_EXPERIMENT_NAME, else the Default experiment."""
+    (x, y), (vx, vy) = data
+    client = MlflowClient(store)
+    for name, variable in (("Default", None), ("team-mnist", "team-mnist")):
+        if variable is None:
+            monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+        else:
+            monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", variable)
+        with Elistimator(tiny_model_fn, tmp_path / name, verbose=False, tracking=store) as est:
+            est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+            train_epochs(est, 1)
+            run_id = est.run_id
+        assert client.get_experiment(client.get_run(run_id).info.experiment_id).name == name
+    assert client.get_experiment_by_name("tiny_model_fn") is None
 
 
 def test_a_deleted_experiment_is_named_and_tracked_once_restored(tmp_path, store, data):
@@ -355,7 +373,7 @@ def test_the_next_run_in_the_model_directory_delivers_what_the_last_one_kept(tmp
         returned.update(train_epochs(resumed, 1))
         run_id = resumed.run_id
     client = MlflowClient(store)
-    (run,) = client.search_runs([client.get_experiment_by_name("tiny_model_fn").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
     assert run.info.run_id == run_id and run.info.status == "FINISHED" and run.data.params["batch_size"] == "8"
     assert history(client, run_id, "validation/loss") == [(s, m["loss"]) for s, m in returned.items()]
     assert stored_steps(client, run_id) == [9, 18, 27]
@@ -394,7 +412,7 @@ def test_a_run_created_just_before_a_crash_is_found_again_by_its_run_key(tmp_pat
     assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr[-2000:]
     losses = ast.literal_eval(done.stdout.splitlines()[0])
     client = MlflowClient(store)
-    (created,) = client.search_runs([client.get_experiment_by_name("tiny_model_fn").experiment_id])
+    (created,) = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
     assert created.info.status == "RUNNING" and not client.get_metric_history(created.info.run_id, "validation/loss")
     with Elistimator.from_disk(tmp_path / "model", verbose=False) as resumed:
         resumed.setup(dataset_fn(x, y), dataset_fn(vx, vy))

@@ -19,7 +19,7 @@ from ..errors import AliasKeptWarning, TrackingWarning
 from .base import NullTracker, Tracker
 from .names import is_remote_source
 from .run import RunRecord
-from .ui import command, ui_hint
+from .ui import command, registered, ui_hint
 
 __all__ = [
     "Tracker",
@@ -30,6 +30,7 @@ __all__ = [
     "sync",
     "ui_hint",
     "command",
+    "registered",
     "is_remote_source",
 ]
 

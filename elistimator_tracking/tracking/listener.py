@@ -358,5 +358,7 @@ class TrackingListener(Listener):
                 force=force,
             )
         if kept:
-            warnings.warn(kept, AliasKeptWarning, stacklevel=3)
+            from .registry import FORCE_HINT
+
+            warnings.warn(f"{kept}; {FORCE_HINT}", AliasKeptWarning, stacklevel=3)
         return version

@@ -7,9 +7,23 @@ reader, a migration or a query of the store finds them in one place. A leaf: no 
 
 from __future__ import annotations
 
+import os
 import re
 
 from ..errors import InvalidValueError
+
+# -- experiments ---------------------------------------------------------------------------------
+#: MLflow's own default experiment (id 0 in every store), and the variable its fluent API reads
+DEFAULT_EXPERIMENT = "Default"
+EXPERIMENT_NAME_VARIABLE = "MLFLOW_EXPERIMENT_NAME"
+
+
+def default_experiment() -> str:
+    """The experiment of a run whose Elistimator names none: ``$MLFLOW_EXPERIMENT_NAME``, else MLflow's
+    ``Default``, where ``mlflow.start_run()`` puts a run (not the model function's name: every
+    ``model_fn`` would get an experiment of its own)."""
+    return os.environ.get(EXPERIMENT_NAME_VARIABLE, "").strip() or DEFAULT_EXPERIMENT
+
 
 # -- tags of a run --------------------------------------------------------------------------------
 #: names a run for good, whatever its MLflow run id: a replay finds the run again by it

@@ -13,7 +13,8 @@ when its validation metric beats the metric of the version the alias points at, 
 selection mode (a tie keeps the current one), or when no version has the alias yet, or when
 the version it points at recorded no value of that metric. A new version without the metric
 never takes the alias. ``force=True`` moves it anyway. When the alias stays, the returned note says
-why.
+why; each caller adds how to move it anyway in its own words (``FORCE_HINT`` for Python callers, the
+``elistimator register`` command its ``--force``).
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def register_checkpoint(
     return version, note
 
 
-FORCE = "force=True or --force moves it"
+#: how a Python caller moves an alias the rule kept (the command line says ``--force``)
+FORCE_HINT = "force=True moves it anyway"
 
 
 def alias_kept(
@@ -122,7 +124,7 @@ def alias_kept(
     key = metric_name(VALIDATION, criterion.metric)
     new = _value(tags.get(key))
     if new is None:
-        return f"version {version} of {name!r} recorded no {key}: @{alias} is left where it is ({FORCE})"
+        return f"version {version} of {name!r} recorded no {key}: @{alias} is left where it is"
     try:
         current = client.get_model_version_by_alias(name, alias)
     except MlflowException as error:
@@ -134,7 +136,7 @@ def alias_kept(
         return None
     return (
         f"@{alias} stays on version {current.version} of {name!r}: its {key} {old:.6g} is at least as good as "
-        f"version {version}'s {new:.6g} ({criterion.direction}; a tie keeps the current one). {FORCE}"
+        f"version {version}'s {new:.6g} ({criterion.direction}; a tie keeps the current one)"
     )
 
 
@@ -156,9 +158,28 @@ def register_best(
     cache_dir: Path | None = None,
     force: bool = False,
 ) -> tuple[str, str | None]:
-    """Register the best checkpoint a run logged (by validation ``metric`` and ``mode``) as a new
-    version of ``name``, moving ``alias`` by the alias rule; for runs whose model directory is
-    elsewhere. Returns the version and, when the alias stayed, why."""
+    """Register the best checkpoint a run logged as a new version of ``name``, moving ``alias`` by the
+    alias rule (only to a better version); for runs whose model directory is elsewhere.
+
+    Args:
+        run_id: the run's id, or a unique prefix of it (``elistimator runs`` prints 8 characters).
+        name: the registered model's name.
+        metric: the validation metric that picks the best checkpoint, and judges the alias.
+        mode: ``'min'``, ``'max'`` or ``'auto'``.
+        alias: the alias (None: none).
+        tracking_uri: the store (default ``MLFLOW_TRACKING_URI``, else MLflow's default).
+        cache_dir: where the checkpoint is downloaded to when its logged model must be made.
+        force: move the alias whatever the metric says.
+
+    Returns:
+        ``(version, note)``: the new version's number, and None when the alias moved to it, else why
+        it stayed (``force=True`` moves it anyway).
+
+    Raises:
+        InvalidValueError: a name or alias the registry refuses, an unknown ``mode``, an ambiguous prefix.
+        CheckpointNotFoundError: no such run, or no checkpoint with a validation of ``metric``.
+        StoreNotFoundError: a local store that does not exist.
+    """
     checked_registration(name, alias)
     criterion = Criterion(metric, mode)
     run = RunCheckpoints(run_id, tracking_uri, cache_dir)

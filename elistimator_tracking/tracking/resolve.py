@@ -62,6 +62,16 @@ class RunCheckpoints:
 
     A checkpoint is its logged model (``logged_models.py``); runs of release 0.1 hold them as the
     run artifacts ``checkpoints/step-<N>/`` too, or only, and those still restore.
+
+    Args:
+        run_id: the run's id, or a unique prefix of it.
+        tracking_uri: the store (default ``MLFLOW_TRACKING_URI``, else MLflow's default).
+        cache_dir: where ``fetch`` downloads to.
+
+    Raises:
+        CheckpointNotFoundError: no run has that id.
+        InvalidValueError: a prefix several runs share (the message names them).
+        StoreNotFoundError: a local store that does not exist.
     """
 
     def __init__(self, run_id: str, tracking_uri: str | None = None, cache_dir: Path | None = None):
@@ -406,7 +416,28 @@ def require_inside(root: Path, model_dir: Path) -> None:
 def resolve_source(
     source: str, checkpoint: Selection, metric: str, mode: str, cache_dir: Path | None, tracking_uri: str | None
 ) -> Path:
-    """A remote source as a local, verified model directory holding the one checkpoint selected."""
+    """A remote source as a local, verified model directory holding the one checkpoint selected.
+
+    Args:
+        source: ``runs:/<run_id>`` (or a unique prefix), ``models:/<name>/<version>``,
+            ``models:/<name>@<alias>`` or ``models:/m-<logged model id>``.
+        checkpoint: ``'latest'``, ``'best'`` or a global step (a step only for runs).
+        metric: the validation metric ``'best'`` selects by.
+        mode: ``'min'``, ``'max'`` or ``'auto'``.
+        cache_dir: the download cache (default ``$ELISTIMATOR_CACHE_DIR``, else
+            ``~/.cache/elistimator_tracking/downloads``).
+        tracking_uri: the store (default ``MLFLOW_TRACKING_URI``, else MLflow's default).
+
+    Returns:
+        The verified model directory in the cache (reused by the next call).
+
+    Raises:
+        CheckpointNotFoundError: no such run, model, version, alias, step or metric.
+        ModelDirectoryError: files that do not match their checksums, or a path leaving the download.
+        InvalidValueError: a step asked of a registered version or logged model; a run id prefix
+            several runs share.
+        StoreNotFoundError: a local store that does not exist.
+    """
     checkpoint = checked_selection(checkpoint)
     parts = parse_source(str(source))
     if parts["run"]:

@@ -41,6 +41,27 @@ def ui_hint(tracking_uri: str, run_id: str | None = None) -> str:
     return f"{command('mlflow')} ui --backend-store-uri {tracking_uri}   (then open {link})"
 
 
+def registered(tracking_uri: str, name: str, version: str, alias: str = "champion") -> str:
+    """One line on a registration: the version, and whether ``alias`` moved to it or stayed (the
+    registry's alias rule moves it only to a better version), as the store says now."""
+    from mlflow.tracking import MlflowClient
+
+    from .http_limits import bounded
+    from .store_uri import StoreUri
+
+    try:
+        with bounded():
+            holder = MlflowClient(StoreUri.given(tracking_uri).client_uri).get_model_version_by_alias(name, alias)
+        where = (
+            f"@{alias} moved to it"
+            if str(holder.version) == str(version)
+            else f"@{alias} stays on version {holder.version}, which is at least as good"
+        )
+    except Exception as error:  # noqa: BLE001 -- the line still names the version
+        where = f"@{alias} could not be read ({type(error).__name__})"
+    return f"registered models:/{name}/{version}; {where}"
+
+
 def _experiment_of(tracking_uri: str, run_id: str) -> str:
     from mlflow.tracking import MlflowClient
 

@@ -16,6 +16,8 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from words import LARGEST, german
 
+from elistimator_tracking import named_input
+
 ALPHABET = "abcdefghijklmnopqrstuvwxyzäöüß"
 MAX_LENGTH = 65  # the longest word, german(727_727), has 65 letters
 CHAR_IDS = {c: i + 1 for i, c in enumerate(ALPHABET)}  # 0 pads
@@ -95,9 +97,10 @@ def examples(numbers: np.ndarray):
     }
 
 
-def input_fn(features, batch_size: int, shuffle_seed=None):
+def input_fn(features, batch_size: int, name: str, shuffle_seed=None):
     """An input function over ``features``, one pass in order; with ``shuffle_seed``, endless training
-    data (train with a step count), reshuffled every epoch in the same way on every run.
+    data (train with a step count), reshuffled every epoch in the same way on every run. ``name`` is
+    what the MLflow run calls the data (its Datasets column; without it, the function's name).
 
     The repeat sits after the shuffle: a seeded shuffle that starts over (a new iterator
     each epoch) would replay the same order every epoch.
@@ -110,7 +113,7 @@ def input_fn(features, batch_size: int, shuffle_seed=None):
         size = len(next(iter(features.values())))
         return dataset.shuffle(size, seed=shuffle_seed, reshuffle_each_iteration=True).batch(batch_size).repeat()
 
-    return make
+    return named_input(make, name)
 
 
 def seed_graph(seed: int) -> None:

@@ -16,15 +16,17 @@ from __future__ import annotations
 import argparse
 import math
 import time
-import warnings
 from pathlib import Path
 
+# first: the package loads TensorFlow quietly (no start-up logs, no notices that TF1 APIs are deprecated)
+from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
+
+# isort: split
 import tensorflow.compat.v1 as tf
 from data import VOCABULARY, encode, examples, input_fn, seed_graph, split
 from words import german
 
-from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec
-from elistimator_tracking.tracking import command, ui_hint
+from elistimator_tracking.tracking import command, registered, ui_hint
 
 PARAMS = {"embedding_size": 16, "lstm_units": 64, "learning_rate": 0.005, "batch_size": 64}
 REGISTERED_NAME = "german-parity"
@@ -68,15 +70,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--experiment", default="german-parity")
     parser.add_argument("--register-as", default=REGISTERED_NAME)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bars, no TensorFlow notices that the TF1 layers used here are deprecated",
-    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    if args.quiet:  # known and not news: this example is TF1 graph code on purpose
-        tf.get_logger().setLevel("ERROR")
-        warnings.filterwarnings("ignore", message=r"`tf\.(layers|nn\.rnn_cell)\..*is deprecated", category=UserWarning)
     started = time.perf_counter()
     numbers = split({"train": args.train_size, "validation": 2000, "test": 2000}, args.seed)
     train, validation, test = (examples(numbers[name]) for name in ("train", "validation", "test"))
@@ -91,13 +86,16 @@ def main(argv=None) -> dict:
         run_name=model_dir.name,
         verbose=not args.quiet,
     ) as estimator:
-        estimator.setup(input_fn(train, batch, shuffle_seed=args.seed), input_fn(validation, batch))
+        estimator.setup(
+            input_fn(train, batch, "german-words-train", shuffle_seed=args.seed),
+            input_fn(validation, batch, "german-words-validation"),
+        )
         for _ in range(args.epochs):
             estimator.train(args.steps_per_epoch).validate()
             estimator.save_ckpt()
         estimator.restore_best_ckpt(metric="accuracy", mode="max")
         best_step = estimator.global_step
-        tested = estimator.evaluate(input_fn(test, batch))
+        tested = estimator.evaluate(input_fn(test, batch, "german-words-test"))
         version = estimator.register_best(args.register_as, metric="accuracy", mode="max", alias="champion")
         words = ["einundzwanzig", "einhundertzweiundvierzig", german(999_998), german(54_321)]
         answers = estimator.predict(**encode(words))["odd"]
@@ -109,10 +107,8 @@ def main(argv=None) -> dict:
     )
     for word, odd in zip(words, answers, strict=False):
         print(f"  {word}: {'odd' if odd else 'even'}")
-    print(
-        f"\nMLflow run {run_id}, named {model_dir.name!r} (experiment {args.experiment!r}); registered "
-        f"models:/{args.register_as}/{version} (@champion moves to it only if it beats the current champion)"
-    )
+    print(f"\nMLflow run {run_id}, named {model_dir.name!r} (experiment {args.experiment!r})")
+    print(registered(tracking_uri, args.register_as, version))
     print(f"Compare runs in the MLflow UI:  {ui_hint(tracking_uri, run_id)}")
     print(f"TensorBoard (runs by name):    {command('tensorboard')} --logdir {model_dir.parent}")
     return {"test": tested, "best_step": best_step, "run_id": run_id, "version": version, "seconds": elapsed}

@@ -17,13 +17,16 @@ import argparse
 import time
 from pathlib import Path
 
+# first: the package loads TensorFlow quietly (no start-up logs, no notices that TF1 APIs are deprecated)
+from elistimator_tracking import estimator as tf_estimator  # was: tf_estimator = tf.estimator
+
+# isort: split
 import tensorflow.compat.v1 as tf
 from data import MAX_LENGTH, encode, examples, split
 from parity import PARAMS, parity_logits
 from words import german
 
-from elistimator_tracking import estimator as tf_estimator  # was: tf_estimator = tf.estimator
-from elistimator_tracking.tracking import command, ui_hint
+from elistimator_tracking.tracking import command, registered, ui_hint
 
 REGISTERED_NAME = "german-parity-estimator"
 
@@ -74,6 +77,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--experiment", default="german-parity")
     parser.add_argument("--register-as", default=REGISTERED_NAME)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars, no metrics lines")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     numbers = split({"train": args.train_size, "validation": 2000}, args.seed)
@@ -88,6 +92,7 @@ def main(argv=None) -> dict:
         params={**PARAMS, **vars(args)},
         experiment=args.experiment,
         run_name=model_dir.name,
+        verbose=not args.quiet,  # progress bars and each evaluation's metrics (tf.estimator logged them at INFO)
     )
     batch = PARAMS["batch_size"]
     train_spec = tf_estimator.TrainSpec(make_input_fn(numbers["train"], batch, args.seed), max_steps=args.max_steps)
@@ -105,7 +110,7 @@ def main(argv=None) -> dict:
         print(f"  {word}: {'odd' if odd else 'even'}")
     print(f"SavedModel (TensorFlow Serving, saved_model_cli): {exported}")
     print(
-        f"registered models:/{args.register_as}/{version} (@champion); serve it over HTTP with one command:\n"
+        f"{registered(tracking_uri, args.register_as, version)}; serve it over HTTP with one command:\n"
         f"  {command('mlflow')} models serve -m models:/{args.register_as}@champion --env-manager local -p 5001"
     )
     print(f"Compare runs in the MLflow UI:  {ui_hint(tracking_uri)}")

@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 from morphemes import encode, paper_split
 
-from elistimator_tracking import Elistimator
+from elistimator_tracking import Elistimator, named_input
 
 BEYOND = {"1,001..9,999": (1_001, 9_999), "10,000..99,999": (10_000, 99_999), "100,000..999,999": (100_000, 999_999)}
 BEYOND_SIZE = 1000
@@ -42,19 +42,20 @@ def all_sets(seed: int) -> dict[str, np.ndarray]:
     return {**paper_split(seed), **beyond_sets()}
 
 
-def input_fn(numbers: np.ndarray, batch_size: int, repeat: bool = False):
-    """Encoded words of ``numbers`` in their order (no shuffling: training uses whole-set batches)."""
+def input_fn(numbers: np.ndarray, batch_size: int, name: str, repeat: bool = False):
+    """Encoded words of ``numbers`` in their order (no shuffling: training uses whole-set batches),
+    called ``name`` in the MLflow run's datasets."""
     features = encode(numbers)
 
     def make():
         dataset = tf.data.Dataset.from_tensor_slices(features)
         return (dataset.repeat() if repeat else dataset).batch(batch_size)
 
-    return make
+    return named_input(make, name)
 
 
 def _predict(estimator: Elistimator, numbers: np.ndarray) -> np.ndarray:
-    return np.concatenate([b["value"] for b in estimator.predict(input_fn=input_fn(numbers, 1024))])
+    return np.concatenate([b["value"] for b in estimator.predict(input_fn=input_fn(numbers, 1024, "predicted"))])
 
 
 def measure(estimator: Elistimator, numbers: np.ndarray) -> dict[str, float]:
@@ -106,7 +107,10 @@ def run(
         verbose=verbose,
         summary_every_n_steps=50,
     ) as estimator:
-        estimator.setup(input_fn(train, len(train), repeat=True), input_fn(sets["validation"], 1024))
+        estimator.setup(
+            input_fn(train, len(train), "morphemes-train", repeat=True),
+            input_fn(sets["validation"], 1024, "morphemes-validation"),
+        )
         for _ in range(checkpoints):
             estimator.train(steps // checkpoints).validate()
             estimator.save_ckpt()

@@ -58,10 +58,24 @@ def sync(
     """Deliver the tracking work a model directory kept while its store did not answer, and send
     again what its ``elistimator.json`` holds and the run lacks.
 
-    Returns ``{tracking_uri: SyncReport}`` (``{}`` when the directory was never tracked).
-    ``tracking_uri`` sends the work to another store than the one recorded, for example after a
-    typo in the URI (only work that never reached any store can move); the model directory then
-    records the new store and run.
+    It holds the directory's writer lock while it works, so it never replays a journal a training is
+    writing. Replays never duplicate (points keep their timestamps, a run is found again by its key).
+
+    Args:
+        model_dir: the model directory (its ``tracking/`` journal).
+        tracking_uri: send the work to another store than the one recorded, for example after a typo
+            in the URI (only work that never reached any store can move); the model directory then
+            records the new store and run.
+        timeout: seconds to keep trying while the store does not answer.
+
+    Returns:
+        ``{tracking_uri: SyncReport}``; ``{}`` when the directory was never tracked.
+
+    Raises:
+        ModelDirectoryError: ``model_dir`` is missing, a file, or holds links that leave it.
+        ModelDirectoryBusy: a training (or another ``sync``) writes the directory.
+        InvalidValueError: ``tracking_uri`` names another store for work that already reached one.
+        TrackingError: a damaged journal file whose store cannot be told.
     """
     from ..mlflow_tracker import MlflowTracker
 
