@@ -271,9 +271,11 @@ def first_attempt(trial: optuna.trial.Trial | FrozenTrial) -> int:
 
 def retry_history(trial: optuna.trial.Trial | FrozenTrial) -> list[int]:
     """The numbers of the killed attempts this trial retries, oldest first (Optuna's retry callback)."""
+    if not isinstance(trial, FrozenTrial):  # a running trial: its record in the storage
+        trial = trial.storage.get_trial(trial._trial_id)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return list(RetryHeartbeatStaleTrialCallback.retry_history(trial))  # type: ignore[arg-type]
+        return list(RetryHeartbeatStaleTrialCallback.retry_history(trial))
 
 
 def trial_storage(
