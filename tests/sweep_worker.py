@@ -1,6 +1,7 @@
 """A sweep worker process for the multi-process tests: ``python sweep_worker.py STORAGE TRACKING_URI
 ROOT N_TRIALS [EPOCHS]`` runs N_TRIALS trials of study ``shared`` (minimize validation loss of
-``target_model_fn``, a median pruner, heartbeats every second) and prints ``done <trial numbers>``.
+``target_model_fn``, a median pruner, heartbeats every second); it prints ``started <trial> at
+<global step>`` as each trial starts, then ``done <trial numbers>``.
 
 ``ELISTIMATOR_CRASH_AT`` (``_faults.py``) SIGKILLs it at a chosen moment of training."""
 
@@ -37,13 +38,14 @@ def main(storage: str, tracking_uri: str, root: str, n_trials: int, epochs: int 
         mine.append(trial.number)
         t = sweep.params(trial)["t"]
         with sweep.trial(trial, target_model_fn, targets(t), zero_targets, verbose=False) as est:
+            print("started", trial.number, "at", est.global_step, flush=True)
             while est.global_step < 3 * epochs:
                 est.train().validate()
                 est.save_ckpt()
             return sweep.best_value(est)
 
     sweep.optimize(objective, n_trials=n_trials)
-    print("done", " ".join(map(str, mine)), flush=True)
+    print("done", *mine, flush=True)
 
 
 if __name__ == "__main__":

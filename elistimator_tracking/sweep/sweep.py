@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ from .pruning import PruningListener, TrialPruned
 
 #: options of ``Elistimator(...)`` the sweep sets itself for every trial
 SWEEP_OPTIONS = ("tracking", "experiment", "run_name")
+CREATE_ATTEMPTS = 5  # making the storage, while another worker creates its tables
 
 
 class Sweep:
@@ -284,15 +286,26 @@ def trial_storage(
     """Optuna's RDB storage at ``url`` (``sqlite:///sweep.db``; ``postgresql+psycopg://...`` shared)
     with heartbeats: a trial whose process stops beating for ``grace_period`` seconds (default: twice
     the interval) is failed by the next worker to start a trial, and retried (up to ``max_retry``
-    times) as a new trial that continues its model directory and run."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-        )
+    times) as a new trial that continues its model directory and run. Workers that start at once on an
+    empty database race to create Optuna's tables (the loser's ``CREATE TABLE alembic_version`` fails
+    in PostgreSQL, measured): the loser tries again, and finds them."""
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+                )
+        except DBAPIError:  # workers starting at once on an empty database race to create Optuna's tables
+            if attempt == CREATE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def register_best_trial(
