@@ -91,15 +91,29 @@ def measure(which: str, hidden: int, repeats: int) -> dict:
         with quiet():
             for i in range(repeats):
                 started = time.perf_counter()
-                model_id = logged_models.create(client, made["run_id"], step, model_dir,
-                                                logged_models.checkpoint_key(f"one{i}", step, made["files"]), packager)
+                model_id = logged_models.create(
+                    client,
+                    made["run_id"],
+                    step,
+                    model_dir,
+                    logged_models.checkpoint_key(f"one{i}", step, made["files"]),
+                    packager,
+                )
                 one.append(time.perf_counter() - started)
                 two.append(two_copies(client, made["run_id"], step, model_dir, f"two{i}"))
         stored = size_of(Path(client.get_logged_model(model_id).artifact_location.removeprefix("file://")))
-        artifact = size_of(Path(client.get_run(made["run_id"]).info.artifact_uri.removeprefix("file://"))
-                           / f"{legacy_checkpoint_path(step)}-two0")
-        return {"which": which, "model_dir": size_of(model_dir), "one": one, "two": two, "one_bytes": stored,
-                "two_bytes": stored + artifact}
+        artifact = size_of(
+            Path(client.get_run(made["run_id"]).info.artifact_uri.removeprefix("file://"))
+            / f"{legacy_checkpoint_path(step)}-two0"
+        )
+        return {
+            "which": which,
+            "model_dir": size_of(model_dir),
+            "one": one,
+            "two": two,
+            "one_bytes": stored,
+            "two_bytes": stored + artifact,
+        }
 
 
 def main() -> None:
@@ -107,16 +121,23 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    print("| checkpoint | model dir bytes | two copies (0.1): s median / best, store bytes / model dir "
-          "| one copy: s median / best, store bytes / model dir |")
+    print(
+        "| checkpoint | model dir bytes | two copies (0.1): s median / best, store bytes / model dir "
+        "| one copy: s median / best, store bytes / model dir |"
+    )
     print("| --- | --- | --- | --- |")
     for which in ("dense", "cnn"):
         r = measure(which, args.hidden, args.repeats)
-        print(f"| {which} | {r['model_dir']:,} | {statistics.median(r['two']):.3f} / {min(r['two']):.3f}, "
-              f"{r['two_bytes'] / r['model_dir']:.2f} | {statistics.median(r['one']):.3f} / {min(r['one']):.3f}, "
-              f"{r['one_bytes'] / r['model_dir']:.2f} |", flush=True)
-    print(f"({args.repeats} checkpoints each way, alternating; load average "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())})")
+        print(
+            f"| {which} | {r['model_dir']:,} | {statistics.median(r['two']):.3f} / {min(r['two']):.3f}, "
+            f"{r['two_bytes'] / r['model_dir']:.2f} | {statistics.median(r['one']):.3f} / {min(r['one']):.3f}, "
+            f"{r['one_bytes'] / r['model_dir']:.2f} |",
+            flush=True,
+        )
+    print(
+        f"({args.repeats} checkpoints each way, alternating; load average "
+        f"{' '.join(f'{v:.2f}' for v in os.getloadavg())})"
+    )
 
 
 if __name__ == "__main__":

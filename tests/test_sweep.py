@@ -149,6 +149,19 @@ def test_the_best_checkpoint_of_the_best_trial_is_registered(swept):
     assert str(client.get_model_version_by_alias("tiny-sweep", "champion").version) == version
 
 
+def test_the_command_registers_the_best_trials_checkpoint(swept, capsys):
+    from elistimator_tracking.cli import main
+
+    sweep, client, runs = swept
+    storage = f"sqlite:///{sweep.root.parent / 'optuna.db'}"
+    argv = ["register-best-trial", "tiny", "tiny-cli", "--storage", storage, "--tracking-uri", sweep.tracking_uri]
+    assert main(argv) == 0
+    assert "registered models:/tiny-cli/1 (@champion)" in capsys.readouterr().out
+    assert client.get_model_version("tiny-cli", "1").run_id == runs[3].info.run_id
+    assert main(["register-best-trial", "nope", "tiny-cli", "--storage", storage]) == 1
+    assert "no study 'nope'" in capsys.readouterr().err
+
+
 def test_a_second_sweep_on_the_study_finds_its_parent_and_refuses_another_metric(swept):
     sweep, _, _ = swept
     again = Sweep(sweep.study, sweep.root, "loss", tracking_uri=sweep.tracking_uri)

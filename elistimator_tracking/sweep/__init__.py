@@ -20,6 +20,8 @@ The one part of the package that imports ``optuna`` (``pip install 'elistimator_
 """
 
 from .pruning import PruningListener, TrialPruned
-from .sweep import Sweep, register_best_trial, trial_storage
+from .retries import trial_storage
+from .study_run import register_best_trial
+from .sweep import Sweep
 
 __all__ = ["Sweep", "PruningListener", "TrialPruned", "trial_storage", "register_best_trial"]

@@ -27,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
+from ..errors import NotFoundError
 from ..tracking.http_limits import bounded, quiet
 from ..tracking.names import (
     BEST_PARAMS_TAG,
@@ -177,3 +178,24 @@ def end_if_done(client: MlflowClient, parent_run_id: str, study: optuna.Study) -
     with bounded(), quiet():
         client.set_terminated(parent_run_id, "FINISHED")
     return True
+
+
+def register_best_trial(
+    study: optuna.Study, name: str, alias: str | None = "champion", tracking_uri: str | None = None, force: bool = False
+) -> tuple[str, str | None]:
+    """Register the best checkpoint (by the sweep's metric) of ``study``'s best trial as a new version of
+    ``name``, moving ``alias`` by the registry's alias rule. Returns the version and, when the alias
+    stayed, why."""
+    from ..tracking.registry import register_best
+
+    held = recorded(study)
+    if held is None:
+        raise NotFoundError(f"study {study.study_name!r} was not run as a sweep: its storage names no MLflow run")
+    best = best_trial(study, study.get_trials(deepcopy=False))
+    if best is None:
+        raise NotFoundError(f"study {study.study_name!r} has no COMPLETE trial yet: nothing to register")
+    run_id = best.user_attrs.get(RUN_ID_ATTR)
+    if not run_id:
+        raise NotFoundError(f"trial {best.number} of study {study.study_name!r} records no MLflow run")
+    mode = "min" if study.direction == optuna.study.StudyDirection.MINIMIZE else "max"
+    return register_best(run_id, name, held["metric"], mode, alias, tracking_uri or held["tracking_uri"], force=force)

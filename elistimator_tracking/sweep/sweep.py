@@ -13,14 +13,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from ..criterion import Criterion
@@ -30,10 +28,10 @@ from ..tracking.names import PARENT_RUN_TAG, TRIAL_NUMBER_TAG, TRIAL_RETRIED_TAG
 from . import space as search_space
 from . import study_run
 from .pruning import PruningListener, TrialPruned
+from .retries import first_attempt, retry_history
 
 #: options of ``Elistimator(...)`` the sweep sets itself for every trial
 SWEEP_OPTIONS = ("tracking", "experiment", "run_name")
-CREATE_ATTEMPTS = 5  # making the storage, while another worker creates its tables
 
 
 class Sweep:
@@ -262,69 +260,4 @@ class Sweep:
 
     def register_best(self, name: str, alias: str | None = "champion", force: bool = False) -> tuple[str, str | None]:
         """Register the best checkpoint of the study's best trial (see ``register_best_trial``)."""
-        return register_best_trial(self.study, name, alias, force=force)
-
-
-def first_attempt(trial: optuna.trial.Trial | FrozenTrial) -> int:
-    """The number of the trial's first attempt (itself, unless Optuna retried a killed one)."""
-    history = retry_history(trial)
-    return history[0] if history else trial.number
-
-
-def retry_history(trial: optuna.trial.Trial | FrozenTrial) -> list[int]:
-    """The numbers of the killed attempts this trial retries, oldest first (Optuna's retry callback)."""
-    if not isinstance(trial, FrozenTrial):  # a running trial: its record in the storage
-        trial = trial.storage.get_trial(trial._trial_id)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return list(RetryHeartbeatStaleTrialCallback.retry_history(trial))
-
-
-def trial_storage(
-    url: str, heartbeat_interval: int = 10, grace_period: int | None = None, max_retry: int | None = 3
-) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage at ``url`` (``sqlite:///sweep.db``; ``postgresql+psycopg://...`` shared)
-    with heartbeats: a trial whose process stops beating for ``grace_period`` seconds (default: twice
-    the interval) is failed by the next worker to start a trial, and retried (up to ``max_retry``
-    times) as a new trial that continues its model directory and run. Workers that start at once on an
-    empty database race to create Optuna's tables (the loser's ``CREATE TABLE alembic_version`` fails
-    in PostgreSQL, measured): the loser tries again, and finds them."""
-    from sqlalchemy.exc import DBAPIError
-
-    for attempt in range(CREATE_ATTEMPTS):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    url,
-                    heartbeat_interval=heartbeat_interval,
-                    grace_period=grace_period,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-                )
-        except DBAPIError:  # workers starting at once on an empty database race to create Optuna's tables
-            if attempt == CREATE_ATTEMPTS - 1:
-                raise
-            time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-def register_best_trial(
-    study: optuna.Study, name: str, alias: str | None = "champion", tracking_uri: str | None = None, force: bool = False
-) -> tuple[str, str | None]:
-    """Register the best checkpoint (by the sweep's metric) of ``study``'s best trial as a new version of
-    ``name``, moving ``alias`` by the registry's alias rule. Returns the version and, when the alias
-    stayed, why."""
-    from ..errors import NotFoundError
-    from ..tracking.registry import register_best
-
-    held = study_run.recorded(study)
-    if held is None:
-        raise NotFoundError(f"study {study.study_name!r} was not run as a sweep: its storage names no MLflow run")
-    best = study_run.best_trial(study, study.get_trials(deepcopy=False))
-    if best is None:
-        raise NotFoundError(f"study {study.study_name!r} has no COMPLETE trial yet: nothing to register")
-    run_id = best.user_attrs.get(study_run.RUN_ID_ATTR)
-    if not run_id:
-        raise NotFoundError(f"trial {best.number} of study {study.study_name!r} records no MLflow run")
-    mode = "min" if study.direction == optuna.study.StudyDirection.MINIMIZE else "max"
-    return register_best(run_id, name, held["metric"], mode, alias, tracking_uri or held["tracking_uri"], force=force)
+        return study_run.register_best_trial(self.study, name, alias, force=force)
