@@ -16,6 +16,7 @@ import argparse
 import base64
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,7 @@ OUT = Path(__file__).resolve().parent / "sweep-runs.png"
 class Browser:
     """Headless Chromium and one page of it, over the DevTools protocol on a pipe."""
 
-    def __init__(self, profile: Path, width: int = 1500, height: int = 820):
+    def __init__(self, profile: Path, width: int = 1600, height: int = 720):
         to_browser, self._write = os.pipe()
         self._read, from_browser = os.pipe()
         os.set_inheritable(to_browser, True)
@@ -48,7 +49,7 @@ class Browser:
                 f"--window-size={width},{height}",
                 "about:blank",
             ],
-            pass_fds=(to_browser, from_browser),
+            pass_fds=(3, 4),  # kept open in the child after its preexec_fn put the pipes there
             preexec_fn=lambda: (os.dup2(to_browser, 3), os.dup2(from_browser, 4)),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -66,6 +67,8 @@ class Browser:
         os.write(self._write, json.dumps(message).encode() + b"\0")
         while True:
             while b"\0" not in self._buffer:
+                if not select.select([self._read], [], [], 60)[0]:
+                    raise TimeoutError(f"Chromium did not answer {method} within 60 s")
                 self._buffer += os.read(self._read, 1 << 20)
             line, self._buffer = self._buffer.split(b"\0", 1)
             answer = json.loads(line)
@@ -92,12 +95,14 @@ class Browser:
         self.process.wait()
 
 
-#: the expander the runs table shows beside a parent run's name (its button's label)
+#: the runs table's expander beside a parent run's name (the run-name cell's button), after closing
+#: the assistant panel (it takes a third of the page)
 EXPAND = """(() => {
-  const buttons = [...document.querySelectorAll('button')].filter(b =>
-      /expand|show child runs|child runs/i.test((b.getAttribute('aria-label') || '') + ' ' + (b.title || '')));
-  if (!buttons.length) return false;
-  buttons[0].click();
+  const close = [...document.querySelectorAll('button')].find(b => b.getAttribute('aria-label') === 'Close');
+  if (close) close.click();
+  const expander = document.querySelector('button[data-component-id*="runnamecellrenderer"]');
+  if (!expander) return false;
+  expander.click();
   return true;
 })()"""
 

@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..criterion import Criterion
 from ..errors import InvalidTypeError, InvalidValueError, NotSupportedError, TrackingWarning
 from ..settings import PathLike
+from ..tracking.http_limits import bounded, quiet
 from ..tracking.names import PARENT_RUN_TAG, TRIAL_NUMBER_TAG, TRIAL_RETRIED_TAG, TRIAL_STATE_TAG
 from . import space as search_space
 from . import study_run
@@ -89,11 +90,12 @@ class Sweep:
         if held is not None:
             self._agrees(held, wanted)
         tags = study_run.study_tags(study, metric, self.space)
-        self.record = study_run.claim(study, self._client, wanted, tags)
-        self._agrees(self.record, wanted)
-        self.experiment: str = self.record["experiment"]
-        self.parent_run_id: str = self.record["parent_run_id"]
-        self._client.update_run(self.parent_run_id, status="RUNNING")  # a study that goes on runs again
+        with bounded(), quiet():  # a store that does not answer is an error within seconds
+            self.record = study_run.claim(study, self._client, wanted, tags)
+            self._agrees(self.record, wanted)
+            self.experiment: str = self.record["experiment"]
+            self.parent_run_id: str = self.record["parent_run_id"]
+            self._client.update_run(self.parent_run_id, status="RUNNING")  # a study that goes on runs again
 
     @property
     def metric(self) -> str:
@@ -233,7 +235,8 @@ class Sweep:
         try:
             run_id = trial.user_attrs.get(study_run.RUN_ID_ATTR)
             if run_id:
-                self._client.set_tag(run_id, TRIAL_STATE_TAG, trial.state.name)
+                with bounded(), quiet():
+                    self._client.set_tag(run_id, TRIAL_STATE_TAG, trial.state.name)
             study_run.write_best(self._client, self.parent_run_id, study, self.space)
         except Exception as error:  # noqa: BLE001 -- tracking never breaks the study
             warnings.warn(
