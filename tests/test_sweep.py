@@ -218,3 +218,31 @@ def test_the_pruner_raises_an_error_that_is_both_a_stop_and_optunas_prune():
     assert isinstance(stop, optuna.TrialPruned) and stop.run_status == "KILLED" and stop.step == 3
     with pytest.raises(InvalidValueError, match="non-empty string"):
         PruningListener(None, "")
+
+
+def test_the_pruning_listener_alone_stops_a_users_own_loop_at_a_clean_point(tmp_path):
+    """Without ``Sweep``: the listener on a plain Elistimator, the user's own loop and ``with`` block."""
+    from elistimator_tracking import Elistimator
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    study = optuna.create_study(direction="minimize", pruner=optuna.pruners.ThresholdPruner(upper=0.5))
+    ran = []
+
+    def objective(trial):
+        listener = PruningListener(trial, "loss")
+        with Elistimator(target_model_fn, tmp_path / "m", verbose=False, tracking=uri, listeners=[listener]) as est:
+            est.setup(targets(1.0), zero_targets)  # loss 1.0 at every validation: above the threshold
+            for _ in range(3):
+                est.train()
+                ran.append(est.global_step)
+                est.validate()
+                est.save_ckpt()  # the pruning validation's checkpoint is still saved
+            return est.validate()["loss"]
+
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].state == TrialState.PRUNED and study.trials[0].intermediate_values == {3: 1.0}
+    assert ran == [3]  # the next train() raised the prune
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("target_model_fn").experiment_id])
+    assert run.info.status == "KILLED" and "pruned by ThresholdPruner" in run.data.tags[ERROR_TAG]
+    assert stored_steps(client, run.info.run_id) == [3]
