@@ -1,5 +1,7 @@
 """The ``elistimator`` command: compare runs, find the best checkpoint, register, download, sync.
 
+``register-best-trial`` reads an Optuna study (the ``sweep`` extra), imported only when it runs.
+
 Every command takes ``--tracking-uri`` (default: ``MLFLOW_TRACKING_URI``, else MLflow's
 default ``sqlite:///mlflow.db``). Failures print one line to stderr and exit 1.
 """
@@ -112,6 +114,21 @@ def _parser() -> argparse.ArgumentParser:
         help="moves only to a version that beats the alias's current one on --metric (default: champion)",
     )
     register.add_argument("--force", action="store_true", help="move the alias even if the new version is not better")
+
+    sweep = command(
+        "register-best-trial",
+        _register_best_trial,
+        "Register the best checkpoint of a sweep's best trial (an Optuna study run with elistimator_tracking.sweep).",
+    )
+    sweep.add_argument("study", help="the Optuna study's name")
+    sweep.add_argument("name", help="registered model name")
+    sweep.add_argument(
+        "--storage", required=True, help="the study's Optuna storage (sqlite:///sweep.db, postgresql+psycopg://...)"
+    )
+    sweep.add_argument(
+        "--alias", default="champion", help="moves only to a better version, as for register (default: champion)"
+    )
+    sweep.add_argument("--force", action="store_true", help="move the alias even if the new version is not better")
 
     download = command(
         "download",
@@ -265,6 +282,28 @@ def _register(args) -> int:
     print(f"registered models:/{args.name}/{version}{alias} from run {args.run_id}")
     if kept:
         print(f"{kept}; --force moves it anyway")
+    return 0
+
+
+def _register_best_trial(args) -> int:
+    try:
+        import optuna
+    except ImportError:
+        raise TrackingError(
+            "register-best-trial reads an Optuna study: pip install 'elistimator_tracking[sweep]'"
+        ) from None
+    from .sweep import register_best_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=args.study, storage=args.storage)
+    except KeyError:
+        raise NotFoundError(f"no study {args.study!r} in {args.storage}") from None
+    version, kept = register_best_trial(study, args.name, args.alias or None, args.tracking_uri, force=args.force)
+    alias = f" (@{args.alias})" if args.alias and not kept else ""
+    print(f"registered models:/{args.name}/{version}{alias}: the best checkpoint of study {args.study!r}'s best trial")
+    if kept:
+        print(kept)
     return 0
 
 

@@ -71,6 +71,38 @@ def shared_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL cluster of the module's own (a team server's backend, a sweep's shared storage);
+    skipped, or failed when required, without PostgreSQL."""
+    import pwd
+
+    from mlflow_server import PostgresServer, postgres_bin
+
+    bin_dir = postgres_bin()
+    missing = (
+        None
+        if bin_dir
+        else (
+            "PostgreSQL's initdb and postgres were not found (/usr/lib/postgresql/<n>/bin, "
+            "PATH or $ELISTIMATOR_POSTGRES_BIN)"
+        )
+    )
+    if bin_dir and os.geteuid() == 0 and "postgres" not in {entry.pw_name for entry in pwd.getpwall()}:
+        missing = "running as root, and there is no postgres user to run PostgreSQL as (it refuses root)"
+    try:
+        import psycopg  # noqa: F401  (MLflow's PostgreSQL driver)
+    except ImportError:
+        missing = missing or "the PostgreSQL driver psycopg is not installed (pip install -e '.[test]')"
+    if missing:
+        if os.environ.get("ELISTIMATOR_REQUIRE_POSTGRES") == "1":
+            pytest.fail(missing + ", but ELISTIMATOR_REQUIRE_POSTGRES=1 requires them")
+        pytest.skip(missing)
+    server = PostgresServer(bin_dir).start()
+    yield server
+    server.remove()
+
+
 # -- a tiny classifier --------------------------------------------------------------------
 
 

@@ -64,6 +64,24 @@ def test_the_main_job_opens_with_no_tensorflow_notices(tmp_path):
     assert "held-out test accuracy" in done.stdout
 
 
+def test_sweep_example_runs_its_trials_under_one_study_run_and_registers_the_best(tmp_path, capsys):
+    sweep_example = import_example("german_numbers/sweep")
+    argv = ["--trials", "4", "--train-size", "300", "--validations", "3", "--steps-per-validation", "2"]
+    result = sweep_example.main([*argv, "--root", str(tmp_path / "sweep"), "--register-as", "sweep-smoke"])
+    study, sweep = result["study"], result["sweep"]
+    assert len(study.trials) == 4 and sum(result["states"].values()) == 4
+    client = MlflowClient()
+    children = client.search_runs(
+        [client.get_experiment_by_name("german-parity-sweep").experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{sweep.parent_run_id}'",
+    )
+    assert sorted(r.info.run_name for r in children) == [f"trial-{n}" for n in range(4)]
+    champion = client.get_model_version_by_alias("sweep-smoke", "champion")
+    assert champion.run_id == study.best_trial.user_attrs["elistimator:run_id"]
+    out = capsys.readouterr().out
+    assert "Compare the trials in the MLflow UI" in out and "expand it" in out
+
+
 @pytest.mark.slow
 def test_parity_example_reaches_its_accuracy(tmp_path):
     """Half the main job's epochs already meet the 0.99 held-out accuracy it promises."""

@@ -34,14 +34,31 @@ with Elistimator(tiny_model_fn, {str(tmp_path / "model")!r}, verbose=False, trac
 with Elistimator.from_disk({str(tmp_path / "model")!r}, tracking=False, verbose=False) as loaded:
     loaded.setup(dataset_fn(x, y), dataset_fn(vx, vy))
     loaded.train(2)
-print(sorted(m for m in sys.modules if m == "mlflow" or m.startswith("mlflow.")))
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("mlflow", "optuna")))
 """
     assert run_python(code, tmp_path) == "[]"
 
 
-def test_importing_the_package_imports_no_mlflow(tmp_path):
-    code = "import sys, elistimator_tracking, elistimator_tracking.tracking; print('mlflow' in sys.modules)"
-    assert run_python(code, tmp_path) == "False"
+def test_importing_the_package_imports_no_mlflow_and_no_optuna(tmp_path):
+    code = (
+        "import sys, elistimator_tracking, elistimator_tracking.tracking; "
+        "print('mlflow' in sys.modules, 'optuna' in sys.modules)"
+    )
+    assert run_python(code, tmp_path) == "False False"
+
+
+def test_only_the_sweep_module_imports_optuna():
+    importers = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if any(
+            (isinstance(node, ast.Import) and any(a.name.split(".")[0] == "optuna" for a in node.names))
+            or (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "optuna" and not node.level)
+            for node in ast.walk(ast.parse(path.read_text()))
+        )
+    )
+    assert all(name.startswith("sweep/") for name in importers if name != "cli.py"), importers
+    assert "cli.py" in importers  # register-best-trial, inside its function: --help imports none (below)
 
 
 def test_importing_the_package_imports_neither_tensorflow_nor_mlflow_until_the_elistimator_is_used(tmp_path):
@@ -71,7 +88,7 @@ try:
 except SystemExit as done:
     assert done.code == 0
 assert main(["runs", "layers", "--tracking-uri", mlflow.get_tracking_uri()]) == 0
-print(sorted(m for m in ("tensorflow", "tf_keras", "keras") if m in sys.modules))
+print(sorted(m for m in ("tensorflow", "tf_keras", "keras", "optuna") if m in sys.modules))
 """
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert output.returncode == 0, output.stderr[-3000:]

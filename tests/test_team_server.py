@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -24,7 +23,7 @@ import numpy as np
 import pytest
 from conftest import dataset_fn, history, pending, stored_steps, tiny_model_fn, train_epochs
 from mlflow import MlflowClient
-from mlflow_server import MlflowServer, PostgresServer, postgres_bin
+from mlflow_server import MlflowServer
 
 from elistimator_tracking import Elistimator
 from elistimator_tracking.tracking import TrackingWarning, sync
@@ -40,33 +39,6 @@ CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_T
 
 def files_containing(root: Path, secret: str) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and not p.is_symlink() and secret.encode() in p.read_bytes()]
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A PostgreSQL cluster of the module's own (skipped, or failed when required, without PostgreSQL)."""
-    bin_dir = postgres_bin()
-    missing = (
-        None
-        if bin_dir
-        else (
-            "PostgreSQL's initdb and postgres were not found (/usr/lib/postgresql/<n>/bin, "
-            "PATH or $ELISTIMATOR_POSTGRES_BIN)"
-        )
-    )
-    if bin_dir and os.geteuid() == 0 and "postgres" not in {entry.pw_name for entry in pwd.getpwall()}:
-        missing = "running as root, and there is no postgres user to run PostgreSQL as (it refuses root)"
-    try:
-        import psycopg  # noqa: F401  (MLflow's PostgreSQL driver)
-    except ImportError:
-        missing = missing or "the PostgreSQL driver psycopg is not installed (pip install -e '.[test]')"
-    if missing:
-        if os.environ.get("ELISTIMATOR_REQUIRE_POSTGRES") == "1":
-            pytest.fail(missing + ", but ELISTIMATOR_REQUIRE_POSTGRES=1 requires them")
-        pytest.skip(missing)
-    server = PostgresServer(bin_dir).start()
-    yield server
-    server.remove()
 
 
 @pytest.fixture(scope="module")

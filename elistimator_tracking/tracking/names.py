@@ -45,6 +45,27 @@ GIT_COMMIT_TAG = "mlflow.source.git.commit"  # MLflow's own: the UI links it
 GIT_DIRTY_TAG = "git.dirty"
 #: MLflow's parent-run relation: the UI groups a study's trials under it
 PARENT_RUN_TAG = "mlflow.parentRunId"
+#: a sweep's trial run (``sweep/``): the Optuna trial whose result it holds, that trial's state
+#: (Optuna's TrialState names: RUNNING, COMPLETE, PRUNED, FAIL, as optuna-integration's MLflowCallback
+#: tags them), the study, and the trial numbers of killed attempts this run continues
+TRIAL_NUMBER_TAG = "optuna.trial.number"
+TRIAL_STATE_TAG = "optuna.trial.state"
+TRIAL_RETRIED_TAG = "optuna.trial.retry_of"
+STUDY_TAG = "optuna.study"
+#: a study's parent run: how the study searches, the search space (JSON, Optuna's distributions),
+#: and the best trial so far (its value is also the metric BEST_VALUE, stepped by finished trials)
+STUDY_DIRECTION_TAG = "optuna.study.direction"
+STUDY_METRIC_TAG = "optuna.study.metric"
+STUDY_SAMPLER_TAG = "optuna.study.sampler"
+STUDY_PRUNER_TAG = "optuna.study.pruner"
+STUDY_SPACE_TAG = "optuna.study.search_space"
+STUDY_FINISHED_TRIALS_TAG = "optuna.study.finished_trials"
+BEST_TRIAL_TAG = "optuna.best.trial"
+BEST_VALUE_TAG = "optuna.best.value"
+BEST_RUN_TAG = "optuna.best.run_id"
+BEST_PARAMS_TAG = "optuna.best.params"
+BEST_PARAM_PREFIX = "optuna.best.param."
+BEST_VALUE = "best_value"
 #: why training stopped early (a listener's request: early stopping, a pruner), at which step
 STOP_REASON_TAG = "elistimator.stop.reason"
 STOP_STEP_TAG = "elistimator.stop.step"
@@ -120,6 +141,11 @@ def selected_by(metric_name: str, mode: str) -> str:
 def stop_tags(step: int, reason: str, best: str | None) -> dict[str, str]:
     """The tags that record why and where training stopped early."""
     return {STOP_STEP_TAG: str(step), STOP_REASON_TAG: reason, **({STOP_BEST_TAG: best} if best else {})}
+
+
+def best_param_tag(name: str) -> str:
+    """The parent run's tag holding the best trial's value of param ``name``."""
+    return f"{BEST_PARAM_PREFIX}{name}"
 
 
 def logged_model_name(step: int) -> str:
