@@ -31,7 +31,7 @@ def checked_space(space: Any) -> dict[str, BaseDistribution]:
         return {}
     if not isinstance(space, Mapping):
         raise InvalidTypeError(f"space must be a dict of {{param name: distribution}}, got {type(space).__name__}")
-    checked = {}
+    checked: dict[str, BaseDistribution] = {}
     for name, distribution in space.items():
         if not isinstance(name, str) or not name:
             raise InvalidValueError(f"space: a param name must be a non-empty string, got {name!r}")
@@ -63,13 +63,13 @@ def consistent(space: Space, recorded: Mapping[str, BaseDistribution], study: st
 
 def suggest(trial: optuna.trial.Trial, space: Space) -> dict[str, Any]:
     """The trial's value of each param of ``space`` (a retried trial gets the killed attempt's)."""
-    values = {}
+    values: dict[str, Any] = {}
     for name, d in space.items():
         if isinstance(d, FloatDistribution):
             values[name] = trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
         elif isinstance(d, IntDistribution):
             values[name] = trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
-        else:
+        elif isinstance(d, CategoricalDistribution):
             values[name] = trial.suggest_categorical(name, d.choices)
     return values
 

@@ -74,6 +74,7 @@ def claim(study: optuna.Study, client: MlflowClient, record: Mapping[str, Any], 
     elif recorded(study) is None:
         backend.set_study_system_attr(study._study_id, SWEEP_ATTR, mine)
     held = recorded(study)
+    assert held is not None, "the claim was written, or another worker's was"
     if held["parent_run_id"] != candidate:
         client.delete_run(candidate)  # another worker's claim came first
     return held
@@ -109,7 +110,10 @@ def experiment(client: MlflowClient, name: str) -> str:
     except MlflowException as error:
         if error.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-        return client.get_experiment_by_name(name).experiment_id
+        created = client.get_experiment_by_name(name)  # by the worker that won the race
+        if created is None:
+            raise
+        return created.experiment_id
 
 
 def study_tags(study: optuna.Study, metric: str, declared: search_space.Space) -> dict[str, str]:
@@ -134,11 +138,11 @@ def _described(part: Any) -> str:
 
 def best_trial(study: optuna.Study, trials: list[FrozenTrial]) -> FrozenTrial | None:
     """The best COMPLETE trial (the first of equal values, as Optuna's ``best_trial``), or None."""
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    complete = [(t.value, t) for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     if not complete:
         return None
     sign = 1 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1
-    return min(complete, key=lambda t: (sign * t.value, t.number))
+    return min(complete, key=lambda pair: (sign * pair[0], pair[1].number))[1]
 
 
 def write_best(client: MlflowClient, parent_run_id: str, study: optuna.Study, declared: search_space.Space) -> None:
@@ -164,7 +168,7 @@ def write_best(client: MlflowClient, parent_run_id: str, study: optuna.Study, de
                     **{best_param_tag(name): str(value) for name, value in best.params.items()},
                 }
             )
-            metrics.append(Metric(BEST_VALUE, float(best.value), int(time.time() * 1000), finished))
+            metrics.append(Metric(BEST_VALUE, float(best.values[0]), int(time.time() * 1000), finished))
         client.log_batch(
             parent_run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in redacted(tags).items()], synchronous=True
         )
