@@ -52,10 +52,6 @@ class Layout:
     features: Keys
     labels: Keys = ()
 
-    def flat_keys(self) -> tuple[str, ...]:
-        features = self.features if self.features is not None else (FEATURE,)
-        return features + self.label_keys()
-
     def label_keys(self) -> tuple[str, ...]:
         if self.labels is None:
             return (LABEL,)

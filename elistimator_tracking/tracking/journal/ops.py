@@ -262,7 +262,8 @@ def decode(line: str) -> Op:
         raise Undecodable(f"it has no sequence number ({_shown(data.get('seq'))})")
     if not isinstance(data.get("run"), str):
         raise Undecodable(f"it names no run ({_shown(data.get('run'))})")
-    cls = KINDS.get(data.get("op"))  # type: ignore[arg-type]
+    kind = data.get("op")
+    cls = KINDS.get(kind) if isinstance(kind, str) else None  # a list or an object is no kind either
     if cls is None:
         raise Undecodable(f"its operation {_shown(data.get('op'))} is not one this version knows")
     values: dict[str, Any] = {}
