@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -22,37 +22,7 @@ from .model_graph import ModelFn, ModelGraph
 from .progress import progress_bar
 from .settings import Settings
 from .streams import InputSlots, Stream, open_stream
-
-
-class StepWatch(Protocol):
-    """Something that watches every step of a loop (the estimator front end's ``SessionRunHook``s):
-    it adds fetches and feeds to each step, sees their values, and may end the loop."""
-
-    def before_step(self) -> tuple[Any, Mapping[tf.Tensor, Any]]:
-        """The extra fetches and feeds of the next step (empty ones add nothing to the step)."""
-
-    def after_step(self, values: Any) -> bool:
-        """The extra fetches' values after the step; True ends the loop."""
-
-
-class _Step:
-    """One step's fetches and feeds with what a watch adds (nothing when it asks for nothing), and the
-    step's values split back into the loop's own and the watch's verdict."""
-
-    def __init__(self, fetches: Any, feed: Mapping[tf.Tensor, Any], watch: StepWatch | None):
-        self.watch = watch
-        extra, extra_feed = watch.before_step() if watch is not None else (None, {})
-        self.paired = bool(extra or extra_feed)
-        self.fetches: Any = (fetches, extra) if self.paired else fetches
-        self.feed: Mapping[tf.Tensor, Any] = {**feed, **extra_feed} if self.paired else feed
-
-    def own(self, values: Any) -> Any:
-        """The loop's own part of the step's values."""
-        return values[0] if self.paired else values
-
-    def finished(self, values: Any) -> bool:
-        """Tell the watch the step's values; whether it ends the loop."""
-        return self.watch is not None and bool(self.watch.after_step(values[1] if self.paired else {}))
+from .watch import StepWatch, WatchedStep
 
 
 def _unbatched(train: InputData, validation: InputData | None, error: Exception) -> InvalidValueError | None:
@@ -212,7 +182,7 @@ class Loops:
         done, step = 0, self.global_step
         with progress_bar(f"Training ({self._train_calls})", self._train_total(steps), verbose) as bar:
             while steps is None or done < steps:
-                this = _Step(self._train_fetches(step + 1), self._training, watch)
+                this = WatchedStep(self._train_fetches(step + 1), self._training, watch)
                 try:
                     result = self._training_data.run(this.fetches, this.feed, sized=not self._batch_size_told)
                 except BaseException:
@@ -312,7 +282,7 @@ class Loops:
         stream.restart()
         with progress_bar(description, self._lengths.get(stream.role), verbose) as bar:
             while (
-                result := stream.run((this := _Step(fetches, {}, watch)).fetches, this.feed, sized=True)
+                result := stream.run((this := WatchedStep(fetches, {}, watch)).fetches, this.feed, sized=True)
             ) is not None:
                 values, size = result[0], cast(int, result[1])  # sized=True: the batch's size
                 loss, _ = this.own(values)
@@ -370,7 +340,7 @@ class Loops:
         try:
             stream.restart()
             with progress_bar("Prediction", None, verbose) as bar:
-                while (result := stream.run((this := _Step(output, {}, watch)).fetches, this.feed)) is not None:
+                while (result := stream.run((this := WatchedStep(output, {}, watch)).fetches, this.feed)) is not None:
                     outputs, stop = this.own(result[0]), this.finished(result[0])
                     yield outputs
                     bar.update()

@@ -37,7 +37,9 @@ def main(storage: str, tracking_uri: str, root: str, n_trials: int, epochs: int 
     def objective(trial):
         mine.append(trial.number)
         t = sweep.params(trial)["t"]
-        with sweep.trial(trial, target_model_fn, targets(t), zero_targets, verbose=False) as est:
+        with sweep.trial(
+            trial, target_model_fn, targets(t), zero_targets, verbose=False, summary_every_n_steps=1
+        ) as est:
             print("started", trial.number, "at", est.global_step, flush=True)
             while est.global_step < 3 * epochs:
                 est.train().validate()

@@ -115,7 +115,10 @@ def test_every_python_block_of_the_page_runs_in_order(page, small_mnist, tmp_pat
     shutil.copy(ROOT / ".gitignore", work / ".gitignore")
     subprocess.run(["git", "init", "-q"], cwd=work, check=True)
     (work / "walkthrough.py").write_text(program(page) + "\nprint('--- done', flush=True)\n", encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")}
+    # a reader's shell: no store chosen, and TensorFlow's log level left to the package (this process's
+    # import of it set TF_CPP_MIN_LOG_LEVEL, which a child would take for the reader's own choice)
+    unset = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "TF_CPP_MIN_LOG_LEVEL")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env["ELISTIMATOR_MNIST_DIR"] = str(small_mnist)
     done = subprocess.run(
         [sys.executable, "walkthrough.py"], cwd=work, env=env, capture_output=True, text=True, timeout=1200

@@ -138,7 +138,7 @@ def test_a_dnn_classifier_learns_is_tracked_and_serves(tmp_path):
     client = MlflowClient()
     run = client.get_run(run_id)
     assert {"validation/accuracy", "validation/auc", "validation/label/mean", "train/loss"} <= set(run.data.metrics)
-    assert run.info.experiment_id == client.get_experiment_by_name("DNNClassifier").experiment_id
+    assert run.info.experiment_id == client.get_experiment_by_name("Default").experiment_id  # none named
     example = tf.train.Example(
         features=tf.train.Features(
             feature={

@@ -113,11 +113,12 @@ def test_a_crash_between_creating_and_filling_a_logged_model_leaves_one_model_pe
     client = MlflowClient(store)
     run_id = metadata.read(ModelDirectory(tmp_path / "model")).tracking.run_id
     experiment = client.get_run(run_id).info.experiment_id
-    before = client.search_logged_models([experiment])
+    of_run = f"source_run_id = '{run_id}'"  # the experiment (MLflow's Default) holds other tests' models
+    before = client.search_logged_models([experiment], filter_string=of_run)
     assert sorted(str(m.status) for m in before).count("PENDING") == 1  # the one the crash left empty
     assert pending(sync(tmp_path / "model")) == {store: 0}
     steps = metadata.read(ModelDirectory(tmp_path / "model")).index.steps()
-    models = client.search_logged_models([experiment])
+    models = client.search_logged_models([experiment], filter_string=of_run)
     assert sorted(int(m.tags["elistimator.step"]) for m in models) == steps
     assert {str(m.status) for m in models} == {"READY"}
     assert {m.model_id for m in before} <= {m.model_id for m in models}

@@ -1,5 +1,5 @@
 """The MLflow details the package relies on where MLflow offers no public way (``http_limits.py``:
-its request limits and printing; ``store_uri.py``: credentials for one host; ``resolve.download``:
+its request limits and printing; ``store_uri.py``: credentials for one host; ``download_cache.download``:
 the download threads), checked so a new MLflow release that changes them fails here, loudly,
 instead of quietly changing what the package does; and the user's own MLflow calls in the same
 process, which must behave exactly as they do without the package."""
@@ -43,7 +43,7 @@ def test_mlflow_still_builds_host_credentials_as_the_credentials_patch_expects()
 
 
 def test_mlflow_still_downloads_on_the_repositorys_own_thread_pool():
-    """``resolve.download`` runs those threads in the caller's context by wrapping ``thread_pool``."""
+    """``download_cache.download`` runs those threads in the caller's context by wrapping ``thread_pool``."""
     assert "self.thread_pool.submit" in inspect.getsource(ArtifactRepository.download_artifacts)
 
 

@@ -56,7 +56,7 @@ def test_the_suite_keeps_home_untouched(tmp_path):
 def test_caches_stores_and_home_point_into_the_sandbox():
     import mlflow
 
-    from elistimator_tracking.tracking.resolve import default_cache_dir
+    from elistimator_tracking.tracking.download_cache import default_cache_dir
 
     assert SANDBOX in Path.home().parents and SANDBOX in default_cache_dir().parents
     assert mlflow.get_tracking_uri() == f"sqlite:///{SANDBOX / 'mlflow.db'}"

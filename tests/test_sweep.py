@@ -243,6 +243,6 @@ def test_the_pruning_listener_alone_stops_a_users_own_loop_at_a_clean_point(tmp_
     assert study.trials[0].state == TrialState.PRUNED and study.trials[0].intermediate_values == {3: 1.0}
     assert ran == [3]  # the next train() raised the prune
     client = MlflowClient(uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("target_model_fn").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("Default").experiment_id])  # none named
     assert run.info.status == "KILLED" and "pruned by ThresholdPruner" in run.data.tags[ERROR_TAG]
     assert stored_steps(client, run.info.run_id) == [3]

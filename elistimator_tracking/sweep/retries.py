@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from pathlib import Path
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -37,9 +38,14 @@ def trial_storage(
     the interval) is failed by the next worker to start a trial, and retried (up to ``max_retry``
     times) as a new trial that continues its model directory and run. Workers that start at once on an
     empty database race to create Optuna's tables (the loser's ``CREATE TABLE alembic_version`` fails
-    in PostgreSQL, measured): the loser tries again, and finds them."""
+    in PostgreSQL, measured): the loser tries again, and finds them. A SQLite file's folder is made
+    when missing (SQLite makes the file, not its folder)."""
+    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import DBAPIError
 
+    location = make_url(url)
+    if location.get_backend_name() == "sqlite" and location.database not in (None, "", ":memory:"):
+        Path(location.database).parent.mkdir(parents=True, exist_ok=True)
     attempt = 0
     while True:
         try:

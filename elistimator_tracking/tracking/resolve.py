@@ -1,24 +1,15 @@
 """Checkpoints beyond the local disk: a run's logged models, or the Model Registry.
 
-``runs:/<run_id>``, ``models:/<name>/<version>`` and ``models:/<name>@<alias>`` resolve
-to a local one-checkpoint model directory in a download cache. A download goes to a
-temporary folder first; it is checked (no file outside it, the JSON valid, every
-file's sha256 as recorded at save time) and only then moved into place, so the cache
-holds complete, verified checkpoints or nothing, and a second request reuses it.
-Every store call is bounded (``http_limits.bounded``): an unreachable server is an
-error within seconds, not minutes.
+``runs:/<run_id>``, ``models:/<name>/<version>`` and ``models:/<name>@<alias>`` resolve to a local
+one-checkpoint model directory in the download cache (``download_cache.py``: complete, verified
+copies or nothing, reused by the next request). Every store call is bounded
+(``http_limits.bounded``): an unreachable server is an error within seconds, not minutes.
 """
 
 from __future__ import annotations
 
-import contextvars
-import errno
-import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,13 +19,12 @@ from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from .. import metadata as metadata_file
 from ..checkpoints import CheckpointIndex, CheckpointRecord, Selection, checked_selection, select_step
-from ..errors import CheckpointNotFoundError, InvalidValueError, ModelDirectoryError, TrackingError
+from ..errors import CheckpointNotFoundError, InvalidValueError, ModelDirectoryError
 from ..metadata import METADATA_FILE
-from ..model_dir import ModelDirectory
+from .download_cache import cache_root, cached, download
 from .history import live_validations
-from .http_limits import bounded, quiet
+from .http_limits import bounded
 from .logged_models import run_models
 from .names import (
     CHECKSUMS_TAG,
@@ -47,13 +37,8 @@ from .names import (
 )
 from .store_uri import StoreUri, require_existing
 
-CACHE_ENV = "ELISTIMATOR_CACHE_DIR"
 NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 RUN_ID_PREFIX = re.compile(r"[0-9a-f]{1,31}")
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "elistimator_tracking" / "downloads")
 
 
 class RunCheckpoints:
@@ -133,7 +118,7 @@ class RunCheckpoints:
                     f"run {self.run_id} in {self.tracking_uri} holds no checkpoint at step "
                     f"{step}; it holds {self.steps()}"
                 )
-            target = _cache_root(self._cache_dir, self.tracking_uri) / "runs" / self.run_id / f"step-{step}"
+            target = cache_root(self._cache_dir, self.tracking_uri) / "runs" / self.run_id / f"step-{step}"
             label = f"the checkpoint at step {step} of run {self.run_id}"
             if isinstance(source, str):
 
@@ -141,9 +126,9 @@ class RunCheckpoints:
                     location = f"{self.run.info.artifact_uri}/{path}"
                     return str(download(location, where, self.store))
 
-                self._fetched[step] = _cached(target, fetch, f"step-{step}", label)
+                self._fetched[step] = cached(target, fetch, f"step-{step}", label)
             else:
-                self._fetched[step] = _cached(
+                self._fetched[step] = cached(
                     target,
                     _model_fetcher(source.artifact_location, self.store, label),
                     MODEL_DIR_ARTIFACT,
@@ -226,7 +211,7 @@ def download_model_version(source: str, cache_dir: Path | None = None, tracking_
                 f"{known or 'none'}"
             ) from None
         raise
-    target = _cache_root(cache_dir, uri) / "models" / name / f"version-{version.version}"
+    target = cache_root(cache_dir, uri) / "models" / name / f"version-{version.version}"
     label = f"{source} (version {version.version})"
     if not version.source:
         raise ModelDirectoryError(f"{label} has no source to download (the registry records none)")
@@ -234,7 +219,7 @@ def download_model_version(source: str, cache_dir: Path | None = None, tracking_
     if version.tags.get(MODEL_ID_TAG):
         with bounded():
             checksums = recorded_checksums(client.get_logged_model(version.tags[MODEL_ID_TAG]), label)
-    return _cached(target, _model_fetcher(version.source, store, label), MODEL_DIR_ARTIFACT, label, checksums)
+    return cached(target, _model_fetcher(version.source, store, label), MODEL_DIR_ARTIFACT, label, checksums)
 
 
 def download_logged_model(source: str, cache_dir: Path | None = None, tracking_uri: str | None = None) -> Path:
@@ -251,8 +236,8 @@ def download_logged_model(source: str, cache_dir: Path | None = None, tracking_u
         if error.error_code in NOT_FOUND:
             raise CheckpointNotFoundError(f"there is no logged model {model_id!r} in {store.public}") from None
         raise
-    target = _cache_root(cache_dir, store.public) / "logged-models" / model_id
-    return _cached(
+    target = cache_root(cache_dir, store.public) / "logged-models" / model_id
+    return cached(
         target,
         _model_fetcher(model.artifact_location, store, source),
         MODEL_DIR_ARTIFACT,
@@ -278,32 +263,6 @@ def _model_fetcher(artifact_uri: str, store: StoreUri, label: str) -> Callable[[
     return fetch
 
 
-def download(artifact_uri: str, destination: Path, store: StoreUri) -> Path:
-    """The files at ``artifact_uri`` (a folder) of ``store`` downloaded into ``destination`` (returned).
-    The repository's download threads run in this
-    call's context, so what the package does to its own requests (``http_limits``, the credentials of
-    ``store_uri``) holds on them too, and on no request of the user's."""
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-    repository = get_artifact_repository(artifact_uri, tracking_uri=store.client_uri)
-    repository.thread_pool = _InContext(repository.thread_pool)
-    return Path(repository.download_artifacts("", dst_path=str(destination)))
-
-
-class _InContext:
-    """An executor that runs each task in a copy of the submitting context (MLflow's repository pools
-    run tasks on their own threads, which would not see it)."""
-
-    def __init__(self, pool: Any):
-        self._pool = pool
-
-    def submit(self, function: Callable, *args: Any, **kwargs: Any) -> Any:
-        return self._pool.submit(contextvars.copy_context().run, function, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pool, name)
-
-
 def _model_dir_artifact(model: Path, label: str) -> str | None:
     """Where an MLflow Model made by ``logged_models.Packager`` (or, before, by the registry)
     keeps the checkpoint (a relative path)."""
@@ -318,99 +277,6 @@ def _model_dir_artifact(model: Path, label: str) -> str | None:
         ) from None
     entry = flavor.get("artifacts", {}).get(MODEL_DIR_ARTIFACT, {})
     return entry.get("path") if isinstance(entry, dict) else None
-
-
-def _cache_root(cache_dir: Path | None, tracking_uri: str) -> Path:
-    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    return root.absolute() / hashlib.sha256(tracking_uri.encode("utf-8")).hexdigest()[:12]
-
-
-def _cached(
-    target: Path, fetch: Callable[[Path], str], name: str, label: str, checksums: dict[str, str] | None = None
-) -> Path:
-    """``target`` if a complete, verified copy is there; else download with ``fetch(folder) -> model dir``,
-    verify, and move into place. Nothing stays behind when anything fails; a failed download is one
-    line naming the cause (``download_failure``). ``checksums``: what the tracking store's database
-    recorded for the checkpoint's files; the files must match them too, not only the checksums that
-    travel beside them in the artifact store."""
-    if target.is_dir():
-        try:
-            _verified(target, checksums)
-            return target
-        except ModelDirectoryError:
-            shutil.rmtree(target, ignore_errors=True)  # damaged since: fetch it again
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    except OSError as error:
-        raise download_failure(error, label, target.parent) from None
-    try:
-        try:
-            with bounded(), quiet():  # a progress bar per checkpoint download is not news
-                downloaded = Path(fetch(work))
-        except (MlflowException, OSError) as error:
-            raise download_failure(error, label, target.parent) from None
-        require_inside(work, downloaded)
-        _verified(downloaded, checksums)  # moves into the cache as is
-        if target.exists():  # left over, or another process completed the same download meanwhile
-            _verified(target, checksums)
-        else:
-            os.replace(downloaded, target)
-        return target
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _verified(model_dir: Path, checksums: dict[str, str] | None) -> None:
-    """Check a one-checkpoint model directory's files against its own checksums and, given, against
-    the ones the tracking store recorded."""
-    metadata = metadata_file.read_verified(ModelDirectory(model_dir, cached=True))
-    if checksums is not None:
-        files = [record.files for record in metadata.index.records.values()]
-        if files != [checksums]:
-            raise ModelDirectoryError(
-                f"the checkpoint in {model_dir} is not the one the tracking store recorded: its "
-                "files' sha256 differ from the store's record (changed in the artifact store?); "
-                "refusing it"
-            )
-
-
-_FAILED_FILE = re.compile(r"^##### File (.+?) #####\n(.*)$", re.MULTILINE)
-_REFUSAL = re.compile(r"Response text: (\{.*\})")
-
-
-def download_failure(error: Exception, label: str, cache: Path) -> Exception:
-    """One line for a failed download of ``label`` into ``cache``: a full disk, a file the store refused
-    to send (MLflow says only "please ensure that the path is correct" for both), or the first file's
-    error; an error that is none of these comes back as it is."""
-    text = error.message if isinstance(error, MlflowException) else str(error)
-    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in text:
-        return TrackingError(
-            f"the disk of the download cache is full (no space left on device, writing {cache}) while "
-            f"downloading {label}; free space there, or give from_disk cache_dir= (or ${CACHE_ENV}) on a disk with room"
-        )
-    failed = _FAILED_FILE.findall(text)
-    if not failed:
-        return error
-    path, reason = failed[0]
-    refusal = _REFUSAL.search(reason)
-    if refusal:
-        try:
-            reason = json.loads(refusal.group(1)).get("message") or reason
-        except ValueError:
-            pass
-        return TrackingError(f"the store refused to send {path} of {label}: {reason}")
-    return TrackingError(f"downloading {label} failed at {path}: {reason}")
-
-
-def require_inside(root: Path, model_dir: Path) -> None:
-    """Refuse a download holding a symlink or a path that resolves outside ``root``."""
-    real_root = root.resolve()
-    for path in [model_dir, *model_dir.rglob("*")]:
-        if path.is_symlink() or (real_root not in path.resolve().parents and path.resolve() != real_root):
-            raise ModelDirectoryError(
-                f"the download holds {path.name!r}, which points outside the download directory; refusing it"
-            )
 
 
 def resolve_source(

@@ -73,8 +73,8 @@ def main(argv=None) -> dict:
         with sweep.trial(
             trial,
             parity_model_fn,
-            input_fn(train, batch, shuffle_seed=args.seed),
-            input_fn(validation, batch),
+            input_fn(train, batch, "german-words-train", shuffle_seed=args.seed),
+            input_fn(validation, batch, "german-words-validation"),
             params=params,
             verbose=False,
         ) as estimator:
