@@ -28,8 +28,8 @@ class ElistimatorPyfunc(PythonModel):
 
         model_dir = Path(context.artifacts[MODEL_DIR_ARTIFACT])
         if model_dir.is_dir() and not any(model_dir.iterdir()):
-            # the packager's skeleton (logged_models.Packager), which older MLflow releases (3.1.4)
-            # load while saving it: no checkpoint yet, nothing to restore
+            # the packager's skeleton (logged_models.Packager), which MLflow may load while saving it
+            # (3.1.4 did, inferring requirements): no checkpoint yet, nothing to restore
             self.estimator = None
             return
         self.estimator = Elistimator.from_disk(model_dir, tracking=False, verbose=False)

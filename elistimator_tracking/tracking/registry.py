@@ -43,18 +43,20 @@ def checked_registration(name: object, alias: object) -> None:
     """Raise ``ValueError`` for a model name or alias the registry would refuse, before anything is
     uploaded (by MLflow's own rules: no ``/`` or ``:`` in a name; aliases of letters, digits, ``_``
     and ``-``, not ``latest`` or ``v<N>``)."""
-    from mlflow.utils import validation
-
-    # MLflow 3.1 checks the reserved aliases in _validate_model_alias_name; later releases apart
-    alias_checks = [validation._validate_model_alias_name]
-    if hasattr(validation, "_validate_model_alias_name_reserved"):
-        alias_checks.append(validation._validate_model_alias_name_reserved)
+    from mlflow.utils.validation import (
+        _validate_model_alias_name,
+        _validate_model_alias_name_reserved,
+        _validate_model_name,
+    )
 
     if not isinstance(name, str) or not name.strip():
         raise InvalidValueError(f"name must be a non-empty string, got {name!r}")
     if alias is not None and not isinstance(alias, str):
         raise InvalidValueError(f"alias must be a string or None, got {alias!r}")
-    for what, value, checks in (("name", name, [validation._validate_model_name]), ("alias", alias, alias_checks)):
+    for what, value, checks in (
+        ("name", name, (_validate_model_name,)),
+        ("alias", alias, (_validate_model_alias_name, _validate_model_alias_name_reserved)),
+    ):
         if value is None:
             continue
         try:
