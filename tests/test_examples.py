@@ -121,6 +121,6 @@ def test_mnist_example_runs_the_seed_walkthrough(tmp_path, digits_mnist_dir):
 
 def test_mnist_example_without_data_stops_at_once_and_says_how_to_get_it(tmp_path):
     example = import_example("mnist_example")
-    with pytest.raises(SystemExit, match="(?s)MNIST was not found in .*--data-dir .*nothing"):
+    with pytest.raises(SystemExit, match="(?s)MNIST was not found in .*nothing.*--data-dir"):
         example.main(["--data-dir", str(tmp_path / "nothing")])
     assert not (tmp_path / "runs").exists()

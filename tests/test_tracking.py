@@ -23,13 +23,13 @@ from elistimator_tracking.tracking import Tracker, TrackingWarning, sync
 from elistimator_tracking.tracking.mlflow_tracker import MlflowTracker
 
 
-@pytest.fixture
 def tensorflow_version() -> str:
     from elistimator_tracking._tf import tf
 
     return tf.__version__  # the installed one: CI's constraints, or the lowest tested
 
 
+@pytest.fixture
 def store(tmp_path):
     return f"sqlite:///{tmp_path / 'store.db'}"
 
