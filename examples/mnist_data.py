@@ -24,8 +24,7 @@ DOWNLOAD = (
 HOW_TO_GET = """MNIST was not found in {directory}.
 The examples read local idx files (they do not download). Get them with network access:
     python -c "{download}"
-(or copy {files} into one directory, and set {variable} to it when it is not {default};
-the examples also take --data-dir)."""
+(or copy {files} into one directory, and set {variable} to it when it is not {default}, or pass --data-dir)."""
 
 
 def mnist_dir() -> Path:
