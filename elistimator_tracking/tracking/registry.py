@@ -41,8 +41,8 @@ from .run_info import version_tags
 
 def checked_registration(name: object, alias: object) -> None:
     """Raise ``ValueError`` for a model name or alias the registry would refuse, before anything is
-    uploaded (by MLflow's own rules: no ``/`` or ``:`` in a name; aliases of letters, digits, ``_``
-    and ``-``, not ``latest`` or ``v<N>``)."""
+    uploaded (by MLflow's own rules: aliases of letters, digits, ``_`` and ``-``, not ``latest`` or
+    ``v<N>``; and no ``/`` or ``:`` in a name, checked here too: MLflow 3.10 accepts them)."""
     from mlflow.utils.validation import (
         _validate_model_alias_name,
         _validate_model_alias_name_reserved,
@@ -53,6 +53,11 @@ def checked_registration(name: object, alias: object) -> None:
         raise InvalidValueError(f"name must be a non-empty string, got {name!r}")
     if alias is not None and not isinstance(alias, str):
         raise InvalidValueError(f"alias must be a string or None, got {alias!r}")
+    if "/" in name or ":" in name:  # MLflow refuses them from 3.11 on; models:/<name>/<version> needs it
+        raise InvalidValueError(
+            f"registered model name {name!r} is refused: names cannot contain '/' or ':' "
+            "(models:/<name>/<version> and models:/<name>@<alias> would not name it)"
+        )
     for what, value, checks in (
         ("name", name, (_validate_model_name,)),
         ("alias", alias, (_validate_model_alias_name, _validate_model_alias_name_reserved)),
