@@ -34,6 +34,11 @@ class ElistimatorProperties:
         return self._directory.path
 
     @property
+    def closed(self) -> bool:
+        """True once ``close()`` (or leaving its ``with`` block) ended the run; closing again does nothing."""
+        return self._closed
+
+    @property
     def graph(self) -> tf.Graph | None:
         """The model graph (None until ``setup()`` built it, or ``from_disk`` loaded it)."""
         return self._loops.model.graph if self._loops else None

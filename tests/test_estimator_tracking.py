@@ -224,3 +224,13 @@ def test_numpy_input_fn_as_tf_estimator_had_it(tmp_path):
     est.train(tf_estimator.inputs.numpy_input_fn({"x": x}, y, batch_size=8, num_epochs=2, shuffle=True))
     assert est.get_variable_value("global_step") == 10
     est.close()
+
+
+def test_closing_an_estimator_twice_does_nothing_the_second_time(tmp_path):
+    est = tf_estimator.Estimator(programs.model_fn, str(tmp_path / "model"), params={"learning_rate": 0.1})
+    est.train(programs.train_input_fn(), max_steps=2)
+    est.close()
+    est.close()
+    with est:
+        pass
+    assert est.latest_checkpoint().endswith("-2")

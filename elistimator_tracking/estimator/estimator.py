@@ -340,16 +340,16 @@ class Estimator:
         return path
 
     def close(self) -> None:
-        """End the MLflow run (FINISHED) and free the session; called at exit when a program does not."""
-        _exit.closed(self._exit_key)
-        self._live.prepare_close()
-        self._live.elistimator.close()
-        self._top.close()
+        """End the MLflow run (FINISHED) and free the session; called at exit when a program does not.
+        Closing again does nothing, as a file's ``close`` does."""
+        self.__exit__(None, None, None)
 
     def __enter__(self) -> Estimator:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        if self._live.elistimator.closed:
+            return
         _exit.closed(self._exit_key)
         self._live.prepare_close()
         self._live.elistimator.__exit__(*exc_info)
