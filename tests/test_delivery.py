@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from recording_client import RecordingClient
 
 from elistimator_tracking.errors import TrackingWarning
@@ -150,13 +151,25 @@ def test_a_journal_is_delivered_in_order_with_metric_points_batched(tmp_path, cl
     assert not (session.spool.path / "journal.jsonl").exists()  # everything delivered: compacted
 
 
-@pytest.mark.parametrize("fault", ["500", "429", "refused", "timeout"])
-def test_failures_worth_retrying_are_retried_and_deliver_everything_once(tmp_path, client, fault):
+@pytest.mark.parametrize(
+    ("fault", "on", "why"),
+    [
+        ("500", "log_batch", "MlflowException: API request to log_batch failed with error code 500 != 200."),
+        ("429", "log_batch", "MlflowException: API request to log_batch failed: too many requests."),
+        ("refused", "log_batch", "ConnectionError: no answer from 127.0.0.1:9: [Errno 111] Connection refused."),
+        ("timeout", "log_batch", "the store did not answer within 5 s."),
+        ("timeout", "log_model_artifacts", "the store did not answer within 30 s."),  # an upload waits longer
+    ],
+)
+def test_failures_worth_retrying_are_retried_and_deliver_everything_once(tmp_path, client, fault, on, why):
     session = Session(tmp_path / "model", client).start()
-    client.fail(fault, times=3, on="log_batch")
-    with pytest.warns(TrackingWarning, match="is behind"):
+    client.fail(fault, times=3, on=on)
+    with pytest.warns(TrackingWarning, match="is behind") as warned:
         session.script()
         session.tracker.finish("FINISHED")
+    (behind,) = [str(w.message) for w in warned if "is behind" in str(w.message)]
+    assert behind.startswith(f"tracking to {URI} is behind: {why} Training goes on;")
+    assert str(session.spool.path) in behind
     held = snapshot(client, session.run.run_key)
     assert len(held["history"]["train/loss"]) == 30 and len(held["history"]["validation/loss"]) == 4
     assert held["models"] == [10, 20, 30] and held["status"] == "FINISHED"
@@ -285,17 +298,20 @@ def test_a_checkpoint_whose_staged_files_are_gone_is_remade_from_the_model_direc
     files = model_directory(model, session.run, [10, 20])
     session.files = files
     session.start()
-    for step in (10, 20):
-        outbox = session.tracker.outbox(f"model-step-{step}")
-        session.tracker.log_checkpoint_model(outbox, step, files[step])
-    spool = session.spool
-    session.tracker._worker.stop()
+    with warnings.catch_warnings():  # this session's outboxes stay empty (removed below): its attempts fail
+        warnings.simplefilter("ignore", TrackingWarning)
+        for step in (10, 20):
+            outbox = session.tracker.outbox(f"model-step-{step}")
+            session.tracker.log_checkpoint_model(outbox, step, files[step])
+        spool = session.spool
+        session.tracker._worker.stop()
     spool.close()
     for folder in (spool.path / "outbox").iterdir():
         shutil.rmtree(folder)  # the staged copies are gone
     (model / "checkpoints" / "model-20.index").write_bytes(b"damaged")  # and step 20's own files changed
     again = MlflowTracker(URI, client=client, start_timeout=5, close_timeout=20, max_backoff=0.2)
-    worker = again.deliver_spool(Spool(model / "tracking", URI), 20, LocalCheckpoints(model, session.run.run_key))
+    with pytest.warns(TrackingWarning, match="the checkpoint at step 20 cannot reach .* it is reported as lost"):
+        worker = again.deliver_spool(Spool(model / "tracking", URI), 20, LocalCheckpoints(model, session.run.run_key))
     assert worker.lost == ["the checkpoint at step 20"]
     assert snapshot(client, session.run.run_key)["models"] == [10]
     remade = client.root / "models" / next(iter(client.models)) / "artifacts" / "model_dir" / "elistimator.json"
@@ -359,3 +375,79 @@ def test_the_same_journal_ends_the_same_in_the_recording_client_and_in_a_real_se
         held["history"] = {k: [(s, v) for s, _, v in points] for k, points in held["history"].items()}
     assert double == real_end
     assert real_end["models"] == [20, 30] and real_end["status"] == "FINISHED"
+
+
+# -- what the warnings and sync's answers say of a failure ---------------------------------------------
+
+REFUSED = (
+    "API request to http://127.0.0.1:9/api/2.0/mlflow/runs/log-batch failed with exception "
+    "HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: "
+    "/api/2.0/mlflow/runs/log-batch (Caused by NewConnectionError('<urllib3.connection.HTTPConnection "
+    "object at 0x7f3a>: Failed to establish a new connection: [Errno 111] Connection refused'))"
+)
+CLOSED = (
+    "API request to http://10.0.0.5:5000/api/2.0/mlflow/runs/get failed with exception "
+    "HTTPConnectionPool(host='10.0.0.5', port=5000): Max retries exceeded with url: /api/2.0/mlflow/runs/get "
+    "(Caused by ProtocolError('Connection aborted.', "
+    "RemoteDisconnected('Remote end closed connection without response')))"
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (MlflowException(REFUSED), "MlflowException: no answer from 127.0.0.1:9: [Errno 111] Connection refused"),
+        (
+            MlflowException(CLOSED),
+            "MlflowException: no answer from 10.0.0.5:5000: Remote end closed connection without response",
+        ),
+        (
+            MlflowException("API request failed (Caused by ReadTimeoutError)"),
+            "MlflowException: no answer: ReadTimeoutError)",
+        ),
+        (OSError("HTTPConnectionPool(host='h', port=1): Read timed out. (read timeout=5)"), None),
+        (RuntimeError("first line\nsecond line"), "RuntimeError: first line"),
+        (RuntimeError(""), "RuntimeError: "),
+        (ValueError("x" * 400), "ValueError: " + "x" * 297 + "..."),
+        (ValueError("x" * 300), "ValueError: " + "x" * 300),
+    ],
+)
+def test_a_failure_is_summed_up_short_and_whole(error, said):
+    from elistimator_tracking.tracking.journal.delivery import summary
+
+    if said is None:
+        said = f"{type(error).__name__}: the store did not answer in time (read timed out)"
+    assert summary(error) == said
+
+
+def test_a_refused_connection_is_told_from_a_store_that_answers_with_an_error():
+    refused = worker_module._refused_connection
+    for words in ("Connection refused", "Errno 111", "NewConnectionError", "Failed to establish"):
+        assert refused(OSError(f"... {words} ..."))
+        wrapped = MlflowException("API request failed")
+        wrapped.__cause__ = OSError(words)
+        assert refused(wrapped)
+        chained = MlflowException("API request failed")
+        chained.__context__ = OSError(words)
+        assert refused(chained)
+    assert not refused(MlflowException("INTERNAL_ERROR: the database is locked"))
+    assert not refused(MlflowException(CLOSED))
+
+
+def test_only_a_refused_item_is_permanent_and_a_start_never_is():
+    from mlflow.protos.databricks_pb2 import ErrorCode
+
+    from elistimator_tracking.tracking.journal.ops import Metrics, Start
+
+    def refused(code: str) -> MlflowException:
+        return MlflowException("refused", error_code=ErrorCode.Value(code))
+
+    permanent = worker_module._is_permanent
+    point = Metrics(metrics={"loss": 1.0}, step=1, timestamp=1)
+    start = Start(experiment="e")
+    for code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
+        assert permanent(refused(code), point)
+        assert not permanent(refused(code), start)
+    for code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "UNAUTHENTICATED"):
+        assert not permanent(refused(code), point)
+    assert not permanent(OSError("disk"), point)
