@@ -29,8 +29,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
     INTERNAL_ERROR,
     INVALID_PARAMETER_VALUE,
+    PERMISSION_DENIED,
     REQUEST_LIMIT_EXCEEDED,
     RESOURCE_DOES_NOT_EXIST,
+    UNAUTHENTICATED,
 )
 
 FAULTS = {
@@ -41,6 +43,8 @@ FAULTS = {
         "NewConnectionError('<urllib3.connection.HTTPConnection object>: Failed to establish a new connection: "
         "[Errno 111] Connection refused'))"
     ),
+    "401": lambda call: MlflowException(f"API request to {call} failed: 401 Unauthorized", UNAUTHENTICATED),
+    "403": lambda call: MlflowException(f"API request to {call} failed: 403 Forbidden", PERMISSION_DENIED),
     "timeout": lambda call: requests.exceptions.ReadTimeout(
         "HTTPConnectionPool(host='127.0.0.1', port=9): Read timed out. (read timeout=5.0)"
     ),
@@ -93,6 +97,10 @@ class RecordingClient:
     def fail(self, kind: str, times: int = 1, on: str | None = None) -> None:
         """The next ``times`` calls (of method ``on``, or any) fail with ``kind`` (a key of FAULTS)."""
         self._faults.extend([(on, kind)] * times)
+
+    def heal(self) -> None:
+        """The faults still due end: every later call succeeds."""
+        self._faults.clear()
 
     def _call(self, name: str) -> None:
         self.calls.append(name)

@@ -451,3 +451,28 @@ def test_only_a_refused_item_is_permanent_and_a_start_never_is():
     for code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "UNAUTHENTICATED"):
         assert not permanent(refused(code), point)
     assert not permanent(OSError("disk"), point)
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        ("401", "refused the login (HTTP 401, UNAUTHENTICATED): set MLFLOW_TRACKING_USERNAME"),
+        ("403", "refused access (HTTP 403, PERMISSION_DENIED): the account may not write there"),
+    ],
+)
+def test_a_refused_login_is_said_once_a_waiter_hears_it_at_once_and_nothing_is_lost(tmp_path, client, fault, said):
+    session = Session(tmp_path / "model", client, max_backoff=0.2).start()
+    session.tracker.flush(10)
+    client.fail(fault, times=1000, on="log_batch")  # until the account is fixed
+    with pytest.warns(TrackingWarning) as warned:
+        session.tracker.log_metrics({"train/loss": 0.5}, 1)
+        started = time.monotonic()
+        assert not session.tracker._worker.wait(session.tracker._worker.last_queued(), 60.0)
+        waited = time.monotonic() - started
+    (refusal,) = [str(w.message) for w in warned]
+    assert refusal.startswith(f"the tracking store {URI} {said}") and str(session.spool.path) in refusal
+    assert waited < 30.0, "a refused login ends the wait at the next refusal, not at the timeout"
+    assert session.tracker._worker.progress.login_refused
+    client.heal()  # the account fixed: what was kept arrives
+    finished(session)
+    assert snapshot(client, session.run.run_key)["history"]["train/loss"][0][::2] == (1, "0.5")
