@@ -165,3 +165,13 @@ def test_the_configuration_page_names_every_option_and_the_nav_every_page():
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     listed = set(re.findall(r":\s+([\w/.-]+\.md)\s*$", nav, re.M))
     assert {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")} - listed == set()
+
+
+def test_every_picture_a_page_shows_is_in_the_repository():
+    """``mkdocs build --strict`` checks links between pages, not the pictures they show."""
+    missing = []
+    for page in [ROOT / "README.md", *DOCS.rglob("*.md")]:
+        for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if "://" not in target and not (page.parent / target).is_file():
+                missing.append(f"{page.relative_to(ROOT)}: {target}")
+    assert missing == []

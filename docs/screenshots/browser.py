@@ -7,6 +7,7 @@ package (Debian's ``chromium``; the flags are those ``tests/test_ui_browser.py``
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import shutil
@@ -15,14 +16,20 @@ import time
 from pathlib import Path
 
 
+def _pipe_fds(to_browser: int, from_browser: int) -> None:
+    """In the child: the pipes' ends on descriptors 3 (read) and 4 (write), as Chromium expects; by way
+    of descriptors above 10, so neither end is overwritten when the pipes themselves got 3 or 4."""
+    high = fcntl.fcntl(to_browser, fcntl.F_DUPFD, 10), fcntl.fcntl(from_browser, fcntl.F_DUPFD, 10)
+    os.dup2(high[0], 3)
+    os.dup2(high[1], 4)
+
+
 class Browser:
     """Headless Chromium and one page of it."""
 
     def __init__(self, profile: Path, width: int = 1500, height: int = 820):
         to_browser, self._write = os.pipe()
         self._read, from_browser = os.pipe()
-        os.set_inheritable(to_browser, True)
-        os.set_inheritable(from_browser, True)
         chromium = shutil.which("chromium") or shutil.which("chromium-browser") or "google-chrome"
         self.process = subprocess.Popen(
             [
@@ -35,11 +42,13 @@ class Browser:
                 f"--window-size={width},{height}",
                 "about:blank",
             ],
-            pass_fds=(to_browser, from_browser),
-            preexec_fn=lambda: (os.dup2(to_browser, 3), os.dup2(from_browser, 4)),
+            pass_fds=(3, 4),  # what the child keeps, once _pipe_fds made them the pipes' ends
+            preexec_fn=lambda: _pipe_fds(to_browser, from_browser),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        os.close(to_browser)  # the browser's ends are its own now: a browser that dies ends the pipe
+        os.close(from_browser)
         self._next, self._buffer, self.session = 0, b"", None
         page = next(t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page")
         self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
@@ -54,7 +63,10 @@ class Browser:
         os.write(self._write, json.dumps(message).encode() + b"\0")
         while True:
             while b"\0" not in self._buffer:
-                self._buffer += os.read(self._read, 1 << 20)
+                chunk = os.read(self._read, 1 << 20)
+                if not chunk:
+                    raise RuntimeError(f"Chromium closed its pipe (exit status {self.process.wait(5)}) during {method}")
+                self._buffer += chunk
             line, self._buffer = self._buffer.split(b"\0", 1)
             answer = json.loads(line)
             if answer.get("id") == self._next:
