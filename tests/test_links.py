@@ -20,7 +20,7 @@ import pytest
 from conftest import dataset_fn, tiny_model_fn, train_epochs
 
 from elistimator_tracking import Elistimator
-from elistimator_tracking.errors import ModelDirectoryError
+from elistimator_tracking.errors import ModelDirectoryError, TrackingWarning
 from elistimator_tracking.tracking import sync
 
 USERS_FILE = "the user's own file\n"
@@ -263,3 +263,29 @@ def test_the_estimator_layout_file_is_never_written_through_a_link(tmp_path):
         est.train(programs.train_input_fn(), steps=1)
     est.close()
     assert not outside.exists()
+
+
+@pytest.mark.parametrize("call", ["sync", "a tracked setup()"])
+def test_an_outbox_that_is_a_link_is_refused_by_sync_and_setup_and_its_target_keeps_every_folder(tmp_path, data, call):
+    """The reported case: ``tracking/store-*/outbox`` replaced by a link to a folder of the user's;
+    before, ``sync`` answered "all delivered" after its outbox sweep had deleted every sub-directory
+    of the link's target (the sweep also runs at every tracked ``setup()``)."""
+    model_dir = saved_model(tmp_path, data, tracking=True)
+    (outbox,) = (model_dir / "tracking").glob("store-*/outbox")
+    outside = tmp_path / "outside"
+    (outside / "photos").mkdir(parents=True)
+    (outside / "photos" / "a.jpg").write_text("x")
+    (outside / "taxes").mkdir()
+    shutil.rmtree(outbox)
+    outbox.symlink_to(outside)
+    (x, y), (vx, vy) = data
+    if call == "sync":
+        with pytest.raises(ModelDirectoryError, match=r"outbox is a symbolic link"):
+            sync(model_dir)
+    else:  # tracking never breaks training: it is off for this run, with a warning naming the link
+        with pytest.warns(TrackingWarning, match=r"tracking is off .*/outbox is a symbolic link \(to "):
+            with Elistimator.from_disk(model_dir, verbose=False) as est:
+                est.setup(dataset_fn(x, y), dataset_fn(vx, vy))
+                train_epochs(est, 1)
+    assert sorted(p.name for p in outside.iterdir()) == ["photos", "taxes"]
+    assert (outside / "photos" / "a.jpg").read_text() == "x"
