@@ -23,7 +23,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from recording_client import RecordingClient
 
+from elistimator_tracking import metadata as metadata_file
 from elistimator_tracking.errors import TrackingWarning
+from elistimator_tracking.model_dir import ModelDirectory
 from elistimator_tracking.tracking.journal import worker as worker_module
 from elistimator_tracking.tracking.journal.delivery import Delivery
 from elistimator_tracking.tracking.journal.local import LocalCheckpoints
@@ -316,6 +318,50 @@ def test_a_checkpoint_whose_staged_files_are_gone_is_remade_from_the_model_direc
     assert snapshot(client, session.run.run_key)["models"] == [10]
     remade = client.root / "models" / next(iter(client.models)) / "artifacts" / "model_dir" / "elistimator.json"
     assert json.loads(remade.read_text())["checkpoints"]["10"]["files"] == files[10]
+
+
+def test_a_checkpoint_is_remade_only_from_the_same_checkpoint_intact_in_the_model_directory(tmp_path):
+    """``LocalCheckpoints.remake``: the staged files of checkpoint ``key`` are written again only when
+    ``elistimator.json`` still holds that very checkpoint (same step, same files) and the files are
+    intact; anything else is False and the destination stays empty (the checkpoint is reported lost)."""
+    run = RunRecord.new(URI, "delivery")
+    model = tmp_path / "model"
+    files = model_directory(model, run, [10, 20])
+    key = checkpoint_key(run.run_key, 10, files[10])
+    another_branch = checkpoint_key(run.run_key, 10, {**files[10], "model-10.index": "0" * 64})
+
+    def remade(local: LocalCheckpoints, step: int, key: str) -> bool:
+        destination = tmp_path / f"remade-{len(list(tmp_path.iterdir()))}"
+        destination.mkdir()
+        done = local.remake(step, key, destination)
+        assert done or not any(destination.iterdir())
+        return done
+
+    assert not remade(LocalCheckpoints(tmp_path / "gone", run.run_key), 10, key)  # no model directory
+    assert not remade(LocalCheckpoints(model, None), 10, key)  # no run key to name a checkpoint by
+    assert not remade(LocalCheckpoints(model, run.run_key), 30, key)  # a step it never held
+    assert not remade(LocalCheckpoints(model, run.run_key), 10, another_branch)  # the same step, other weights
+    assert remade(LocalCheckpoints(model, run.run_key), 10, key)
+    metadata = json.loads((model / "elistimator.json").read_text())
+    metadata["checkpoints"]["10"]["local"] = False  # pruned here since
+    (model / "elistimator.json").write_text(json.dumps(metadata))
+    assert not remade(LocalCheckpoints(model, run.run_key), 10, key)
+
+
+def test_a_checkpoint_the_store_will_never_get_is_marked_as_bookkeeping_and_an_unknown_step_ignored(tmp_path):
+    """``LocalCheckpoints.not_stored``: ``'stored': False`` for that step only, under the same
+    generation (bookkeeping: another writer that loaded the directory is not made stale by it)."""
+    run = RunRecord.new(URI, "delivery")
+    model = tmp_path / "model"
+    model_directory(model, run, [10, 20])
+    generation = metadata_file.write(ModelDirectory(model), metadata_file.read(ModelDirectory(model)))
+    local = LocalCheckpoints(model, run.run_key)
+    local.not_stored(30)  # never held: nothing to mark, nothing written
+    local.not_stored(10)
+    after = metadata_file.read(ModelDirectory(model))
+    assert after.generation == generation
+    assert [(step, after.index.records[step].stored) for step in (10, 20)] == [(10, False), (20, True)]
+    assert json.loads((model / "elistimator.json").read_text())["checkpoints"]["10"]["stored"] is False
 
 
 def test_delivery_resumes_as_soon_as_the_store_listens_again_not_after_its_back_off(tmp_path, client, monkeypatch):

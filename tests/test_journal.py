@@ -7,6 +7,8 @@ process sees. No TensorFlow, no MLflow store."""
 
 import json
 import os
+import stat
+import time
 import warnings
 
 import pytest
@@ -163,6 +165,30 @@ def test_the_quarantine_warning_names_the_journal_the_line_and_why(tmp_path):
     assert str(spool.path / "journal.jsonl") in message and "line 2" in message
     assert "'metrics_v2' is not one this version knows" in message and "quarantine.jsonl" in message
     assert again.quarantined == ["line 2: its operation 'metrics_v2' is not one this version knows"]
+
+
+@pytest.mark.parametrize("count, more", [(5, ""), (6, " (and 1 more)"), (7, " (and 2 more)")])
+def test_the_warning_names_the_first_five_damaged_lines_and_counts_the_rest(tmp_path, count, more):
+    spool = Spool(tmp_path, URI)
+    spool.append(tag("a"))
+    write_lines(spool, *(b'{"seq": %d, "run": "k", "op": "metrics_v2"}' % seq for seq in range(2, count + 2)))
+    spool.close()
+    before = int(time.time() * 1000)
+    again, (message,) = opened(tmp_path)
+    after = int(time.time() * 1000)
+    assert f"{count} line(s) could not be understood" in message and message.endswith(f"knows{more}")
+    assert message.count("; line ") == 4 and "line 6: " in message and "line 7: " not in message
+    quarantine = [json.loads(line) for line in (spool.path / "quarantine.jsonl").read_text().splitlines()]
+    assert len(quarantine) == len(again.quarantined) == count
+    assert all(before <= q["moved_ms"] <= after for q in quarantine)  # when each was moved, in ms
+
+
+def test_the_journal_is_a_file_nobody_executes(tmp_path):
+    spool = Spool(tmp_path, URI)
+    spool.append(tag("a"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((spool.path / "journal.jsonl").stat().st_mode) == 0o644 & ~umask
 
 
 def test_a_torn_last_line_is_cut_off_and_numbering_goes_on(tmp_path):
@@ -342,7 +368,10 @@ def test_an_outbox_replaced_by_a_link_is_refused_and_nothing_behind_it_is_remove
         Spool(model / "tracking", URI)
     with pytest.raises(ModelDirectoryError, match="symbolic link"):
         spool.sweep_outbox()
+    with pytest.raises(ModelDirectoryError, match="symbolic link"):
+        spool.outbox("model-step-10")  # staging a checkpoint: nothing made behind the link
     assert (files / "thesis" / "chapter1.tex").read_text() == "precious" and (files / "notes.txt").exists()
+    assert sorted(item.name for item in files.iterdir()) == ["notes.txt", "thesis"]
 
 
 @pytest.mark.parametrize("name", ["journal.jsonl", "delivered", "runs.json", "quarantine.jsonl"])

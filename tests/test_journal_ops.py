@@ -140,4 +140,9 @@ def test_a_value_is_shown_short_and_with_its_type_when_it_is_not_a_scalar():
     assert refused(metrics_line(step=[1] * 14)) == (
         f"its field 'step': expected an integer, got list {json.dumps([1] * 14)[:40]}..."
     )
+    forty, forty_one = ["x" * 36], ["x" * 37]  # JSON of 40 and of 41 characters: the first is shown whole
+    assert refused(metrics_line(step=forty)) == f"its field 'step': expected an integer, got list {json.dumps(forty)}"
+    assert refused(metrics_line(step=forty_one)) == (
+        f"its field 'step': expected an integer, got list {json.dumps(forty_one)[:40]}..."
+    )
     assert refused(metrics_line(step={"a": None})) == "its field 'step': expected an integer, got dict {\"a\": null}"
