@@ -7,7 +7,8 @@ artifacts as real files under a folder, logged models with their files and metri
 as MLflow's SQL store does where the delivery logic depends on it: a param logged again with
 another value is refused (``INVALID_PARAMETER_VALUE``), an exact duplicate metric point is kept
 once, a deleted run refuses work, search by tag finds a run again. ``fail(...)`` makes the next
-calls fail as a store does: an HTTP 500, a 429, a refused connection, a read timeout. Tests of
+calls fail as a store does: an HTTP 500, a 429, a refused connection, a read timeout, a refused
+value, a refused login. Tests of
 the same scenario against a real store (``test_delivery.py``) check that the double ends the
 same as the real thing.
 """
@@ -43,6 +44,7 @@ FAULTS = {
         "NewConnectionError('<urllib3.connection.HTTPConnection object>: Failed to establish a new connection: "
         "[Errno 111] Connection refused'))"
     ),
+    "invalid": lambda call: MlflowException(f"API request to {call} failed: invalid value", INVALID_PARAMETER_VALUE),
     "401": lambda call: MlflowException(f"API request to {call} failed: 401 Unauthorized", UNAUTHENTICATED),
     "403": lambda call: MlflowException(f"API request to {call} failed: 403 Forbidden", PERMISSION_DENIED),
     "timeout": lambda call: requests.exceptions.ReadTimeout(

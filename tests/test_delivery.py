@@ -26,6 +26,7 @@ from recording_client import RecordingClient
 from elistimator_tracking import metadata as metadata_file
 from elistimator_tracking.errors import TrackingWarning
 from elistimator_tracking.model_dir import ModelDirectory
+from elistimator_tracking.tracking.journal import ops
 from elistimator_tracking.tracking.journal import worker as worker_module
 from elistimator_tracking.tracking.journal.delivery import Delivery
 from elistimator_tracking.tracking.journal.local import LocalCheckpoints
@@ -212,16 +213,89 @@ def test_one_refused_item_is_dropped_alone_and_named_once(tmp_path, client):
     assert snapshot(client, session.run.run_key)["params"] == {"lr": "0.5", "layers": "2"}
 
 
-def test_a_run_deleted_in_the_store_drops_its_later_work_with_one_warning(tmp_path, client):
+@pytest.mark.parametrize("how", ["deleted", "purged"])
+def test_a_run_deleted_in_the_store_drops_its_later_work_with_one_warning(tmp_path, client, how):
     session = Session(tmp_path / "model", client).start()
     session.tracker.flush(10)
-    client.delete_run(session.spool.run_id(session.run.run_key))
+    run_id = session.spool.run_id(session.run.run_key)
+    if how == "deleted":
+        client.delete_run(run_id)  # in the UI: the store answers that the run is not active
+    else:
+        del client.runs[run_id]  # purged (mlflow gc): the store no longer knows the run
     with pytest.warns(TrackingWarning) as caught:
         session.script()
         session.tracker.finish("FINISHED")
     gone = [str(w.message) for w in caught if "is deleted or unknown there" in str(w.message)]
     assert len(gone) == 1
     assert not session.spool.pending()  # dropped on purpose: nothing left that could ever be delivered
+
+
+def resumed_tracker(model: Path, run: RunRecord, client) -> tuple[MlflowTracker, list[str]]:
+    """The next session's tracker on ``model`` for ``run``, started, its work delivered and finished."""
+    tracker = MlflowTracker(URI, client=client, start_timeout=5, close_timeout=20, max_backoff=0.2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TrackingWarning)
+        tracker.start(model / "tracking", run, "a run", {})
+        tracker.log_metrics({"train/loss": 0.5}, 2)
+        tracker.flush(10)
+        tracker.finish("FINISHED")
+    return tracker, [str(w.message) for w in caught]
+
+
+def test_the_run_a_model_directory_records_is_resumed_running_in_the_next_session(tmp_path, client):
+    first = Session(tmp_path / "model", client).start()
+    first.tracker.log_metrics({"train/loss": 1.0}, 1)
+    finished(first)
+    (run_id,) = client.runs
+    statuses = []
+    update_run = client.update_run
+    client.update_run = lambda run, status: statuses.append(status) or update_run(run, status)
+    _, said = resumed_tracker(tmp_path / "model", first.run, client)
+    assert not [message for message in said if "a new run is started" in message]
+    assert list(client.runs) == [run_id] and statuses == ["RUNNING"]
+    held = snapshot(client, first.run.run_key)
+    assert [s for s, _, _ in held["history"]["train/loss"]] == [1, 2] and held["status"] == "FINISHED"
+
+
+@pytest.mark.parametrize("how", ["deleted", "unknown"])
+def test_a_recorded_run_deleted_or_unknown_in_the_store_is_started_anew_with_one_warning(tmp_path, client, how):
+    first = Session(tmp_path / "model", client).start()
+    first.tracker.log_metrics({"train/loss": 1.0}, 1)
+    finished(first)
+    (old_run,) = client.runs
+    if how == "deleted":
+        client.delete_run(old_run)
+    else:
+        client = RecordingClient(tmp_path / "another-store")  # the same address, another store behind it
+    _, said = resumed_tracker(tmp_path / "model", first.run, client)
+    (new,) = [message for message in said if "a new run is started" in message]
+    assert f"the run {old_run} recorded in the model directory is not known to {URI}" in new
+    (fresh,) = [run for run in client.runs.values() if run.lifecycle_stage == "active"]
+    assert fresh.tags[RUN_KEY_TAG] == first.run.run_key and fresh.status == "FINISHED"
+    assert len(client.runs) == (2 if how == "deleted" else 1)
+    assert [point.step for point in fresh.points] == [2]
+
+
+@pytest.mark.parametrize(("fault", "created"), [("invalid", False), ("500", True)])
+def test_a_store_that_refuses_to_create_the_run_drops_its_work_with_one_warning(tmp_path, client, fault, created):
+    """A refusal of the run itself (a value the store will never take) drops the run's work, said
+    once; a failure worth retrying (500) is retried and the run created."""
+    client.fail(fault, on="create_run")
+    session = Session(tmp_path / "model", client)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TrackingWarning)
+        session.start()
+        session.script(steps=(10,))
+        session.tracker.finish("FINISHED")
+    refused = [str(w.message) for w in caught if "refused to create the run" in str(w.message)]
+    assert not session.spool.pending()
+    if created:
+        assert not refused and snapshot(client, session.run.run_key)["models"] == [10]
+        return
+    (said,) = refused
+    assert said.startswith(f"the tracking store {URI} refused to create the run (MlflowException: API request to ")
+    assert "create_run failed: invalid value" in said and said.endswith("dropped. Training goes on")
+    assert not client.runs
 
 
 def test_a_disk_that_refuses_the_mark_is_reported_at_once_and_nothing_is_lost(tmp_path, client, monkeypatch):
@@ -318,6 +392,40 @@ def test_a_checkpoint_whose_staged_files_are_gone_is_remade_from_the_model_direc
     assert snapshot(client, session.run.run_key)["models"] == [10]
     remade = client.root / "models" / next(iter(client.models)) / "artifacts" / "model_dir" / "elistimator.json"
     assert json.loads(remade.read_text())["checkpoints"]["10"]["files"] == files[10]
+
+
+def test_staged_files_that_are_gone_are_lost_only_when_the_store_never_got_them(tmp_path, client):
+    """An ``artifacts`` operation whose outbox folder is gone: delivered by an attempt whose mark a
+    crash lost (the store holds the files: nothing to say), or never delivered (reported lost)."""
+    session = Session(tmp_path / "model", client).start()
+    events = session.tracker.outbox("events")
+    (events / "events.out").write_text("loss 0.5")
+    session.tracker.log_artifacts(events, "tensorboard")
+    spool = session.spool
+    session.tracker.flush(10)
+    journal = spool.path / "journal.jsonl"
+    kept = journal.read_bytes()
+    session.tracker._worker.stop()
+    spool.close()
+    (spool.path / "delivered").write_text("0\n")  # the marks never reached the disk
+    journal.write_bytes(kept)
+    assert not events.exists()  # swept once delivered
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrackingWarning)
+        reopened = Spool(tmp_path / "model" / "tracking", URI)
+    reopened.append(ops.Artifacts(run=session.run.run_key, directory="outbox/source-0123456789ab", artifact_path="src"))
+    reopened.close()
+    tracker = MlflowTracker(URI, client=client, start_timeout=5, close_timeout=20, max_backoff=0.2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TrackingWarning)
+        worker = tracker.deliver_spool(Spool(tmp_path / "model" / "tracking", URI), 20)
+    (run_id,) = client.runs
+    assert worker.lost == [f"the files for src/ of run {run_id}"]
+    assert [str(w.message) for w in caught if "reported as lost" in str(w.message)] == [
+        f"the files for src/ of run {run_id} cannot reach {URI}: its outbox folder in {spool.path} is gone and "
+        "the model directory no longer holds its files; it is reported as lost"
+    ]
+    assert (client.root / "runs" / run_id / "tensorboard" / "events.out").read_text() == "loss 0.5"
 
 
 def test_a_checkpoint_is_remade_only_from_the_same_checkpoint_intact_in_the_model_directory(tmp_path):
