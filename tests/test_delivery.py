@@ -26,6 +26,7 @@ from recording_client import RecordingClient
 from elistimator_tracking import metadata as metadata_file
 from elistimator_tracking.errors import TrackingWarning
 from elistimator_tracking.model_dir import ModelDirectory
+from elistimator_tracking.tracking import mlflow_tracker as tracker_module
 from elistimator_tracking.tracking.journal import ops
 from elistimator_tracking.tracking.journal import worker as worker_module
 from elistimator_tracking.tracking.journal.delivery import Delivery
@@ -317,6 +318,11 @@ def test_a_disk_that_refuses_the_mark_is_reported_at_once_and_nothing_is_lost(tm
     assert time.monotonic() - started < 30, "a full disk ends close()'s wait at once, not after close_timeout"
     messages = " ".join(str(w.message) for w in caught)
     assert "No space left on device" in messages and "kept in" in messages
+    progress = session.tracker._worker.progress  # what sync says: the disk, not the store
+    assert progress.fault == progress.last_error and progress.fault.startswith(
+        f"the disk of {session.spool.path} refused a write (No space left on device)"
+    )
+    assert progress.failures >= 1
     full["left"] = 0  # space freed: the next session (or sync) delivers what was kept, once
     again = MlflowTracker(URI, client=client, start_timeout=5, close_timeout=20, max_backoff=0.2)
     again.start(tmp_path / "model" / "tracking", session.run, "a run", {})
@@ -474,20 +480,38 @@ def test_a_checkpoint_the_store_will_never_get_is_marked_as_bookkeeping_and_an_u
 
 def test_delivery_resumes_as_soon_as_the_store_listens_again_not_after_its_back_off(tmp_path, client, monkeypatch):
     listening = {"answer": False}
-    monkeypatch.setattr(worker_module, "store_probe", lambda uri: lambda: listening["answer"])
+    monkeypatch.setattr(tracker_module, "store_probe", lambda uri: lambda: listening["answer"])  # where it is used
     session = Session(tmp_path / "model", client, max_backoff=30.0).start()
     session.tracker.flush(10)
-    client.fail("refused", times=6, on="log_batch")  # backed off: 0.5 + 1 + 2 + 4 + 8 s, then 16 s
+    client.fail("refused", times=100, on="log_batch")  # away: backed off 0.5 + 1 + 2 + 4 s, then 8 s
     with pytest.warns(TrackingWarning, match="is behind"):
         session.tracker.log_metrics({"train/loss": 0.5}, 1)
-        for _ in range(100):  # until the store refused twice: the thread backs off
-            if client.calls.count("log_batch") >= 2:
+        for _ in range(200):  # until the store refused 5 times: the thread now sleeps 8 s
+            if client.calls.count("log_batch") >= 6:
                 break
             time.sleep(0.1)
+    client.heal()
     listening["answer"] = True  # the store is back: each probe says so
-    assert session.tracker._worker.wait(session.tracker._worker.last_queued(), 8.0), (
-        "delivered within seconds of the store's return, not after 15 s of back-off"
-    )
+    worker = session.tracker._worker
+    for _ in range(50):  # nobody waits (a waiter alone cuts a pause short): the probe must end the back-off
+        if worker.progress.delivered >= worker.last_queued():
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("not delivered within 5 s of the store's return: the thread slept out its back-off (8 s)")
+    finished(session)
+
+
+def test_each_failed_attempt_is_counted_and_the_last_failure_kept_for_sync_to_say(tmp_path, client):
+    session = Session(tmp_path / "model", client).start()
+    session.tracker.flush(10)
+    client.fail("500", times=3, on="log_batch")
+    with pytest.warns(TrackingWarning, match="is behind"):
+        session.tracker.log_metrics({"train/loss": 0.5}, 1)
+        assert session.tracker.flush(20)
+    progress = session.tracker._worker.progress
+    assert progress.failures == 3 and progress.fault is None
+    assert progress.last_error == "MlflowException: API request to log_batch failed with error code 500 != 200"
     finished(session)
 
 
