@@ -588,6 +588,17 @@ CLOSED = (
         (RuntimeError(""), "RuntimeError: "),
         (ValueError("x" * 400), "ValueError: " + "x" * 297 + "..."),
         (ValueError("x" * 300), "ValueError: " + "x" * 300),
+        (ValueError("x" * 301), "ValueError: " + "x" * 297 + "..."),
+        (
+            MlflowException("(Caused by NewConnectionError('[Errno 111] Connection refused.'))"),
+            "MlflowException: no answer: [Errno 111] Connection refused",  # the cause first; its last '.' dropped
+        ),
+        (
+            OSError("(Caused by A('[Errno 1] outer')) (Caused by B('[Errno 2] inner'))"),
+            "OSError: no answer: [Errno 2] inner",  # the innermost cause
+        ),
+        (OSError("(Caused by A('one', B('two', C('three'))))"), "OSError: no answer: three"),
+        (OSError("(Caused by " + "y" * 70), "OSError: no answer: " + "y" * 49),
     ],
 )
 def test_a_failure_is_summed_up_short_and_whole(error, said):
