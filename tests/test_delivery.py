@@ -65,12 +65,21 @@ def one_checkpoint(destination: Path, step: int, seed: int = 0) -> dict[str, str
     return files
 
 
+#: the trackers' options in these tests: short waits, a quick back-off
+OPTIONS = {"start_timeout": 5.0, "close_timeout": 20.0, "max_backoff": 0.2}
+
+
+def next_tracker(client) -> MlflowTracker:
+    """The tracker of the next session on the same store (a resumed training, or sync)."""
+    return MlflowTracker(URI, client=client, **OPTIONS)
+
+
 class Session:
     """One training's worth of tracker calls, as ``TrackingListener`` makes them, on ``model_dir``."""
 
     def __init__(self, model_dir: Path, client, **options):
         self.model_dir = model_dir
-        options = {"start_timeout": 5.0, "close_timeout": 20.0, "max_backoff": 0.2, **options}
+        options = {**OPTIONS, **options}
         self.tracker = MlflowTracker(URI, client=client, **options)
         self.run = RunRecord.new(self.tracker.tracking_uri, "delivery")
         self.files: dict[int, dict[str, str]] = {}
@@ -109,6 +118,19 @@ class Session:
     @property
     def spool(self) -> Spool:
         return self.tracker._require_started()
+
+
+def lose_the_marks(session: Session) -> Spool:
+    """Stop ``session`` as a crash right after delivery would: the journal as it stood, none of the
+    delivered marks on disk (``delivered`` at 0). Returns its spool, closed."""
+    spool = session.spool
+    journal = spool.path / "journal.jsonl"
+    kept = journal.read_bytes()
+    session.tracker._worker.stop()
+    spool.close()
+    (spool.path / "delivered").write_text("0\n")
+    journal.write_bytes(kept)
+    return spool
 
 
 def snapshot(client, run_key: str) -> dict:
@@ -186,16 +208,10 @@ def test_failures_worth_retrying_are_retried_and_deliver_everything_once(tmp_pat
 def test_a_mark_lost_in_a_crash_is_replayed_harmlessly_by_the_next_session(tmp_path, client):
     session = Session(tmp_path / "model", client).start()
     session.script()
-    spool = session.spool
     session.tracker.flush(10)
     before = snapshot(client, session.run.run_key)
-    pending = spool.path / "journal.jsonl"
-    kept = pending.read_bytes()
-    session.tracker._worker.stop()
-    spool.close()
-    (spool.path / "delivered").write_text("0\n")  # the marks never reached the disk
-    pending.write_bytes(kept)
-    again = MlflowTracker(URI, client=client, start_timeout=5, close_timeout=20, max_backoff=0.2)
+    lose_the_marks(session)
+    again = next_tracker(client)
     again.start(tmp_path / "model" / "tracking", session.run, "a run", {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TrackingWarning)
@@ -235,16 +251,17 @@ def test_a_run_deleted_in_the_store_drops_its_later_work_with_one_warning(tmp_pa
     assert not session.spool.pending()  # dropped on purpose: nothing left that could ever be delivered
 
 
-def resumed_tracker(model: Path, run: RunRecord, client) -> tuple[MlflowTracker, list[str]]:
-    """The next session's tracker on ``model`` for ``run``, started, its work delivered and finished."""
-    tracker = MlflowTracker(URI, client=client, start_timeout=5, close_timeout=20, max_backoff=0.2)
+def resumed_session(model: Path, run: RunRecord, client) -> list[str]:
+    """The next session on ``model`` for ``run``: started, one point logged, delivered and finished;
+    the warnings it gave."""
+    tracker = next_tracker(client)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TrackingWarning)
         tracker.start(model / "tracking", run, "a run", {})
         tracker.log_metrics({"train/loss": 0.5}, 2)
         tracker.flush(10)
         tracker.finish("FINISHED")
-    return tracker, [str(w.message) for w in caught]
+    return [str(w.message) for w in caught]
 
 
 def test_the_run_a_model_directory_records_is_resumed_running_in_the_next_session(tmp_path, client):
@@ -255,7 +272,7 @@ def test_the_run_a_model_directory_records_is_resumed_running_in_the_next_sessio
     statuses = []
     update_run = client.update_run
     client.update_run = lambda run, status: statuses.append(status) or update_run(run, status)
-    _, said = resumed_tracker(tmp_path / "model", first.run, client)
+    said = resumed_session(tmp_path / "model", first.run, client)
     assert not [message for message in said if "a new run is started" in message]
     assert list(client.runs) == [run_id] and statuses == ["RUNNING"]
     held = snapshot(client, first.run.run_key)
@@ -272,7 +289,7 @@ def test_a_recorded_run_deleted_or_unknown_in_the_store_is_started_anew_with_one
         client.delete_run(old_run)
     else:
         client = RecordingClient(tmp_path / "another-store")  # the same address, another store behind it
-    _, said = resumed_tracker(tmp_path / "model", first.run, client)
+    said = resumed_session(tmp_path / "model", first.run, client)
     (new,) = [message for message in said if "a new run is started" in message]
     assert f"the run {old_run} recorded in the model directory is not known to {URI}" in new
     (fresh,) = [run for run in client.runs.values() if run.lifecycle_stage == "active"]
@@ -328,7 +345,7 @@ def test_a_disk_that_refuses_the_mark_is_reported_at_once_and_nothing_is_lost(tm
     )
     assert progress.failures >= 1
     full["left"] = 0  # space freed: the next session (or sync) delivers what was kept, once
-    again = MlflowTracker(URI, client=client, start_timeout=5, close_timeout=20, max_backoff=0.2)
+    again = next_tracker(client)
     again.start(tmp_path / "model" / "tracking", session.run, "a run", {})
     finished(SimpleNamespace(tracker=again))
     held = snapshot(client, session.run.run_key)
@@ -395,7 +412,7 @@ def test_a_checkpoint_whose_staged_files_are_gone_is_remade_from_the_model_direc
     for folder in (spool.path / "outbox").iterdir():
         shutil.rmtree(folder)  # the staged copies are gone
     (model / "checkpoints" / "model-20.index").write_bytes(b"damaged")  # and step 20's own files changed
-    again = MlflowTracker(URI, client=client, start_timeout=5, close_timeout=20, max_backoff=0.2)
+    again = next_tracker(client)
     with pytest.warns(TrackingWarning, match="the checkpoint at step 20 cannot reach .* it is reported as lost"):
         worker = again.deliver_spool(Spool(model / "tracking", URI), 20, LocalCheckpoints(model, session.run.run_key))
     assert worker.lost == ["the checkpoint at step 20"]
@@ -411,21 +428,15 @@ def test_staged_files_that_are_gone_are_lost_only_when_the_store_never_got_them(
     events = session.tracker.outbox("events")
     (events / "events.out").write_text("loss 0.5")
     session.tracker.log_artifacts(events, "tensorboard")
-    spool = session.spool
     session.tracker.flush(10)
-    journal = spool.path / "journal.jsonl"
-    kept = journal.read_bytes()
-    session.tracker._worker.stop()
-    spool.close()
-    (spool.path / "delivered").write_text("0\n")  # the marks never reached the disk
-    journal.write_bytes(kept)
+    spool = lose_the_marks(session)
     assert not events.exists()  # swept once delivered
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TrackingWarning)
         reopened = Spool(tmp_path / "model" / "tracking", URI)
     reopened.append(ops.Artifacts(run=session.run.run_key, directory="outbox/source-0123456789ab", artifact_path="src"))
     reopened.close()
-    tracker = MlflowTracker(URI, client=client, start_timeout=5, close_timeout=20, max_backoff=0.2)
+    tracker = next_tracker(client)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TrackingWarning)
         worker = tracker.deliver_spool(Spool(tmp_path / "model" / "tracking", URI), 20)
@@ -511,7 +522,7 @@ def test_a_later_session_finds_in_the_store_the_checkpoint_it_is_to_delete(tmp_p
     for step in (10, 20):
         session.checkpoint(step)
     finished(session)
-    again = MlflowTracker(URI, client=client, start_timeout=5, close_timeout=20, max_backoff=0.2)
+    again = next_tracker(client)
     again.start(tmp_path / "model" / "tracking", session.run, "a run", {})
     again.delete_checkpoint_model(10, session.files[10])  # this session never saw its logged model
     finished(SimpleNamespace(tracker=again))
