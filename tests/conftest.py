@@ -38,6 +38,7 @@ import pytest  # noqa: E402
 
 from elistimator_tracking import Elistimator, EvaluationSpec, PredictSpec, TrainSpec  # noqa: E402
 from elistimator_tracking._tf import tf  # noqa: E402
+from elistimator_tracking.tracking.pages import every_page  # noqa: E402
 
 MNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 DIGITS_MNIST_SIZE = 8_500
@@ -246,15 +247,8 @@ def pending(reports) -> dict:
 
 def logged_models_of(client, run_id: str) -> list:
     """Every logged model of the run, page by page."""
-    experiment_id, models, token = client.get_run(run_id).info.experiment_id, [], None
-    while True:
-        page = client.search_logged_models(
-            [experiment_id], filter_string=f"source_run_id = '{run_id}'", page_token=token
-        )
-        models += list(page)
-        token = page.token
-        if not token:
-            return models
+    experiment_id = client.get_run(run_id).info.experiment_id
+    return list(every_page(client.search_logged_models, [experiment_id], filter_string=f"source_run_id = '{run_id}'"))
 
 
 def stored_steps(client, run_id: str):

@@ -115,7 +115,7 @@ class RecordingClient:
 
     def search_experiments(self, **_: Any) -> list[SimpleNamespace]:
         self._call("search_experiments")
-        return list(self.experiments.values())
+        return _Page(self.experiments.values())
 
     def get_experiment_by_name(self, name: str) -> SimpleNamespace | None:
         self._call("get_experiment_by_name")
@@ -278,10 +278,10 @@ class RecordingClient:
         page = _Page(found[:max_results] if max_results else found)
         return page
 
-    def search_model_versions(self, filter_string: str) -> list[SimpleNamespace]:
+    def search_model_versions(self, filter_string: str, page_token=None) -> list[SimpleNamespace]:
         self._call("search_model_versions")
         run_id = re.fullmatch(r"run_id = '(.*)'", filter_string).group(1)  # type: ignore[union-attr]
-        return [v for v in self.versions if v.run_id == run_id]
+        return _Page(v for v in self.versions if v.run_id == run_id)
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -290,6 +290,20 @@ def test_a_run_id_prefix_several_runs_share_is_refused_naming_them(tmp_path, cap
     assert by_first[run_id[0]] in err and run_id in err and err.count("\n") == 1
 
 
+def test_a_run_id_prefix_is_looked_up_in_every_page_of_experiments(tmp_path, capsys):
+    """The run's experiment is older than a page of experiments (1,000): it is on the last page."""
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    client = MlflowClient(store)
+    old = client.create_experiment("the-oldest")
+    run_id = client.create_run(old).info.run_id
+    for n in range(1001):
+        client.create_experiment(f"team-{n}")
+    assert main(["register", run_id[:8], "m", "--tracking-uri", store]) == 1
+    err = capsys.readouterr().err
+    # found: what is refused is the run itself (it holds no checkpoint), not its id
+    assert f"elistimator register: error: run {run_id} in {store} holds no Elistimator checkpoint" in err, err
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -36,6 +36,7 @@ from elistimator_tracking.tracking.journal.spool import Spool
 from elistimator_tracking.tracking.logged_models import checkpoint_key
 from elistimator_tracking.tracking.mlflow_tracker import MlflowTracker
 from elistimator_tracking.tracking.names import CHECKPOINT_KEY_TAG, MODEL_ID_TAG, RUN_KEY_TAG, STEP_TAG
+from elistimator_tracking.tracking.pages import every_page, experiment_ids
 from elistimator_tracking.tracking.run import RunRecord
 
 URI = "http://127.0.0.1:9"  # what the recorded journal says; the client is the double
@@ -135,10 +136,13 @@ def lose_the_marks(session: Session) -> Spool:
 
 def snapshot(client, run_key: str) -> dict:
     """What a store holds of the run named by ``run_key``, through calls both clients take."""
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    (run,) = client.search_runs(experiments, filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'", max_results=5)
+    (run,) = client.search_runs(
+        experiment_ids(client), filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'", max_results=5
+    )
     run = client.get_run(run.info.run_id)
-    models = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
+    models = every_page(
+        client.search_logged_models, [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+    )
     history = {
         key: sorted((m.step, m.timestamp, repr(m.value)) for m in client.get_metric_history(run.info.run_id, key))
         for key in run.data.metrics
@@ -220,6 +224,34 @@ def test_a_mark_lost_in_a_crash_is_replayed_harmlessly_by_the_next_session(tmp_p
     assert after["history"] == before["history"] and after["models"] == before["models"]
     assert after["status"] == "FINISHED" and len(client.runs) == 1
     assert sum(1 for m in client.models.values() if m.lifecycle_stage == "active") == 3
+
+
+def test_work_whose_run_the_spool_forgot_finds_it_in_every_page_of_experiments(tmp_path):
+    """``runs.json`` lost while work is pending: the run is found again by its key in every
+    experiment of a real store, not in the first page of them (1,000) only; a team's store holds
+    more, and the run's experiment, older than those, is on the second page."""
+    real = MlflowClient(f"sqlite:///{tmp_path / 'store.db'}")
+    session = Session(tmp_path / "model", real).start()
+    session.tracker.flush(10)  # the run exists and the spool names it
+    session.tracker._worker.stop()
+    session.script()  # journaled, not delivered
+    spool = session.spool
+    spool.close()
+    (spool.path / "runs.json").write_text("{not json")
+    for n in range(1001):
+        real.create_experiment(f"team-{n}")
+    again = next_tracker(real)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TrackingWarning)
+        again.start(tmp_path / "model" / "tracking", session.run, "a run", {})
+        again.finish("FINISHED")
+    said = [str(w.message) for w in caught]
+    assert [message for message in said if "runs.json is damaged" in message] and not [
+        m for m in said if "dropped" in m
+    ]
+    held = snapshot(real, session.run.run_key)
+    assert held["models"] == [10, 20, 30] and len(held["history"]["train/loss"]) == 30
+    assert held["params"] == {"lr": "0.5", "layers": "2"} and held["status"] == "FINISHED"
 
 
 def test_one_refused_item_is_dropped_alone_and_named_once(tmp_path, client):

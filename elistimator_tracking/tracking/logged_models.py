@@ -47,6 +47,7 @@ from .names import (
     logged_model_name,
     split_metric,
 )
+from .pages import every_page
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 
@@ -205,26 +206,18 @@ def find(client: Any, experiment_ids: list[str], key: str) -> Any:
 
 def run_models(client: Any, experiment_id: str, run_id: str) -> dict[int, Any]:
     """The READY checkpoint models of run ``run_id`` by global step (the newest for a step)."""
-    models: dict[int, Any] = {}
-    token = None
-    while True:
-        page = client.search_logged_models(
-            [experiment_id],
-            filter_string=f"source_run_id = '{run_id}'",
-            order_by=[{"field_name": "creation_time", "ascending": True}],
-            page_token=token,
-        )
-        for model in page:
-            if STEP_TAG in model.tags and str(model.status) == "READY":
-                models[int(model.tags[STEP_TAG])] = model
-        token = page.token
-        if not token:
-            return models
+    found = every_page(
+        client.search_logged_models,
+        [experiment_id],
+        filter_string=f"source_run_id = '{run_id}'",
+        order_by=[{"field_name": "creation_time", "ascending": True}],
+    )
+    return {int(m.tags[STEP_TAG]): m for m in found if STEP_TAG in m.tags and str(m.status) == "READY"}
 
 
 def registered(client: Any, run_id: str, model_id: str) -> bool:
     """Whether a registered version uses the logged model ``model_id`` (of run ``run_id``)."""
-    versions = client.search_model_versions(f"run_id = '{run_id}'")
+    versions = every_page(client.search_model_versions, f"run_id = '{run_id}'")
     return any(v.tags.get(MODEL_ID_TAG) == model_id or getattr(v, "model_id", None) == model_id for v in versions)
 
 

@@ -35,6 +35,7 @@ from .names import (
     legacy_checkpoint_path,
     parse_source,
 )
+from .pages import experiment_ids
 from .store_uri import StoreUri, require_existing
 
 NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
@@ -165,7 +166,7 @@ def find_run(client: MlflowClient, run_id: str, tracking_uri: str):
     matches = []
     if RUN_ID_PREFIX.fullmatch(run_id):
         with bounded():
-            experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+            experiments = experiment_ids(client, view_type=ViewType.ALL)
             matches = (
                 client.search_runs(
                     experiments, f"attributes.run_id LIKE '{run_id}%'", run_view_type=ViewType.ALL, max_results=10

@@ -27,6 +27,7 @@ from ..._faults import crash_point
 from ...errors import TrackingError, TrackingWarning
 from .. import logged_models
 from ..names import ERROR_TAG, RUN_KEY_TAG
+from ..pages import experiment_ids
 from .local import LocalCheckpoints
 from .ops import Artifacts, DeleteModel, Finish, Input, LoggedModel, Metrics, Op, Params, Start, Tags
 from .spool import Spool
@@ -98,7 +99,7 @@ class Delivery:
         run_id = self._spool.run_id(key)
         if run_id is None:
             client = self._client()
-            experiments = [e.experiment_id for e in client.search_experiments()]
+            experiments = experiment_ids(client)
             found = (
                 client.search_runs(experiments, filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}'", max_results=1)
                 if experiments
