@@ -4,9 +4,10 @@ A run keeps every point ever logged. When training goes on from an older checkpo
 abandoned branch's validations are retracted by logging NaN at each of their steps
 (``TrackingListener.on_branch``), and a step trained again logs new points at the same step.
 So at each step only the latest point counts, and a NaN there means the step's value is gone.
-The CLI's tables, ``elistimator best``, checkpoint selection from a run, the registry and a
-sweep's objective all read the history through this module, so none of them counts a
-retracted value.
+The CLI's tables, ``elistimator best``, checkpoint selection from a run (the registry's too) and
+the metrics linked to a checkpoint's logged model all read the history through this module, so
+none of them counts a retracted value. (A sweep's objective reads the trial's own checkpoints in
+``elistimator.json``, where a dropped branch's are gone.)
 """
 
 from __future__ import annotations
@@ -17,15 +18,27 @@ from typing import Any
 from .names import validation_metrics
 
 
-def live_points(points: list[Any]) -> list[tuple[int, float]]:
-    """``[(step, value)]`` by step: the latest point (by timestamp, then logging order) of each step,
-    without the steps whose latest point is NaN (retracted)."""
-    latest: dict[int, tuple[int, int, float]] = {}
-    for order, point in enumerate(points):
+def latest_points(points: list[Any]) -> dict[int, Any]:
+    """``{step: point}``: the latest point of each step. At one timestamp a NaN counts as the later:
+    a store need not return the points of one millisecond in the order they were logged (SQLite's
+    does not), and a retraction is always logged after the value it retracts, while a value that
+    trains a retracted step again comes at least a training step after the retraction."""
+    latest: dict[int, Any] = {}
+    for point in points:
         seen = latest.get(point.step)
-        if seen is None or (point.timestamp, order) >= seen[:2]:
-            latest[point.step] = (point.timestamp, order, point.value)
-    return sorted((step, value) for step, (_, _, value) in latest.items() if not math.isnan(value))
+        if seen is None or _when(point) >= _when(seen):
+            latest[point.step] = point
+    return latest
+
+
+def _when(point: Any) -> tuple[int, bool]:
+    return point.timestamp, math.isnan(point.value)
+
+
+def live_points(points: list[Any]) -> list[tuple[int, float]]:
+    """``[(step, value)]`` by step: the latest point of each step (``latest_points``), without the
+    steps whose latest point is NaN (retracted)."""
+    return sorted((step, point.value) for step, point in latest_points(points).items() if not math.isnan(point.value))
 
 
 def live_metric(client: Any, run_id: str, key: str) -> list[tuple[int, float]]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import tempfile
 import uuid
@@ -34,6 +35,7 @@ from typing import Any
 from .._faults import crash_point
 from .._version import __version__
 from ..model_dir import link_tree
+from .history import latest_points
 from .http_limits import quiet_logger
 from .names import (
     CHECKPOINT_KEY_TAG,
@@ -43,9 +45,8 @@ from .names import (
     MODEL_ID_TAG,
     RUN_KEY_TAG,
     STEP_TAG,
-    VALIDATION,
     logged_model_name,
-    split_metric,
+    validation_metrics,
 )
 from .pages import every_page
 
@@ -235,18 +236,15 @@ def delete(client: Any, model_id: str) -> None:
 
 
 def link_step_metrics(client: Any, run: Any, model_id: str, step: int) -> None:
-    """Link the run's validation metrics at ``step`` (their latest points, NaN excluded) to the model,
-    with their original timestamps: the run keeps one point each."""
+    """Link the run's live validation metrics at ``step`` (``history.latest_points``: a retracted
+    point is not linked) to the model, with their original timestamps: the run keeps one point each."""
     from mlflow.entities import Metric
 
     points = []
-    for name in run.data.metrics:
-        if split_metric(name)[0] == VALIDATION:
-            at_step = [m for m in client.get_metric_history(run.info.run_id, name) if m.step == step]
-            if at_step:
-                latest = max(at_step, key=lambda m: m.timestamp)
-                if latest.value == latest.value:  # not NaN: a branch retracts a point with a NaN
-                    points.append(Metric(name, latest.value, latest.timestamp, step, model_id=model_id))
+    for key in validation_metrics(run.data.metrics).values():
+        latest = latest_points(client.get_metric_history(run.info.run_id, key)).get(step)
+        if latest is not None and not math.isnan(latest.value):
+            points.append(Metric(key, latest.value, latest.timestamp, step, model_id=model_id))
     if points:
         client.log_batch(run.info.run_id, metrics=points, synchronous=True)
 
