@@ -18,22 +18,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))
 import side  # noqa: E402
+from mnist_data import TEST_FILES, has_test_set, mnist_dir  # noqa: E402
 
 STARTED = time.perf_counter()
-_HERE = Path(__file__).resolve()
-MNIST = next(  # $ELISTIMATOR_MNIST_DIR, else ../shared/data/mnist beside the clone (or beside its worktree folder)
-    (
-        Path(p)
-        for p in (
-            os.environ.get("ELISTIMATOR_MNIST_DIR"),
-            _HERE.parents[4] / "shared/data/mnist",
-            _HERE.parents[5] / "shared/data/mnist",
-        )
-        if p and (Path(p) / "t10k-images-idx3-ubyte.gz").is_file()
-    ),
-    _HERE.parents[4] / "shared/data/mnist",
-)
+MNIST = mnist_dir()  # the one MNIST rule: $ELISTIMATOR_MNIST_DIR, else data/mnist in the clone
 
 
 def load():
@@ -44,8 +34,8 @@ def load():
 def mnist(n: int | None = None):
     """MNIST test images (float32 in [0, 1], ``(n, 784)``) and labels (int32), from the idx files; a
     generated stand-in of the same shapes where the files are absent (a fresh clone)."""
-    images_file, labels_file = MNIST / "t10k-images-idx3-ubyte.gz", MNIST / "t10k-labels-idx1-ubyte.gz"
-    if not images_file.is_file():
+    images_file, labels_file = (MNIST / name for name in TEST_FILES)
+    if not has_test_set(MNIST):
         rng = np.random.RandomState(0)
         labels = rng.randint(0, 10, n or 10000).astype(np.int32)
         images = (rng.rand(len(labels), 784) * 0.2 + (labels[:, None] == np.arange(784) % 10) * 0.8).astype(np.float32)
