@@ -30,6 +30,7 @@ def rendered_members(module: ModuleType) -> set[str]:
     return {f"{module.__name__}.{name}" for name in names if not name.startswith("_")}
 
 
+@pytest.fixture(scope="module")
 def documented() -> set[str]:
     """Every path a directive of docs/api/ names, and the members its module directives render."""
     found: set[str] = set()
@@ -52,14 +53,13 @@ def where_defined(value: object) -> str | None:
 
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)
-def test_every_public_name_is_in_the_api_reference(module_name):
+def test_every_public_name_is_in_the_api_reference(module_name, documented):
     module = importlib.import_module(module_name)
-    paths = documented()
     missing = [
         name
         for name in module.__all__
         if not name.startswith("__")
-        and f"{module_name}.{name}" not in paths
-        and where_defined(getattr(module, name)) not in paths
+        and f"{module_name}.{name}" not in documented
+        and where_defined(getattr(module, name)) not in documented
     ]
     assert not missing, f"public names of {module_name} with no page in docs/api/: {missing}"
