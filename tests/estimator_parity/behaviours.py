@@ -439,7 +439,11 @@ def hook_gets_the_global_step_in_before_run(tf, E, new_dir):  # issue 27, item 5
             fetched.append(None if run_values.results is None else int(run_values.results))
 
     E.Estimator(incrementer, model_dir=new_dir()).train(dummy, steps=3, hooks=[StepHook()])
-    return fetched
+    # The hook's read of the variable and the train_op's increment run in one session.run, unordered: which
+    # of the step's two values the hook gets is a race in tf.estimator itself (40 runs of this behaviour on
+    # the real one: 33 [0, 1, 2], 4 [1, 1, 2], 2 [0, 1, 3], 1 [1, 2, 2]). What holds on both sides is that
+    # the hook reads the model graph's global step during its own step: i or i + 1 at the i-th step.
+    return [value is not None and value - i in (0, 1) for i, value in enumerate(fetched)]
 
 
 @behaviour
